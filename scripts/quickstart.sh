@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: sync the sample folder into a local LanceDB index
+# (./data/lancedb, built-in embedder, nothing to start), then search it. Run it again: the second
+# sync reads nothing, because nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+lancesync_setup
+# Build exactly what `bash scripts/test.sh` builds (every target of the workspace), so both
+# commands share one build: a narrower build resolves dependency features differently and
+# would compile lancedb a second time.
+cargo build --locked -q --workspace --all-targets
+cli="$CARGO_TARGET_DIR/debug/sync-cli"
+"$cli" sync examples/sample-docs
+"$cli" search "keep an index true to edited and renamed files" --limit 3
