@@ -1,0 +1,552 @@
+//! lancesync engine: keep a user's LanceDB tables true to a source, and search them.
+//!
+//! One database per user at `{base}/users/{user_id}` with `processed_documents` and
+//! `document_chunks`. A [`Engine::sync`] run reads only changed documents, replaces a
+//! document's chunks atomically, writes in batches and survives being killed at any point.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use lancesync_engine::{Engine, EngineConfig, NoProgress, SearchRequest, SyncOptions};
+//! use lancesync_ingest::HashingEmbedder;
+//! use lancesync_sources::{LocalFsConfig, LocalFsSource};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::new(EngineConfig::new("data/lancedb"), Arc::new(HashingEmbedder::default()))?;
+//! let source = LocalFsSource::new("notes", LocalFsConfig::new(["/home/ada/notes"]), &Default::default())?;
+//! let report = engine.sync("ada", &source, SyncOptions::default(), &NoProgress).await?;
+//! println!("{} created, {} updated", report.created, report.updated);
+//! for hit in engine.search("ada", &SearchRequest::new("vector databases")).await? {
+//!     println!("{:.3} {} #{}", hit.score, hit.source_uri, hit.chunk_index);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod documents;
+pub mod ids;
+mod lock;
+pub mod rows;
+mod search;
+mod store;
+mod sync;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lancesync_ingest::{ChunkConfig, Chunker, Embedder, EmbedderIdentity};
+use lancesync_sources::DocumentSource;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+pub use documents::{ChunkInfo, DocumentFilter, DocumentInfo, DocumentWithChunks, MAX_PAGE, Page};
+pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest};
+pub use store::{DocState, Maintenance, TableSettings, UserTables};
+pub use sync::{Failure, MassDeleteBlocked, NoProgress, Progress, SyncOptions, SyncReport};
+
+/// The current time as RFC 3339 with milliseconds, as the tables record it.
+pub fn now_rfc3339() -> String {
+    sync::now()
+}
+
+/// The mass-delete guard: a run may not delete more than `max_share` of a source's documents
+/// (when that is at least `min_documents`) unless told to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MassDeleteGuard {
+    /// Largest share of a source's documents one run may delete, 0 to 1.
+    pub max_share: f64,
+    /// Fewer deletions than this never trip the guard.
+    pub min_documents: usize,
+}
+
+impl Default for MassDeleteGuard {
+    fn default() -> Self {
+        Self {
+            max_share: 0.5,
+            min_documents: 10,
+        }
+    }
+}
+
+/// How the engine works.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `LANCEDB_URI`: the folder holding `users/{user_id}` databases.
+    pub base_dir: PathBuf,
+    /// Table names and maintenance thresholds.
+    pub tables: TableSettings,
+    /// Chunk size and overlap.
+    pub chunking: ChunkConfig,
+    /// `MAX_CONCURRENT_PROCESSING`.
+    pub max_concurrency: usize,
+    /// `MAX_RETRIES`.
+    pub max_retries: u64,
+    /// First wait before retrying a failed document; doubles per attempt.
+    pub retry_backoff: Duration,
+    /// `CHECKSUM_ENABLED`.
+    pub checksum_enabled: bool,
+    /// Documents per write batch.
+    pub batch_docs: usize,
+    /// Chunks per write batch (a batch closes at whichever limit comes first).
+    pub batch_chunks: usize,
+    /// The mass-delete guard.
+    pub mass_delete: MassDeleteGuard,
+}
+
+impl EngineConfig {
+    /// The engine part of lancesync's settings.
+    pub fn from_settings(settings: &lancesync_config::Settings) -> Self {
+        let mut c = Self::new(&settings.lancedb.uri);
+        c.tables.documents_table = settings.lancedb.documents_table.clone();
+        c.tables.chunks_table = settings.lancedb.chunks_table.clone();
+        c.chunking = ChunkConfig {
+            size: settings.embedding.chunk_characters as usize,
+            overlap: settings.embedding.chunk_overlap as usize,
+        };
+        c.max_concurrency = settings.sync.max_concurrent_processing as usize;
+        c.max_retries = settings.sync.max_retries;
+        c.checksum_enabled = settings.sync.checksum_enabled;
+        c.mass_delete.max_share = settings.sync.mass_delete_max_share;
+        c
+    }
+
+    /// Defaults with databases under `base_dir`.
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            base_dir: base_dir.into(),
+            tables: TableSettings::default(),
+            chunking: ChunkConfig::default(),
+            max_concurrency: 5,
+            max_retries: 3,
+            retry_backoff: Duration::from_secs(60),
+            checksum_enabled: true,
+            batch_docs: 256,
+            batch_chunks: 8192,
+            mass_delete: MassDeleteGuard::default(),
+        }
+    }
+}
+
+/// The embedder lancesync's settings choose.
+pub fn embedder_from_settings(settings: &lancesync_config::Settings) -> Result<Arc<dyn Embedder>> {
+    let e = &settings.embedding;
+    Ok(match e.provider {
+        lancesync_config::EmbeddingProvider::Builtin => {
+            Arc::new(lancesync_ingest::HashingEmbedder::new(e.dimension as usize))
+        }
+        lancesync_config::EmbeddingProvider::OpenAi => {
+            let mut c = lancesync_ingest::OpenAiConfig::new(
+                e.base_url.clone(),
+                e.model.clone(),
+                e.dimension as usize,
+            );
+            c.api_key = e.api_key.clone();
+            c.batch_size = e.batch_size as usize;
+            Arc::new(lancesync_ingest::OpenAiEmbedder::new(c)?)
+        }
+    })
+}
+
+/// A user's index at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserStatus {
+    /// User.
+    pub user_id: String,
+    /// Documents indexed (completed).
+    pub documents: usize,
+    /// Chunks.
+    pub chunks: usize,
+    /// Documents whose last processing failed.
+    pub failed: usize,
+    /// Failed documents that later runs will retry (attempts below MAX_RETRIES).
+    pub pending_retry: usize,
+    /// Documents per source.
+    pub by_source: BTreeMap<String, usize>,
+    /// The embedder the tables were built with.
+    pub embedder: Option<EmbedderIdentity>,
+    /// Table versions: (documents, chunks).
+    pub versions: (u64, u64),
+}
+
+/// The sync engine. Cheap to share (`Arc`); keeps one handle per user's tables.
+pub struct Engine {
+    config: EngineConfig,
+    embedder: Arc<dyn Embedder>,
+    chunker: Arc<Chunker>,
+    open: Mutex<HashMap<String, UserTables>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("embedder", &self.embedder.identity())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine writing under `config.base_dir` with `embedder`.
+    pub fn new(config: EngineConfig, embedder: Arc<dyn Embedder>) -> Result<Self> {
+        let chunker = Arc::new(Chunker::new(config.chunking)?);
+        Ok(Self {
+            config,
+            embedder,
+            chunker,
+            open: Mutex::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The embedder's identity.
+    pub fn embedder(&self) -> EmbedderIdentity {
+        self.embedder.identity()
+    }
+
+    /// A user's tables, opened (and created) once per engine.
+    pub async fn tables(&self, user_id: &str) -> Result<UserTables> {
+        let mut open = self.open.lock().await;
+        if let Some(t) = open.get(user_id) {
+            return Ok(t.clone());
+        }
+        let t = UserTables::open(
+            &self.config.base_dir,
+            user_id,
+            &self.config.tables,
+            &self.embedder.identity(),
+        )
+        .await?;
+        open.insert(user_id.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// A user's tables if they exist; `None` for a user with no index yet. Reads go through
+    /// this, so asking about an unknown user creates nothing.
+    pub async fn existing_tables(&self, user_id: &str) -> Result<Option<UserTables>> {
+        let mut open = self.open.lock().await;
+        if let Some(t) = open.get(user_id) {
+            return Ok(Some(t.clone()));
+        }
+        let found = UserTables::open_existing(
+            &self.config.base_dir,
+            user_id,
+            &self.config.tables,
+            &self.embedder.identity(),
+        )
+        .await?;
+        if let Some(t) = &found {
+            open.insert(user_id.to_string(), t.clone());
+        }
+        Ok(found)
+    }
+
+    /// Whether `user_id` has an index.
+    pub async fn user_exists(&self, user_id: &str) -> Result<bool> {
+        Ok(self.existing_tables(user_id).await?.is_some())
+    }
+
+    /// One sync run of `source` into `user_id`'s tables.
+    pub async fn sync(
+        &self,
+        user_id: &str,
+        source: &dyn DocumentSource,
+        options: SyncOptions,
+        progress: &dyn Progress,
+    ) -> Result<SyncReport> {
+        let tables = self.tables(user_id).await?;
+        sync::Run::new(
+            &self.config,
+            self.embedder.as_ref(),
+            &self.chunker,
+            &tables,
+            source,
+        )
+        .execute(options, progress)
+        .await
+    }
+
+    /// Search a user's chunks.
+    pub async fn search(&self, user_id: &str, request: &SearchRequest) -> Result<Vec<SearchHit>> {
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            request.validate()?;
+            return Ok(Vec::new());
+        };
+        search::search(&tables, self.embedder.as_ref(), request).await
+    }
+
+    /// Counts for a user.
+    pub async fn status(&self, user_id: &str) -> Result<UserStatus> {
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(UserStatus {
+                user_id: user_id.into(),
+                documents: 0,
+                chunks: 0,
+                failed: 0,
+                pending_retry: 0,
+                by_source: BTreeMap::new(),
+                embedder: None,
+                versions: (0, 0),
+            });
+        };
+        let docs = tables.doc_summaries().await?;
+        let mut status = UserStatus {
+            user_id: user_id.into(),
+            documents: 0,
+            chunks: tables.chunks.count_rows(None).await?,
+            failed: 0,
+            pending_retry: 0,
+            by_source: BTreeMap::new(),
+            embedder: tables.stored_embedder().await?,
+            versions: (tables.docs.version().await?, tables.chunks.version().await?),
+        };
+        for (source_id, processing_status, attempts) in docs {
+            *status.by_source.entry(source_id).or_default() += 1;
+            if processing_status == rows::STATUS_FAILED {
+                status.failed += 1;
+                if (attempts as u64) < self.config.max_retries {
+                    status.pending_retry += 1;
+                }
+            } else {
+                status.documents += 1;
+            }
+        }
+        Ok(status)
+    }
+
+    /// A user's failed documents.
+    pub async fn failed(&self, user_id: &str) -> Result<Vec<rows::DocRow>> {
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(Vec::new());
+        };
+        tables
+            .docs_where(Some(format!(
+                "processing_status = {}",
+                ids::sql_string(rows::STATUS_FAILED)
+            )))
+            .await
+    }
+
+    /// Clear failure records: failed documents' rows (and any chunks they kept) are removed,
+    /// so the next run treats them as new. Returns how many.
+    pub async fn clear_failures(&self, user_id: &str) -> Result<usize> {
+        let failed: Vec<String> = self
+            .failed(user_id)
+            .await?
+            .into_iter()
+            .map(|d| d.doc_id)
+            .collect();
+        if failed.is_empty() {
+            return Ok(0);
+        }
+        self.tables(user_id).await?.delete_docs(&failed).await?;
+        Ok(failed.len())
+    }
+
+    /// Remove every document of a source from a user's index. Returns how many.
+    pub async fn remove_source_documents(&self, user_id: &str, source_id: &str) -> Result<usize> {
+        ids::validate_source_id(source_id)?;
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(0);
+        };
+        let ids: Vec<String> = tables
+            .doc_states(source_id)
+            .await?
+            .into_iter()
+            .map(|d| d.doc_id)
+            .collect();
+        tables.delete_docs(&ids).await?;
+        let last = tables
+            .path
+            .join(".lancesync")
+            .join(format!("{source_id}.last.json"));
+        let _ = tokio::fs::remove_file(last).await;
+        Ok(ids.len())
+    }
+
+    /// The last report of each source's runs, newest state of each.
+    pub async fn last_runs(&self, user_id: &str) -> Result<Vec<SyncReport>> {
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(Vec::new());
+        };
+        let dir = tables.path.join(".lancesync");
+        let mut out = Vec::new();
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            return Ok(out);
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".last.json")
+                && let Ok(text) = tokio::fs::read_to_string(entry.path()).await
+                && let Ok(report) = serde_json::from_str::<SyncReport>(&text)
+            {
+                out.push(report);
+            }
+        }
+        out.sort_by(|a, b| a.source_id.cmp(&b.source_id));
+        Ok(out)
+    }
+
+    /// A page of a user's documents (no vectors), ordered by source then URI.
+    pub async fn documents(
+        &self,
+        user_id: &str,
+        filter: &DocumentFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page<DocumentInfo>> {
+        documents::check_page(limit)?;
+        let sql = filter.to_sql()?;
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(Page {
+                items: Vec::new(),
+                total: 0,
+                offset,
+                limit,
+            });
+        };
+        let mut docs = tables.docs_where_without_vectors(sql).await?;
+        docs.sort_by(|a, b| (&a.source_id, &a.source_uri).cmp(&(&b.source_id, &b.source_uri)));
+        let total = docs.len();
+        let items = docs
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(DocumentInfo::from)
+            .collect();
+        Ok(Page {
+            items,
+            total,
+            offset,
+            limit,
+        })
+    }
+
+    /// One of a user's documents with its chunks; `None` if the user has no such document.
+    pub async fn document(
+        &self,
+        user_id: &str,
+        doc_id: &str,
+    ) -> Result<Option<DocumentWithChunks>> {
+        ids::validate_doc_id(doc_id)?;
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(None);
+        };
+        let Some(doc) = tables.fetch_docs(&[doc_id.to_string()]).await?.pop() else {
+            return Ok(None);
+        };
+        let chunks = tables.fetch_chunks(&[doc_id.to_string()]).await?;
+        Ok(Some(DocumentWithChunks {
+            document: DocumentInfo::from(doc),
+            chunks: chunks.into_iter().map(ChunkInfo::from).collect(),
+        }))
+    }
+
+    /// Remove one document and its chunks from a user's index. Returns whether it existed.
+    /// A document still in its source comes back on the source's next run.
+    pub async fn delete_document(&self, user_id: &str, doc_id: &str) -> Result<bool> {
+        ids::validate_doc_id(doc_id)?;
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(false);
+        };
+        let id = [doc_id.to_string()];
+        if tables.fetch_docs(&id).await?.is_empty() {
+            return Ok(false);
+        }
+        tables.delete_docs(&id).await?;
+        Ok(true)
+    }
+
+    /// Drop a user's tables so they can be rebuilt (with this engine's embedder) by syncing
+    /// the sources again. Works whatever embedder built them.
+    pub async fn drop_user(&self, user_id: &str) -> Result<()> {
+        ids::validate_user_id(user_id)?;
+        self.open.lock().await.remove(user_id);
+        let path = self.config.base_dir.join("users").join(user_id);
+        if path.exists() {
+            tokio::fs::remove_dir_all(&path)
+                .await
+                .map_err(|e| Error::Io { path, source: e })?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A user or source id is not acceptable.
+    #[error("invalid {what} {value:?}: {rule}")]
+    InvalidId {
+        /// Which id.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What a valid one looks like.
+        rule: &'static str,
+    },
+    /// A request is not acceptable.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The tables were built with another embedder.
+    #[error(
+        "user {user_id}'s tables were built with embedder {stored}, but {configured} is configured: vectors would not be comparable; run `sync-cli reindex --user {user_id}` to rebuild them, or configure {stored} again"
+    )]
+    EmbedderMismatch {
+        /// User.
+        user_id: String,
+        /// What built the tables.
+        stored: Box<EmbedderIdentity>,
+        /// What is configured now.
+        configured: Box<EmbedderIdentity>,
+    },
+    /// Another run of the same source is in progress (in this or another process).
+    #[error(
+        "source {source_id} of user {user_id} is being synced by another run{}; try again when it finishes",
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+    )]
+    Busy {
+        /// User.
+        user_id: String,
+        /// Source.
+        source_id: String,
+        /// The process holding the run lock, if known.
+        holder: Option<u32>,
+    },
+    /// Listing or reading the source failed as a whole; nothing was deleted.
+    #[error(transparent)]
+    Source(#[from] lancesync_sources::Error),
+    /// Ingest configuration or the embedder failed.
+    #[error(transparent)]
+    Ingest(#[from] lancesync_ingest::Error),
+    /// LanceDB failed.
+    #[error("lancedb: {0}")]
+    LanceDb(#[from] lancedb::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<arrow_schema::ArrowError> for Error {
+    fn from(e: arrow_schema::ArrowError) -> Self {
+        Error::Internal(format!("arrow: {e}"))
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,560 @@
+//! A user's two tables: opening (and creating) them, reading state, batched writes, deletes,
+//! and maintenance.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::{RecordBatch, RecordBatchIterator};
+use futures::TryStreamExt;
+use lancedb::index::Index;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
+use lancedb::{Connection, Table};
+use lancesync_ingest::EmbedderIdentity;
+
+use crate::ids::{sql_in, sql_string, validate_user_id};
+use crate::lock::FileLock;
+use crate::rows::{self, ChunkRow, Columns, DocRow};
+use crate::{Error, Result};
+
+/// Key of the embedder identity in the chunks table's manifest config.
+const EMBEDDER_KEY: &str = "lancesync.embedder";
+/// Ids per `IN (...)` statement.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// Table names and maintenance thresholds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSettings {
+    /// `LANCEDB_TABLE_NAME`.
+    pub documents_table: String,
+    /// `LANCEDB_CHUNKS_TABLE_NAME`.
+    pub chunks_table: String,
+    /// Build a vector index once the chunks table has this many rows (below it, exact search
+    /// is fast enough and exact).
+    pub vector_index_rows: usize,
+    /// Compact once this many small fragments pile up.
+    pub compact_small_fragments: usize,
+    /// Keep old versions this long (time travel, restore).
+    pub keep_versions_days: i64,
+}
+
+impl Default for TableSettings {
+    fn default() -> Self {
+        Self {
+            documents_table: "processed_documents".into(),
+            chunks_table: "document_chunks".into(),
+            vector_index_rows: 100_000,
+            compact_small_fragments: 16,
+            keep_versions_days: 7,
+        }
+    }
+}
+
+/// The listing state of one document, as read from `processed_documents`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocState {
+    /// Id.
+    pub doc_id: String,
+    /// Where it is.
+    pub source_uri: String,
+    /// Size when last synced.
+    pub size: i64,
+    /// Modification time when last synced.
+    pub modified: i64,
+    /// Content hash when last synced.
+    pub checksum: String,
+    /// `completed` or `failed`.
+    pub status: String,
+    /// Failed attempts for this content.
+    pub attempts: i32,
+    /// RFC 3339 time of the last sync.
+    pub last_synced: String,
+    /// RFC 3339 time of the first ingest.
+    pub ingested_at: String,
+}
+
+/// A user's database and its two tables.
+#[derive(Clone)]
+pub struct UserTables {
+    /// The user.
+    pub user_id: String,
+    /// Where the database lives.
+    pub path: PathBuf,
+    /// `processed_documents`.
+    pub docs: Table,
+    /// `document_chunks`.
+    pub chunks: Table,
+    /// Vector length.
+    pub dim: usize,
+    settings: TableSettings,
+    connection: Connection,
+}
+
+impl std::fmt::Debug for UserTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserTables")
+            .field("user_id", &self.user_id)
+            .field("path", &self.path)
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserTables {
+    /// Open user `user_id`'s database under `base` (`{base}/users/{user_id}`), creating the
+    /// tables if needed. Vectors from another embedder are refused.
+    pub async fn open(
+        base: &Path,
+        user_id: &str,
+        settings: &TableSettings,
+        embedder: &EmbedderIdentity,
+    ) -> Result<Self> {
+        Self::open_with(base, user_id, settings, embedder, true)
+            .await?
+            .ok_or_else(|| Error::Internal("tables missing after creation".into()))
+    }
+
+    /// Open user `user_id`'s database if both tables exist; `None` (and nothing written) if
+    /// the user has none yet, so reads for unknown users leave no trace.
+    pub async fn open_existing(
+        base: &Path,
+        user_id: &str,
+        settings: &TableSettings,
+        embedder: &EmbedderIdentity,
+    ) -> Result<Option<Self>> {
+        Self::open_with(base, user_id, settings, embedder, false).await
+    }
+
+    async fn open_with(
+        base: &Path,
+        user_id: &str,
+        settings: &TableSettings,
+        embedder: &EmbedderIdentity,
+        create: bool,
+    ) -> Result<Option<Self>> {
+        validate_user_id(user_id)?;
+        let path = base.join("users").join(user_id);
+        if !create && !path.is_dir() {
+            return Ok(None);
+        }
+        tokio::fs::create_dir_all(&path)
+            .await
+            .map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+        let uri = path.to_str().ok_or_else(|| {
+            Error::Internal(format!("database path {} is not UTF-8", path.display()))
+        })?;
+        // Every read checks for a newer version, so a handle sees what other processes wrote
+        // (a CLI sync while a server searches) at the cost of one manifest check per read.
+        let connection = lancedb::connect(uri)
+            .read_consistency_interval(std::time::Duration::ZERO)
+            .execute()
+            .await?;
+        let dim = embedder.dimension;
+        let mut names = connection.table_names().execute().await?;
+        let complete = |names: &[String]| {
+            names.contains(&settings.documents_table) && names.contains(&settings.chunks_table)
+        };
+        // Creating is serialised by a lock file, so a second opener (another engine, a CLI
+        // next to a server) never sees a table whose first version is still being written.
+        let _creating = if complete(&names) {
+            None
+        } else if !create {
+            return Ok(None);
+        } else {
+            let lock = FileLock::acquire(path.join(".lancesync").join("tables.lock")).await?;
+            names = connection.table_names().execute().await?;
+            Some(lock)
+        };
+        let open_or_create = |name: &String, schema| {
+            let connection = connection.clone();
+            let exists = names.contains(name);
+            let name = name.clone();
+            async move {
+                if exists {
+                    connection.open_table(&name).execute().await
+                } else {
+                    connection.create_empty_table(&name, schema).execute().await
+                }
+            }
+        };
+        let docs = open_or_create(&settings.documents_table, rows::doc_schema(dim)).await?;
+        let chunks = open_or_create(&settings.chunks_table, rows::chunk_schema(dim)).await?;
+        let tables = Self {
+            user_id: user_id.to_string(),
+            path,
+            docs,
+            chunks,
+            dim,
+            settings: settings.clone(),
+            connection,
+        };
+        tables.check_embedder(embedder).await?;
+        Ok(Some(tables))
+    }
+
+    async fn check_embedder(&self, embedder: &EmbedderIdentity) -> Result<()> {
+        let native = self
+            .chunks
+            .as_native()
+            .ok_or_else(|| Error::Internal("chunks table is not a local table".into()))?;
+        let json = match native.manifest().await?.config.get(EMBEDDER_KEY).cloned() {
+            Some(json) => json,
+            None => {
+                let ours =
+                    serde_json::to_string(embedder).map_err(|e| Error::Internal(e.to_string()))?;
+                match native
+                    .update_config([(EMBEDDER_KEY.to_string(), ours)])
+                    .await
+                {
+                    Ok(()) => return Ok(()),
+                    Err(write_error) => {
+                        // Another opener recorded an identity first: compare with theirs.
+                        self.chunks.checkout_latest().await?;
+                        native
+                            .manifest()
+                            .await?
+                            .config
+                            .get(EMBEDDER_KEY)
+                            .cloned()
+                            .ok_or(write_error)?
+                    }
+                }
+            }
+        };
+        let stored: EmbedderIdentity = serde_json::from_str(&json)
+            .map_err(|e| Error::Internal(format!("unreadable embedder identity {json:?}: {e}")))?;
+        if &stored == embedder {
+            Ok(())
+        } else {
+            Err(Error::EmbedderMismatch {
+                user_id: self.user_id.clone(),
+                stored: Box::new(stored),
+                configured: Box::new(embedder.clone()),
+            })
+        }
+    }
+
+    /// The embedder identity stored with the tables.
+    pub async fn stored_embedder(&self) -> Result<Option<EmbedderIdentity>> {
+        let native = self
+            .chunks
+            .as_native()
+            .ok_or_else(|| Error::Internal("chunks table is not a local table".into()))?;
+        Ok(native
+            .manifest()
+            .await?
+            .config
+            .get(EMBEDDER_KEY)
+            .and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    /// Drop both tables (for a re-index with another embedder).
+    pub async fn drop_all(self) -> Result<()> {
+        self.connection
+            .drop_table(&self.settings.documents_table, &[])
+            .await?;
+        self.connection
+            .drop_table(&self.settings.chunks_table, &[])
+            .await?;
+        Ok(())
+    }
+
+    /// Every document of a source: what change detection needs, nothing more.
+    pub async fn doc_states(&self, source_id: &str) -> Result<Vec<DocState>> {
+        let columns = [
+            "doc_id",
+            "source_uri",
+            "size",
+            "modified",
+            "checksum",
+            "processing_status",
+            "attempts",
+            "last_synced",
+            "ingested_at",
+        ];
+        let batches = query(
+            &self.docs,
+            Some(format!("source_id = {}", sql_string(source_id))),
+            &columns,
+        )
+        .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let c = Columns(b);
+            let (id, uri, size, modified) = (
+                c.str("doc_id")?,
+                c.str("source_uri")?,
+                c.i64("size")?,
+                c.i64("modified")?,
+            );
+            let (checksum, status, attempts, synced) = (
+                c.str("checksum")?,
+                c.str("processing_status")?,
+                c.i32("attempts")?,
+                c.str("last_synced")?,
+            );
+            let ingested = c.str("ingested_at")?;
+            for i in 0..b.num_rows() {
+                out.push(DocState {
+                    doc_id: id.value(i).into(),
+                    source_uri: uri.value(i).into(),
+                    size: size.value(i),
+                    modified: modified.value(i),
+                    checksum: checksum.value(i).into(),
+                    status: status.value(i).into(),
+                    attempts: attempts.value(i),
+                    last_synced: synced.value(i).into(),
+                    ingested_at: ingested.value(i).into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Full document rows by id.
+    pub async fn fetch_docs(&self, ids: &[String]) -> Result<Vec<DocRow>> {
+        let mut out = Vec::new();
+        for slice in ids.chunks(IDS_PER_STATEMENT) {
+            for b in query(&self.docs, Some(sql_in("doc_id", slice)), &[]).await? {
+                out.extend(rows::docs_from_batch(&b)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Documents matching a filter (already escaped by the caller).
+    pub async fn docs_where(&self, filter: Option<String>) -> Result<Vec<DocRow>> {
+        let mut out = Vec::new();
+        for b in query(&self.docs, filter, &[]).await? {
+            out.extend(rows::docs_from_batch(&b)?);
+        }
+        Ok(out)
+    }
+
+    /// Documents matching a filter (already escaped by the caller), without their vectors.
+    pub async fn docs_where_without_vectors(&self, filter: Option<String>) -> Result<Vec<DocRow>> {
+        let columns: Vec<String> = rows::doc_schema(self.dim)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| n != "vector")
+            .collect();
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        for b in query(&self.docs, filter, &columns).await? {
+            out.extend(rows::docs_from_batch(&b)?);
+        }
+        Ok(out)
+    }
+
+    /// Full chunk rows of these documents.
+    pub async fn fetch_chunks(&self, doc_ids: &[String]) -> Result<Vec<ChunkRow>> {
+        let mut out = Vec::new();
+        for slice in doc_ids.chunks(IDS_PER_STATEMENT) {
+            for b in query(&self.chunks, Some(sql_in("doc_id", slice)), &[]).await? {
+                out.extend(rows::chunks_from_batch(&b)?);
+            }
+        }
+        out.sort_by(|a, b| (&a.doc_id, a.chunk_index).cmp(&(&b.doc_id, b.chunk_index)));
+        Ok(out)
+    }
+
+    /// Replace the chunks of `replace_docs` with `rows`, in one commit: rows are upserted by
+    /// `chunk_id`, and every other chunk of those documents is deleted.
+    pub async fn replace_chunks(&self, rows: &[ChunkRow], replace_docs: &[String]) -> Result<()> {
+        if replace_docs.is_empty() {
+            return Ok(());
+        }
+        if rows.is_empty() {
+            self.chunks.delete(&sql_in("doc_id", replace_docs)).await?;
+            return Ok(());
+        }
+        let batch = rows::chunks_to_batch(rows, self.dim)?;
+        let mut merge = self.chunks.merge_insert(&["chunk_id"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(Some(sql_in("doc_id", replace_docs)));
+        merge.execute(reader(batch)).await?;
+        Ok(())
+    }
+
+    /// Upsert document rows by `doc_id`, in one commit.
+    pub async fn upsert_docs(&self, rows: &[DocRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = rows::docs_to_batch(rows, self.dim)?;
+        let mut merge = self.docs.merge_insert(&["doc_id"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all();
+        merge.execute(reader(batch)).await?;
+        Ok(())
+    }
+
+    /// Delete documents: their chunks first, then their rows, so a crash in between leaves a
+    /// row the next run deletes again rather than chunks nobody points to.
+    pub async fn delete_docs(&self, doc_ids: &[String]) -> Result<()> {
+        for slice in doc_ids.chunks(IDS_PER_STATEMENT) {
+            self.chunks.delete(&sql_in("doc_id", slice)).await?;
+        }
+        for slice in doc_ids.chunks(IDS_PER_STATEMENT) {
+            self.docs.delete(&sql_in("doc_id", slice)).await?;
+        }
+        Ok(())
+    }
+
+    /// Chunks of `source_id` whose document row does not exist (left by a crash between the
+    /// chunk write and the document write of a file that has since gone).
+    pub async fn orphan_chunk_docs(&self, source_id: &str) -> Result<Vec<String>> {
+        let filter = Some(format!("source_id = {}", sql_string(source_id)));
+        let mut chunk_docs = std::collections::BTreeSet::new();
+        for b in query(&self.chunks, filter.clone(), &["doc_id"]).await? {
+            let ids = Columns(&b).str("doc_id")?;
+            chunk_docs.extend((0..b.num_rows()).map(|i| ids.value(i).to_string()));
+        }
+        for b in query(&self.docs, filter, &["doc_id"]).await? {
+            let ids = Columns(&b).str("doc_id")?;
+            for i in 0..b.num_rows() {
+                chunk_docs.remove(ids.value(i));
+            }
+        }
+        Ok(chunk_docs.into_iter().collect())
+    }
+
+    /// Build the full-text index on `chunk_text` if it is missing; full-text and hybrid
+    /// search need it. Returns whether it was built now.
+    pub async fn ensure_fts_index(&self) -> Result<bool> {
+        let indices = self.chunks.list_indices().await?;
+        if indices
+            .iter()
+            .any(|i| i.columns.iter().any(|c| c == "chunk_text"))
+        {
+            return Ok(false);
+        }
+        self.chunks
+            .create_index(&["chunk_text"], Index::FTS(Default::default()))
+            .execute()
+            .await?;
+        Ok(true)
+    }
+
+    /// `(source_id, processing_status, attempts)` of every document: what a status needs,
+    /// without reading vectors.
+    pub async fn doc_summaries(&self) -> Result<Vec<(String, String, i32)>> {
+        let mut out = Vec::new();
+        for b in query(
+            &self.docs,
+            None,
+            &["source_id", "processing_status", "attempts"],
+        )
+        .await?
+        {
+            let c = Columns(&b);
+            let (source, status, attempts) = (
+                c.str("source_id")?,
+                c.str("processing_status")?,
+                c.i32("attempts")?,
+            );
+            out.extend((0..b.num_rows()).map(|i| {
+                (
+                    source.value(i).to_string(),
+                    status.value(i).to_string(),
+                    attempts.value(i),
+                )
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Keep the tables fast: full-text index present and current, a vector index past the
+    /// size threshold, small fragments compacted, old versions pruned.
+    pub async fn maintain(&self) -> Result<Maintenance> {
+        let mut done = Maintenance::default();
+        let rows = self.chunks.count_rows(None).await?;
+        if rows > 0 {
+            let indices = self.chunks.list_indices().await?;
+            let has = |column: &str| {
+                indices
+                    .iter()
+                    .any(|i| i.columns.iter().any(|c| c == column))
+            };
+            if self.ensure_fts_index().await? {
+                done.created_indexes.push("chunk_text (full text)".into());
+            }
+            if !has("chunk_id") {
+                self.chunks
+                    .create_index(&["chunk_id"], Index::BTree(Default::default()))
+                    .execute()
+                    .await?;
+                done.created_indexes.push("chunk_id (btree)".into());
+            }
+            if rows >= self.settings.vector_index_rows && !has("vector") {
+                self.chunks
+                    .create_index(&["vector"], Index::Auto)
+                    .execute()
+                    .await?;
+                done.created_indexes.push("vector".into());
+            }
+            // Fold rows written since the indexes were built into them.
+            self.chunks
+                .optimize(OptimizeAction::Index(OptimizeOptions::default()))
+                .await?;
+        }
+        for table in [&self.docs, &self.chunks] {
+            let stats = table.stats().await?;
+            if stats.fragment_stats.num_small_fragments >= self.settings.compact_small_fragments {
+                table
+                    .optimize(OptimizeAction::Compact {
+                        options: CompactionOptions::default(),
+                        remap_options: None,
+                    })
+                    .await?;
+                table
+                    .optimize(OptimizeAction::Prune {
+                        older_than: Some(lancedb::table::Duration::days(
+                            self.settings.keep_versions_days,
+                        )),
+                        delete_unverified: None,
+                        error_if_tagged_old_versions: None,
+                    })
+                    .await?;
+                done.compacted.push(table.name().to_string());
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// What maintenance did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Maintenance {
+    /// Indexes created.
+    pub created_indexes: Vec<String>,
+    /// Tables compacted.
+    pub compacted: Vec<String>,
+}
+
+fn reader(batch: RecordBatch) -> Box<dyn arrow_array::RecordBatchReader + Send> {
+    let schema = batch.schema();
+    Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema))
+}
+
+/// Run a plain query; `columns` empty means all.
+pub(crate) async fn query(
+    table: &Table,
+    filter: Option<String>,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>> {
+    let mut q = table.query();
+    if let Some(f) = filter {
+        q = q.only_if(f);
+    }
+    if !columns.is_empty() {
+        q = q.select(Select::columns(columns));
+    }
+    Ok(q.execute().await?.try_collect().await?)
+}

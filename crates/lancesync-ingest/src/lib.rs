@@ -1,0 +1,56 @@
+//! lancesync ingest: extract → chunk → embed. Pure: no LanceDB, no sources.
+//!
+//! ```
+//! use lancesync_ingest::{extract, ChunkConfig, Chunker, DocType, Embedder, HashingEmbedder};
+//!
+//! # tokio_test();
+//! # fn tokio_test() { tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let doc = extract(b"# Notes\n\nLanceDB keeps vectors next to the data.", DocType::Md)?;
+//! let chunks = Chunker::new(ChunkConfig::default())?.chunk(&doc, DocType::Md);
+//! let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+//! let vectors = HashingEmbedder::default().embed(&texts).await?;
+//! assert_eq!(doc.title.as_deref(), Some("Notes"));
+//! assert_eq!(vectors.len(), chunks.len());
+//! assert_eq!(vectors[0].len(), 384);
+//! # Ok::<(), lancesync_ingest::Error>(()) }).unwrap(); }
+//! ```
+
+mod chunk;
+mod embed;
+mod extract;
+
+pub use chunk::{Chunk, ChunkConfig, Chunker};
+pub use embed::{Embedder, EmbedderIdentity, HashingEmbedder, OpenAiConfig, OpenAiEmbedder};
+pub use extract::{DocType, Extracted, extract};
+
+/// Errors of this crate. Extraction errors are per-document: the message is what gets recorded
+/// as the document's `error_message`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file type is not one lancesync reads.
+    #[error("unsupported document type: {0} (lancesync reads pdf, docx, html, md and txt)")]
+    Unsupported(String),
+    /// The document could not be read.
+    #[error("cannot extract {doc_type}: {reason}")]
+    Extract {
+        /// The type it was read as.
+        doc_type: DocType,
+        /// Why.
+        reason: String,
+    },
+    /// A PDF needs a password.
+    #[error(
+        "encrypted PDF: it needs a password to be read; remove the password or exclude the file"
+    )]
+    Encrypted,
+    /// Chunk size and overlap do not fit together.
+    #[error("invalid chunking: {0}")]
+    InvalidChunking(String),
+    /// The embedder failed (after retries, for transient errors).
+    #[error("embedding failed: {0}")]
+    Embed(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,165 @@
+//! lancesync sources: where documents come from.
+//!
+//! A [`DocumentSource`] lists its documents cheaply (key, size, modification time, version)
+//! and reads one document's bytes on demand. A listing says what it could *not* see
+//! ([`Listing::unlisted`]), so a missing folder or a failed API call never looks like deleted
+//! documents.
+//!
+//! ```no_run
+//! use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource};
+//!
+//! # async fn run() -> lancesync_sources::Result<()> {
+//! let config = LocalFsConfig::new(["~/Documents"]);
+//! let source = LocalFsSource::new("docs", config, &std::env::vars().collect())?;
+//! let listing = source.list().await?;
+//! for entry in &listing.entries {
+//!     println!("{} ({} bytes)", entry.uri, entry.size);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod local;
+mod registry;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use local::{DEFAULT_PATTERNS, LocalFsConfig, LocalFsSource};
+pub use registry::{SOURCE_TYPES, SourceRegistry, SourceSpec};
+
+/// One document as a source lists it: enough to detect change without reading content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceEntry {
+    /// Where the document is: an absolute path for local files, a URL or id for remote sources.
+    /// Unique within the source.
+    pub uri: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, in milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+    /// A remote version marker (ETag, revision id); `None` for local files.
+    pub version: Option<String>,
+}
+
+impl SourceEntry {
+    /// The file name part of the uri, used as a title when a document has none.
+    pub fn file_name(&self) -> &str {
+        self.uri.rsplit(['/', '\\']).next().unwrap_or(&self.uri)
+    }
+}
+
+/// Something a listing could not look at. Never fatal; always reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingIssue {
+    /// The path or uri concerned.
+    pub uri: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The result of listing a source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// The documents found.
+    pub entries: Vec<SourceEntry>,
+    /// Uri prefixes whose content is unknown (a missing watch path, an unreadable folder):
+    /// documents under them must not be treated as deleted.
+    pub unlisted: Vec<String>,
+    /// Everything that was skipped or could not be read, for the run's report.
+    pub issues: Vec<ListingIssue>,
+}
+
+impl Listing {
+    /// Whether a document at `uri` that is missing from `entries` may be treated as deleted.
+    pub fn may_delete(&self, uri: &str) -> bool {
+        !self.unlisted.iter().any(|prefix| under(uri, prefix))
+    }
+}
+
+/// Whether `uri` is `prefix` or inside it (path-component-wise, so `/a/bc` is not under `/a/b`).
+pub(crate) fn under(uri: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    uri == prefix
+        || uri
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A place documents come from. Object-safe: use it as `Arc<dyn DocumentSource>`.
+#[async_trait]
+pub trait DocumentSource: Send + Sync + std::fmt::Debug {
+    /// The source's id, unique per user (e.g. `docs`).
+    fn id(&self) -> &str;
+
+    /// The source's type (e.g. `local_filesystem`).
+    fn source_type(&self) -> &'static str;
+
+    /// List every document. An `Err` means nothing is known: the caller deletes nothing.
+    async fn list(&self) -> Result<Listing>;
+
+    /// Read one listed document's bytes.
+    async fn read(&self, entry: &SourceEntry) -> Result<Vec<u8>>;
+
+    /// Local folders whose file-system events signal changes (for `watch`); remote sources
+    /// have none and are polled.
+    fn watch_roots(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The source's configuration is unusable.
+    #[error("invalid source configuration: {0}")]
+    InvalidConfig(String),
+    /// A document could not be read.
+    #[error("cannot read {uri}: {reason}")]
+    Read {
+        /// The document.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+    /// The document is larger than the configured limit.
+    #[error("{uri} is {size} bytes, over the {limit}-byte limit for one document")]
+    TooLarge {
+        /// The document.
+        uri: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Listing failed as a whole.
+    #[error("cannot list source {source_id}: {reason}")]
+    List {
+        /// The source.
+        source_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_path_components() {
+        assert!(under("/a/b/c.txt", "/a/b"));
+        assert!(under("/a/b/c.txt", "/a/b/"));
+        assert!(under("/a/b", "/a/b"));
+        assert!(!under("/a/bc/d.txt", "/a/b"));
+        let listing = Listing {
+            unlisted: vec!["/mnt/usb".into()],
+            ..Default::default()
+        };
+        assert!(!listing.may_delete("/mnt/usb/x.pdf"));
+        assert!(listing.may_delete("/home/x.pdf"));
+    }
+}

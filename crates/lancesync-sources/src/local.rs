@@ -1,0 +1,335 @@
+//! The local filesystem source: folders walked with include/exclude globs.
+//!
+//! Defaults: hidden files and folders (name starting with `.`) are skipped; symbolic links are
+//! not followed (with `follow_symlinks`, loops are detected and reported). Unreadable entries,
+//! symlink loops and non-UTF-8 names are reported as issues, never fatal, and an unreadable
+//! folder or missing watch path is marked unlisted so nothing under it is deleted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use async_trait::async_trait;
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use walkdir::WalkDir;
+
+use crate::{DocumentSource, Error, Listing, ListingIssue, Result, SourceEntry};
+
+/// The file patterns used when a source names none.
+pub const DEFAULT_PATTERNS: &[&str] = &["*.pdf", "*.docx", "*.txt", "*.md", "*.html"];
+
+fn default_patterns() -> Vec<String> {
+    DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect()
+}
+
+/// Configuration of a local folder source, with the seeds' field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalFsConfig {
+    /// Folders (or single files) to index; `~` and `${VAR}` expand.
+    pub watch_paths: Vec<String>,
+    /// Include globs. A pattern without `/` matches file names (`*.pdf`); with `/`, paths
+    /// relative to the watch path (`reports/**/*.md`). Case-insensitive.
+    #[serde(default = "default_patterns")]
+    pub file_patterns: Vec<String>,
+    /// Exclude globs, matched like `file_patterns`, against files and folders.
+    #[serde(default)]
+    pub exclude_patterns: Vec<String>,
+    /// Index hidden files and descend into hidden folders.
+    #[serde(default)]
+    pub include_hidden: bool,
+    /// Follow symbolic links (loops are detected and reported).
+    #[serde(default)]
+    pub follow_symlinks: bool,
+    /// Skip documents larger than this many bytes (recorded as failures by the engine).
+    #[serde(default)]
+    pub max_file_size: Option<u64>,
+}
+
+impl LocalFsConfig {
+    /// Watch these paths with the default patterns.
+    pub fn new<S: Into<String>>(watch_paths: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            watch_paths: watch_paths.into_iter().map(Into::into).collect(),
+            file_patterns: default_patterns(),
+            exclude_patterns: Vec::new(),
+            include_hidden: false,
+            follow_symlinks: false,
+            max_file_size: None,
+        }
+    }
+}
+
+/// Globs split by what they match: file names, or paths relative to the watch path.
+#[derive(Debug)]
+struct Patterns {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl Patterns {
+    fn new(patterns: &[String]) -> Result<Self> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        for p in patterns {
+            let glob: Glob = GlobBuilder::new(p)
+                .case_insensitive(true)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| Error::InvalidConfig(format!("bad pattern {p:?}: {e}")))?;
+            if p.contains('/') {
+                paths.add(glob)
+            } else {
+                names.add(glob)
+            };
+        }
+        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::InvalidConfig(e.to_string()));
+        Ok(Self {
+            names: build(names)?,
+            paths: build(paths)?,
+        })
+    }
+
+    fn matches(&self, name: &str, relative: &Path) -> bool {
+        self.names.is_match(name) || self.paths.is_match(relative)
+    }
+}
+
+/// Documents in local folders.
+#[derive(Debug, Clone)]
+pub struct LocalFsSource {
+    id: String,
+    walker: Arc<Walker>,
+}
+
+/// What a listing needs, shared with the blocking task that walks the folders.
+#[derive(Debug)]
+struct Walker {
+    id: String,
+    config: LocalFsConfig,
+    roots: Vec<PathBuf>,
+    include: Patterns,
+    exclude: Patterns,
+}
+
+impl LocalFsSource {
+    /// A source named `id`. `env` expands `~` and `${VAR}` in watch paths (pass the process
+    /// environment, or a test's map). Relative watch paths must be made absolute by the caller.
+    pub fn new(
+        id: impl Into<String>,
+        config: LocalFsConfig,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self> {
+        if config.watch_paths.is_empty() {
+            return Err(Error::InvalidConfig(
+                "a local_filesystem source needs at least one watch path".into(),
+            ));
+        }
+        let mut roots = Vec::new();
+        for raw in &config.watch_paths {
+            let expanded = lancesync_config::expand_path(raw, env)
+                .map_err(|e| Error::InvalidConfig(format!("watch path {raw:?}: {e}")))?;
+            let path = PathBuf::from(expanded);
+            if !path.is_absolute() {
+                return Err(Error::InvalidConfig(format!(
+                    "watch path {raw:?} is not absolute"
+                )));
+            }
+            roots.push(path);
+        }
+        let id = id.into();
+        let walker = Walker {
+            id: id.clone(),
+            include: Patterns::new(&config.file_patterns)?,
+            exclude: Patterns::new(&config.exclude_patterns)?,
+            config,
+            roots,
+        };
+        Ok(Self {
+            id,
+            walker: Arc::new(walker),
+        })
+    }
+
+    /// The expanded watch paths.
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.walker.roots
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LocalFsConfig {
+        &self.walker.config
+    }
+}
+
+impl Walker {
+    fn list_blocking(&self) -> Listing {
+        let mut listing = Listing::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for root in &self.roots {
+            self.list_root(root, &mut listing, &mut seen);
+        }
+        listing.entries.sort_by(|a, b| a.uri.cmp(&b.uri));
+        listing
+    }
+
+    fn list_root(
+        &self,
+        root: &Path,
+        out: &mut Listing,
+        seen: &mut std::collections::BTreeSet<String>,
+    ) {
+        let root_text = root.to_string_lossy().into_owned();
+        if let Err(e) = std::fs::metadata(root) {
+            let reason = if e.kind() == std::io::ErrorKind::NotFound {
+                "watch path does not exist".to_string()
+            } else {
+                format!("watch path cannot be read: {e}")
+            };
+            tracing::warn!(source = %self.id, path = %root_text, %reason, "nothing listed under this watch path; nothing under it is deleted");
+            out.issues.push(ListingIssue {
+                uri: root_text.clone(),
+                reason,
+            });
+            out.unlisted.push(root_text);
+            return;
+        }
+        let walker = WalkDir::new(root)
+            .follow_links(self.config.follow_symlinks)
+            .into_iter()
+            .filter_entry(|e| {
+                if e.depth() == 0 {
+                    return true;
+                }
+                let name = e.file_name().to_string_lossy();
+                let hidden = name.starts_with('.') && !self.config.include_hidden;
+                let relative = e.path().strip_prefix(root).unwrap_or(e.path());
+                !hidden && !self.exclude.matches(&name, relative)
+            });
+        for item in walker {
+            let entry = match item {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| root_text.clone());
+                    let reason = match e.loop_ancestor() {
+                        Some(ancestor) => format!("symlink loop back to {}", ancestor.display()),
+                        None => format!(
+                            "cannot read: {}",
+                            e.io_error()
+                                .map_or_else(|| e.to_string(), |io| io.to_string())
+                        ),
+                    };
+                    out.issues.push(ListingIssue {
+                        uri: path.clone(),
+                        reason,
+                    });
+                    out.unlisted.push(path);
+                    continue;
+                }
+            };
+            let file_type = entry.file_type();
+            if file_type.is_symlink() {
+                tracing::debug!(path = %entry.path().display(), "symbolic link not followed");
+                continue;
+            }
+            if !file_type.is_file() {
+                continue;
+            }
+            let Some(uri) = entry.path().to_str().map(String::from) else {
+                out.issues.push(ListingIssue {
+                    uri: entry.path().to_string_lossy().into_owned(),
+                    reason: "file name is not valid UTF-8; skipped".into(),
+                });
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy();
+            let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            if !self.include.matches(&name, relative)
+                || (entry.depth() > 0 && self.exclude.matches(&name, relative))
+            {
+                continue;
+            }
+            if !seen.insert(uri.clone()) {
+                continue; // listed already through an overlapping watch path
+            }
+            match entry.metadata() {
+                Ok(meta) => {
+                    let modified_ms = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64);
+                    out.entries.push(SourceEntry {
+                        uri,
+                        size: meta.len(),
+                        modified_ms,
+                        version: None,
+                    });
+                }
+                Err(e) => {
+                    out.issues.push(ListingIssue {
+                        uri: uri.clone(),
+                        reason: format!("cannot stat: {e}"),
+                    });
+                    out.unlisted.push(uri);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DocumentSource for LocalFsSource {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn source_type(&self) -> &'static str {
+        "local_filesystem"
+    }
+
+    fn watch_roots(&self) -> Vec<PathBuf> {
+        self.walker.roots.clone()
+    }
+
+    async fn list(&self) -> Result<Listing> {
+        // Walking is blocking I/O; keep it off the async workers.
+        let walker = self.walker.clone();
+        tokio::task::spawn_blocking(move || walker.list_blocking())
+            .await
+            .map_err(|e| Error::List {
+                source_id: self.id.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn read(&self, entry: &SourceEntry) -> Result<Vec<u8>> {
+        let path = Path::new(&entry.uri);
+        if !self.walker.roots.iter().any(|root| path.starts_with(root)) {
+            return Err(Error::Read {
+                uri: entry.uri.clone(),
+                reason: "not under this source's watch paths".into(),
+            });
+        }
+        let read_error = |e: std::io::Error| Error::Read {
+            uri: entry.uri.clone(),
+            reason: e.to_string(),
+        };
+        if let Some(limit) = self.walker.config.max_file_size {
+            let size = tokio::fs::metadata(path).await.map_err(read_error)?.len();
+            if size > limit {
+                return Err(Error::TooLarge {
+                    uri: entry.uri.clone(),
+                    size,
+                    limit,
+                });
+            }
+        }
+        tokio::fs::read(path).await.map_err(read_error)
+    }
+}

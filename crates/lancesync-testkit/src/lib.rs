@@ -1,0 +1,19 @@
+//! Test support for lancesync: writers for real DOCX and PDF files, deterministic benchmark
+//! corpora, and local stand-ins for remote services that speak their real wire format on
+//! 127.0.0.1. Not published.
+//!
+//! ```
+//! let pdf = lancesync_testkit::pdf(&["first page", "second page"]);
+//! assert!(pdf.starts_with(b"%PDF-"));
+//! let docx = lancesync_testkit::Docx::new().heading(1, "Title").paragraph("Body").build();
+//! assert!(docx.starts_with(b"PK"));
+//! ```
+
+pub mod corpus;
+mod docx;
+mod openai;
+mod pdf;
+
+pub use docx::Docx;
+pub use openai::{EmbeddingServer, Fault};
+pub use pdf::{encrypted_pdf, pdf};
