@@ -1,0 +1,234 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lancesync_config::{EnvFile, LoadOptions};
+
+/// Keep a per-user LanceDB index true to your documents.
+#[derive(Debug, Parser)]
+#[command(name = "sync-cli", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// TOML config file [default: $LANCESYNC_CONFIG, else ./lancesync.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// .env file to read [default: ./.env when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Read no .env file
+    #[arg(long, global = true, conflicts_with = "env_file")]
+    pub no_env_file: bool,
+
+    /// Override a setting, above every other layer (repeatable): --set MAX_RETRIES=5
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub overrides: Vec<(String, String)>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Loading options from this process plus the command line.
+    pub fn load_options(&self) -> LoadOptions {
+        let mut opts = LoadOptions::from_process();
+        opts.config_file = self.config.clone();
+        opts.env_file = match (&self.env_file, self.no_env_file) {
+            (_, true) => EnvFile::Disabled,
+            (Some(path), false) => EnvFile::Path(path.clone()),
+            (None, false) => EnvFile::Auto,
+        };
+        opts.overrides = self.overrides.clone();
+        opts
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate, check and show the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Sync folders given here, or the user's configured sources, once
+    Sync(SyncArgs),
+    /// Sync continuously: on file-system events (debounced), and fully every poll interval
+    Watch(WatchArgs),
+    /// Search a user's index
+    Search(SearchArgs),
+    /// Documents, chunks, failures and the embedder of a user's index
+    Status(UserArgs),
+    /// List documents whose processing failed, with the reason
+    Failed(UserArgs),
+    /// Retry failed documents now (sync with every failure retried)
+    Retry(SyncArgs),
+    /// Clear failure records; the documents are treated as new by the next sync
+    Cleanup(UserArgs),
+    /// Drop a user's tables and rebuild them from the configured sources (e.g. after changing the embedder)
+    Reindex(ReindexArgs),
+    /// Add, list and remove a user's sources
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+}
+
+/// The user and output format.
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    /// Whose index
+    #[arg(long, short, default_value = "default")]
+    pub user: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sync` and `retry`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Folders or files to sync as one ad-hoc source (default: the user's configured sources)
+    pub paths: Vec<PathBuf>,
+    /// Only this configured source
+    #[arg(long, conflicts_with = "paths")]
+    pub source: Option<String>,
+    /// Apply deletions even when they exceed MASS_DELETE_MAX_SHARE of a source
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+/// `watch`.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    /// Seconds between full rescans [default: the source's poll interval, else DEFAULT_POLL_INTERVAL]
+    #[arg(long)]
+    pub poll_interval: Option<u64>,
+    /// Milliseconds of quiet after a file-system event before syncing
+    #[arg(long, default_value_t = 1000)]
+    pub debounce_ms: u64,
+}
+
+/// `search`.
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// What to look for
+    pub query: String,
+    /// vector, full-text or hybrid
+    #[arg(long, value_enum, default_value_t = Mode::Hybrid)]
+    pub mode: Mode,
+    /// Most results
+    #[arg(long, short = 'n', default_value_t = 10)]
+    pub limit: usize,
+    /// Only this source
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only this document type (pdf, docx, html, md, txt)
+    #[arg(long = "type")]
+    pub doc_type: Option<String>,
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+/// Search modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Nearest vectors
+    Vector,
+    /// BM25 full text
+    FullText,
+    /// Both, fused
+    Hybrid,
+}
+
+/// `reindex`.
+#[derive(Debug, clap::Args)]
+pub struct ReindexArgs {
+    /// Confirm dropping the tables
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+/// `sources ...`
+#[derive(Debug, Subcommand)]
+pub enum SourcesCommand {
+    /// Add a local folder source
+    Add {
+        /// Source id (letters, digits, '_', '-', '.')
+        id: String,
+        /// Folders or files to watch
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Include glob (repeatable) [default: *.pdf *.docx *.txt *.md *.html]
+        #[arg(long = "pattern")]
+        patterns: Vec<String>,
+        /// Exclude glob (repeatable)
+        #[arg(long = "exclude")]
+        excludes: Vec<String>,
+        /// Seconds between polls [default: DEFAULT_POLL_INTERVAL]
+        #[arg(long)]
+        poll_interval: Option<u64>,
+        #[command(flatten)]
+        user: UserArgs,
+    },
+    /// List the user's sources
+    List(UserArgs),
+    /// Remove a source and its documents from the index
+    Remove {
+        /// Source id
+        id: String,
+        /// Keep the source's documents in the index
+        #[arg(long)]
+        keep_documents: bool,
+        #[command(flatten)]
+        user: UserArgs,
+    },
+}
+
+/// `sync-cli config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a commented template with every setting, its default and meaning
+    Generate {
+        /// Template format
+        #[arg(long, value_enum, default_value_t = Format::Env)]
+        format: Format,
+        /// Write to this file instead of stdout (refuses to overwrite without --force)
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Overwrite --output if it exists
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// Print every configuration problem; exit 2 when there is any
+    Check,
+    /// Print the effective settings, where each came from, the backend location and storage mode
+    Show {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Template formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A .env file
+    Env,
+    /// A TOML file for --config
+    Toml,
+    /// The Markdown settings reference (docs/configuration.md)
+    Markdown,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

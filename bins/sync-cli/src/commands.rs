@@ -1,0 +1,592 @@
+//! The index commands: sync, search, status, failed, retry, cleanup, reindex, sources.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use lancesync_config::{Config, LoadOptions, Settings};
+use lancesync_engine::{
+    Engine, EngineConfig, Progress, SearchMode, SearchRequest, SyncOptions, SyncReport,
+    embedder_from_settings,
+};
+use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource, SourceRegistry, SourceSpec};
+
+use crate::cli::{
+    Command, Mode, ReindexArgs, SearchArgs, SourcesCommand, SyncArgs, UserArgs, WatchArgs,
+};
+
+/// Exit codes beyond 0 (success) and 1 (failure).
+pub mod exit {
+    /// Invalid configuration or usage.
+    pub const INVALID: u8 = 2;
+    /// Deletions withheld by the mass-delete guard.
+    pub const MASS_DELETE_BLOCKED: u8 = 3;
+    /// The run finished, but some documents failed.
+    pub const DOCUMENTS_FAILED: u8 = 4;
+    /// Another run of the same source is in progress; nothing was done.
+    pub const BUSY: u8 = 5;
+}
+
+/// What every index command needs.
+struct Ctx {
+    settings: Settings,
+    env: std::collections::BTreeMap<String, String>,
+    engine: Engine,
+}
+
+impl Ctx {
+    fn registry(&self, user: &str) -> anyhow::Result<SourceRegistry> {
+        lancesync_engine::ids::validate_user_id(user)?;
+        Ok(SourceRegistry::at(
+            self.settings
+                .monitoring
+                .state_dir
+                .join("users")
+                .join(user)
+                .join("sources.toml"),
+        ))
+    }
+}
+
+pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(opts) {
+        Ok(c) => c,
+        Err(lancesync_config::Error::Invalid { problems }) => {
+            eprintln!("{}", lancesync_config::Problems(problems));
+            return Ok(ExitCode::from(exit::INVALID));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let settings = config.settings().clone();
+    let embedder = embedder_from_settings(&settings)?;
+    let engine = Engine::new(EngineConfig::from_settings(&settings), embedder)?;
+    let ctx = Ctx {
+        settings,
+        env: opts.env.clone(),
+        engine,
+    };
+    match cmd {
+        Command::Config(_) => unreachable!("handled before loading"),
+        Command::Sync(args) => sync(&ctx, &args, false).await,
+        Command::Retry(args) => sync(&ctx, &args, true).await,
+        Command::Watch(args) => watch(&ctx, &args).await,
+        Command::Search(args) => search(&ctx, &args).await,
+        Command::Status(user) => status(&ctx, &user).await,
+        Command::Failed(user) => failed(&ctx, &user).await,
+        Command::Cleanup(user) => {
+            let n = ctx.engine.clear_failures(&user.user).await?;
+            print(&user, &serde_json::json!({ "cleared": n }), || {
+                format!(
+                    "cleared {n} failure record(s); the next sync treats those documents as new"
+                )
+            })
+        }
+        Command::Reindex(args) => reindex(&ctx, &args).await,
+        Command::Sources(cmd) => sources(&ctx, cmd).await,
+    }
+}
+
+fn print(
+    user: &UserArgs,
+    json: &serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<ExitCode> {
+    if user.json {
+        println!("{}", serde_json::to_string_pretty(json)?);
+    } else {
+        println!("{}", text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An ad-hoc source for folders named on the command line. Its id comes from the folders, so
+/// syncing the same folders again is incremental.
+fn adhoc_source(
+    paths: &[PathBuf],
+    env: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<LocalFsSource> {
+    let mut absolute = Vec::new();
+    for p in paths {
+        let abs = std::fs::canonicalize(p).with_context(|| {
+            format!(
+                "cannot sync {}: it does not exist or cannot be read",
+                p.display()
+            )
+        })?;
+        absolute.push(
+            abs.to_str()
+                .with_context(|| format!("{} is not a UTF-8 path", abs.display()))?
+                .to_string(),
+        );
+    }
+    let name: String = Path::new(&absolute[0])
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                .take(40)
+                .collect()
+        })
+        .filter(|n: &String| !n.is_empty() && n != "." && n != "..")
+        .unwrap_or_else(|| "root".into());
+    let hash = blake3::hash(absolute.join("\n").as_bytes()).to_hex();
+    let id = format!("{name}-{}", &hash[..8]);
+    Ok(LocalFsSource::new(id, LocalFsConfig::new(absolute), env)?)
+}
+
+/// A source with its own poll interval, if it has one.
+type Scheduled = (Arc<dyn DocumentSource>, Option<u64>);
+
+/// The sources a `sync` or `watch` acts on, with their poll intervals.
+fn resolve_sources(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<Vec<Scheduled>> {
+    let user = &args.user.user;
+    if !args.paths.is_empty() {
+        return Ok(vec![(Arc::new(adhoc_source(&args.paths, &ctx.env)?), None)]);
+    }
+    let specs = ctx.registry(user)?.list()?;
+    let chosen: Vec<&SourceSpec> = match &args.source {
+        Some(id) => specs.iter().filter(|s| &s.id == id).collect(),
+        None => specs.iter().filter(|s| s.enabled).collect(),
+    };
+    if chosen.is_empty() {
+        match &args.source {
+            Some(id) => bail!(
+                "user {user} has no source {id:?}; `sync-cli sources list --user {user}` shows them"
+            ),
+            None => bail!(
+                "user {user} has no enabled sources: pass folders (`sync-cli sync PATH`) or add one (`sync-cli sources add ID PATH`)"
+            ),
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|s| Ok((s.build(&ctx.env)?, s.poll_interval)))
+        .collect()
+}
+
+async fn sync(ctx: &Ctx, args: &SyncArgs, retry: bool) -> anyhow::Result<ExitCode> {
+    let sources: Vec<Arc<dyn DocumentSource>> = resolve_sources(ctx, args)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    sync_sources(ctx, args, &sources, retry).await
+}
+
+async fn sync_sources(
+    ctx: &Ctx,
+    args: &SyncArgs,
+    sources: &[Arc<dyn DocumentSource>],
+    retry: bool,
+) -> anyhow::Result<ExitCode> {
+    let user = &args.user.user;
+    let options = SyncOptions {
+        allow_mass_delete: args.allow_mass_delete,
+        retry_failed: retry,
+    };
+    let mut reports = Vec::new();
+    let mut code = 0u8;
+    for source in sources {
+        let bar = Bar::new(!args.user.json && std::io::stderr().is_terminal());
+        match ctx.engine.sync(user, source.as_ref(), options, &bar).await {
+            Ok(report) => {
+                bar.finish();
+                if report.mass_delete_blocked.is_some() {
+                    code = code.max(exit::MASS_DELETE_BLOCKED);
+                } else if report.failed > 0 {
+                    code = code.max(exit::DOCUMENTS_FAILED);
+                }
+                if !args.user.json {
+                    println!("{}", report_text(&report));
+                }
+                reports.push(report);
+            }
+            Err(e) => {
+                bar.finish();
+                eprintln!("error: source {}: {e}", source.id());
+                code = code.max(match e {
+                    lancesync_engine::Error::Busy { .. } => exit::BUSY,
+                    _ => 1,
+                });
+            }
+        }
+    }
+    if args.user.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(if code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(code)
+    })
+}
+
+async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    use notify_debouncer_full::notify::RecursiveMode;
+
+    let resolved = resolve_sources(ctx, &args.sync)?;
+    let default_poll = ctx.settings.monitoring.default_poll_interval.as_secs();
+    let poll = args
+        .poll_interval
+        .or_else(|| resolved.iter().filter_map(|(_, p)| *p).min())
+        .unwrap_or(default_poll)
+        .max(1);
+    let sources: Vec<Arc<dyn DocumentSource>> = resolved.into_iter().map(|(s, _)| s).collect();
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        Duration::from_millis(args.debounce_ms),
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            if result.is_ok_and(|events| !events.is_empty()) {
+                // A full channel already holds a wake-up: the next sync sees every change.
+                let _ = tx.try_send(());
+            }
+        },
+    )?;
+    for source in &sources {
+        for root in source.watch_roots() {
+            match debouncer.watch(&root, RecursiveMode::Recursive) {
+                Ok(()) => tracing::info!(path = %root.display(), "watching"),
+                Err(e) => eprintln!(
+                    "warning: cannot watch {}: {e}; it is still rescanned every {poll} s",
+                    root.display()
+                ),
+            }
+        }
+    }
+    eprintln!(
+        "watching {} source(s); full rescan every {poll} s; Ctrl-C to stop",
+        sources.len()
+    );
+    let mut code = sync_sources(ctx, &args.sync, &sources, false).await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            woke = rx.recv() => if woke.is_none() { break },
+            _ = tokio::time::sleep(Duration::from_secs(poll)) => {},
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+        code = sync_sources(ctx, &args.sync, &sources, false).await?;
+    }
+    eprintln!("stopped watching");
+    Ok(code)
+}
+
+fn report_text(r: &SyncReport) -> String {
+    let mut out = format!(
+        "synced source {} for user {} in {:.2} s\n  created {}, updated {}, moved {}, touched {}, deleted {}, unchanged {}, failed {}",
+        r.source_id,
+        r.user_id,
+        r.duration_ms as f64 / 1000.0,
+        r.created,
+        r.updated,
+        r.moved,
+        r.touched,
+        r.deleted,
+        r.unchanged,
+        r.failed
+    );
+    out.push_str(&format!(
+        "\n  {} chunks written, {:.2} MB read, {:.1} documents/s, {:.2} MB/s",
+        r.chunks_written,
+        r.bytes_read as f64 / 1e6,
+        r.docs_per_sec,
+        r.mb_per_sec
+    ));
+    if r.waiting_retry > 0 {
+        out.push_str(&format!(
+            "\n  {} earlier failure(s) wait for a retry (`sync-cli failed`, `sync-cli retry`)",
+            r.waiting_retry
+        ));
+    }
+    if r.repaired > 0 {
+        out.push_str(&format!(
+            "\n  repaired the leftovers of an interrupted run ({} document(s))",
+            r.repaired
+        ));
+    }
+    for f in &r.failures {
+        out.push_str(&format!("\n  failed: {}: {}", f.uri, f.reason));
+    }
+    for i in &r.issues {
+        out.push_str(&format!(
+            "\n  skipped: {}: {} (nothing under it was deleted)",
+            i.uri, i.reason
+        ));
+    }
+    if let Some(b) = &r.mass_delete_blocked {
+        out.push_str(&format!(
+            "\n  deletions withheld: this run would delete {} of {} documents (more than {:.0}%); if that is intended, run again with --allow-mass-delete",
+            b.would_delete,
+            b.documents,
+            b.max_share * 100.0
+        ));
+    }
+    out
+}
+
+async fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<ExitCode> {
+    let doc_type = args.doc_type.as_deref().map(str::parse).transpose()?;
+    let request = SearchRequest {
+        query: args.query.clone(),
+        mode: match args.mode {
+            Mode::Vector => SearchMode::Vector,
+            Mode::FullText => SearchMode::FullText,
+            Mode::Hybrid => SearchMode::Hybrid,
+        },
+        limit: args.limit,
+        source_id: args.source.clone(),
+        doc_type,
+    };
+    let hits = ctx.engine.search(&args.user.user, &request).await?;
+    print(&args.user, &serde_json::to_value(&hits)?, || {
+        if hits.is_empty() {
+            return "no results".into();
+        }
+        hits.iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let text: String = h
+                    .chunk_text
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(160)
+                    .collect();
+                format!(
+                    "{:>2}. {:.3}  {}  (chunk {}, {})\n    {}",
+                    i + 1,
+                    h.score,
+                    h.source_uri,
+                    h.chunk_index,
+                    h.title,
+                    text
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+async fn status(ctx: &Ctx, user: &UserArgs) -> anyhow::Result<ExitCode> {
+    let status = ctx.engine.status(&user.user).await?;
+    let runs = ctx.engine.last_runs(&user.user).await?;
+    let json = serde_json::json!({ "status": status, "last_runs": runs });
+    print(user, &json, || {
+        let mut out = format!(
+            "user {}: {} documents, {} chunks, {} failed ({} will be retried)",
+            status.user_id, status.documents, status.chunks, status.failed, status.pending_retry
+        );
+        if let Some(e) = &status.embedder {
+            out.push_str(&format!("\n  embedder: {e}"));
+        }
+        out.push_str(&format!(
+            "\n  table versions: documents {}, chunks {}",
+            status.versions.0, status.versions.1
+        ));
+        for (source, n) in &status.by_source {
+            out.push_str(&format!("\n  source {source}: {n} documents"));
+        }
+        for r in &runs {
+            out.push_str(&format!(
+                "\n  last run of {}: {} — created {}, updated {}, deleted {}, failed {} in {:.2} s",
+                r.source_id,
+                r.finished_at,
+                r.created,
+                r.updated,
+                r.deleted,
+                r.failed,
+                r.duration_ms as f64 / 1000.0
+            ));
+        }
+        out
+    })
+}
+
+async fn failed(ctx: &Ctx, user: &UserArgs) -> anyhow::Result<ExitCode> {
+    let failed = ctx.engine.failed(&user.user).await?;
+    let rows: Vec<_> = failed
+        .iter()
+        .map(|d| serde_json::json!({ "doc_id": d.doc_id, "source_id": d.source_id, "source_uri": d.source_uri, "error_message": d.error_message, "attempts": d.attempts, "last_synced": d.last_synced }))
+        .collect();
+    print(user, &serde_json::Value::Array(rows), || {
+        if failed.is_empty() {
+            return "no failed documents".into();
+        }
+        failed
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}  (attempts {}, last {})\n    {}",
+                    d.source_uri,
+                    d.attempts,
+                    d.last_synced,
+                    d.error_message.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+async fn reindex(ctx: &Ctx, args: &ReindexArgs) -> anyhow::Result<ExitCode> {
+    let user = &args.user.user;
+    let specs = ctx.registry(user)?.list()?;
+    if specs.is_empty() {
+        bail!(
+            "user {user} has no configured sources to rebuild from; add them with `sync-cli sources add` first"
+        );
+    }
+    if !args.yes {
+        bail!(
+            "reindex drops user {user}'s tables and rebuilds them from {} source(s); run again with --yes to confirm",
+            specs.len()
+        );
+    }
+    ctx.engine.drop_user(user).await?;
+    let sync_args = SyncArgs {
+        paths: Vec::new(),
+        source: None,
+        allow_mass_delete: false,
+        user: UserArgs {
+            user: user.clone(),
+            json: args.user.json,
+        },
+    };
+    sync(ctx, &sync_args, false).await
+}
+
+async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SourcesCommand::Add {
+            id,
+            paths,
+            patterns,
+            excludes,
+            poll_interval,
+            user,
+        } => {
+            lancesync_engine::ids::validate_source_id(&id)?;
+            let mut config = LocalFsConfig::new(paths.iter().map(|p| absolute(p)));
+            if !patterns.is_empty() {
+                config.file_patterns = patterns;
+            }
+            config.exclude_patterns = excludes;
+            let mut spec = SourceSpec::local(&id, &config);
+            spec.poll_interval = poll_interval;
+            spec.enabled = ctx.settings.sync.enabled_by_default;
+            let registry = ctx.registry(&user.user)?;
+            registry.add(spec.clone(), &ctx.env)?;
+            print(&user, &serde_json::to_value(&spec)?, || {
+                format!(
+                    "added source {id} for user {}: {}",
+                    user.user,
+                    paths.join(", ")
+                )
+            })
+        }
+        SourcesCommand::List(user) => {
+            let specs = ctx.registry(&user.user)?.list()?;
+            print(&user, &serde_json::to_value(&specs)?, || {
+                if specs.is_empty() {
+                    return format!("user {} has no sources", user.user);
+                }
+                specs
+                    .iter()
+                    .map(|s| {
+                        let paths = s
+                            .config
+                            .get("watch_paths")
+                            .map(|v| v.to_string())
+                            .unwrap_or_default();
+                        format!(
+                            "{}  {}  {}  {}",
+                            s.id,
+                            s.source_type,
+                            if s.enabled { "enabled" } else { "disabled" },
+                            paths
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        SourcesCommand::Remove {
+            id,
+            keep_documents,
+            user,
+        } => {
+            let removed = ctx.registry(&user.user)?.remove(&id)?;
+            let documents = if keep_documents {
+                0
+            } else {
+                ctx.engine.remove_source_documents(&user.user, &id).await?
+            };
+            print(
+                &user,
+                &serde_json::json!({ "removed": removed, "documents_removed": documents }),
+                || {
+                    format!(
+                        "removed source {id} and {documents} of its documents from user {}'s index",
+                        user.user
+                    )
+                },
+            )
+        }
+    }
+}
+
+/// Relative paths are made absolute against the working directory; `~` and `${VAR}` are left
+/// for the source to expand.
+fn absolute(p: &str) -> String {
+    if p.starts_with('~') || p.starts_with('$') || Path::new(p).is_absolute() {
+        return p.to_string();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(p).to_string_lossy().into_owned())
+        .unwrap_or_else(|_| p.to_string())
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    fn new(visible: bool) -> Self {
+        Self(visible.then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        }))
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total: usize) {
+        if let Some(b) = &self.0 {
+            b.set_length(total as u64);
+        }
+    }
+
+    fn advance(&self, uri: &str) {
+        if let Some(b) = &self.0 {
+            b.inc(1);
+            b.set_message(uri.rsplit('/').next().unwrap_or(uri).to_string());
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `sync-cli`: lancesync from the command line.
+//!
+//! Exit codes: 0 success, 1 failure, 2 invalid configuration or usage, 3 deletions withheld by
+//! the mass-delete guard, 4 finished with some documents failed.
+
+mod cli;
+mod commands;
+mod config_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let opts = cli.load_options();
+    match cli.command {
+        cli::Command::Config(cmd) => config_cmd::run(cmd, &opts),
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(commands::run(command, &opts))
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings), so stdout stays parseable.
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

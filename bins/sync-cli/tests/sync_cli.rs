@@ -1,0 +1,309 @@
+//! The real `sync-cli` binary syncing folders into LanceDB: the zero-setup main job, sources,
+//! exit codes, and convergence after being killed (SIGKILL) mid-run, again and again.
+//! Run: cargo test -p sync-cli --test sync_cli
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn sync_cli(work: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-cli"));
+    cmd.args(args)
+        .current_dir(work)
+        .env_clear()
+        .env("HOME", work)
+        .env("LANCEDB_URI", work.join("db"))
+        .env("SYNC_STATE_DIR", work.join("state"))
+        .env("CHUNK_CHARACTERS", "300")
+        .env("CHUNK_OVERLAP", "50");
+    cmd
+}
+
+fn run(work: &Path, args: &[&str]) -> Output {
+    sync_cli(work, args).output().expect("sync-cli runs")
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn corpus(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let body: String = (0..6)
+            .map(|p| {
+                format!(
+                    "Note {i}, paragraph {p}: topic {} and detail {}.\n\n",
+                    i % 13,
+                    i * 7 + p
+                )
+            })
+            .collect();
+        std::fs::write(
+            dir.join(format!("note-{i:04}.md")),
+            format!("# Note {i}\n\n{body}"),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn sync_search_status_and_exit_codes() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("docs"), 12);
+    std::fs::write(w.join("docs/broken.pdf"), b"%PDF-1.7 not really").unwrap();
+
+    let out = run(w, &["sync", "docs", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a failed document gives exit 4: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = json(&out);
+    assert_eq!(reports[0]["created"], 12);
+    assert_eq!(reports[0]["failed"], 1);
+
+    let out = run(w, &["search", "topic 5 detail", "--json", "--limit", "3"]);
+    assert_eq!(out.status.code(), Some(0));
+    let hits = json(&out);
+    assert_eq!(hits.as_array().unwrap().len(), 3);
+    for key in [
+        "doc_id",
+        "source_uri",
+        "title",
+        "chunk_text",
+        "chunk_index",
+        "score",
+    ] {
+        assert!(hits[0].get(key).is_some(), "{key} missing from {hits}");
+    }
+
+    let status = json(&run(w, &["status", "--json"]));
+    assert_eq!(status["status"]["documents"], 12);
+    assert_eq!(status["status"]["failed"], 1);
+    let failed = String::from_utf8(run(w, &["failed"]).stdout).unwrap();
+    assert!(
+        failed.contains("broken.pdf") && failed.contains("corrupt PDF"),
+        "{failed}"
+    );
+
+    std::fs::remove_file(w.join("docs/broken.pdf")).unwrap();
+    let out = run(w, &["sync", "docs"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unchanged 12"));
+
+    // Invalid configuration: exit 2 before touching anything.
+    let out = sync_cli(w, &["sync", "docs"])
+        .env("MAX_RETRIES", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_RETRIES=lots"));
+    // A user id that could escape the data folder is refused.
+    let out = run(w, &["status", "--user", "../../etc"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid user id"));
+}
+
+#[test]
+fn configured_sources_and_the_mass_delete_guard() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("notes"), 20);
+    let docs = w.join("notes");
+    assert_eq!(
+        run(w, &["sources", "add", "notes", docs.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let listed = json(&run(w, &["sources", "list", "--json"]));
+    assert_eq!(listed[0]["id"], "notes");
+    assert_eq!(run(w, &["sync"]).status.code(), Some(0));
+
+    // While another process runs this source (it holds the source's run lock), a sync is
+    // refused with exit code 5 and changes nothing; once the lock is free it runs.
+    let lock_path = w.join("db/users/default/.lancesync/notes.lock");
+    let held = std::fs::File::options()
+        .write(true)
+        .open(&lock_path)
+        .expect("the first run created the lock file");
+    held.lock().unwrap();
+    let out = run(w, &["sync"]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("being synced by another run"));
+    drop(held);
+    assert_eq!(run(w, &["sync"]).status.code(), Some(0));
+
+    for i in 0..15 {
+        std::fs::remove_file(docs.join(format!("note-{i:04}.md"))).unwrap();
+    }
+    let out = run(w, &["sync"]);
+    assert_eq!(out.status.code(), Some(3), "guard tripped");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--allow-mass-delete"));
+    assert_eq!(
+        json(&run(w, &["status", "--json"]))["status"]["documents"],
+        20
+    );
+    assert_eq!(
+        run(w, &["sync", "--allow-mass-delete"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        json(&run(w, &["status", "--json"]))["status"]["documents"],
+        5
+    );
+
+    let out = run(w, &["sources", "remove", "notes"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        json(&run(w, &["status", "--json"]))["status"]["documents"],
+        0
+    );
+    assert_eq!(run(w, &["sync"]).status.code(), Some(1), "no sources left");
+}
+
+#[test]
+fn killed_mid_run_it_converges_with_no_duplicate_or_orphan_chunks() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("docs"), 400);
+    // Kill the sync at different moments, several times over, while it writes.
+    for delay_ms in [150u64, 300, 500, 800, 1200] {
+        let mut child = sync_cli(w, &["sync", "docs"])
+            .env("MAX_CONCURRENT_PROCESSING", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let out = run(w, &["sync", "docs", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = json(&run(w, &["sync", "docs", "--json"]));
+    assert_eq!(
+        (again[0]["unchanged"].as_u64(), again[0]["created"].as_u64()),
+        (Some(400), Some(0)),
+        "{again}"
+    );
+
+    // The tables hold exactly the folder: one row per file, chunks that match the rows.
+    let status = json(&run(w, &["status", "--json"]));
+    assert_eq!(status["status"]["documents"], 400);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use lancesync_engine::{Engine, EngineConfig};
+        let mut config = EngineConfig::new(w.join("db"));
+        config.chunking = lancesync_ingest::ChunkConfig {
+            size: 300,
+            overlap: 50,
+        };
+        let engine = Engine::new(
+            config,
+            std::sync::Arc::new(lancesync_ingest::HashingEmbedder::default()),
+        )
+        .unwrap();
+        let tables = engine.tables("default").await.unwrap();
+        let docs = tables.docs_where(None).await.unwrap();
+        let expected: i64 = docs.iter().map(|d| d.total_chunks as i64).sum();
+        let chunks = tables.chunks.count_rows(None).await.unwrap() as i64;
+        assert_eq!(chunks, expected, "no duplicate or orphan chunks");
+        let ids: Vec<String> = docs.iter().map(|d| d.doc_id.clone()).collect();
+        let rows = tables.fetch_chunks(&ids).await.unwrap();
+        let unique: std::collections::HashSet<_> = rows.iter().map(|c| &c.chunk_id).collect();
+        assert_eq!(unique.len() as i64, expected);
+    });
+}
+
+/// Poll `status` until `documents` reaches `want` (or fail after a minute).
+fn wait_for_documents(w: &Path, want: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = run(w, &["status", "--json"]);
+        let docs = serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["status"]["documents"].as_u64());
+        if docs == Some(want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "documents stayed at {docs:?}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn watch_follows_file_events_and_stops_on_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("docs"), 3);
+    let child = sync_cli(
+        w,
+        &[
+            "watch",
+            "docs",
+            "--debounce-ms",
+            "200",
+            "--poll-interval",
+            "3600",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_documents(w, 3);
+    std::fs::write(w.join("docs/new.md"), "# New\n\nwritten while watching").unwrap();
+    wait_for_documents(w, 4);
+    std::fs::remove_file(w.join("docs/note-0000.md")).unwrap();
+    wait_for_documents(w, 3);
+    let hits = json(&run(
+        w,
+        &[
+            "search",
+            "written while watching",
+            "--mode",
+            "full-text",
+            "--json",
+        ],
+    ));
+    assert!(
+        hits[0]["source_uri"].as_str().unwrap().ends_with("new.md"),
+        "{hits}"
+    );
+
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped watching"));
+}
