@@ -1,0 +1,153 @@
+//! `sync-server`: lancesync's REST API and orchestrator in one process.
+//!
+//! Reads the configuration like `sync-cli` (defaults, TOML file, `.env`, environment,
+//! `--set`), starts the orchestrator (every user's sources on their schedules), serves the
+//! API on API_HOST:API_PORT, and shuts down gracefully on SIGINT or SIGTERM: the listener
+//! stops, requests in flight finish, runs get a grace period and are then abandoned safely.
+//!
+//! Exit codes: 0 after a clean shutdown, 1 on failure, 2 on invalid configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use lancesync_config::{Config, EnvFile, LoadOptions};
+
+/// lancesync's REST server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML config file [default: $LANCESYNC_CONFIG, else ./lancesync.toml when present]
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// `.env` file [default: ./.env when present]
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// Override a setting, above every other layer (repeatable): --set API_PORT=9000
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    overrides: Vec<(String, String)>,
+    /// Seconds runs in progress get to finish at shutdown.
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace: u64,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut opts = LoadOptions::from_process();
+    opts.config_file = args.config.clone();
+    if let Some(path) = &args.env_file {
+        opts.env_file = EnvFile::Path(path.clone());
+    }
+    opts.overrides = args.overrides.clone();
+    let config = match Config::load(&opts) {
+        Ok(c) => c,
+        Err(lancesync_config::Error::Invalid { problems }) => {
+            eprintln!("{}", lancesync_config::Problems(problems));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_tracing(config.settings().api.json_logs);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, opts, args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(config: Config, opts: LoadOptions, args: Args) -> anyhow::Result<()> {
+    let settings = config.settings().clone();
+    let engine = Arc::new(lancesync_engine::Engine::new(
+        lancesync_engine::EngineConfig::from_settings(&settings),
+        lancesync_engine::embedder_from_settings(&settings)?,
+    )?);
+    for note in config.notes() {
+        tracing::info!("{note}");
+    }
+    // Without any token the API would be open to the network: listen on loopback only.
+    let host = if settings.api.auth_configured() {
+        settings.api.host.clone()
+    } else {
+        if settings.api.host != "127.0.0.1" && settings.api.host != "localhost" {
+            tracing::warn!(
+                configured = %settings.api.host,
+                "no API token is configured (API_ADMIN_TOKEN, API_USER_TOKENS): listening on 127.0.0.1 only"
+            );
+        }
+        "127.0.0.1".to_string()
+    };
+    let listener = tokio::net::TcpListener::bind((host.as_str(), settings.api.port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{}", settings.api.port))?;
+    let address = listener.local_addr()?;
+
+    let orchestrator = lancesync_orchestrator::Orchestrator::new(settings, opts.env, engine);
+    let sources = orchestrator.initialize().await?;
+    orchestrator.start();
+    let api = lancesync_api::Api::new(orchestrator.clone(), Arc::new(config));
+    // Tests and supervisors read this line to learn the port (API_PORT=0 picks one).
+    eprintln!("sync-server listening on http://{address} ({sources} source(s) loaded)");
+    tracing::info!(%address, sources, "listening");
+
+    lancesync_api::serve(listener, api.router(), shutdown_signal()).await?;
+    tracing::info!("stopped accepting requests; finishing runs");
+    orchestrator
+        .shutdown(Duration::from_secs(args.shutdown_grace))
+        .await;
+    eprintln!("sync-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; Ctrl-C still works");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,0 +1,308 @@
+//! The real `sync-server` binary on 127.0.0.1, end to end: start, add a folder source, wait for
+//! the scheduled sync, search, delete a file and see it vanish from results, SIGTERM, restart
+//! with the state intact; and without tokens it binds to loopback only.
+//! Run: cargo test --workspace --test server
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-token-for-the-e2e-test";
+const ALICE: &str = "alice-token-for-the-e2e-test";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(work: &Path, extra: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-server"));
+    cmd.current_dir(work)
+        .env_clear()
+        .env("HOME", work)
+        .env("LANCEDB_URI", work.join("db"))
+        .env("SYNC_STATE_DIR", work.join("state"))
+        .env("API_PORT", "0")
+        .env("DEFAULT_POLL_INTERVAL", "1")
+        .env("CHUNK_CHARACTERS", "300")
+        .env("CHUNK_OVERLAP", "50")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("sync-server starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("sync-server listening on ") {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("sync-server announces its address");
+    Server { child, base }
+}
+
+impl Server {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let client = reqwest::Client::new();
+        let mut req = client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(
+                if path.contains("pipeline") || path.starts_with("/api/v1/sources") {
+                    ADMIN
+                } else {
+                    ALICE
+                },
+            );
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request answered");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn search(&self, query: &str) -> Vec<String> {
+        let (status, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/search",
+                Some(json!({ "query": query, "limit": 20 })),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["source_uri"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn documents(&self) -> u64 {
+        let (_, v) = self
+            .call(reqwest::Method::GET, "/api/v1/sync/status", None)
+            .await;
+        v["status"]["documents"].as_u64().unwrap_or(0)
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("not within 60 s: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_syncs_and_survives_a_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let docs = w.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("tomatoes.md"),
+        "# Tomatoes\n\nWater tomatoes deeply.",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("basil.md"),
+        "# Basil\n\nBasil likes warm tomatoes nearby.",
+    )
+    .unwrap();
+    let tokens = [
+        ("API_ADMIN_TOKEN", ADMIN.to_string()),
+        ("API_USER_TOKENS", format!("alice={ALICE}")),
+    ];
+    let extra: Vec<(&str, &str)> = tokens.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let server = start(w, &extra);
+    let (status, v) = server.call(reqwest::Method::GET, "/health", None).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/sources",
+            Some(json!({ "user_id": "alice", "source_id": "garden", "config": { "watch_paths": [docs] } })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    // The schedule (poll interval 1 s) syncs it without being asked.
+    eventually("the scheduled sync", async || server.documents().await == 2).await;
+    assert!(
+        server
+            .search("tomatoes")
+            .await
+            .iter()
+            .any(|u| u.ends_with("basil.md"))
+    );
+
+    // A deleted file vanishes from results after the next scheduled run.
+    std::fs::remove_file(docs.join("basil.md")).unwrap();
+    eventually("the deletion", async || server.documents().await == 1).await;
+    assert!(
+        server
+            .search("basil")
+            .await
+            .iter()
+            .all(|u| !u.ends_with("basil.md"))
+    );
+
+    let status = server.terminate();
+    assert!(status.success(), "a clean exit after SIGTERM: {status:?}");
+
+    // Restarted: the source is still there, and so is the index.
+    let server = start(w, &extra);
+    let (status, v) = server
+        .call(reqwest::Method::GET, "/api/v1/sources", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["count"], 1, "{v}");
+    assert_eq!(v["sources"][0]["source_id"], "garden");
+    assert_eq!(server.documents().await, 1);
+    assert!(
+        server
+            .search("tomatoes")
+            .await
+            .iter()
+            .any(|u| u.ends_with("tomatoes.md"))
+    );
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_it_listens_on_loopback_only_and_says_so() {
+    let work = tempfile::tempdir().unwrap();
+    let server = start(work.path(), &[("API_HOST", "0.0.0.0")]);
+    assert!(
+        server.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let (status, _) = server
+        .call(reqwest::Method::GET, "/api/v1/sources", None)
+        .await;
+    assert_eq!(status, 200, "open on loopback");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn an_invalid_configuration_exits_2_with_every_problem() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sync-server"))
+        .current_dir(work.path())
+        .env_clear()
+        .env("HOME", work.path())
+        .env("API_PORT", "not-a-port")
+        .env("API_ADMIN_TOKEN", "abc123xyz")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("API_PORT") && err.contains("API_ADMIN_TOKEN"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("abc123xyz"),
+        "the token is never shown: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_curl_example_script_works() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let docs = w.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("tomatoes.md"),
+        "# Tomatoes\n\nWater tomatoes deeply.",
+    )
+    .unwrap();
+    let server = start(
+        w,
+        &[
+            ("API_ADMIN_TOKEN", ADMIN),
+            ("ENABLE_SOURCE_MONITORING", "false"),
+        ],
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/api.sh");
+    let out = tokio::task::spawn_blocking({
+        let base = server.base.clone();
+        let docs = docs.clone();
+        move || {
+            Command::new("bash")
+                .arg(script)
+                .arg(&docs)
+                .arg("watering tomatoes")
+                .env("LANCESYNC_URL", base)
+                .env("LANCESYNC_TOKEN", ADMIN)
+                .output()
+                .expect("bash runs")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"created\":1"),
+        "the scan's report: {stdout}"
+    );
+    assert!(
+        stdout.contains("tomatoes.md"),
+        "the search found it: {stdout}"
+    );
+    assert!(stdout.contains("\"documents_removed\":1"), "{stdout}");
+    assert!(server.terminate().success());
+}

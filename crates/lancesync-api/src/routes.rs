@@ -1,0 +1,709 @@
+//! The endpoints. Each handler authenticates, resolves the user it acts for, validates ids
+//! (the engine escapes every value that reaches a LanceDB filter) and answers JSON.
+
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lancesync_engine::{DocumentFilter, SearchMode, SearchRequest};
+use lancesync_ingest::DocType;
+use lancesync_orchestrator::HealthStatus;
+use lancesync_sources::SourceSpec;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::Api;
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorBody};
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// The authenticated caller.
+pub(crate) struct Caller(pub Principal);
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        api.auth.authenticate(&parts.headers).map(Caller)
+    }
+}
+
+/// The OpenAPI document, generated from the handlers below.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "lancesync", description = "Keep a per-user LanceDB index true to users' documents."),
+    paths(
+        root, health, live, ready, metrics, list_sources, add_source, get_source, delete_source,
+        scan_source, get_job, system_status, sync_status, sync_cleanup, pipeline_start,
+        pipeline_stop, search, list_documents, upload_document, get_document, delete_document,
+        manual_sync
+    ),
+    components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/", get(root))
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+        .route("/api/v1/sources", get(list_sources).post(add_source))
+        .route(
+            "/api/v1/sources/{source_type}/{source_id}",
+            get(get_source).delete(delete_source),
+        )
+        .route(
+            "/api/v1/sources/{source_type}/{source_id}/scan",
+            post(scan_source),
+        )
+        .route("/api/v1/jobs/{job_id}", get(get_job))
+        .route("/api/v1/status", get(system_status))
+        .route("/api/v1/sync/status", get(sync_status))
+        .route("/api/v1/sync/cleanup", post(sync_cleanup))
+        .route("/api/v1/pipeline/start", post(pipeline_start))
+        .route("/api/v1/pipeline/stop", post(pipeline_stop))
+        .route("/api/v1/search", post(search))
+        .route(
+            "/api/v1/documents",
+            get(list_documents).post(upload_document),
+        )
+        .route("/api/v1/sync/manual", post(manual_sync))
+        .route(
+            "/api/v1/documents/{doc_id}",
+            get(get_document).delete(delete_document),
+        )
+}
+
+fn ok(value: impl serde::Serialize) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+/// `?user_id=`: which user an admin acts for (a user token acts for its own).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserQuery {
+    /// User to act for; admin only (a user token may name only itself).
+    user_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/", responses((status = 200, description = "Name, version, status")))]
+async fn root(State(api): State<Api>) -> ApiResult {
+    ok(json!({
+        "name": "lancesync",
+        "version": env!("CARGO_PKG_VERSION"),
+        "status": if api.orchestrator.is_running() { "running" } else { "stopped" },
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+    }))
+}
+
+/// Health without naming users or sources (it needs no token): per-source checks are
+/// folded into one `sources` component.
+#[utoipa::path(get, path = "/health", responses(
+    (status = 200, description = "healthy or degraded, a check per component"),
+    (status = 503, description = "unhealthy"),
+))]
+async fn health(State(api): State<Api>) -> ApiResult {
+    let mut h = api.orchestrator.health().await;
+    let sources: Vec<HealthStatus> = h
+        .components
+        .iter()
+        .filter(|(k, _)| k.starts_with("source:"))
+        .map(|(_, c)| c.status)
+        .collect();
+    let bad = sources
+        .iter()
+        .filter(|s| **s != HealthStatus::Healthy)
+        .count();
+    h.components.retain(|k, _| !k.starts_with("source:"));
+    h.components.insert(
+        "sources".into(),
+        lancesync_orchestrator::ComponentHealth {
+            status: if bad == 0 {
+                HealthStatus::Healthy
+            } else {
+                HealthStatus::Degraded
+            },
+            message: format!("{} source(s), {bad} need attention", sources.len()),
+        },
+    );
+    let status = if h.status == HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(h)).into_response())
+}
+
+#[utoipa::path(get, path = "/health/live", responses((status = 200, description = "The process answers")))]
+async fn live() -> ApiResult {
+    ok(json!({ "status": "alive" }))
+}
+
+#[utoipa::path(get, path = "/health/ready", responses(
+    (status = 200, description = "Ready: the database can be written"),
+    (status = 503, description = "Not ready"),
+))]
+async fn ready(State(api): State<Api>) -> ApiResult {
+    let h = api.orchestrator.health().await;
+    let database = h.components.get("database").cloned();
+    match database {
+        Some(d) if d.status != HealthStatus::Unhealthy => ok(json!({ "status": "ready" })),
+        other => Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "database": other })),
+        )
+            .into_response()),
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus (OpenMetrics) text")))]
+async fn metrics(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
+    caller.require_admin()?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        api.metrics.render(),
+    )
+        .into_response())
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn docs() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
+
+/// A source to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddSource {
+    /// User it belongs to (admin only; a user token adds to its own user).
+    user_id: Option<String>,
+    /// Unique per user: letters, digits, `_`, `-`, `.`.
+    #[serde(alias = "id")]
+    source_id: String,
+    /// `local_filesystem`.
+    #[serde(default = "local_filesystem")]
+    source_type: String,
+    /// Scheduled (default SYNC_ENABLED_BY_DEFAULT).
+    enabled: Option<bool>,
+    /// Seconds between polls (default DEFAULT_POLL_INTERVAL).
+    poll_interval: Option<u64>,
+    /// The type's settings; local_filesystem: watch_paths, file_patterns, exclude_patterns,
+    /// include_hidden, follow_symlinks, max_file_size_mb.
+    #[schema(value_type = Object)]
+    config: Value,
+}
+
+fn local_filesystem() -> String {
+    "local_filesystem".into()
+}
+
+#[utoipa::path(post, path = "/api/v1/sources", request_body = AddSource, responses(
+    (status = 201, description = "Added and scheduled"),
+    (status = 400, description = "Invalid spec", body = ErrorBody),
+    (status = 403, description = "Not allowed", body = ErrorBody),
+    (status = 409, description = "Id taken", body = ErrorBody),
+))]
+async fn add_source(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    body: Result<Json<AddSource>, JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body?;
+    let user = caller.user_for(body.user_id.as_deref())?;
+    // A folder source reads the server's disk: only the admin may point one anywhere.
+    if body.source_type == "local_filesystem" {
+        caller.require_admin().map_err(|_| {
+            ApiError::forbidden("local_filesystem sources read the server's disk: only the admin token may add them")
+        })?;
+    }
+    let config = match toml::Value::try_from(&body.config) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => {
+            return Err(ApiError::bad_request(
+                "config must be a JSON object without nulls",
+            ));
+        }
+    };
+    let spec = SourceSpec {
+        id: body.source_id,
+        source_type: body.source_type,
+        enabled: body
+            .enabled
+            .unwrap_or(api.orchestrator.settings().sync.enabled_by_default),
+        poll_interval: body.poll_interval,
+        config,
+    };
+    let info = api.orchestrator.add_source(&user, spec)?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/sources", params(UserQuery), responses(
+    (status = 200, description = "Sources with their last run"),
+))]
+async fn list_sources(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let sources = match (&caller, q.user_id.as_deref()) {
+        (Principal::Admin, None) => api.orchestrator.sources(None),
+        (_, asked) => {
+            let user = caller.user_for(asked)?;
+            api.orchestrator.sources(Some(&user))
+        }
+    };
+    ok(json!({ "sources": sources, "count": sources.len() }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SourcePath {
+    source_type: String,
+    source_id: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/sources/{source_type}/{source_id}", params(UserQuery), responses(
+    (status = 200, description = "The source"),
+    (status = 404, description = "No such source", body = ErrorBody),
+))]
+async fn get_source(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    path: Result<Path<SourcePath>, PathRejection>,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult {
+    let (Path(p), Query(q)) = (path?, query?);
+    let user = caller.user_for(q.user_id.as_deref())?;
+    ok(api
+        .orchestrator
+        .source(&user, &p.source_type, &p.source_id)?)
+}
+
+#[utoipa::path(delete, path = "/api/v1/sources/{source_type}/{source_id}", params(UserQuery), responses(
+    (status = 200, description = "Removed, with its documents"),
+    (status = 404, description = "No such source", body = ErrorBody),
+))]
+async fn delete_source(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    path: Result<Path<SourcePath>, PathRejection>,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult {
+    let (Path(p), Query(q)) = (path?, query?);
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let documents = api
+        .orchestrator
+        .remove_source(&user, &p.source_type, &p.source_id)
+        .await?;
+    ok(json!({ "removed": p.source_id, "documents_removed": documents }))
+}
+
+/// `?wait=`: seconds to wait for the scan before answering with its job.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScanQuery {
+    /// User to act for (admin).
+    user_id: Option<String>,
+    /// Seconds to wait for the run (0 to 300, default 30): finished in time, the answer is
+    /// 200 with the report; otherwise 202 with a job to poll.
+    wait: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/sources/{source_type}/{source_id}/scan", params(ScanQuery), responses(
+    (status = 200, description = "The run finished: its job with the report"),
+    (status = 202, description = "Still running: poll /api/v1/jobs/{id}"),
+    (status = 404, description = "No such source", body = ErrorBody),
+))]
+async fn scan_source(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    path: Result<Path<SourcePath>, PathRejection>,
+    query: Result<Query<ScanQuery>, QueryRejection>,
+) -> ApiResult {
+    let (Path(p), Query(q)) = (path?, query?);
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let wait = Duration::from_secs(q.wait.unwrap_or(30).min(300));
+    let job = api.orchestrator.scan(&user, &p.source_type, &p.source_id)?;
+    let job = api.orchestrator.wait_job(&job.id, wait).await?;
+    let status = if job.state.is_finished() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(job)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", responses(
+    (status = 200, description = "The job: state, progress, report or error"),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
+async fn get_job(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = path?;
+    let job = api.orchestrator.job(&id)?;
+    // Another user's job is reported as missing, not as forbidden: ids are not secrets,
+    // but whose they are is.
+    if let Principal::User(own) = &caller
+        && own != &job.user_id
+    {
+        return Err(ApiError::not_found(format!("no job {id}")));
+    }
+    ok(job)
+}
+
+#[utoipa::path(get, path = "/api/v1/status", responses(
+    (status = 200, description = "Components, deployment, storage mode, redacted config, sources, metrics"),
+    (status = 403, description = "Admin only", body = ErrorBody),
+))]
+async fn system_status(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
+    caller.require_admin()?;
+    let o = &api.orchestrator;
+    let settings = o.settings();
+    let health = o.health().await;
+    let counters = o.counters();
+    let sources = o.sources(None);
+    let failed_syncs = sources
+        .iter()
+        .filter(|s| s.last_error.is_some() || s.last_report.as_ref().is_some_and(|r| r.failed > 0))
+        .count();
+    let config = &api.config;
+    ok(json!({
+        "status": health.status,
+        "components": health.components,
+        "pipeline_running": o.is_running(),
+        "backend_location": config.backend().location,
+        "backend_location_reason": config.backend().to_string(),
+        "frontend_type": settings.deployment.frontend,
+        "storage_mode": config.storage_mode(),
+        "recommended_storage_mode": config.recommended_mode(),
+        "config": config.explain(),
+        "sources": sources,
+        "metrics": {
+            "pending_syncs": counters.pending_runs,
+            "failed_syncs": failed_syncs,
+            "storage_service_available": health.components.get("database").is_some_and(|d| d.status != HealthStatus::Unhealthy),
+            "s3_primary_enabled": settings.s3.enabled && settings.s3.use_as_primary,
+            "s3_backup_enabled": settings.backup.enabled,
+            "local_cache_enabled": settings.s3.local_cache_enabled,
+            "sources_monitored": sources.iter().filter(|s| s.enabled && settings.monitoring.enabled).count(),
+            "runs": counters,
+        },
+        "embedder": o.engine().embedder(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": health.uptime_seconds,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/sync/status", params(UserQuery), responses(
+    (status = 200, description = "A user's counts and last runs"),
+))]
+async fn sync_status(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let engine = api.orchestrator.engine();
+    let status = engine.status(&user).await?;
+    let last_runs = engine.last_runs(&user).await?;
+    let sources = api.orchestrator.sources(Some(&user));
+    ok(json!({
+        "user_id": user,
+        "status": status,
+        "pending_syncs": sources.iter().filter(|s| s.pending || s.running).count(),
+        "last_runs": last_runs,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/sync/cleanup", params(UserQuery), responses(
+    (status = 200, description = "Failure records cleared; the next run treats them as new"),
+))]
+async fn sync_cleanup(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let cleared = api.orchestrator.engine().clear_failures(&user).await?;
+    ok(json!({ "user_id": user, "cleared": cleared }))
+}
+
+#[utoipa::path(post, path = "/api/v1/pipeline/start", responses((status = 200, description = "Started")))]
+async fn pipeline_start(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
+    caller.require_admin()?;
+    api.orchestrator.start();
+    ok(json!({ "pipeline": "started" }))
+}
+
+#[utoipa::path(post, path = "/api/v1/pipeline/stop", responses((status = 200, description = "Stopped (paused)")))]
+async fn pipeline_stop(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
+    caller.require_admin()?;
+    api.orchestrator.stop();
+    ok(json!({ "pipeline": "stopped" }))
+}
+
+/// A search.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchBody {
+    /// User to search (admin; a user token searches its own).
+    user_id: Option<String>,
+    /// What to look for.
+    query: String,
+    /// vector, full_text or hybrid (default).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    mode: Option<SearchMode>,
+    /// 1 to 100 (default 10).
+    limit: Option<usize>,
+    /// Only this source.
+    source_id: Option<String>,
+    /// Only this type: pdf, docx, html, md, txt.
+    #[schema(value_type = Option<String>)]
+    doc_type: Option<DocType>,
+}
+
+#[utoipa::path(post, path = "/api/v1/search", request_body = SearchBody, responses(
+    (status = 200, description = "Matching chunks, best first"),
+    (status = 400, description = "Invalid request", body = ErrorBody),
+))]
+async fn search(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    body: Result<Json<SearchBody>, JsonRejection>,
+) -> ApiResult {
+    let Json(b) = body?;
+    let user = caller.user_for(b.user_id.as_deref())?;
+    let request = SearchRequest {
+        query: b.query,
+        mode: b.mode.unwrap_or_default(),
+        limit: b.limit.unwrap_or(10),
+        source_id: b.source_id,
+        doc_type: b.doc_type,
+    };
+    let results = api.orchestrator.engine().search(&user, &request).await?;
+    ok(json!({ "user_id": user, "count": results.len(), "results": results }))
+}
+
+/// Listing filters and paging.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocumentsQuery {
+    /// User (admin).
+    user_id: Option<String>,
+    /// Only this source.
+    source_id: Option<String>,
+    /// Only this type.
+    #[param(value_type = Option<String>)]
+    doc_type: Option<DocType>,
+    /// completed or failed.
+    status: Option<String>,
+    /// Items to skip (default 0).
+    offset: Option<usize>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/documents", params(DocumentsQuery), responses(
+    (status = 200, description = "A page of documents"),
+))]
+async fn list_documents(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<DocumentsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let filter = DocumentFilter {
+        source_id: q.source_id,
+        doc_type: q.doc_type,
+        status: q.status,
+    };
+    let page = api
+        .orchestrator
+        .engine()
+        .documents(&user, &filter, q.offset.unwrap_or(0), q.limit.unwrap_or(50))
+        .await?;
+    ok(page)
+}
+
+#[utoipa::path(get, path = "/api/v1/documents/{doc_id}", params(UserQuery), responses(
+    (status = 200, description = "The document with its chunks"),
+    (status = 404, description = "No such document", body = ErrorBody),
+))]
+async fn get_document(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult {
+    let (Path(doc_id), Query(q)) = (path?, query?);
+    let user = caller.user_for(q.user_id.as_deref())?;
+    match api.orchestrator.engine().document(&user, &doc_id).await? {
+        Some(doc) => ok(doc),
+        None => Err(ApiError::not_found(format!(
+            "user {user} has no document {doc_id}"
+        ))),
+    }
+}
+
+#[utoipa::path(delete, path = "/api/v1/documents/{doc_id}", params(UserQuery), responses(
+    (status = 200, description = "Removed from the index (it returns if its source still has it)"),
+    (status = 404, description = "No such document", body = ErrorBody),
+))]
+async fn delete_document(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult {
+    let (Path(doc_id), Query(q)) = (path?, query?);
+    let user = caller.user_for(q.user_id.as_deref())?;
+    if api.orchestrator.delete_document(&user, &doc_id).await? {
+        ok(json!({ "deleted": doc_id }))
+    } else {
+        Err(ApiError::not_found(format!(
+            "user {user} has no document {doc_id}"
+        )))
+    }
+}
+
+/// Answer for an indexed upload: 201 when it was indexed, 422 when it could not be processed
+/// (unsupported type, corrupt file), with the document row either way.
+fn indexed(doc: lancesync_engine::DocumentInfo) -> ApiResult {
+    let status = if doc.processing_status == "completed" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((
+        status,
+        Json(json!({
+            "doc_id": doc.doc_id,
+            "chunks": doc.total_chunks,
+            "processing_status": doc.processing_status,
+            "error_message": doc.error_message,
+            "document": doc,
+        })),
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/documents", params(UserQuery),
+    request_body(content_type = "multipart/form-data", description = "A `file` field (its file name decides the type: pdf, docx, html, md, txt)"),
+    responses(
+        (status = 201, description = "Indexed: doc_id and chunk count"),
+        (status = 413, description = "Over API_MAX_BODY_MB", body = ErrorBody),
+        (status = 422, description = "Stored but not processable: the reason", body = ErrorBody),
+))]
+async fn upload_document(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<UserQuery>, QueryRejection>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let mut multipart = multipart.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let multipart_error =
+        |e: axum::extract::multipart::MultipartError| ApiError::new(e.status(), e.body_text());
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let filename = field.file_name().map(str::to_string).ok_or_else(|| {
+            ApiError::bad_request(
+                "the file field needs a file name (its extension decides the type)",
+            )
+        })?;
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        let doc = api.orchestrator.upload(&user, &filename, &bytes).await?;
+        return indexed(doc);
+    }
+    Err(ApiError::bad_request(
+        "send the document in a multipart field named file",
+    ))
+}
+
+/// A document given in the request: text, or bytes in base64.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManualDocument {
+    /// User (admin; a user token syncs into its own index).
+    user_id: Option<String>,
+    /// File name; its extension decides the type (notes.md, report.pdf).
+    filename: String,
+    /// The content as text (md, txt, html).
+    text: Option<String>,
+    /// The content as base64 bytes (pdf, docx, or any type).
+    content_base64: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/sync/manual", request_body = ManualDocument, responses(
+    (status = 201, description = "Indexed: doc_id and chunk count"),
+    (status = 400, description = "Invalid request", body = ErrorBody),
+    (status = 422, description = "Not processable: the reason", body = ErrorBody),
+))]
+async fn manual_sync(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    body: Result<Json<ManualDocument>, JsonRejection>,
+) -> ApiResult {
+    use base64::Engine as _;
+    let Json(b) = body?;
+    let user = caller.user_for(b.user_id.as_deref())?;
+    let bytes = match (b.text, b.content_base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| ApiError::bad_request(format!("content_base64 is not base64: {e}")))?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of text and content_base64",
+            ));
+        }
+    };
+    let doc = api.orchestrator.upload(&user, &b.filename, &bytes).await?;
+    indexed(doc)
+}

@@ -1,0 +1,184 @@
+//! Jobs: long work (a source scan) answered at once with an id whose progress can be polled.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lancesync_engine::{Progress, SyncReport};
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// Finished jobs kept for polling; older ones are forgotten first.
+const KEEP_FINISHED: usize = 1000;
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a run slot.
+    Queued,
+    /// Running.
+    Running,
+    /// Finished with a report.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+}
+
+impl JobState {
+    /// Whether the job is over.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// A job as seen by a poller.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// Id (`job-N`).
+    pub id: String,
+    /// What it does (`scan`).
+    pub kind: String,
+    /// User.
+    pub user_id: String,
+    /// Source.
+    pub source_id: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Documents looked at so far.
+    pub done: usize,
+    /// Documents to look at (known once listing finished).
+    pub total: usize,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 end time.
+    pub finished_at: Option<String>,
+    /// The run's report, when it succeeded.
+    pub report: Option<SyncReport>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Every job of this process.
+#[derive(Debug, Default)]
+pub(crate) struct Jobs {
+    next: AtomicU64,
+    table: Mutex<JobTable>,
+}
+
+#[derive(Debug, Default)]
+struct JobTable {
+    jobs: BTreeMap<String, watch::Sender<Job>>,
+    finished: VecDeque<String>,
+}
+
+impl Jobs {
+    /// A new queued job.
+    pub(crate) fn create(&self, kind: &str, user_id: &str, source_id: &str) -> String {
+        let id = format!("job-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let job = Job {
+            id: id.clone(),
+            kind: kind.into(),
+            user_id: user_id.into(),
+            source_id: source_id.into(),
+            state: JobState::Queued,
+            done: 0,
+            total: 0,
+            created_at: lancesync_engine::now_rfc3339(),
+            finished_at: None,
+            report: None,
+            error: None,
+        };
+        let (tx, _) = watch::channel(job);
+        self.table
+            .lock()
+            .expect("jobs lock")
+            .jobs
+            .insert(id.clone(), tx);
+        id
+    }
+
+    /// A job's current state.
+    pub(crate) fn get(&self, id: &str) -> Option<Job> {
+        let table = self.table.lock().expect("jobs lock");
+        table.jobs.get(id).map(|tx| tx.borrow().clone())
+    }
+
+    /// Follow a job's changes.
+    pub(crate) fn subscribe(&self, id: &str) -> Option<watch::Receiver<Job>> {
+        let table = self.table.lock().expect("jobs lock");
+        table.jobs.get(id).map(watch::Sender::subscribe)
+    }
+
+    /// Jobs not finished yet.
+    pub(crate) fn active(&self) -> usize {
+        let table = self.table.lock().expect("jobs lock");
+        table
+            .jobs
+            .values()
+            .filter(|tx| !tx.borrow().state.is_finished())
+            .count()
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut Job)) {
+        let mut table = self.table.lock().expect("jobs lock");
+        let Some(tx) = table.jobs.get(id) else {
+            return;
+        };
+        let mut finished_now = false;
+        tx.send_modify(|job| {
+            let was = job.state.is_finished();
+            change(job);
+            finished_now = !was && job.state.is_finished();
+        });
+        if finished_now {
+            table.finished.push_back(id.to_string());
+            while table.finished.len() > KEEP_FINISHED {
+                if let Some(old) = table.finished.pop_front() {
+                    table.jobs.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The writer side of one job; also the [`Progress`] of its run.
+pub(crate) struct JobHandle<'a> {
+    jobs: &'a Jobs,
+    id: String,
+}
+
+impl<'a> JobHandle<'a> {
+    pub(crate) fn attach(jobs: &'a Jobs, id: String) -> Self {
+        Self { jobs, id }
+    }
+
+    pub(crate) fn running(&self) {
+        self.jobs.update(&self.id, |j| j.state = JobState::Running);
+    }
+
+    pub(crate) fn finish(&self, outcome: &Result<SyncReport, String>) {
+        self.jobs.update(&self.id, |j| {
+            j.finished_at = Some(lancesync_engine::now_rfc3339());
+            match outcome {
+                Ok(report) => {
+                    j.state = JobState::Succeeded;
+                    j.report = Some(report.clone());
+                }
+                Err(e) => {
+                    j.state = JobState::Failed;
+                    j.error = Some(e.clone());
+                }
+            }
+        });
+    }
+}
+
+impl Progress for JobHandle<'_> {
+    fn start(&self, total: usize) {
+        self.jobs.update(&self.id, |j| j.total = total);
+    }
+    fn advance(&self, _uri: &str) {
+        self.jobs.update(&self.id, |j| j.done += 1);
+    }
+}

@@ -1,0 +1,234 @@
+//! The orchestrator on real LanceDB tables in temp dirs: schedules, pipeline stop/start without
+//! losing changes, persistence across restarts, source removal, scans as jobs, health.
+//! Run: cargo test --workspace --test orchestrator
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lancesync_config::{Config, EnvFile, LoadOptions};
+use lancesync_engine::{Engine, EngineConfig, embedder_from_settings};
+use lancesync_orchestrator::{HealthStatus, JobState, Orchestrator};
+use lancesync_sources::{LocalFsConfig, SourceSpec};
+
+fn config(work: &Path, extra: &[(&str, &str)]) -> Config {
+    let mut env = BTreeMap::new();
+    env.insert("HOME".to_string(), work.display().to_string());
+    env.insert("LANCEDB_URI".into(), work.join("db").display().to_string());
+    env.insert(
+        "SYNC_STATE_DIR".into(),
+        work.join("state").display().to_string(),
+    );
+    env.insert("CHUNK_CHARACTERS".into(), "300".into());
+    env.insert("CHUNK_OVERLAP".into(), "50".into());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    let opts = LoadOptions {
+        env,
+        config_file: None,
+        env_file: EnvFile::Disabled,
+        overrides: Vec::new(),
+        working_dir: work.to_path_buf(),
+    };
+    Config::load(&opts).expect("valid test configuration")
+}
+
+fn orchestrator(work: &Path, extra: &[(&str, &str)]) -> Orchestrator {
+    let settings = config(work, extra).settings().clone();
+    let engine = Arc::new(
+        Engine::new(
+            EngineConfig::from_settings(&settings),
+            embedder_from_settings(&settings).unwrap(),
+        )
+        .unwrap(),
+    );
+    Orchestrator::new(settings, BTreeMap::new(), engine)
+}
+
+fn folder(work: &Path, name: &str, files: usize) -> PathBuf {
+    let dir = work.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..files {
+        std::fs::write(
+            dir.join(format!("note-{i}.md")),
+            format!("# Note {i}\n\nabout gardens and tomatoes, number {i}"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn spec(id: &str, dir: &Path, poll: Option<u64>) -> SourceSpec {
+    let mut s = SourceSpec::local(id, &LocalFsConfig::new([dir.display().to_string()]));
+    s.poll_interval = poll;
+    s
+}
+
+async fn documents(o: &Orchestrator, user: &str) -> usize {
+    o.engine().status(user).await.unwrap().documents
+}
+
+/// Wait until `check` holds, polling; fails after `limit`.
+async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within {limit:?}: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_run_and_a_stopped_pipeline_loses_no_changes() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let docs = folder(w, "docs", 3);
+    let o = orchestrator(w, &[("DEFAULT_POLL_INTERVAL", "1")]);
+    assert_eq!(o.initialize().await.unwrap(), 0);
+    o.add_source("alice", spec("notes", &docs, None)).unwrap();
+    // Nothing runs before the pipeline is started.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(documents(&o, "alice").await, 0);
+    assert!(
+        o.sources(Some("alice"))[0].pending,
+        "a due run waits for start"
+    );
+
+    o.start();
+    eventually(Duration::from_secs(20), "the first run", async || {
+        documents(&o, "alice").await == 3
+    })
+    .await;
+
+    // Stopped: changes pile up, nothing is written, the due run is pending.
+    o.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let a run in progress end
+    std::fs::write(docs.join("late.md"), "# Late\n\nwritten while stopped").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(documents(&o, "alice").await, 3, "no run while stopped");
+    assert!(o.sources(Some("alice"))[0].pending);
+    assert_eq!(
+        o.health().await.status,
+        HealthStatus::Degraded,
+        "a stopped pipeline is reported"
+    );
+
+    // Started again: the change is picked up.
+    o.start();
+    eventually(Duration::from_secs(20), "the resumed run", async || {
+        documents(&o, "alice").await == 4
+    })
+    .await;
+    let info = &o.sources(Some("alice"))[0];
+    assert!(info.runs >= 2 && info.last_error.is_none(), "{info:?}");
+    assert!(o.counters().runs_succeeded >= 2);
+    o.shutdown(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_survive_a_restart_and_removal_takes_their_documents() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let a = folder(w, "a", 2);
+    let b = folder(w, "b", 5);
+    {
+        let o = orchestrator(w, &[("ENABLE_SOURCE_MONITORING", "false")]);
+        o.initialize().await.unwrap();
+        o.add_source("alice", spec("a", &a, Some(60))).unwrap();
+        o.add_source("bob", spec("b", &b, None)).unwrap();
+        // Ids are unique per user, and invalid ones are refused before anything is stored.
+        assert!(o.add_source("alice", spec("a", &b, None)).is_err());
+        assert!(o.add_source("alice", spec("bad id", &b, None)).is_err());
+        assert!(o.add_source("../x", spec("c", &b, None)).is_err());
+        let job = o.scan("alice", "local_filesystem", "a").unwrap();
+        let job = o.wait_job(&job.id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!(job.report.as_ref().unwrap().created, 2);
+        assert_eq!((job.done, job.total), (2, 2));
+        o.shutdown(Duration::from_secs(5)).await;
+    }
+    // A new process finds both sources, with their settings.
+    let o = orchestrator(w, &[("ENABLE_SOURCE_MONITORING", "false")]);
+    assert_eq!(o.initialize().await.unwrap(), 2);
+    let listed = o.sources(None);
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].poll_interval_seconds, 60);
+    assert_eq!(o.users().into_iter().collect::<Vec<_>>(), ["alice", "bob"]);
+    // Monitoring is off: nothing runs on its own, even when started.
+    o.start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(documents(&o, "bob").await, 0);
+    // Wrong type or unknown id: not found.
+    assert!(o.scan("alice", "notion", "a").is_err());
+    assert!(
+        o.scan("alice", "local_filesystem", "b").is_err(),
+        "bob's source is not alice's"
+    );
+    assert!(o.job("job-999").is_err());
+
+    assert_eq!(documents(&o, "alice").await, 2);
+    let removed = o
+        .remove_source("alice", "local_filesystem", "a")
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(documents(&o, "alice").await, 0);
+    assert!(o.sources(Some("alice")).is_empty());
+    let o2 = orchestrator(w, &[("ENABLE_SOURCE_MONITORING", "false")]);
+    assert_eq!(
+        o2.initialize().await.unwrap(),
+        1,
+        "the removal was persisted"
+    );
+    o.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_a_missing_folder_and_shutdown_waits_for_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let docs = folder(w, "docs", 30);
+    let o = orchestrator(w, &[("ENABLE_SOURCE_MONITORING", "false")]);
+    o.initialize().await.unwrap();
+    o.start();
+    o.add_source("carol", spec("docs", &docs, None)).unwrap();
+    let h = o.health().await;
+    assert_eq!(h.status, HealthStatus::Healthy, "{h:?}");
+    assert_eq!(h.components["database"].status, HealthStatus::Healthy);
+
+    // A scan runs; shutdown waits for it, and what it wrote is complete.
+    let job = o.scan("carol", "local_filesystem", "docs").unwrap();
+    o.shutdown(Duration::from_secs(60)).await;
+    let job = o.job(&job.id).unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(documents(&o, "carol").await, 30);
+    assert!(
+        o.scan("carol", "local_filesystem", "docs").is_err(),
+        "no new work after shutdown"
+    );
+
+    // The folder disappears: the source is degraded, the database still healthy.
+    let o = orchestrator(w, &[("ENABLE_SOURCE_MONITORING", "false")]);
+    o.initialize().await.unwrap();
+    o.start();
+    std::fs::rename(&docs, w.join("moved-away")).unwrap();
+    let h = o.health().await;
+    assert_eq!(h.status, HealthStatus::Degraded);
+    let source = &h.components["source:carol/docs"];
+    assert_eq!(source.status, HealthStatus::Degraded);
+    assert!(
+        source.message.contains("nothing under it is deleted"),
+        "{}",
+        source.message
+    );
+    // And a scan of it deletes nothing.
+    let job = o.scan("carol", "local_filesystem", "docs").unwrap();
+    let job = o.wait_job(&job.id, Duration::from_secs(30)).await.unwrap();
+    assert!(job.state.is_finished());
+    assert_eq!(documents(&o, "carol").await, 30);
+    o.shutdown(Duration::from_secs(5)).await;
+}
