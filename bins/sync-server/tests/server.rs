@@ -128,6 +128,18 @@ impl Server {
     }
 }
 
+/// A folder `docs` with one note about tomatoes.
+fn tomatoes(work: &Path) -> std::path::PathBuf {
+    let docs = work.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("tomatoes.md"),
+        "# Tomatoes\n\nWater tomatoes deeply.",
+    )
+    .unwrap();
+    docs
+}
+
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
@@ -143,13 +155,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 async fn serves_syncs_and_survives_a_restart() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let docs = w.join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(
-        docs.join("tomatoes.md"),
-        "# Tomatoes\n\nWater tomatoes deeply.",
-    )
-    .unwrap();
+    let docs = tomatoes(w);
     std::fs::write(
         docs.join("basil.md"),
         "# Basil\n\nBasil likes warm tomatoes nearby.",
@@ -258,13 +264,7 @@ fn an_invalid_configuration_exits_2_with_every_problem() {
 async fn the_curl_example_script_works() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let docs = w.join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    std::fs::write(
-        docs.join("tomatoes.md"),
-        "# Tomatoes\n\nWater tomatoes deeply.",
-    )
-    .unwrap();
+    let docs = tomatoes(w);
     let server = start(
         w,
         &[

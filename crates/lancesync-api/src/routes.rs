@@ -35,6 +35,20 @@ impl FromRequestParts<Api> for Caller {
     }
 }
 
+/// The user a request acts for, from its token and `?user_id=` (see
+/// [`Principal::user_for`]); for endpoints whose only query parameter is `user_id`.
+pub(crate) struct ForUser(pub String);
+
+impl FromRequestParts<Api> for ForUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let Caller(caller) = Caller::from_request_parts(parts, api).await?;
+        let Query(q) = Query::<UserQuery>::from_request_parts(parts, api).await?;
+        caller.user_for(q.user_id.as_deref()).map(ForUser)
+    }
+}
+
 /// The OpenAPI document, generated from the handlers below.
 #[derive(OpenApi)]
 #[openapi(
@@ -304,12 +318,10 @@ pub(crate) struct SourcePath {
 ))]
 async fn get_source(
     State(api): State<Api>,
-    Caller(caller): Caller,
+    ForUser(user): ForUser,
     path: Result<Path<SourcePath>, PathRejection>,
-    query: Result<Query<UserQuery>, QueryRejection>,
 ) -> ApiResult {
-    let (Path(p), Query(q)) = (path?, query?);
-    let user = caller.user_for(q.user_id.as_deref())?;
+    let Path(p) = path?;
     ok(api
         .orchestrator
         .source(&user, &p.source_type, &p.source_id)?)
@@ -321,12 +333,10 @@ async fn get_source(
 ))]
 async fn delete_source(
     State(api): State<Api>,
-    Caller(caller): Caller,
+    ForUser(user): ForUser,
     path: Result<Path<SourcePath>, PathRejection>,
-    query: Result<Query<UserQuery>, QueryRejection>,
 ) -> ApiResult {
-    let (Path(p), Query(q)) = (path?, query?);
-    let user = caller.user_for(q.user_id.as_deref())?;
+    let Path(p) = path?;
     let documents = api
         .orchestrator
         .remove_source(&user, &p.source_type, &p.source_id)
@@ -436,13 +446,7 @@ async fn system_status(State(api): State<Api>, Caller(caller): Caller) -> ApiRes
 #[utoipa::path(get, path = "/api/v1/sync/status", params(UserQuery), responses(
     (status = 200, description = "A user's counts and last runs"),
 ))]
-async fn sync_status(
-    State(api): State<Api>,
-    Caller(caller): Caller,
-    query: Result<Query<UserQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = query?;
-    let user = caller.user_for(q.user_id.as_deref())?;
+async fn sync_status(State(api): State<Api>, ForUser(user): ForUser) -> ApiResult {
     let engine = api.orchestrator.engine();
     let status = engine.status(&user).await?;
     let last_runs = engine.last_runs(&user).await?;
@@ -458,13 +462,7 @@ async fn sync_status(
 #[utoipa::path(post, path = "/api/v1/sync/cleanup", params(UserQuery), responses(
     (status = 200, description = "Failure records cleared; the next run treats them as new"),
 ))]
-async fn sync_cleanup(
-    State(api): State<Api>,
-    Caller(caller): Caller,
-    query: Result<Query<UserQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = query?;
-    let user = caller.user_for(q.user_id.as_deref())?;
+async fn sync_cleanup(State(api): State<Api>, ForUser(user): ForUser) -> ApiResult {
     let cleared = api.orchestrator.engine().clear_failures(&user).await?;
     ok(json!({ "user_id": user, "cleared": cleared }))
 }
@@ -574,12 +572,10 @@ async fn list_documents(
 ))]
 async fn get_document(
     State(api): State<Api>,
-    Caller(caller): Caller,
+    ForUser(user): ForUser,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<UserQuery>, QueryRejection>,
 ) -> ApiResult {
-    let (Path(doc_id), Query(q)) = (path?, query?);
-    let user = caller.user_for(q.user_id.as_deref())?;
+    let Path(doc_id) = path?;
     match api.orchestrator.engine().document(&user, &doc_id).await? {
         Some(doc) => ok(doc),
         None => Err(ApiError::not_found(format!(
@@ -594,12 +590,10 @@ async fn get_document(
 ))]
 async fn delete_document(
     State(api): State<Api>,
-    Caller(caller): Caller,
+    ForUser(user): ForUser,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<UserQuery>, QueryRejection>,
 ) -> ApiResult {
-    let (Path(doc_id), Query(q)) = (path?, query?);
-    let user = caller.user_for(q.user_id.as_deref())?;
+    let Path(doc_id) = path?;
     if api.orchestrator.delete_document(&user, &doc_id).await? {
         ok(json!({ "deleted": doc_id }))
     } else {
@@ -639,12 +633,9 @@ fn indexed(doc: lancesync_engine::DocumentInfo) -> ApiResult {
 ))]
 async fn upload_document(
     State(api): State<Api>,
-    Caller(caller): Caller,
-    query: Result<Query<UserQuery>, QueryRejection>,
+    ForUser(user): ForUser,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult {
-    let Query(q) = query?;
-    let user = caller.user_for(q.user_id.as_deref())?;
     let mut multipart = multipart.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let multipart_error =
         |e: axum::extract::multipart::MultipartError| ApiError::new(e.status(), e.body_text());

@@ -236,10 +236,14 @@ impl<'a> Run<'a> {
                 source: e,
             })?;
 
-        let states = self.tables.doc_states(&source_id).await?;
+        // The tables' state and the listing are independent: read both at once (a rescan
+        // with nothing to do is mostly these two).
+        let (states, listing) =
+            tokio::join!(self.tables.doc_states(&source_id), self.source.list());
+        let states = states?;
         let documents_before = states.len();
         // A failed listing returns here: nothing is deleted.
-        let listing = self.source.list().await?;
+        let listing = listing?;
 
         let Listing {
             entries,

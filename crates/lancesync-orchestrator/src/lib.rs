@@ -172,6 +172,9 @@ struct RunState {
     last_run_at: Option<String>,
 }
 
+/// What a run of a source needs: its key, the source, its run state.
+type Runnable = (SourceKey, Arc<dyn DocumentSource>, Arc<Mutex<RunState>>);
+
 struct Scheduled {
     spec: SourceSpec,
     source: Arc<dyn DocumentSource>,
@@ -929,7 +932,7 @@ impl Orchestrator {
                 if !this.is_running() {
                     continue;
                 }
-                let due: Vec<(SourceKey, Arc<dyn DocumentSource>, Arc<Mutex<RunState>>)> = {
+                let due: Vec<Runnable> = {
                     let sources = this.inner.sources.lock().expect("lock");
                     sources
                         .iter()
