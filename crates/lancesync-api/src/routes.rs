@@ -669,6 +669,18 @@ pub(crate) struct ManualDocument {
     text: Option<String>,
     /// The content as base64 bytes (pdf, docx, or any type).
     content_base64: Option<String>,
+    /// Chunks made by the caller, in order, each with its `text` and optionally its
+    /// `embedding` (missing ones are computed). With chunks, `text`/`content_base64` are not
+    /// given: the document is written as chunked, under the `manual` source.
+    #[schema(value_type = Option<Vec<Object>>)]
+    chunks: Option<Vec<lancesync_engine::PrecomputedChunk>>,
+    /// Title (with chunks; default: the file name).
+    title: Option<String>,
+    /// Where the document lives in the caller's system (with chunks; default: the file name).
+    uri: Option<String>,
+    /// Properties kept with the document (with chunks).
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
 }
 
 #[utoipa::path(post, path = "/api/v1/sync/manual", request_body = ManualDocument, responses(
@@ -684,6 +696,28 @@ async fn manual_sync(
     use base64::Engine as _;
     let Json(b) = body?;
     let user = caller.user_for(b.user_id.as_deref())?;
+    if let Some(chunks) = b.chunks {
+        if b.text.is_some() || b.content_base64.is_some() {
+            return Err(ApiError::bad_request(
+                "give either chunks or the content (text or content_base64), not both",
+            ));
+        }
+        let doc_type = DocType::from_path(std::path::Path::new(&b.filename)).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{:?}: the file name's extension must be one of pdf, docx, html, md, txt",
+                b.filename
+            ))
+        })?;
+        let doc = lancesync_engine::PrecomputedDocument {
+            uri: b.uri.unwrap_or_else(|| b.filename.clone()),
+            title: b.title.unwrap_or(b.filename),
+            doc_type,
+            metadata: b.metadata.unwrap_or(Value::Null),
+            chunks,
+        };
+        let doc = api.orchestrator.ingest_precomputed(&user, doc).await?;
+        return indexed(doc);
+    }
     let bytes = match (b.text, b.content_base64) {
         (Some(text), None) => text.into_bytes(),
         (None, Some(encoded)) => base64::engine::general_purpose::STANDARD

@@ -876,9 +876,56 @@ async fn uploads_and_manual_documents_are_indexed_at_once() {
         let r = s.post("/api/v1/sync/manual", Some(BOB), body.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
     }
+    // The original's integration path: chunks (and embeddings) made by the caller.
+    let mut embedding = vec![0.0f32; 384];
+    embedding[7] = 1.0;
+    let r = s
+        .post(
+            "/api/v1/sync/manual",
+            Some(BOB),
+            json!({
+                "filename": "crm-note.txt",
+                "uri": "crm://notes/42",
+                "title": "Call with Ada",
+                "metadata": { "account": "ACME" },
+                "chunks": [
+                    { "text": "Ada asked for a greenhouse quote.", "embedding": embedding },
+                    { "text": "Follow up next Tuesday about glass panels." }
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let manual_id = r.json()["doc_id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["chunks"], 2);
+    let doc = s
+        .get(&format!("/api/v1/documents/{manual_id}"), Some(BOB))
+        .await
+        .json();
+    assert_eq!(doc["title"], "Call with Ada");
+    assert_eq!(doc["source_id"], "manual");
+    assert_eq!(doc["metadata"]["properties"]["account"], "ACME");
+    let hits = s
+        .post(
+            "/api/v1/search",
+            Some(BOB),
+            json!({ "query": "glass panels Tuesday", "mode": "full_text" }),
+        )
+        .await
+        .json();
+    assert_eq!(hits["results"][0]["doc_id"], manual_id.as_str(), "{hits}");
+    for body in [
+        json!({ "filename": "x.txt", "chunks": [{ "text": "a", "embedding": [1.0, 2.0] }] }),
+        json!({ "filename": "x.txt", "chunks": [] }),
+        json!({ "filename": "x.exe", "chunks": [{ "text": "a" }] }),
+        json!({ "filename": "x.txt", "text": "a", "chunks": [{ "text": "a" }] }),
+    ] {
+        let r = s.post("/api/v1/sync/manual", Some(BOB), body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+    }
     assert_eq!(
         s.get("/api/v1/sync/status", Some(BOB)).await.json()["status"]["documents"],
-        2
+        3
     );
     assert_eq!(
         s.get("/api/v1/sync/status", Some(ALICE)).await.json()["status"]["documents"],

@@ -164,3 +164,29 @@ pub(crate) fn check_page(limit: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// A chunk given by the caller, with its embedding when it was computed elsewhere.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PrecomputedChunk {
+    /// The chunk's text.
+    pub text: String,
+    /// Its embedding; missing ones are computed with the engine's embedder.
+    #[serde(default)]
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// A document whose chunks (and optionally embeddings) were made by the caller: the
+/// original system's integration path, where an application chunks and embeds itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrecomputedDocument {
+    /// Where the document is, as the application names it (a URL, a path, an id).
+    pub uri: String,
+    /// Title.
+    pub title: String,
+    /// Type.
+    pub doc_type: DocType,
+    /// Properties kept with the document.
+    pub metadata: serde_json::Value,
+    /// The chunks, in order.
+    pub chunks: Vec<PrecomputedChunk>,
+}

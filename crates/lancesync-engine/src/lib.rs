@@ -39,7 +39,10 @@ use lancesync_sources::DocumentSource;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-pub use documents::{ChunkInfo, DocumentFilter, DocumentInfo, DocumentWithChunks, MAX_PAGE, Page};
+pub use documents::{
+    ChunkInfo, DocumentFilter, DocumentInfo, DocumentWithChunks, MAX_PAGE, Page, PrecomputedChunk,
+    PrecomputedDocument,
+};
 pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest};
 pub use store::{DocState, Maintenance, TableSettings, UserTables};
 pub use sync::{Failure, MassDeleteBlocked, NoProgress, Progress, SyncOptions, SyncReport};
@@ -446,6 +449,120 @@ impl Engine {
             document: DocumentInfo::from(doc),
             chunks: chunks.into_iter().map(ChunkInfo::from).collect(),
         }))
+    }
+
+    /// Write a document whose chunks the caller made, into `source_id` of a user's index:
+    /// missing embeddings are computed, given ones must have the index's dimension; the
+    /// document's earlier chunks are replaced in one commit, then its row is written. The
+    /// source should be one no sync run lists (a run would delete what its listing lacks).
+    pub async fn ingest_precomputed(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        doc: PrecomputedDocument,
+    ) -> Result<DocumentInfo> {
+        ids::validate_source_id(source_id)?;
+        if doc.uri.trim().is_empty() || doc.uri.len() > 2048 {
+            return Err(Error::InvalidRequest(
+                "the document needs a uri of 1 to 2048 characters".into(),
+            ));
+        }
+        if doc.chunks.is_empty() || doc.chunks.iter().any(|c| c.text.trim().is_empty()) {
+            return Err(Error::InvalidRequest(
+                "give at least one chunk, none of them empty".into(),
+            ));
+        }
+        let tables = self.tables(user_id).await?;
+        let dim = tables.dim;
+        if let Some((i, c)) = doc.chunks.iter().enumerate().find(|(_, c)| {
+            c.embedding
+                .as_ref()
+                .is_some_and(|e| e.len() != dim || e.iter().any(|x| !x.is_finite()))
+        }) {
+            return Err(Error::InvalidRequest(format!(
+                "chunk {i}: the embedding has {} values (or a non-finite one); this index takes {dim} from {}",
+                c.embedding.as_ref().map_or(0, Vec::len),
+                self.embedder.identity().name
+            )));
+        }
+        let missing: Vec<String> = doc
+            .chunks
+            .iter()
+            .filter(|c| c.embedding.is_none())
+            .map(|c| c.text.clone())
+            .collect();
+        let mut computed = if missing.is_empty() {
+            Vec::new()
+        } else {
+            self.embedder.embed(&missing).await?
+        }
+        .into_iter();
+        let vectors: Vec<Vec<f32>> = doc
+            .chunks
+            .iter()
+            .map(|c| {
+                c.embedding
+                    .clone()
+                    .or_else(|| computed.next())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let id = ids::doc_id(user_id, source_id, &doc.uri);
+        let now = sync::now();
+        let prior = tables.fetch_docs(std::slice::from_ref(&id)).await?.pop();
+        let mut hasher = blake3::Hasher::new();
+        let chunk_rows: Vec<rows::ChunkRow> = doc
+            .chunks
+            .iter()
+            .zip(&vectors)
+            .enumerate()
+            .map(|(i, (c, v))| {
+                hasher.update(c.text.as_bytes());
+                rows::ChunkRow {
+                    chunk_id: ids::chunk_id(&id, i as u32),
+                    doc_id: id.clone(),
+                    user_id: user_id.into(),
+                    source_id: source_id.into(),
+                    source_uri: doc.uri.clone(),
+                    title: doc.title.clone(),
+                    doc_type: doc.doc_type.as_str().into(),
+                    chunk_index: i as i32,
+                    chunk_text: c.text.clone(),
+                    metadata: serde_json::json!({ "precomputed": c.embedding.is_some() })
+                        .to_string(),
+                    created_at: now.clone(),
+                    checksum: blake3::hash(c.text.as_bytes()).to_hex().to_string(),
+                    vector: v.clone(),
+                }
+            })
+            .collect();
+        let size: usize = doc.chunks.iter().map(|c| c.text.len()).sum();
+        let row = rows::DocRow {
+            doc_id: id.clone(),
+            user_id: user_id.into(),
+            source_type: "manual".into(),
+            source_id: source_id.into(),
+            source_uri: doc.uri.clone(),
+            doc_type: doc.doc_type.as_str().into(),
+            title: doc.title.clone(),
+            metadata_json: serde_json::json!({ "properties": doc.metadata }).to_string(),
+            ingested_at: prior.map_or_else(|| now.clone(), |p| p.ingested_at),
+            last_synced: now,
+            processing_status: rows::STATUS_OK.into(),
+            error_message: None,
+            attempts: 0,
+            total_chunks: chunk_rows.len() as i32,
+            checksum: hasher.finalize().to_hex().to_string(),
+            size: size as i64,
+            modified: 0,
+            source_version: None,
+            vector: sync::mean_vector(&vectors, dim),
+        };
+        tables
+            .replace_chunks(&chunk_rows, std::slice::from_ref(&id))
+            .await?;
+        tables.upsert_docs(std::slice::from_ref(&row)).await?;
+        Ok(DocumentInfo::from(row))
     }
 
     /// Remove one document and its chunks from a user's index. Returns whether it existed.

@@ -757,7 +757,7 @@ fn restamped(row: &DocRow, entry: &SourceEntry, now: &str) -> DocRow {
 }
 
 /// The normalised mean of chunk vectors: the document's own vector.
-fn mean_vector(vectors: &[Vec<f32>], dim: usize) -> Vec<f32> {
+pub(crate) fn mean_vector(vectors: &[Vec<f32>], dim: usize) -> Vec<f32> {
     let mut mean = vec![0f32; dim];
     for v in vectors {
         for (m, x) in mean.iter_mut().zip(v) {

@@ -45,6 +45,9 @@ pub use jobs::{Job, JobState};
 
 /// The id of every user's uploads source (reserved: no configured source may take it).
 pub const UPLOADS: &str = "uploads";
+/// The id under which documents chunked by the caller are kept (reserved likewise; no run
+/// lists it, so nothing deletes them but a request).
+pub const MANUAL: &str = "manual";
 
 /// Check an upload's file name: a plain name (no folders), not hidden, with an extension.
 fn upload_name(filename: &str) -> Result<String> {
@@ -436,9 +439,9 @@ impl Orchestrator {
             return Err(Error::ShuttingDown);
         }
         ids::validate_source_id(&spec.id)?;
-        if spec.id == UPLOADS {
+        if spec.id == UPLOADS || spec.id == MANUAL {
             return Err(Error::Conflict(format!(
-                "the source id {UPLOADS:?} is reserved for uploaded documents; pick another"
+                "the source ids {UPLOADS:?} and {MANUAL:?} are reserved for documents sent to the API; pick another"
             )));
         }
         let registry = self.registry(user_id)?;
@@ -780,6 +783,23 @@ impl Orchestrator {
                     "{name} was stored but not indexed; see the server log"
                 ))
             })
+    }
+
+    /// Write a document the caller chunked (and perhaps embedded) under the `manual` source.
+    pub async fn ingest_precomputed(
+        &self,
+        user_id: &str,
+        doc: lancesync_engine::PrecomputedDocument,
+    ) -> Result<lancesync_engine::DocumentInfo> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        let _working = InProgress::new(&self.inner);
+        Ok(self
+            .inner
+            .engine
+            .ingest_precomputed(user_id, MANUAL, doc)
+            .await?)
     }
 
     /// Remove a document from a user's index; an uploaded one is also deleted from the
