@@ -201,6 +201,7 @@ struct Inner {
     run_slots: Semaphore,
     pipeline: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
+    stopped: watch::Sender<bool>,
     jobs: jobs::Jobs,
     counters: Mutex<Counters>,
     in_progress: AtomicUsize,
@@ -253,6 +254,7 @@ impl Orchestrator {
                 run_slots: Semaphore::new(slots),
                 pipeline: watch::channel(false).0,
                 shutdown: watch::channel(false).0,
+                stopped: watch::channel(false).0,
                 jobs: jobs::Jobs::default(),
                 counters: Mutex::default(),
                 in_progress: AtomicUsize::new(0),
@@ -377,7 +379,14 @@ impl Orchestrator {
             task.abort();
         }
         self.inner.sources.lock().expect("lock").clear();
+        self.inner.stopped.send_replace(true);
         tracing::info!("orchestrator shut down");
+    }
+
+    /// Wait until [`shutdown`](Self::shutdown) has finished (from another task).
+    pub async fn wait_until_stopped(&self) {
+        let mut stopped = self.inner.stopped.subscribe();
+        let _ = stopped.wait_for(|s| *s).await;
     }
 
     /// Every source (of one user, or of all).

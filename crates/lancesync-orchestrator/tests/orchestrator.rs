@@ -202,7 +202,17 @@ async fn health_reports_a_missing_folder_and_shutdown_waits_for_runs() {
 
     // A scan runs; shutdown waits for it, and what it wrote is complete.
     let job = o.scan("carol", "local_filesystem", "docs").unwrap();
+    let waiter = tokio::spawn({
+        let o = o.clone();
+        async move { o.wait_until_stopped().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished(), "still running");
     o.shutdown(Duration::from_secs(60)).await;
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("wait_until_stopped returns after shutdown")
+        .unwrap();
     let job = o.job(&job.id).unwrap();
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     assert_eq!(documents(&o, "carol").await, 30);
