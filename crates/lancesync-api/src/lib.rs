@@ -35,7 +35,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lancesync_orchestrator::Orchestrator;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 pub use auth::{Auth, Principal};
 pub use error::{ApiError, ErrorBody};
@@ -121,7 +121,14 @@ impl Api {
                         .into_response()
                 },
             ))
-            .layer(TraceLayer::new_for_http())
+            .layer(
+                // One span per request with method and path (never headers: they carry
+                // tokens), and a line per response with status and latency.
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                    .on_request(())
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
             .with_state(self.clone())
     }
 }
