@@ -16,6 +16,22 @@ use crate::lock::FileLock;
 use crate::rows::{self, ChunkRow, Columns, DocRow};
 use crate::{Error, Result};
 
+/// Index cache per user database: indexes (full text, vector, BTree) stay warm for search.
+const INDEX_CACHE_BYTES: usize = 256 << 20;
+/// Metadata cache per user database. Lance's default (1 GiB) fills with the manifests of the
+/// many versions a long run writes, so peak memory would grow with the corpus; fragment
+/// metadata of the current version fits easily in this.
+const METADATA_CACHE_BYTES: usize = 32 << 20;
+
+/// A session whose caches are bounded (see the constants above).
+fn bounded_session() -> std::sync::Arc<lancedb::Session> {
+    std::sync::Arc::new(lancedb::Session::new(
+        INDEX_CACHE_BYTES,
+        METADATA_CACHE_BYTES,
+        std::sync::Arc::new(lancedb::ObjectStoreRegistry::default()),
+    ))
+}
+
 /// Key of the embedder identity in the chunks table's manifest config.
 const EMBEDDER_KEY: &str = "lancesync.embedder";
 /// Ids per `IN (...)` statement.
@@ -149,6 +165,7 @@ impl UserTables {
         // (a CLI sync while a server searches) at the cost of one manifest check per read.
         let connection = lancedb::connect(uri)
             .read_consistency_interval(std::time::Duration::ZERO)
+            .session(bounded_session())
             .execute()
             .await?;
         let dim = embedder.dimension;
@@ -359,6 +376,26 @@ impl UserTables {
         }
         out.sort_by(|a, b| (&a.doc_id, a.chunk_index).cmp(&(&b.doc_id, b.chunk_index)));
         Ok(out)
+    }
+
+    /// Append chunk rows (of documents that have none), in one commit.
+    pub async fn add_chunks(&self, rows: &[ChunkRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = rows::chunks_to_batch(rows, self.dim)?;
+        self.chunks.add(reader(batch)).execute().await?;
+        Ok(())
+    }
+
+    /// Append document rows (of documents that have none), in one commit.
+    pub async fn add_docs(&self, rows: &[DocRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = rows::docs_to_batch(rows, self.dim)?;
+        self.docs.add(reader(batch)).execute().await?;
+        Ok(())
     }
 
     /// Replace the chunks of `replace_docs` with `rows`, in one commit: rows are upserted by

@@ -236,10 +236,36 @@ impl<'a> Run<'a> {
                 source: e,
             })?;
 
+        // Chunks whose document row was never written (the run was killed between the two
+        // commits) are removed first: new documents' chunks are then plain appends that
+        // cannot duplicate anything.
+        if interrupted {
+            let orphans = self.tables.orphan_chunk_docs(&source_id).await?;
+            if !orphans.is_empty() {
+                tracing::info!(source = %source_id, documents = orphans.len(), "removing chunks left by an interrupted run");
+                self.tables.delete_docs(&orphans).await?;
+            }
+            report.repaired = orphans.len();
+        }
         // The tables' state and the listing are independent: read both at once (a rescan
         // with nothing to do is mostly these two).
-        let (states, listing) =
-            tokio::join!(self.tables.doc_states(&source_id), self.source.list());
+        let timed = |what: &'static str, started: Instant| {
+            tracing::debug!(what, ms = started.elapsed().as_millis() as u64, "read");
+        };
+        let (states, listing) = tokio::join!(
+            async {
+                let t = Instant::now();
+                let states = self.tables.doc_states(&source_id).await;
+                timed("state", t);
+                states
+            },
+            async {
+                let t = Instant::now();
+                let listing = self.source.list().await;
+                timed("listing", t);
+                listing
+            }
+        );
         let states = states?;
         let documents_before = states.len();
         // A failed listing returns here: nothing is deleted.
@@ -344,14 +370,6 @@ impl<'a> Run<'a> {
             report.deleted = deletions.len();
         }
 
-        if interrupted {
-            let orphans = self.tables.orphan_chunk_docs(&source_id).await?;
-            if !orphans.is_empty() {
-                tracing::info!(source = %source_id, documents = orphans.len(), "removing chunks left by an interrupted run");
-                self.tables.delete_docs(&orphans).await?;
-            }
-            report.repaired = orphans.len();
-        }
         // A run that wrote nothing leaves nothing to index or compact.
         let wrote = report.created
             + report.updated
@@ -587,6 +605,8 @@ impl<'a> Run<'a> {
         let mut touched = Vec::new();
         let mut moved = Vec::new();
         let mut failed = Vec::new();
+        // Documents with no row before this batch.
+        let mut fresh: HashSet<String> = HashSet::new();
         for outcome in batch {
             match outcome {
                 Outcome::Indexed {
@@ -602,6 +622,9 @@ impl<'a> Run<'a> {
                         report.created += 1
                     }
                     report.chunks_written += chunks.len();
+                    if prior.is_none() {
+                        fresh.insert(doc.doc_id.clone());
+                    }
                     replaced.push(doc.doc_id.clone());
                     chunk_rows.extend(chunks);
                     doc_rows.push(*doc);
@@ -738,8 +761,20 @@ impl<'a> Run<'a> {
             });
         }
 
-        self.tables.replace_chunks(&chunk_rows, &replaced).await?;
-        self.tables.upsert_docs(&doc_rows).await?;
+        // New documents have no rows and (after the start-of-run sweep, under the source's
+        // lock) no chunks: their rows are appended, which costs the batch, not the table. The
+        // rest replace what is there by key. Chunks before rows, as always.
+        let (new_chunks, other_chunks): (Vec<ChunkRow>, Vec<ChunkRow>) = chunk_rows
+            .into_iter()
+            .partition(|c| fresh.contains(&c.doc_id));
+        replaced.retain(|id| !fresh.contains(id));
+        let (new_docs, other_docs): (Vec<DocRow>, Vec<DocRow>) = doc_rows
+            .into_iter()
+            .partition(|d| fresh.contains(&d.doc_id));
+        self.tables.add_chunks(&new_chunks).await?;
+        self.tables.replace_chunks(&other_chunks, &replaced).await?;
+        self.tables.add_docs(&new_docs).await?;
+        self.tables.upsert_docs(&other_docs).await?;
         self.tables.delete_docs(&old_ids).await?;
         Ok(())
     }
