@@ -32,6 +32,10 @@ fn bounded_session() -> std::sync::Arc<lancedb::Session> {
     ))
 }
 
+/// Unindexed chunk rows (or 5% of the table, if more) before maintenance folds them into the
+/// indexes.
+const FOLD_MIN_ROWS: usize = 2_000;
+
 /// Key of the embedder identity in the chunks table's manifest config.
 const EMBEDDER_KEY: &str = "lancesync.embedder";
 /// Ids per `IN (...)` statement.
@@ -169,35 +173,55 @@ impl UserTables {
             .execute()
             .await?;
         let dim = embedder.dimension;
-        let mut names = connection.table_names().execute().await?;
-        let complete = |names: &[String]| {
-            names.contains(&settings.documents_table) && names.contains(&settings.chunks_table)
-        };
-        // Creating is serialised by a lock file, so a second opener (another engine, a CLI
-        // next to a server) never sees a table whose first version is still being written.
-        let _creating = if complete(&names) {
-            None
-        } else if !create {
-            return Ok(None);
-        } else {
-            let lock = FileLock::acquire(path.join(".lancesync").join("tables.lock")).await?;
-            names = connection.table_names().execute().await?;
-            Some(lock)
-        };
-        let open_or_create = |name: &String, schema| {
-            let connection = connection.clone();
-            let exists = names.contains(name);
-            let name = name.clone();
-            async move {
-                if exists {
-                    connection.open_table(&name).execute().await
-                } else {
-                    connection.create_empty_table(&name, schema).execute().await
+        let (docs_name, chunks_name) = (&settings.documents_table, &settings.chunks_table);
+        let names = connection.table_names().execute().await?;
+        let listed = names.contains(docs_name) && names.contains(chunks_name);
+        // Fast path: both tables listed and open. A table's folder is listed as soon as its
+        // creation starts, so a failed open here falls through to the locked path.
+        let opened = if listed {
+            match futures::try_join!(
+                connection.open_table(docs_name).execute(),
+                connection.open_table(chunks_name).execute()
+            ) {
+                Ok(both) => Some(both),
+                Err(e) => {
+                    tracing::debug!(error = %e, "tables still being created; waiting for the creator");
+                    None
                 }
             }
+        } else {
+            None
         };
-        let docs = open_or_create(&settings.documents_table, rows::doc_schema(dim)).await?;
-        let chunks = open_or_create(&settings.chunks_table, rows::chunk_schema(dim)).await?;
+        // Creating is serialised by a lock file, so an opener never sees a table whose first
+        // version is still being written: it waits for the creator, then opens.
+        let mut _creating = None;
+        let (docs, chunks) = match opened {
+            Some(both) => both,
+            None => {
+                let lock = FileLock::acquire(path.join(".lancesync").join("tables.lock")).await?;
+                let names = connection.table_names().execute().await?;
+                if !create && !(names.contains(docs_name) && names.contains(chunks_name)) {
+                    return Ok(None);
+                }
+                let open_or_create = |name: &String, schema| {
+                    let connection = connection.clone();
+                    let exists = names.contains(name);
+                    let name = name.clone();
+                    async move {
+                        if exists {
+                            connection.open_table(&name).execute().await
+                        } else {
+                            connection.create_empty_table(&name, schema).execute().await
+                        }
+                    }
+                };
+                let docs = open_or_create(docs_name, rows::doc_schema(dim)).await?;
+                let chunks = open_or_create(chunks_name, rows::chunk_schema(dim)).await?;
+                // Held until the embedder identity is recorded below.
+                _creating = Some(lock);
+                (docs, chunks)
+            }
+        };
         let tables = Self {
             user_id: user_id.to_string(),
             path,
@@ -536,10 +560,20 @@ impl UserTables {
                     .await?;
                 done.created_indexes.push("vector".into());
             }
-            // Fold rows written since the indexes were built into them.
-            self.chunks
-                .optimize(OptimizeAction::Index(OptimizeOptions::default()))
-                .await?;
+            // Fold rows written since the indexes were built into them once there are enough
+            // to matter: searches scan unindexed rows anyway, and folding rewrites index
+            // files, which would dominate a small incremental run.
+            let mut unindexed = 0;
+            for index in self.chunks.list_indices().await? {
+                if let Some(stats) = self.chunks.index_stats(&index.name).await? {
+                    unindexed = unindexed.max(stats.num_unindexed_rows);
+                }
+            }
+            if unindexed >= FOLD_MIN_ROWS.max(rows / 20) {
+                self.chunks
+                    .optimize(OptimizeAction::Index(OptimizeOptions::default()))
+                    .await?;
+            }
         }
         for table in [&self.docs, &self.chunks] {
             let stats = table.stats().await?;
