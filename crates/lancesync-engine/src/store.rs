@@ -200,7 +200,8 @@ impl UserTables {
             None => {
                 let lock = FileLock::acquire(path.join(".lancesync").join("tables.lock")).await?;
                 let names = connection.table_names().execute().await?;
-                if !create && !(names.contains(docs_name) && names.contains(chunks_name)) {
+                let both = names.contains(docs_name) && names.contains(chunks_name);
+                if !create && !both {
                     return Ok(None);
                 }
                 let open_or_create = |name: &String, schema| {
