@@ -39,7 +39,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings), so stdout stays parseable.
 fn init_tracing() {
     let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+        // lance's scanner warns about its own future API changes on every search: not for users.
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "warn,lance::dataset::scanner=error".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
+use lancedb::DistanceType;
 use lancedb::index::Index;
+use lancedb::index::vector::IvfPqIndexBuilder;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
 use lancedb::{Connection, Table};
@@ -554,12 +556,30 @@ impl UserTables {
                     .await?;
                 done.created_indexes.push("chunk_id (btree)".into());
             }
-            if rows >= self.settings.vector_index_rows && !has("vector") {
+            // Searches rank by cosine distance: an index built for another metric is not used
+            // (lance falls back to a brute-force scan), so one is rebuilt.
+            let vector_index = indices
+                .iter()
+                .find(|i| i.columns.iter().any(|c| c == "vector"));
+            let cosine = match vector_index {
+                Some(index) => self
+                    .chunks
+                    .index_stats(&index.name)
+                    .await?
+                    .is_some_and(|s| s.distance_type == Some(DistanceType::Cosine)),
+                None => false,
+            };
+            if rows >= self.settings.vector_index_rows && !cosine {
                 self.chunks
-                    .create_index(&["vector"], Index::Auto)
+                    .create_index(
+                        &["vector"],
+                        Index::IvfPq(
+                            IvfPqIndexBuilder::default().distance_type(DistanceType::Cosine),
+                        ),
+                    )
                     .execute()
                     .await?;
-                done.created_indexes.push("vector".into());
+                done.created_indexes.push("vector (IVF-PQ, cosine)".into());
             }
             // Fold rows written since the indexes were built into them once there are enough
             // to matter: searches scan unindexed rows anyway, and folding rewrites index
