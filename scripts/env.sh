@@ -26,7 +26,8 @@ lancesync_setup() {
     fi
 }
 
-# The tests check that LanceDB's Python package (the original backend's reader) reads our tables.
+# What the tests need beyond the build: curl, LanceDB's Python package (the original
+# backend's reader) and moto's S3 server.
 lancesync_test_setup() {
     # The API example script (examples/api.sh) is tested with curl.
     if ! command -v curl >/dev/null 2>&1; then
@@ -36,5 +37,11 @@ lancesync_test_setup() {
     if command -v python3 >/dev/null 2>&1 && ! python3 -c "import lancedb" >/dev/null 2>&1; then
         echo "installing LanceDB's Python package for the reader-compatibility test" >&2
         python3 -m pip install --quiet --disable-pip-version-check "lancedb>=0.40" >&2
+    fi
+    # The storage tests run against a real S3-compatible server on 127.0.0.1: moto's.
+    if ! command -v moto_server >/dev/null 2>&1; then
+        echo "installing moto's S3 server for the storage tests" >&2
+        python3 -m pip install --quiet --disable-pip-version-check "moto[server]>=5.1,<6" >&2
+        hash -r
     fi
 }

@@ -69,6 +69,44 @@ pub enum Command {
     /// Add, list and remove a user's sources
     #[command(subcommand)]
     Sources(SourcesCommand),
+    /// Copy a user's database to S3 now (only files S3 lacks); in the local-primary modes with S3
+    Backup(BackupArgs),
+    /// Rebuild a user's database from S3, at its latest or an earlier version
+    Restore(RestoreArgs),
+    /// Storage mode, locations, S3 backlog and sizes
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+/// `backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Every user with a local database (instead of --user)
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+/// `restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// Go back to this version of the documents table (see `sync-cli status` for the current one)
+    #[arg(long)]
+    pub version: Option<u64>,
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+/// `sync-cli storage ...`
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Mode, where the primary, cache and backup live, last backup, backlog and sizes
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The user and output format.
@@ -204,7 +242,11 @@ pub enum ConfigCommand {
         force: bool,
     },
     /// Print every configuration problem; exit 2 when there is any
-    Check,
+    Check {
+        /// Also check that S3 answers: the bucket exists and the credentials may list it (exit 1 if not)
+        #[arg(long)]
+        probe: bool,
+    },
     /// Print the effective settings, where each came from, the backend location and storage mode
     Show {
         /// Print JSON instead of a table

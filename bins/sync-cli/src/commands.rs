@@ -16,7 +16,8 @@ use lancesync_engine::{
 use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource, SourceRegistry, SourceSpec};
 
 use crate::cli::{
-    Command, Mode, ReindexArgs, SearchArgs, SourcesCommand, SyncArgs, UserArgs, WatchArgs,
+    BackupArgs, Command, Mode, ReindexArgs, RestoreArgs, SearchArgs, SourcesCommand,
+    StorageCommand, SyncArgs, UserArgs, WatchArgs,
 };
 
 /// Exit codes beyond 0 (success) and 1 (failure).
@@ -63,7 +64,7 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
     };
     let settings = config.settings().clone();
     let embedder = embedder_from_settings(&settings)?;
-    let engine = Engine::new(EngineConfig::from_settings(&settings), embedder)?;
+    let engine = Engine::new(EngineConfig::from_config(&config)?, embedder)?;
     let ctx = Ctx {
         settings,
         env: opts.env.clone(),
@@ -87,7 +88,136 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
         }
         Command::Reindex(args) => reindex(&ctx, &args).await,
         Command::Sources(cmd) => sources(&ctx, cmd).await,
+        Command::Backup(args) => backup(&ctx, &args).await,
+        Command::Restore(args) => restore(&ctx, &args).await,
+        Command::Storage(StorageCommand::Status { json }) => storage_status(&ctx, json).await,
     }
+}
+
+/// Users with a local database.
+fn local_users(ctx: &Ctx) -> Vec<String> {
+    let mut users: Vec<String> = std::fs::read_dir(ctx.engine.config().base_dir.join("users"))
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|u| lancesync_engine::ids::validate_user_id(u).is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    users.sort();
+    users
+}
+
+async fn backup(ctx: &Ctx, args: &BackupArgs) -> anyhow::Result<ExitCode> {
+    let users = if args.all {
+        local_users(ctx)
+    } else {
+        vec![args.user.user.clone()]
+    };
+    let mut results = Vec::new();
+    let mut failed = false;
+    for user in users {
+        match ctx.engine.backup(&user).await {
+            Ok(record) => {
+                if !args.user.json {
+                    println!(
+                        "backed up user {user} to {}: {} file(s), {} bytes sent in {} request(s); versions {:?}",
+                        ctx.engine
+                            .storage()
+                            .remote()
+                            .map(|t| t.describe())
+                            .unwrap_or_default(),
+                        record.files,
+                        record.bytes,
+                        record.requests,
+                        record.versions
+                    );
+                }
+                results.push(serde_json::json!({ "user_id": user, "ok": true, "backup": record }));
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: backup of user {user}: {e}");
+                results.push(
+                    serde_json::json!({ "user_id": user, "ok": false, "error": e.to_string() }),
+                );
+            }
+        }
+    }
+    if args.user.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn restore(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    let user = &args.user.user;
+    let report = ctx.engine.restore(user, args.version).await?;
+    print(&args.user, &serde_json::to_value(&report)?, || {
+        let mut text = format!(
+            "restored user {user} from {}: {} file(s), {} bytes downloaded; versions {:?}",
+            report.from, report.transfer.files, report.transfer.bytes, report.versions
+        );
+        if let Some(kept) = &report.previous_kept_at {
+            text.push_str(&format!(
+                "\n  the database it replaced is kept at {} (remove it when satisfied)",
+                kept.display()
+            ));
+        }
+        text
+    })
+}
+
+async fn storage_status(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    let status = ctx.engine.storage().status(&local_users(ctx)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("storage mode: {}", status.mode);
+    println!("primary:      {}", status.primary);
+    if let Some(cache) = &status.cache {
+        println!("cache:        {cache}");
+    }
+    if let Some(backup) = &status.backup {
+        println!("backup:       {backup}");
+    }
+    println!(
+        "backlog:      {} user(s) with changes not yet on S3",
+        status.backlog
+    );
+    for u in &status.users {
+        let s = &u.state;
+        let last = s
+            .last_backup
+            .as_ref()
+            .map(|b| format!("last backup {} (versions {:?})", b.at, b.versions))
+            .unwrap_or_else(|| "never backed up".into());
+        println!(
+            "  {}: {:.2} MB local, {last}",
+            u.user_id,
+            u.local_bytes as f64 / 1e6
+        );
+        if let Some(since) = &s.pending_since {
+            println!(
+                "    pending since {since}, {} failed attempt(s){}",
+                s.attempts,
+                s.last_error
+                    .as_ref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(c) = &s.conflict {
+            println!("    CONFLICT: {c}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print(
@@ -319,6 +449,9 @@ fn report_text(r: &SyncReport) -> String {
             "\n  skipped: {}: {} (nothing under it was deleted)",
             i.uri, i.reason
         ));
+    }
+    if let Some(storage) = &r.storage {
+        out.push_str(&format!("\n  {}", storage_text(storage)));
     }
     if let Some(b) = &r.mass_delete_blocked {
         out.push_str(&format!(
@@ -588,5 +721,24 @@ impl Progress for Bar {
             b.inc(1);
             b.set_message(uri.rsplit('/').next().unwrap_or(uri).to_string());
         }
+    }
+}
+
+fn storage_text(outcome: &lancesync_storage::AfterWrite) -> String {
+    use lancesync_storage::AfterWrite;
+    match outcome {
+        AfterWrite::Nothing => String::new(),
+        AfterWrite::BackedUp { record } => format!(
+            "S3 copy up to date: {} file(s), {} bytes sent",
+            record.files, record.bytes
+        ),
+        AfterWrite::Refreshed { report } => format!(
+            "local cache refreshed: {} file(s), {} bytes fetched",
+            report.files, report.bytes
+        ),
+        AfterWrite::Queued { error } => {
+            format!("S3 copy failed and is queued for retry (`sync-cli storage status`): {error}")
+        }
+        AfterWrite::Conflict { message } => format!("S3 copy withheld: {message}"),
     }
 }

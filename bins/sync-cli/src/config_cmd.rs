@@ -43,7 +43,7 @@ pub fn run(cmd: ConfigCommand, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ConfigCommand::Check => {
+        ConfigCommand::Check { probe } => {
             let inspection = Config::inspect(opts);
             let config = &inspection.config;
             for note in config.notes() {
@@ -55,6 +55,9 @@ pub fn run(cmd: ConfigCommand, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
                     config.storage_mode(),
                     config.backend()
                 );
+                if probe {
+                    return probe_s3(config);
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
@@ -79,6 +82,29 @@ pub fn run(cmd: ConfigCommand, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(INVALID_CONFIG)
             })
+        }
+    }
+}
+
+/// `config check --probe`: ask S3 whether the bucket exists and the credentials may list it.
+fn probe_s3(config: &Config) -> anyhow::Result<ExitCode> {
+    let storage =
+        lancesync_storage::Storage::from_settings(config.settings(), config.storage_mode())?;
+    let Some(target) = storage.remote() else {
+        println!("probe: storage mode {} uses no S3", storage.mode());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(storage.probe()) {
+        Ok(()) => {
+            println!("probe: {} answers", target.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("probe failed: {e}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -96,12 +96,13 @@ fn init_tracing(json: bool) {
 async fn serve(config: Config, opts: LoadOptions, args: Args) -> anyhow::Result<()> {
     let settings = config.settings().clone();
     let engine = Arc::new(lancesync_engine::Engine::new(
-        lancesync_engine::EngineConfig::from_settings(&settings),
+        lancesync_engine::EngineConfig::from_config(&config)?,
         lancesync_engine::embedder_from_settings(&settings)?,
     )?);
     for note in config.notes() {
         tracing::info!("{note}");
     }
+    check_s3(engine.storage()).await?;
     // Without any token the API would be open to the network: listen on loopback only.
     let host = if settings.api.auth_configured() {
         settings.api.host.clone()
@@ -150,4 +151,24 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
     }
+}
+
+/// At start-up: a missing bucket or refused credentials stop the server with a clear error;
+/// S3 merely unreachable stops it only when S3 is the primary (local-primary modes serve
+/// from local disk and queue their copies).
+async fn check_s3(storage: &lancesync_engine::Storage) -> anyhow::Result<()> {
+    let Err(e) = storage.probe().await else {
+        return Ok(());
+    };
+    let fatal = match &e {
+        lancesync_storage::Error::Probe { failure, .. } => {
+            failure.is_configuration() || storage.mode().s3_is_primary()
+        }
+        _ => true,
+    };
+    if fatal {
+        anyhow::bail!("S3 check failed at start-up: {e}");
+    }
+    tracing::warn!(error = %e, "S3 does not answer; serving from local disk and queueing copies until it does");
+    Ok(())
 }

@@ -116,6 +116,20 @@ impl From<lancesync_engine::Error> for ApiError {
             E::Busy { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
             E::EmbedderMismatch { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
             E::Source(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            E::Storage(s) => {
+                use lancesync_storage::Error as S;
+                match s {
+                    S::Conflict { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+                    S::NoSuchVersion { .. }
+                    | S::InvalidUser { .. }
+                    | S::NotInMode { .. }
+                    | S::NoS3 { .. } => Self::bad_request(e.to_string()),
+                    S::UnknownUser { .. } | S::NothingToRestore { .. } => {
+                        Self::not_found(e.to_string())
+                    }
+                    _ => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                }
+            }
             _ => {
                 tracing::error!(error = %e, "request failed");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())

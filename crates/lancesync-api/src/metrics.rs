@@ -117,6 +117,12 @@ impl Collector for OrchestratorCollector {
         )?;
         gauge(
             &mut encoder,
+            "lancesync_s3_backlog_users",
+            "Users whose local changes wait to be copied to S3 (local-primary modes with S3).",
+            self.0.engine().storage().backlog().len() as i64,
+        )?;
+        gauge(
+            &mut encoder,
             "lancesync_pipeline_running",
             "1 when the pipeline is started.",
             i64::from(self.0.is_running()),

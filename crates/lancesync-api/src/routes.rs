@@ -57,7 +57,7 @@ impl FromRequestParts<Api> for ForUser {
         root, health, live, ready, metrics, list_sources, add_source, get_source, delete_source,
         scan_source, get_job, system_status, sync_status, sync_cleanup, pipeline_start,
         pipeline_stop, search, list_documents, upload_document, get_document, delete_document,
-        manual_sync
+        manual_sync, storage_status, storage_backup, storage_restore
     ),
     components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument)),
     modifiers(&BearerAuth)
@@ -111,6 +111,9 @@ pub(crate) fn routes() -> Router<Api> {
             get(list_documents).post(upload_document),
         )
         .route("/api/v1/sync/manual", post(manual_sync))
+        .route("/api/v1/storage/status", get(storage_status))
+        .route("/api/v1/storage/backup", post(storage_backup))
+        .route("/api/v1/storage/restore", post(storage_restore))
         .route(
             "/api/v1/documents/{doc_id}",
             get(get_document).delete(delete_document),
@@ -379,6 +382,81 @@ async fn scan_source(
     Ok((status, Json(job)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/storage/status", responses(
+    (status = 200, description = "Storage mode, where the primary, cache and backup live, S3 backlog, per-user last backup"),
+    (status = 403, description = "Admin only", body = ErrorBody),
+))]
+async fn storage_status(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
+    caller.require_admin()?;
+    ok(api.orchestrator.storage_status().await?)
+}
+
+/// `?user_id=&wait=` for a backup.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupQuery {
+    /// User to act for (admin).
+    user_id: Option<String>,
+    /// Seconds to wait for the job (0 to 300, default 30): finished in time, 200 with its
+    /// result; otherwise 202 with a job to poll.
+    wait: Option<u64>,
+}
+
+/// `?user_id=&version=&wait=` for a restore.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RestoreQuery {
+    /// User to act for (admin).
+    user_id: Option<String>,
+    /// Version of the documents table to go back to; the latest copy on S3 when absent.
+    version: Option<u64>,
+    /// Seconds to wait for the job (0 to 300, default 30).
+    wait: Option<u64>,
+}
+
+async fn answer_job(api: &Api, job: lancesync_orchestrator::Job, wait: Option<u64>) -> ApiResult {
+    let wait = Duration::from_secs(wait.unwrap_or(30).min(300));
+    let job = api.orchestrator.wait_job(&job.id, wait).await?;
+    let status = if job.state.is_finished() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(job)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/storage/backup", params(BackupQuery), responses(
+    (status = 200, description = "The backup job, finished: its result (files, bytes, requests, versions) or error"),
+    (status = 202, description = "Still copying: poll /api/v1/jobs/{id}"),
+    (status = 400, description = "This storage mode uses no S3", body = ErrorBody),
+))]
+async fn storage_backup(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<BackupQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let job = api.orchestrator.backup(&user)?;
+    answer_job(&api, job, q.wait).await
+}
+
+#[utoipa::path(post, path = "/api/v1/storage/restore", params(RestoreQuery), responses(
+    (status = 200, description = "The restore job, finished: its result (versions, files downloaded, where the replaced copy was kept) or error"),
+    (status = 202, description = "Still restoring: poll /api/v1/jobs/{id}"),
+    (status = 400, description = "This storage mode uses no S3", body = ErrorBody),
+))]
+async fn storage_restore(
+    State(api): State<Api>,
+    Caller(caller): Caller,
+    query: Result<Query<RestoreQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let user = caller.user_for(q.user_id.as_deref())?;
+    let job = api.orchestrator.restore(&user, q.version)?;
+    answer_job(&api, job, q.wait).await
+}
+
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}", responses(
     (status = 200, description = "The job: state, progress, report or error"),
     (status = 404, description = "No such job", body = ErrorBody),
@@ -434,6 +512,7 @@ async fn system_status(State(api): State<Api>, Caller(caller): Caller) -> ApiRes
             "s3_primary_enabled": settings.s3.enabled && settings.s3.use_as_primary,
             "s3_backup_enabled": settings.backup.enabled,
             "local_cache_enabled": settings.s3.local_cache_enabled,
+            "s3_backlog_users": o.engine().storage().backlog().len(),
             "sources_monitored": sources.iter().filter(|s| s.enabled && settings.monitoring.enabled).count(),
             "runs": counters,
         },

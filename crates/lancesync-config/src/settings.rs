@@ -59,6 +59,12 @@ pub struct S3Settings {
     pub use_as_primary: bool,
     /// `LOCAL_CACHE_ENABLED`.
     pub local_cache_enabled: bool,
+    /// `LOCAL_CACHE_REFRESH_INTERVAL`.
+    pub cache_refresh_interval: Duration,
+    /// `S3_SSE`: `none`, `aes256` or `aws:kms`.
+    pub sse: String,
+    /// `S3_SSE_KMS_KEY_ID`.
+    pub sse_kms_key_id: Option<String>,
 }
 
 /// S3 backup.
@@ -295,6 +301,9 @@ impl<'a> Reader<'a> {
                 endpoint: self.url("S3_ENDPOINT"),
                 use_as_primary: self.bool("USE_S3_AS_PRIMARY"),
                 local_cache_enabled: self.bool("LOCAL_CACHE_ENABLED"),
+                cache_refresh_interval: self.seconds("LOCAL_CACHE_REFRESH_INTERVAL"),
+                sse: self.text("S3_SSE"),
+                sse_kms_key_id: self.optional_text("S3_SSE_KMS_KEY_ID"),
             },
             backup: BackupSettings {
                 enabled: self.bool("S3_BACKUP_ENABLED"),

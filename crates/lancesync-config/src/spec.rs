@@ -329,6 +329,33 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "With S3 as primary, serve searches from a local replica refreshed from S3. false means every read goes to S3 (s3_only).",
         used_by: MODE_SELECTION,
     },
+    SettingSpec {
+        name: "LOCAL_CACHE_REFRESH_INTERVAL",
+        aliases: &[],
+        group: Group::S3,
+        kind: Kind::Seconds,
+        default: Default::Value("30"),
+        help: "In s3_primary_local_cache, how often a search may check S3 for a newer version (the check and any download run in the background; this process's own writes refresh the replica at once).",
+        used_by: None,
+    },
+    SettingSpec {
+        name: "S3_SSE",
+        aliases: &[],
+        group: Group::S3,
+        kind: Kind::Choice(&["none", "aes256", "aws:kms"]),
+        default: Default::Value("none"),
+        help: "Server-side encryption of every object lancesync writes to S3 (primary and backup): none, aes256 (SSE-S3) or aws:kms (SSE-KMS, with S3_SSE_KMS_KEY_ID).",
+        used_by: None,
+    },
+    SettingSpec {
+        name: "S3_SSE_KMS_KEY_ID",
+        aliases: &[],
+        group: Group::S3,
+        kind: Kind::Text,
+        default: Default::Unset,
+        help: "KMS key id or ARN for S3_SSE=aws:kms; unset uses the bucket's default key.",
+        used_by: None,
+    },
     // --- Credentials ---
     SettingSpec {
         name: "AWS_ACCESS_KEY_ID",

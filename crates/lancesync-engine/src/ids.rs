@@ -4,11 +4,12 @@
 use crate::{Error, Result};
 
 /// Check a user id: it names a folder (`{base}/users/{user_id}`) and appears in filters, so
-/// only letters, digits, `_`, `-`, `.` and `@` are allowed, 1 to 128 of them, and not `.`/`..`.
+/// only letters, digits, `_`, `-`, `.` and `@` are allowed, 1 to 128 of them, not starting
+/// with `.` (hidden folders beside users' databases hold restores in progress).
 pub fn validate_user_id(user_id: &str) -> Result<()> {
     validate(
         "user id",
-        "use 1 to 128 letters, digits, '_', '-', '.', '@'",
+        "use 1 to 128 letters, digits, '_', '-', '.', '@', not starting with '.'",
         user_id,
         |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'),
     )
@@ -18,7 +19,7 @@ pub fn validate_user_id(user_id: &str) -> Result<()> {
 pub fn validate_source_id(source_id: &str) -> Result<()> {
     validate(
         "source id",
-        "use 1 to 128 letters, digits, '_', '-', '.'",
+        "use 1 to 128 letters, digits, '_', '-', '.', not starting with '.'",
         source_id,
         |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'),
     )
@@ -47,10 +48,8 @@ fn validate(
     value: &str,
     allowed: impl Fn(char) -> bool,
 ) -> Result<()> {
-    let ok = (1..=128).contains(&value.len())
-        && value.chars().all(allowed)
-        && value != "."
-        && value != "..";
+    let ok =
+        (1..=128).contains(&value.len()) && value.chars().all(allowed) && !value.starts_with('.');
     if ok {
         Ok(())
     } else {

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use lancesync_ingest::{ChunkConfig, Chunker, Embedder, EmbedderIdentity};
 use lancesync_sources::DocumentSource;
+pub use lancesync_storage::Storage;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -74,8 +75,11 @@ impl Default for MassDeleteGuard {
 /// How the engine works.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// `LANCEDB_URI`: the folder holding `users/{user_id}` databases.
+    /// `LANCEDB_URI`: the folder holding `users/{user_id}` databases (or, with S3 as
+    /// primary, their local replicas).
     pub base_dir: PathBuf,
+    /// Where each user's database is written and read, and its S3 copies.
+    pub storage: Arc<Storage>,
     /// Table names and maintenance thresholds.
     pub tables: TableSettings,
     /// Chunk size and overlap.
@@ -97,7 +101,14 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// The engine part of lancesync's settings.
+    /// The engine part of a loaded configuration, in its storage mode.
+    pub fn from_config(config: &lancesync_config::Config) -> Result<Self> {
+        let storage = Storage::from_settings(config.settings(), config.storage_mode())?;
+        Ok(Self::from_settings(config.settings()).with_storage(Arc::new(storage)))
+    }
+
+    /// The engine part of lancesync's settings, with local storage at `LANCEDB_URI`
+    /// ([`EngineConfig::from_config`] applies the configured storage mode).
     pub fn from_settings(settings: &lancesync_config::Settings) -> Self {
         let mut c = Self::new(&settings.lancedb.uri);
         c.tables.documents_table = settings.lancedb.documents_table.clone();
@@ -113,10 +124,19 @@ impl EngineConfig {
         c
     }
 
-    /// Defaults with databases under `base_dir`.
+    /// Use `storage` (its local base becomes `base_dir`).
+    pub fn with_storage(mut self, storage: Arc<Storage>) -> Self {
+        self.base_dir = storage.local_base().to_path_buf();
+        self.storage = storage;
+        self
+    }
+
+    /// Defaults with local databases under `base_dir`.
     pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        let base_dir = base_dir.into();
         Self {
-            base_dir: base_dir.into(),
+            storage: Arc::new(Storage::local(base_dir.clone())),
+            base_dir,
             tables: TableSettings::default(),
             chunking: ChunkConfig::default(),
             max_concurrency: 5,
@@ -177,6 +197,7 @@ pub struct Engine {
     embedder: Arc<dyn Embedder>,
     chunker: Arc<Chunker>,
     open: Mutex<HashMap<String, UserTables>>,
+    replicas: Mutex<HashMap<String, UserTables>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -197,6 +218,7 @@ impl Engine {
             embedder,
             chunker,
             open: Mutex::default(),
+            replicas: Mutex::default(),
         })
     }
 
@@ -217,7 +239,7 @@ impl Engine {
             return Ok(t.clone());
         }
         let t = UserTables::open(
-            &self.config.base_dir,
+            &self.config.storage.database(user_id)?,
             user_id,
             &self.config.tables,
             &self.embedder.identity(),
@@ -235,7 +257,7 @@ impl Engine {
             return Ok(Some(t.clone()));
         }
         let found = UserTables::open_existing(
-            &self.config.base_dir,
+            &self.config.storage.database(user_id)?,
             user_id,
             &self.config.tables,
             &self.embedder.identity(),
@@ -245,6 +267,72 @@ impl Engine {
             open.insert(user_id.to_string(), t.clone());
         }
         Ok(found)
+    }
+
+    /// The tables searches and listings read: the local replica in
+    /// `s3_primary_local_cache` (fetched on first use, refreshed in the background), the
+    /// primary otherwise. `None` for a user with no index.
+    pub async fn read_tables(&self, user_id: &str) -> Result<Option<UserTables>> {
+        ids::validate_user_id(user_id)?;
+        let Some(replica) = self.config.storage.read_replica(user_id).await? else {
+            return self.existing_tables(user_id).await;
+        };
+        let mut open = self.replicas.lock().await;
+        if let Some(t) = open.get(user_id) {
+            return Ok(Some(t.clone()));
+        }
+        let found = UserTables::open_existing(
+            &replica,
+            user_id,
+            &self.config.tables,
+            &self.embedder.identity(),
+        )
+        .await?;
+        if let Some(t) = &found {
+            open.insert(user_id.to_string(), t.clone());
+        }
+        Ok(found)
+    }
+
+    /// After a write: what the storage mode asks (S3 copy, cache refresh).
+    async fn after_write(&self, user_id: &str) -> Option<lancesync_storage::AfterWrite> {
+        match self.config.storage.after_write(user_id).await {
+            lancesync_storage::AfterWrite::Nothing => None,
+            other => Some(other),
+        }
+    }
+
+    /// The storage (mode, S3 target, backup state).
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.config.storage
+    }
+
+    /// Copy a user's database to S3 now (local-primary modes with S3).
+    pub async fn backup(&self, user_id: &str) -> Result<lancesync_storage::BackupRecord> {
+        ids::validate_user_id(user_id)?;
+        Ok(self.config.storage.backup(user_id).await?)
+    }
+
+    /// Rebuild a user's database from S3, optionally at an earlier `version` of the
+    /// documents table (see [`Storage::restore`]). Open handles are dropped first.
+    pub async fn restore(
+        &self,
+        user_id: &str,
+        version: Option<u64>,
+    ) -> Result<lancesync_storage::RestoreReport> {
+        ids::validate_user_id(user_id)?;
+        self.open.lock().await.remove(user_id);
+        self.replicas.lock().await.remove(user_id);
+        Ok(self
+            .config
+            .storage
+            .restore(
+                user_id,
+                version,
+                &self.config.tables.documents_table,
+                &self.config.tables.chunks_table,
+            )
+            .await?)
     }
 
     /// Whether `user_id` has an index.
@@ -260,8 +348,14 @@ impl Engine {
         options: SyncOptions,
         progress: &dyn Progress,
     ) -> Result<SyncReport> {
+        ids::validate_user_id(user_id)?;
+        // Multi-device sync: fetch a newer remote first. S3 being away must not stop local
+        // work, so a failure here is only logged; the copy after the run is then queued.
+        if let Err(e) = self.config.storage.before_write(user_id).await {
+            tracing::warn!(user_id, error = %e, "could not check S3 for newer versions; syncing locally");
+        }
         let tables = self.tables(user_id).await?;
-        sync::Run::new(
+        let mut report = sync::Run::new(
             &self.config,
             self.embedder.as_ref(),
             &self.chunker,
@@ -269,12 +363,14 @@ impl Engine {
             source,
         )
         .execute(options, progress)
-        .await
+        .await?;
+        report.storage = self.after_write(user_id).await;
+        Ok(report)
     }
 
     /// Search a user's chunks.
     pub async fn search(&self, user_id: &str, request: &SearchRequest) -> Result<Vec<SearchHit>> {
-        let Some(tables) = self.existing_tables(user_id).await? else {
+        let Some(tables) = self.read_tables(user_id).await? else {
             request.validate()?;
             return Ok(Vec::new());
         };
@@ -346,6 +442,7 @@ impl Engine {
             return Ok(0);
         }
         self.tables(user_id).await?.delete_docs(&failed).await?;
+        self.after_write(user_id).await;
         Ok(failed.len())
     }
 
@@ -362,11 +459,9 @@ impl Engine {
             .map(|d| d.doc_id)
             .collect();
         tables.delete_docs(&ids).await?;
-        let last = tables
-            .path
-            .join(".lancesync")
-            .join(format!("{source_id}.last.json"));
+        let last = tables.state_dir.join(format!("{source_id}.last.json"));
         let _ = tokio::fs::remove_file(last).await;
+        self.after_write(user_id).await;
         Ok(ids.len())
     }
 
@@ -375,7 +470,7 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(Vec::new());
         };
-        let dir = tables.path.join(".lancesync");
+        let dir = tables.state_dir.clone();
         let mut out = Vec::new();
         let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
             return Ok(out);
@@ -406,7 +501,7 @@ impl Engine {
     ) -> Result<Page<DocumentInfo>> {
         documents::check_page(limit)?;
         let sql = filter.to_sql()?;
-        let Some(tables) = self.existing_tables(user_id).await? else {
+        let Some(tables) = self.read_tables(user_id).await? else {
             return Ok(Page {
                 items: Vec::new(),
                 total: 0,
@@ -438,7 +533,7 @@ impl Engine {
         doc_id: &str,
     ) -> Result<Option<DocumentWithChunks>> {
         ids::validate_doc_id(doc_id)?;
-        let Some(tables) = self.existing_tables(user_id).await? else {
+        let Some(tables) = self.read_tables(user_id).await? else {
             return Ok(None);
         };
         let Some(doc) = tables.fetch_docs(&[doc_id.to_string()]).await?.pop() else {
@@ -562,6 +657,7 @@ impl Engine {
             .replace_chunks(&chunk_rows, std::slice::from_ref(&id))
             .await?;
         tables.upsert_docs(std::slice::from_ref(&row)).await?;
+        self.after_write(user_id).await;
         Ok(DocumentInfo::from(row))
     }
 
@@ -577,6 +673,7 @@ impl Engine {
             return Ok(false);
         }
         tables.delete_docs(&id).await?;
+        self.after_write(user_id).await;
         Ok(true)
     }
 
@@ -585,13 +682,8 @@ impl Engine {
     pub async fn drop_user(&self, user_id: &str) -> Result<()> {
         ids::validate_user_id(user_id)?;
         self.open.lock().await.remove(user_id);
-        let path = self.config.base_dir.join("users").join(user_id);
-        if path.exists() {
-            tokio::fs::remove_dir_all(&path)
-                .await
-                .map_err(|e| Error::Io { path, source: e })?;
-        }
-        Ok(())
+        self.replicas.lock().await.remove(user_id);
+        Ok(self.config.storage.remove_user(user_id).await?)
     }
 }
 
@@ -640,6 +732,9 @@ pub enum Error {
     /// Listing or reading the source failed as a whole; nothing was deleted.
     #[error(transparent)]
     Source(#[from] lancesync_sources::Error),
+    /// The storage mode's S3 side failed (backup, restore, cache, S3 configuration).
+    #[error(transparent)]
+    Storage(#[from] lancesync_storage::Error),
     /// Ingest configuration or the embedder failed.
     #[error(transparent)]
     Ingest(#[from] lancesync_ingest::Error),

@@ -1,7 +1,7 @@
 //! A user's two tables: opening (and creating) them, reading state, batched writes, deletes,
 //! and maintenance.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use futures::TryStreamExt;
@@ -12,6 +12,7 @@ use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
 use lancedb::{Connection, Table};
 use lancesync_ingest::EmbedderIdentity;
+use lancesync_storage::Database;
 
 use crate::ids::{sql_in, sql_string, validate_user_id};
 use crate::lock::FileLock;
@@ -99,8 +100,10 @@ pub struct DocState {
 pub struct UserTables {
     /// The user.
     pub user_id: String,
-    /// Where the database lives.
-    pub path: PathBuf,
+    /// Where the database lives: a local folder or an `s3://` URI.
+    pub uri: String,
+    /// Local folder for this database's lock files, run markers and last reports.
+    pub state_dir: PathBuf,
     /// `processed_documents`.
     pub docs: Table,
     /// `document_chunks`.
@@ -115,22 +118,22 @@ impl std::fmt::Debug for UserTables {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserTables")
             .field("user_id", &self.user_id)
-            .field("path", &self.path)
+            .field("uri", &self.uri)
             .field("dim", &self.dim)
             .finish_non_exhaustive()
     }
 }
 
 impl UserTables {
-    /// Open user `user_id`'s database under `base` (`{base}/users/{user_id}`), creating the
-    /// tables if needed. Vectors from another embedder are refused.
+    /// Open user `user_id`'s database at `db`, creating the tables if needed. Vectors from
+    /// another embedder are refused.
     pub async fn open(
-        base: &Path,
+        db: &Database,
         user_id: &str,
         settings: &TableSettings,
         embedder: &EmbedderIdentity,
     ) -> Result<Self> {
-        Self::open_with(base, user_id, settings, embedder, true)
+        Self::open_with(db, user_id, settings, embedder, true)
             .await?
             .ok_or_else(|| Error::Internal("tables missing after creation".into()))
     }
@@ -138,38 +141,37 @@ impl UserTables {
     /// Open user `user_id`'s database if both tables exist; `None` (and nothing written) if
     /// the user has none yet, so reads for unknown users leave no trace.
     pub async fn open_existing(
-        base: &Path,
+        db: &Database,
         user_id: &str,
         settings: &TableSettings,
         embedder: &EmbedderIdentity,
     ) -> Result<Option<Self>> {
-        Self::open_with(base, user_id, settings, embedder, false).await
+        Self::open_with(db, user_id, settings, embedder, false).await
     }
 
     async fn open_with(
-        base: &Path,
+        db: &Database,
         user_id: &str,
         settings: &TableSettings,
         embedder: &EmbedderIdentity,
         create: bool,
     ) -> Result<Option<Self>> {
         validate_user_id(user_id)?;
-        let path = base.join("users").join(user_id);
-        if !create && !path.is_dir() {
-            return Ok(None);
+        if let Some(dir) = &db.local_dir {
+            if !create && !dir.is_dir() {
+                return Ok(None);
+            }
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                })?;
         }
-        tokio::fs::create_dir_all(&path)
-            .await
-            .map_err(|e| Error::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-        let uri = path.to_str().ok_or_else(|| {
-            Error::Internal(format!("database path {} is not UTF-8", path.display()))
-        })?;
         // Every read checks for a newer version, so a handle sees what other processes wrote
         // (a CLI sync while a server searches) at the cost of one manifest check per read.
-        let connection = lancedb::connect(uri)
+        let connection = lancedb::connect(&db.uri)
+            .storage_options(db.storage_options.clone())
             .read_consistency_interval(std::time::Duration::ZERO)
             .session(bounded_session())
             .execute()
@@ -200,7 +202,7 @@ impl UserTables {
         let (docs, chunks) = match opened {
             Some(both) => both,
             None => {
-                let lock = FileLock::acquire(path.join(".lancesync").join("tables.lock")).await?;
+                let lock = FileLock::acquire(db.state_dir.join("tables.lock")).await?;
                 let names = connection.table_names().execute().await?;
                 let both = names.contains(docs_name) && names.contains(chunks_name);
                 if !create && !both {
@@ -227,24 +229,28 @@ impl UserTables {
         };
         let tables = Self {
             user_id: user_id.to_string(),
-            path,
+            uri: db.uri.clone(),
+            state_dir: db.state_dir.clone(),
             docs,
             chunks,
             dim,
             settings: settings.clone(),
             connection,
         };
-        tables.check_embedder(embedder).await?;
+        tables.check_embedder(embedder, create).await?;
         Ok(Some(tables))
     }
 
-    async fn check_embedder(&self, embedder: &EmbedderIdentity) -> Result<()> {
+    /// Compare the stored embedder identity with ours; record ours if none is stored and
+    /// `record` (a read-only opener, such as a cache replica, never writes).
+    async fn check_embedder(&self, embedder: &EmbedderIdentity, record: bool) -> Result<()> {
         let native = self
             .chunks
             .as_native()
             .ok_or_else(|| Error::Internal("chunks table is not a local table".into()))?;
         let json = match native.manifest().await?.config.get(EMBEDDER_KEY).cloned() {
             Some(json) => json,
+            None if !record => return Ok(()),
             None => {
                 let ours =
                     serde_json::to_string(embedder).map_err(|e| Error::Internal(e.to_string()))?;

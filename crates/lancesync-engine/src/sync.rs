@@ -108,6 +108,10 @@ pub struct SyncReport {
     pub docs_per_sec: f64,
     /// MB read per second.
     pub mb_per_sec: f64,
+    /// What the storage mode did after the run (S3 copy, cache refresh); absent when
+    /// there is nothing to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<lancesync_storage::AfterWrite>,
 }
 
 /// A document to read.
@@ -398,11 +402,7 @@ impl<'a> Run<'a> {
             0.0
         };
         report.finished_at = now();
-        let last = self
-            .tables
-            .path
-            .join(".lancesync")
-            .join(format!("{source_id}.last.json"));
+        let last = self.tables.state_dir.join(format!("{source_id}.last.json"));
         let json =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
         tokio::fs::write(&last, json).await.map_err(|e| Error::Io {
@@ -425,7 +425,7 @@ impl<'a> Run<'a> {
 
     /// Where run markers, locks and last reports live, beside the user's tables.
     fn state_dir(&self) -> PathBuf {
-        self.tables.path.join(".lancesync")
+        self.tables.state_dir.clone()
     }
 
     fn retry_due(&self, prior: &DocState) -> bool {

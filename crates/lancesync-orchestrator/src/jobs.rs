@@ -55,6 +55,9 @@ pub struct Job {
     pub finished_at: Option<String>,
     /// The run's report, when it succeeded.
     pub report: Option<SyncReport>,
+    /// What a backup or restore job did, when it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
     /// Why it failed.
     pub error: Option<String>,
 }
@@ -87,6 +90,7 @@ impl Jobs {
             created_at: lancesync_engine::now_rfc3339(),
             finished_at: None,
             report: None,
+            result: None,
             error: None,
         };
         let (tx, _) = watch::channel(job);
@@ -168,6 +172,24 @@ impl<'a> JobHandle<'a> {
                 Err(e) => {
                     j.state = JobState::Failed;
                     j.error = Some(e.clone());
+                }
+            }
+        });
+    }
+}
+
+impl JobHandle<'_> {
+    pub(crate) fn finish_with(&self, outcome: Result<serde_json::Value, String>) {
+        self.jobs.update(&self.id, |j| {
+            j.finished_at = Some(lancesync_engine::now_rfc3339());
+            match outcome {
+                Ok(value) => {
+                    j.state = JobState::Succeeded;
+                    j.result = Some(value);
+                }
+                Err(e) => {
+                    j.state = JobState::Failed;
+                    j.error = Some(e);
                 }
             }
         });

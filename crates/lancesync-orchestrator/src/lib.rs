@@ -204,6 +204,9 @@ struct Inner {
     stopped: watch::Sender<bool>,
     jobs: jobs::Jobs,
     counters: Mutex<Counters>,
+    /// Per user: runs hold it shared, a restore exclusively, so a restore never swaps a
+    /// database under a run.
+    user_gates: Mutex<BTreeMap<String, Arc<tokio::sync::RwLock<()>>>>,
     in_progress: AtomicUsize,
     started: Instant,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -257,6 +260,7 @@ impl Orchestrator {
                 stopped: watch::channel(false).0,
                 jobs: jobs::Jobs::default(),
                 counters: Mutex::default(),
+                user_gates: Mutex::default(),
                 in_progress: AtomicUsize::new(0),
                 started: Instant::now(),
                 background: Mutex::default(),
@@ -600,6 +604,8 @@ impl Orchestrator {
             .acquire()
             .await
             .map_err(|_| Error::ShuttingDown)?;
+        let gate = self.user_gate(&key.user_id);
+        let _no_restore = gate.read().await;
         {
             let mut s = state.lock().expect("lock");
             s.running = true;
@@ -652,6 +658,81 @@ impl Orchestrator {
             lancesync_engine::Error::Busy { .. } => Error::Conflict(e.to_string()),
             e => Error::Engine(e),
         })
+    }
+
+    fn user_gate(&self, user_id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.inner
+            .user_gates
+            .lock()
+            .expect("lock")
+            .entry(user_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Copy a user's database to S3 now, as a job (local-primary modes with S3).
+    pub fn backup(&self, user_id: &str) -> Result<Job> {
+        ids::validate_user_id(user_id)?;
+        let this = self.clone();
+        let user = user_id.to_string();
+        self.storage_job("backup", user_id, async move {
+            let record = this.inner.engine.backup(&user).await?;
+            Ok(serde_json::to_value(record).unwrap_or_default())
+        })
+    }
+
+    /// Rebuild a user's database from S3 (at `version` of the documents table, or the
+    /// latest), as a job. It waits for the user's runs in progress, and runs wait for it.
+    pub fn restore(&self, user_id: &str, version: Option<u64>) -> Result<Job> {
+        ids::validate_user_id(user_id)?;
+        let this = self.clone();
+        let user = user_id.to_string();
+        self.storage_job("restore", user_id, async move {
+            let gate = this.user_gate(&user);
+            let _exclusive = gate.write().await;
+            let report = this.inner.engine.restore(&user, version).await?;
+            Ok(serde_json::to_value(report).unwrap_or_default())
+        })
+    }
+
+    fn storage_job(
+        &self,
+        kind: &str,
+        user_id: &str,
+        work: impl std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
+    ) -> Result<Job> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        if self.inner.engine.storage().remote().is_none() {
+            return Err(Error::Invalid(format!(
+                "storage mode {} uses no S3: there is nothing to {kind}",
+                self.inner.engine.storage().mode()
+            )));
+        }
+        let id = self.inner.jobs.create(kind, user_id, "");
+        let this = self.clone();
+        let job_id = id.clone();
+        let working = InProgress::new(&self.inner);
+        tokio::spawn(async move {
+            let _working = working;
+            let handle = jobs::JobHandle::attach(&this.inner.jobs, job_id);
+            handle.running();
+            handle.finish_with(work.await.map_err(|e| e.to_string()));
+        });
+        self.job(&id)
+    }
+
+    /// Mode, locations, backlog and per-user S3 state.
+    pub async fn storage_status(&self) -> Result<lancesync_storage::StorageStatus> {
+        let users: Vec<String> = self.users().into_iter().collect();
+        Ok(self
+            .inner
+            .engine
+            .storage()
+            .status(&users)
+            .await
+            .map_err(lancesync_engine::Error::from)?)
     }
 
     /// Scan a source now (whether or not the pipeline is started): returns a job id at once;
@@ -855,18 +936,7 @@ impl Orchestrator {
             "database".to_string(),
             health::check_database(&self.inner.engine.config().base_dir).await,
         );
-        let s3 = &self.inner.settings.s3;
-        let backup = &self.inner.settings.backup;
-        components.insert(
-            "s3".to_string(),
-            if s3.enabled || backup.enabled {
-                ComponentHealth::degraded(
-                    "S3 storage is configured, but this version keeps the index on local disk only",
-                )
-            } else {
-                ComponentHealth::ok("not configured (local_only)")
-            },
-        );
+        components.insert("s3".to_string(), self.s3_health().await);
         components.insert(
             "pipeline".to_string(),
             if self.is_running() {
@@ -912,9 +982,40 @@ impl Orchestrator {
         }
     }
 
+    /// S3: whether it answers, and the backlog of copies waiting for it.
+    async fn s3_health(&self) -> ComponentHealth {
+        let storage = self.inner.engine.storage();
+        let Some(target) = storage.remote() else {
+            return ComponentHealth::ok("not configured (local_only)");
+        };
+        if let Err(e) = storage.probe().await {
+            // Local-primary modes keep serving from local disk; S3-primary ones cannot.
+            return if storage.mode().s3_is_primary() {
+                ComponentHealth::unhealthy(e.to_string())
+            } else {
+                ComponentHealth::degraded(format!("{e}; copies are queued until S3 answers"))
+            };
+        }
+        let backlog = storage.backlog();
+        if backlog.is_empty() {
+            ComponentHealth::ok(format!(
+                "{} answers ({})",
+                target.describe(),
+                storage.mode()
+            ))
+        } else {
+            ComponentHealth::degraded(format!(
+                "{} answers; {} user(s) have changes waiting to be copied: {}",
+                target.describe(),
+                backlog.len(),
+                backlog.join(", ")
+            ))
+        }
+    }
+
     /// Background work: the health loop (logs changes of status) and the retry pass every
     /// SYNC_INTERVAL (sources whose last run failed, or that have failures due a retry, run
-    /// again).
+    /// again; S3 copies that failed are retried once their backoff has passed).
     fn spawn_background(&self) {
         let this = self.clone();
         let health = tokio::spawn(async move {
@@ -980,6 +1081,16 @@ impl Orchestrator {
                     let _ = this
                         .run(&key, source.as_ref(), &state, &lancesync_engine::NoProgress)
                         .await;
+                }
+                for (user_id, result) in this.inner.engine.storage().retry_pending().await {
+                    match result {
+                        Ok(r) => {
+                            tracing::info!(%user_id, files = r.files, bytes = r.bytes, "queued S3 copy completed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%user_id, error = %e, "queued S3 copy failed again; backing off")
+                        }
+                    }
                 }
             }
         });

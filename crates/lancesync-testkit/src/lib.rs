@@ -13,7 +13,9 @@ pub mod corpus;
 mod docx;
 mod openai;
 mod pdf;
+pub mod s3;
 
 pub use docx::Docx;
 pub use openai::{EmbeddingServer, Fault};
 pub use pdf::{encrypted_pdf, pdf};
+pub use s3::{Relay, S3Server};

@@ -1,0 +1,292 @@
+//! Where on S3 users' databases live, and how to reach it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, ObjectStore, RetryConfig};
+
+use crate::{Error, Result};
+
+/// A bucket and key prefix under which user `U`'s database is `{prefix}/users/U/`.
+///
+/// The same options reach LanceDB (as storage options) and lancesync's own S3 client, so
+/// both see one endpoint, region, encryption and credentials. Credentials come from the
+/// settings when given, else from the standard AWS chain (environment, web identity, ECS
+/// and EC2 instance roles). `Debug` never shows option values.
+#[derive(Clone)]
+pub struct S3Target {
+    bucket: String,
+    prefix: String,
+    options: Vec<(String, String)>,
+    retry_timeout: Duration,
+    store: Arc<tokio::sync::OnceCell<Arc<dyn ObjectStore>>>,
+}
+
+impl std::fmt::Debug for S3Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("S3Target")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("option_keys", &keys)
+            .finish()
+    }
+}
+
+/// Option keys whose values are credentials.
+const SECRET_KEYS: [&str; 3] = [
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+];
+
+impl S3Target {
+    /// `bucket` with keys under `prefix` (no leading or trailing slash needed).
+    pub fn new(bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            prefix: prefix.into().trim_matches('/').to_string(),
+            options: Vec::new(),
+            retry_timeout: Duration::from_secs(30),
+            store: Arc::default(),
+        }
+    }
+
+    /// Add an object_store/LanceDB S3 option (`aws_region`, `aws_endpoint`, `allow_http`,
+    /// `aws_server_side_encryption`, ...).
+    pub fn with_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.push((key.into(), value.into()));
+        self.store = Arc::default();
+        self
+    }
+
+    /// An S3-compatible server at `endpoint`; plain http only when the URL says so.
+    pub fn with_endpoint(self, endpoint: &str) -> Self {
+        let http = endpoint.starts_with("http://");
+        let t = self.with_option("aws_endpoint", endpoint.trim_end_matches('/'));
+        if http {
+            t.with_option("allow_http", "true")
+        } else {
+            t
+        }
+    }
+
+    /// How long lancesync's own requests are retried (5xx, 429, timeouts) before a transfer
+    /// gives up and is queued for later. Default 30 s.
+    pub fn with_retry_timeout(mut self, timeout: Duration) -> Self {
+        self.retry_timeout = timeout;
+        self.store = Arc::default();
+        self
+    }
+
+    /// The primary (or multi-device sync) target of lancesync's settings: S3_BUCKET under
+    /// S3_PREFIX. `None` without a bucket.
+    pub fn primary_from_settings(settings: &lancesync_config::Settings) -> Option<Self> {
+        let bucket = settings.s3.bucket.clone()?;
+        Some(Self::with_common(
+            Self::new(bucket, settings.s3.prefix.clone()),
+            settings,
+        ))
+    }
+
+    /// The backup target of lancesync's settings: S3_BACKUP_BUCKET under S3_BACKUP_PREFIX.
+    pub fn backup_from_settings(settings: &lancesync_config::Settings) -> Option<Self> {
+        let bucket = settings.backup.bucket.clone()?;
+        Some(Self::with_common(
+            Self::new(bucket, settings.backup.prefix.clone()),
+            settings,
+        ))
+    }
+
+    fn with_common(mut t: Self, settings: &lancesync_config::Settings) -> Self {
+        use secrecy::ExposeSecret;
+        t = t.with_option("aws_region", settings.s3.region.clone());
+        if let Some(endpoint) = &settings.s3.endpoint {
+            t = t.with_endpoint(endpoint.as_str());
+        }
+        match settings.s3.sse.as_str() {
+            "aes256" => t = t.with_option("aws_server_side_encryption", "AES256"),
+            "aws:kms" => {
+                t = t.with_option("aws_server_side_encryption", "aws:kms");
+                if let Some(key) = &settings.s3.sse_kms_key_id {
+                    t = t.with_option("aws_sse_kms_key_id", key.clone());
+                }
+            }
+            _ => {}
+        }
+        let c = &settings.credentials;
+        for (key, value) in [
+            ("aws_access_key_id", &c.access_key_id),
+            ("aws_secret_access_key", &c.secret_access_key),
+            ("aws_session_token", &c.session_token),
+        ] {
+            if let Some(v) = value {
+                t = t.with_option(key, v.expose_secret().to_string());
+            }
+        }
+        t
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `s3://bucket/prefix`, for people (no credentials).
+    pub fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    /// The endpoint, when not AWS's own.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.option("aws_endpoint")
+    }
+
+    fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Key prefix of user `user_id`'s database.
+    pub fn user_prefix(&self, user_id: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(format!("users/{user_id}"))
+        } else {
+            ObjectPath::from(format!("{}/users/{user_id}", self.prefix))
+        }
+    }
+
+    /// Key prefix holding every user (`{prefix}/users`).
+    pub fn users_prefix(&self) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from("users")
+        } else {
+            ObjectPath::from(format!("{}/users", self.prefix))
+        }
+    }
+
+    /// LanceDB URI of user `user_id`'s database.
+    pub fn user_uri(&self, user_id: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.user_prefix(user_id))
+    }
+
+    /// Options for `lancedb::connect(..).storage_options(..)`. Holds credentials when the
+    /// settings gave them: never log it.
+    pub fn storage_options(&self) -> Vec<(String, String)> {
+        self.options.clone()
+    }
+
+    /// The options with credential values replaced, for display.
+    pub fn redacted_options(&self) -> Vec<(String, String)> {
+        self.options
+            .iter()
+            .map(|(k, v)| {
+                let v = if SECRET_KEYS.contains(&k.as_str()) {
+                    "[REDACTED]".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// lancesync's own client for this bucket (built once, shared).
+    pub async fn object_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        self.store
+            .get_or_try_init(|| self.build_store())
+            .await
+            .cloned()
+    }
+
+    async fn build_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        let client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(60));
+        let mut builder = AmazonS3Builder::from_env()
+            .with_client_options(client)
+            .with_bucket_name(&self.bucket)
+            .with_retry(RetryConfig {
+                retry_timeout: self.retry_timeout,
+                max_retries: 10,
+                ..RetryConfig::default()
+            });
+        for (key, value) in &self.options {
+            let parsed: AmazonS3ConfigKey = key.parse().map_err(|e| Error::Config {
+                message: format!("S3 option {key}: {e}"),
+            })?;
+            builder = builder.with_config(parsed, value);
+        }
+        // Without keys in the settings or the environment, use the AWS credential chain
+        // LanceDB uses (environment, shared profile, web identity, ECS and EC2 roles), so both
+        // sides authenticate alike.
+        let explicit = self.option("aws_access_key_id").is_some()
+            || std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+        if !explicit {
+            let (credentials, _) = lance_io::object_store::providers::aws::build_aws_credential(
+                Duration::from_secs(60),
+                None,
+                None,
+                self.option("aws_region").map(str::to_string),
+                None,
+                None,
+            )
+            .await
+            .map_err(|e| Error::Config {
+                message: format!("AWS credentials for {}: {e}", self.describe()),
+            })?;
+            builder = builder.with_credentials(credentials);
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| Error::Config {
+            message: format!("S3 client for {}: {e}", self.describe()),
+        })?);
+        Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_original_layout_and_debug_hides_values() {
+        let t = S3Target::new("b", "/lancedb-backup/")
+            .with_endpoint("http://127.0.0.1:9000/")
+            .with_option("aws_secret_access_key", "very-secret-value");
+        assert_eq!(
+            t.user_prefix("alice").as_ref(),
+            "lancedb-backup/users/alice"
+        );
+        assert_eq!(t.user_uri("alice"), "s3://b/lancedb-backup/users/alice");
+        assert_eq!(t.endpoint(), Some("http://127.0.0.1:9000"));
+        assert!(
+            t.storage_options()
+                .contains(&("allow_http".into(), "true".into()))
+        );
+        let shown = format!("{t:?} {:?}", t.redacted_options());
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(shown.contains("[REDACTED]"));
+        let https = S3Target::new("b", "").with_endpoint("https://s3.example.com");
+        assert!(
+            !https
+                .storage_options()
+                .iter()
+                .any(|(k, _)| k == "allow_http")
+        );
+        assert_eq!(https.user_prefix("u").as_ref(), "users/u");
+    }
+}
