@@ -252,17 +252,24 @@ impl Engine {
     /// A user's tables if they exist; `None` for a user with no index yet. Reads go through
     /// this, so asking about an unknown user creates nothing.
     pub async fn existing_tables(&self, user_id: &str) -> Result<Option<UserTables>> {
-        let mut open = self.open.lock().await;
+        let db = self.config.storage.database(user_id)?;
+        self.open_existing_cached(&self.open, &db, user_id).await
+    }
+
+    /// A user's tables at `db` from `cache`, opened (never created) on first use.
+    async fn open_existing_cached(
+        &self,
+        cache: &Mutex<HashMap<String, UserTables>>,
+        db: &lancesync_storage::Database,
+        user_id: &str,
+    ) -> Result<Option<UserTables>> {
+        let mut open = cache.lock().await;
         if let Some(t) = open.get(user_id) {
             return Ok(Some(t.clone()));
         }
-        let found = UserTables::open_existing(
-            &self.config.storage.database(user_id)?,
-            user_id,
-            &self.config.tables,
-            &self.embedder.identity(),
-        )
-        .await?;
+        let found =
+            UserTables::open_existing(db, user_id, &self.config.tables, &self.embedder.identity())
+                .await?;
         if let Some(t) = &found {
             open.insert(user_id.to_string(), t.clone());
         }
@@ -277,21 +284,8 @@ impl Engine {
         let Some(replica) = self.config.storage.read_replica(user_id).await? else {
             return self.existing_tables(user_id).await;
         };
-        let mut open = self.replicas.lock().await;
-        if let Some(t) = open.get(user_id) {
-            return Ok(Some(t.clone()));
-        }
-        let found = UserTables::open_existing(
-            &replica,
-            user_id,
-            &self.config.tables,
-            &self.embedder.identity(),
-        )
-        .await?;
-        if let Some(t) = &found {
-            open.insert(user_id.to_string(), t.clone());
-        }
-        Ok(found)
+        self.open_existing_cached(&self.replicas, &replica, user_id)
+            .await
     }
 
     /// After a write: what the storage mode asks (S3 copy, cache refresh).

@@ -39,6 +39,11 @@ fn bounded_session() -> std::sync::Arc<lancedb::Session> {
 /// indexes.
 const FOLD_MIN_ROWS: usize = 2_000;
 
+/// Memory for building the full-text index, in MiB. Lance's default is 2 GiB per worker:
+/// the builder then holds the postings of a whole large table in memory, so peak memory
+/// grew with the corpus. Past this budget it writes a partition and starts the next.
+const FTS_BUILD_MEMORY_MB: u64 = 128;
+
 /// Key of the embedder identity in the chunks table's manifest config.
 const EMBEDDER_KEY: &str = "lancesync.embedder";
 /// Ids per `IN (...)` statement.
@@ -506,7 +511,13 @@ impl UserTables {
             return Ok(false);
         }
         self.chunks
-            .create_index(&["chunk_text"], Index::FTS(Default::default()))
+            .create_index(
+                &["chunk_text"],
+                Index::FTS(
+                    lancedb::index::scalar::FtsIndexBuilder::default()
+                        .memory_limit_mb(FTS_BUILD_MEMORY_MB),
+                ),
+            )
             .execute()
             .await?;
         Ok(true)

@@ -29,6 +29,17 @@ fn target(endpoint: &str, bucket: &str) -> S3Target {
         .with_retry_timeout(Duration::from_secs(2))
 }
 
+/// An S3 server with `bucket`, and a temp dir holding a mixed corpus of `documents` in
+/// `docs/`.
+async fn start(bucket: &str, documents: usize) -> (S3Server, tempfile::TempDir, PathBuf) {
+    let s3 = S3Server::start();
+    s3.create_bucket(bucket).await;
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    write_mixed(&docs, documents).unwrap();
+    (s3, dir, docs)
+}
+
 /// One device: its own local folder and state, sharing S3 with others.
 struct Device {
     root: PathBuf,
@@ -109,11 +120,7 @@ fn backed_up(report: &lancesync_engine::SyncReport) -> lancesync_storage::Backup
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_mode_copies_incrementally_and_restores_identical_results() {
-    let s3 = S3Server::start();
-    s3.create_bucket("backups").await;
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    write_mixed(&docs, DOCS).unwrap();
+    let (s3, dir, docs) = start("backups", DOCS).await;
     let device = Device::new(
         &dir.path().join("a"),
         StorageMode::LocalPrimaryS3Backup,
@@ -189,11 +196,7 @@ async fn backup_mode_copies_incrementally_and_restores_identical_results() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_only_mode_keeps_everything_on_s3() {
-    let s3 = S3Server::start();
-    s3.create_bucket("primary").await;
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    write_mixed(&docs, 20).unwrap();
+    let (s3, dir, docs) = start("primary", 20).await;
     let device = Device::new(
         &dir.path().join("a"),
         StorageMode::S3Only,
@@ -244,11 +247,7 @@ async fn s3_only_mode_keeps_everything_on_s3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_mode_serves_searches_from_a_replica_that_follows_the_primary() {
-    let s3 = S3Server::start();
-    s3.create_bucket("primary").await;
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    write_mixed(&docs, 20).unwrap();
+    let (s3, dir, docs) = start("primary", 20).await;
     let writer = Device::new(
         &dir.path().join("writer"),
         StorageMode::S3PrimaryLocalCache,
@@ -412,12 +411,8 @@ async fn two_devices_in_sync_mode_share_versions_and_detect_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_outages_mid_backup_lose_nothing() {
-    let mut s3 = S3Server::start();
-    s3.create_bucket("backups").await;
+    let (mut s3, dir, docs) = start("backups", DOCS).await;
     let relay = Relay::start(s3.addr()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    write_mixed(&docs, DOCS).unwrap();
     let device = Device::new(
         &dir.path().join("a"),
         StorageMode::LocalPrimaryS3Backup,
