@@ -47,7 +47,7 @@ pub use render::{Entry, Explanation, TemplateFormat, template};
 pub use settings::{
     ApiSettings, AwsCredentials, BackupSettings, DeploymentSettings, EmbeddingProvider,
     EmbeddingSettings, IntegrationSettings, LanceDbSettings, MonitoringSettings, S3Settings,
-    Settings, SyncSettings, parse_user_tokens,
+    ServerSideEncryption, Settings, SyncSettings, parse_user_tokens,
 };
 
 /// Expand `~` (from `env["HOME"]`) and `${VAR}`/`$VAR` (from `env`) in a path, as settings

@@ -61,10 +61,34 @@ pub struct S3Settings {
     pub local_cache_enabled: bool,
     /// `LOCAL_CACHE_REFRESH_INTERVAL`.
     pub cache_refresh_interval: Duration,
-    /// `S3_SSE`: `none`, `aes256` or `aws:kms`.
-    pub sse: String,
+    /// `S3_SSE`.
+    pub sse: ServerSideEncryption,
     /// `S3_SSE_KMS_KEY_ID`.
     pub sse_kms_key_id: Option<String>,
+}
+
+/// `S3_SSE`: server-side encryption of what lancesync writes to S3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerSideEncryption {
+    /// The bucket's default.
+    #[default]
+    None,
+    /// SSE-S3 (`AES256`).
+    Aes256,
+    /// SSE-KMS (`aws:kms`), with `S3_SSE_KMS_KEY_ID` or the bucket's default key.
+    AwsKms,
+}
+
+impl FromStr for ServerSideEncryption {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "aes256" => Ok(Self::Aes256),
+            "aws:kms" => Ok(Self::AwsKms),
+            _ => Err(()),
+        }
+    }
 }
 
 /// S3 backup.
@@ -302,7 +326,7 @@ impl<'a> Reader<'a> {
                 use_as_primary: self.bool("USE_S3_AS_PRIMARY"),
                 local_cache_enabled: self.bool("LOCAL_CACHE_ENABLED"),
                 cache_refresh_interval: self.seconds("LOCAL_CACHE_REFRESH_INTERVAL"),
-                sse: self.text("S3_SSE"),
+                sse: self.choice("S3_SSE"),
                 sse_kms_key_id: self.optional_text("S3_SSE_KMS_KEY_ID"),
             },
             backup: BackupSettings {

@@ -1004,11 +1004,11 @@ impl Orchestrator {
                 storage.mode()
             ))
         } else {
+            // A count only: /health names no user (who waits is in /api/v1/storage/status).
             ComponentHealth::degraded(format!(
-                "{} answers; {} user(s) have changes waiting to be copied: {}",
+                "{} answers; {} user(s) have changes waiting to be copied",
                 target.describe(),
-                backlog.len(),
-                backlog.join(", ")
+                backlog.len()
             ))
         }
     }

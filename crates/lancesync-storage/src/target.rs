@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lancesync_config::ServerSideEncryption;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
@@ -106,15 +107,17 @@ impl S3Target {
         if let Some(endpoint) = &settings.s3.endpoint {
             t = t.with_endpoint(endpoint.as_str());
         }
-        match settings.s3.sse.as_str() {
-            "aes256" => t = t.with_option("aws_server_side_encryption", "AES256"),
-            "aws:kms" => {
+        match settings.s3.sse {
+            ServerSideEncryption::Aes256 => {
+                t = t.with_option("aws_server_side_encryption", "AES256");
+            }
+            ServerSideEncryption::AwsKms => {
                 t = t.with_option("aws_server_side_encryption", "aws:kms");
                 if let Some(key) = &settings.s3.sse_kms_key_id {
                     t = t.with_option("aws_sse_kms_key_id", key.clone());
                 }
             }
-            _ => {}
+            ServerSideEncryption::None => {}
         }
         let c = &settings.credentials;
         for (key, value) in [
@@ -281,6 +284,7 @@ mod tests {
         assert!(!shown.contains("very-secret-value"), "{shown}");
         assert!(shown.contains("[REDACTED]"));
         let https = S3Target::new("b", "").with_endpoint("https://s3.example.com");
+        assert_eq!(https.describe(), "s3://b");
         assert!(
             !https
                 .storage_options()
@@ -288,5 +292,57 @@ mod tests {
                 .any(|(k, _)| k == "allow_http")
         );
         assert_eq!(https.user_prefix("u").as_ref(), "users/u");
+    }
+
+    #[test]
+    fn settings_give_encryption_endpoint_and_credentials_to_both_clients() {
+        use lancesync_config::{Config, LoadOptions, StorageMode};
+        let opts = LoadOptions::from_env_map(
+            [
+                ("FRONTEND_TYPE", "web"),
+                ("BACKEND_LOCATION", "cloud"),
+                ("S3_STORAGE_ENABLED", "true"),
+                ("USE_S3_AS_PRIMARY", "true"),
+                ("S3_BUCKET", "corp-index"),
+                ("S3_PREFIX", "/tenants/"),
+                ("S3_REGION", "eu-west-1"),
+                ("S3_ENDPOINT", "https://minio.internal:9000"),
+                ("S3_SSE", "aws:kms"),
+                ("S3_SSE_KMS_KEY_ID", "alias/lancesync"),
+                ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret-value-123"),
+            ],
+            "/",
+        );
+        let config = Config::load(&opts).unwrap();
+        assert_eq!(config.storage_mode(), StorageMode::S3PrimaryLocalCache);
+        let t = S3Target::primary_from_settings(config.settings()).unwrap();
+        assert_eq!(t.user_uri("u"), "s3://corp-index/tenants/users/u");
+        let options = t.storage_options();
+        for (k, v) in [
+            ("aws_region", "eu-west-1"),
+            ("aws_endpoint", "https://minio.internal:9000"),
+            ("aws_server_side_encryption", "aws:kms"),
+            ("aws_sse_kms_key_id", "alias/lancesync"),
+            ("aws_access_key_id", "AKIDEXAMPLE"),
+        ] {
+            assert!(
+                options.contains(&(k.into(), v.into())),
+                "{k} missing: {t:?}"
+            );
+        }
+        assert!(
+            !options.iter().any(|(k, _)| k == "allow_http"),
+            "https stays https"
+        );
+        assert!(!format!("{t:?}{:?}", t.redacted_options()).contains("secret-value-123"));
+        assert!(S3Target::backup_from_settings(config.settings()).is_none());
+
+        let bad = LoadOptions::from_env_map([("S3_SSE", "rot13")], "/");
+        let problems = Config::inspect(&bad).problems;
+        assert!(
+            problems.iter().any(|p| p.to_string().contains("S3_SSE")),
+            "{problems:?}"
+        );
     }
 }
