@@ -1020,6 +1020,15 @@ async fn storage_endpoints_back_up_and_restore_through_s3() {
         metrics.contains("lancesync_s3_backlog_users 0"),
         "{metrics}"
     );
+    let health = s.get("/health", None).await.json();
+    assert_eq!(health["components"]["s3"]["status"], "healthy", "{health}");
+    assert!(
+        health["components"]["s3"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("s3://api-backups/lancedb-backup answers"),
+        "{health}"
+    );
     let r = s
         .call(
             Method::POST,

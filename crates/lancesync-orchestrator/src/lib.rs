@@ -996,6 +996,14 @@ impl Orchestrator {
                 ComponentHealth::degraded(format!("{e}; copies are queued until S3 answers"))
             };
         }
+        let conflicts = storage.conflicts();
+        if !conflicts.is_empty() {
+            return ComponentHealth::degraded(format!(
+                "{} answers; {} user(s) have a multi-device conflict (see /api/v1/storage/status)",
+                target.describe(),
+                conflicts.len()
+            ));
+        }
         let backlog = storage.backlog();
         if backlog.is_empty() {
             ComponentHealth::ok(format!(

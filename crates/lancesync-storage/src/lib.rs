@@ -570,6 +570,14 @@ impl Storage {
             .collect()
     }
 
+    /// Users whose copy to S3 is withheld by a multi-device conflict.
+    pub fn conflicts(&self) -> Vec<String> {
+        state::users(&self.state_dir)
+            .into_iter()
+            .filter(|u| state::load(&self.state_dir, u).is_ok_and(|s| s.conflict.is_some()))
+            .collect()
+    }
+
     /// A user's S3 state.
     pub fn user_state(&self, user_id: &str) -> Result<UserState> {
         validate_user_id(user_id)?;
