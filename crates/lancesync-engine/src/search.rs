@@ -128,7 +128,9 @@ pub(crate) async fn search(
         filters.push(format!("doc_type = {}", sql_string(doc_type.as_str())));
     }
     let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
-    if tables.chunks.count_rows(None).await? == 0 {
+    // An empty table has no full-text index to search; once the index is known, the
+    // question (one more version check per search) is skipped.
+    if !tables.fts_known() && tables.chunks.count_rows(None).await? == 0 {
         return Ok(Vec::new());
     }
     let vector = || async {

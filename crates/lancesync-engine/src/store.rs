@@ -117,6 +117,9 @@ pub struct UserTables {
     pub dim: usize,
     settings: TableSettings,
     connection: Connection,
+    /// Set once the full-text index is known to exist (indexes are never dropped while the
+    /// tables are open), so searches skip asking.
+    fts_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for UserTables {
@@ -241,6 +244,7 @@ impl UserTables {
             dim,
             settings: settings.clone(),
             connection,
+            fts_ready: Default::default(),
         };
         tables.check_embedder(embedder, create).await?;
         Ok(Some(tables))
@@ -503,11 +507,16 @@ impl UserTables {
     /// Build the full-text index on `chunk_text` if it is missing; full-text and hybrid
     /// search need it. Returns whether it was built now.
     pub async fn ensure_fts_index(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.fts_ready.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let indices = self.chunks.list_indices().await?;
         if indices
             .iter()
             .any(|i| i.columns.iter().any(|c| c == "chunk_text"))
         {
+            self.fts_ready.store(true, Ordering::Relaxed);
             return Ok(false);
         }
         self.chunks
@@ -520,7 +529,13 @@ impl UserTables {
             )
             .execute()
             .await?;
+        self.fts_ready.store(true, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Whether the full-text index is known to exist (then the table has had rows).
+    pub fn fts_known(&self) -> bool {
+        self.fts_ready.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `(source_id, processing_status, attempts)` of every document: what a status needs,
