@@ -59,6 +59,9 @@ pub struct TableSettings {
     /// Build a vector index once the chunks table has this many rows (below it, exact search
     /// is fast enough and exact).
     pub vector_index_rows: usize,
+    /// During a run, fold new rows into the vector index once this many wait, so a long run
+    /// keeps its index current and no fold handles more than this many vectors.
+    pub fold_during_run_rows: usize,
     /// Compact once this many small fragments pile up.
     pub compact_small_fragments: usize,
     /// Keep old versions this long (time travel, restore).
@@ -71,6 +74,7 @@ impl Default for TableSettings {
             documents_table: "processed_documents".into(),
             chunks_table: "document_chunks".into(),
             vector_index_rows: 100_000,
+            fold_during_run_rows: 50_000,
             compact_small_fragments: 16,
             keep_versions_days: 7,
         }
@@ -533,6 +537,60 @@ impl UserTables {
         Ok(true)
     }
 
+    /// During a long run, after a batch: build the vector index as soon as the table passes
+    /// the size threshold, then fold new rows into it every `fold_during_run_rows`. Searches
+    /// during a long first sync use the index, and the end of the run has little left to
+    /// fold. Returns whether it did anything.
+    pub async fn index_during_run(&self) -> Result<bool> {
+        let rows = self.chunks.count_rows(None).await?;
+        if rows < self.settings.vector_index_rows {
+            return Ok(false);
+        }
+        let indices = self.chunks.list_indices().await?;
+        let Some(vector_index) = indices
+            .iter()
+            .find(|i| i.columns.iter().any(|c| c == "vector"))
+        else {
+            let step = std::time::Instant::now();
+            self.create_vector_index().await?;
+            tracing::debug!(
+                rows,
+                ms = step.elapsed().as_millis() as u64,
+                "built the vector index during the run"
+            );
+            return Ok(true);
+        };
+        let unindexed = self
+            .chunks
+            .index_stats(&vector_index.name)
+            .await?
+            .map_or(0, |s| s.num_unindexed_rows);
+        if unindexed < self.settings.fold_during_run_rows {
+            return Ok(false);
+        }
+        let step = std::time::Instant::now();
+        self.chunks
+            .optimize(OptimizeAction::Index(OptimizeOptions::default()))
+            .await?;
+        tracing::debug!(
+            unindexed,
+            ms = step.elapsed().as_millis() as u64,
+            "folded new rows into the indexes during the run"
+        );
+        Ok(true)
+    }
+
+    async fn create_vector_index(&self) -> Result<()> {
+        self.chunks
+            .create_index(
+                &["vector"],
+                Index::IvfPq(IvfPqIndexBuilder::default().distance_type(DistanceType::Cosine)),
+            )
+            .execute()
+            .await?;
+        Ok(())
+    }
+
     /// Whether the full-text index is known to exist (then the table has had rows).
     pub fn fts_known(&self) -> bool {
         self.fts_ready.load(std::sync::atomic::Ordering::Relaxed)
@@ -578,14 +636,26 @@ impl UserTables {
                     .iter()
                     .any(|i| i.columns.iter().any(|c| c == column))
             };
+            let step = std::time::Instant::now();
             if self.ensure_fts_index().await? {
+                tracing::debug!(
+                    rows,
+                    ms = step.elapsed().as_millis() as u64,
+                    "built the full-text index"
+                );
                 done.created_indexes.push("chunk_text (full text)".into());
             }
             if !has("chunk_id") {
+                let step = std::time::Instant::now();
                 self.chunks
                     .create_index(&["chunk_id"], Index::BTree(Default::default()))
                     .execute()
                     .await?;
+                tracing::debug!(
+                    rows,
+                    ms = step.elapsed().as_millis() as u64,
+                    "built the chunk_id index"
+                );
                 done.created_indexes.push("chunk_id (btree)".into());
             }
             // Searches rank by cosine distance: an index built for another metric is not used
@@ -602,15 +672,13 @@ impl UserTables {
                 None => false,
             };
             if rows >= self.settings.vector_index_rows && !cosine {
-                self.chunks
-                    .create_index(
-                        &["vector"],
-                        Index::IvfPq(
-                            IvfPqIndexBuilder::default().distance_type(DistanceType::Cosine),
-                        ),
-                    )
-                    .execute()
-                    .await?;
+                let step = std::time::Instant::now();
+                self.create_vector_index().await?;
+                tracing::debug!(
+                    rows,
+                    ms = step.elapsed().as_millis() as u64,
+                    "built the vector index"
+                );
                 done.created_indexes.push("vector (IVF-PQ, cosine)".into());
             }
             // Fold rows written since the indexes were built into them once there are enough
@@ -623,14 +691,21 @@ impl UserTables {
                 }
             }
             if unindexed >= FOLD_MIN_ROWS.max(rows / 20) {
+                let step = std::time::Instant::now();
                 self.chunks
                     .optimize(OptimizeAction::Index(OptimizeOptions::default()))
                     .await?;
+                tracing::debug!(
+                    unindexed,
+                    ms = step.elapsed().as_millis() as u64,
+                    "folded new rows into the indexes"
+                );
             }
         }
         for table in [&self.docs, &self.chunks] {
             let stats = table.stats().await?;
             if stats.fragment_stats.num_small_fragments >= self.settings.compact_small_fragments {
+                let step = std::time::Instant::now();
                 table
                     .optimize(OptimizeAction::Compact {
                         options: CompactionOptions::default(),
@@ -646,6 +721,11 @@ impl UserTables {
                         error_if_tagged_old_versions: None,
                     })
                     .await?;
+                tracing::debug!(
+                    table = table.name(),
+                    ms = step.elapsed().as_millis() as u64,
+                    "compacted and pruned"
+                );
                 done.compacted.push(table.name().to_string());
             }
         }

@@ -776,6 +776,7 @@ impl<'a> Run<'a> {
         self.tables.add_docs(&new_docs).await?;
         self.tables.upsert_docs(&other_docs).await?;
         self.tables.delete_docs(&old_ids).await?;
+        self.tables.index_during_run().await?;
         Ok(())
     }
 }

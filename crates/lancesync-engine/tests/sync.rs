@@ -827,3 +827,55 @@ async fn reads_for_an_unknown_user_create_nothing() {
     engine.tables("nobody").await.unwrap();
     assert!(engine.user_exists("nobody").await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_builds_the_vector_index_midway_and_keeps_it_current() {
+    let f = Fixture::new(|c| {
+        c.batch_docs = 20;
+        c.tables.vector_index_rows = 600;
+        c.tables.fold_during_run_rows = 300;
+    });
+    for i in 0..150 {
+        f.write(&format!("n{i:03}.md"), text(&format!("topic{i}"), 25));
+    }
+    let report = f.sync().await;
+    assert_eq!(report.created, 150);
+    let tables = f.engine.existing_tables("alice").await.unwrap().unwrap();
+    let rows = tables.chunks.count_rows(None).await.unwrap();
+    assert!(rows > 1_500, "enough rows to need folds: {rows}");
+    let indices = tables.chunks.list_indices().await.unwrap();
+    let vector = indices
+        .iter()
+        .find(|i| i.columns.iter().any(|c| c == "vector"))
+        .expect("a vector index was built during the run");
+    let stats = tables
+        .chunks
+        .index_stats(&vector.name)
+        .await
+        .unwrap()
+        .unwrap();
+    // Built at the threshold, then folded during the run: what is left unindexed is less
+    // than one fold's worth (the end of the run folds only past its own threshold).
+    assert!(stats.num_unindexed_rows < 300, "{stats:?}");
+    assert_eq!(stats.num_indexed_rows + stats.num_unindexed_rows, rows);
+    assert!(
+        stats.num_indices.unwrap_or(1) > 1,
+        "folded as deltas: {stats:?}"
+    );
+    assert!(
+        !report
+            .maintenance
+            .created_indexes
+            .iter()
+            .any(|i| i.starts_with("vector")),
+        "the index was not left for the end: {:?}",
+        report.maintenance
+    );
+    let mut request = SearchRequest::new("topic42");
+    request.mode = SearchMode::Vector;
+    let hits = f.engine.search("alice", &request).await.unwrap();
+    assert!(
+        hits.iter().any(|h| h.chunk_text.contains("topic42")),
+        "{hits:?}"
+    );
+}
