@@ -568,6 +568,12 @@ impl UserTables {
         if unindexed < self.settings.fold_during_run_rows {
             return Ok(false);
         }
+        self.fold_into_indexes(unindexed).await?;
+        Ok(true)
+    }
+
+    /// Fold rows written since the indexes were built into them (new deltas, no retraining).
+    async fn fold_into_indexes(&self, unindexed: usize) -> Result<()> {
         let step = std::time::Instant::now();
         self.chunks
             .optimize(OptimizeAction::Index(OptimizeOptions::default()))
@@ -575,9 +581,9 @@ impl UserTables {
         tracing::debug!(
             unindexed,
             ms = step.elapsed().as_millis() as u64,
-            "folded new rows into the indexes during the run"
+            "folded new rows into the indexes"
         );
-        Ok(true)
+        Ok(())
     }
 
     async fn create_vector_index(&self) -> Result<()> {
@@ -691,15 +697,7 @@ impl UserTables {
                 }
             }
             if unindexed >= FOLD_MIN_ROWS.max(rows / 20) {
-                let step = std::time::Instant::now();
-                self.chunks
-                    .optimize(OptimizeAction::Index(OptimizeOptions::default()))
-                    .await?;
-                tracing::debug!(
-                    unindexed,
-                    ms = step.elapsed().as_millis() as u64,
-                    "folded new rows into the indexes"
-                );
+                self.fold_into_indexes(unindexed).await?;
             }
         }
         for table in [&self.docs, &self.chunks] {
