@@ -3,16 +3,18 @@
 
 use crate::{Error, Result};
 
-/// Check a user id: it names a folder (`{base}/users/{user_id}`) and appears in filters, so
-/// only letters, digits, `_`, `-`, `.` and `@` are allowed, 1 to 128 of them, not starting
-/// with `.` (hidden folders beside users' databases hold restores in progress).
+/// Check a user id: it names a folder (`{base}/users/{user_id}`) and a key prefix, and
+/// appears in filters. The rule is storage's ([`lancesync_storage::is_valid_user_id`]).
 pub fn validate_user_id(user_id: &str) -> Result<()> {
-    validate(
-        "user id",
-        "use 1 to 128 letters, digits, '_', '-', '.', '@', not starting with '.'",
-        user_id,
-        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'),
-    )
+    if lancesync_storage::is_valid_user_id(user_id) {
+        Ok(())
+    } else {
+        Err(Error::InvalidId {
+            what: "user id",
+            value: user_id.chars().take(140).collect(),
+            rule: "use 1 to 128 letters, digits, '_', '-', '.', '@', not starting with '.'",
+        })
+    }
 }
 
 /// Check a source id: letters, digits, `_`, `-`, `.`; 1 to 128 characters.

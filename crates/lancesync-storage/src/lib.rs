@@ -291,21 +291,15 @@ impl Storage {
             local_dir: Some(dir.clone()),
             state_dir: primary.state_dir,
         };
-        let ready = self
-            .ready
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(user_id);
-        if !ready && !has_versions(&dir) {
-            self.refresh_replica(user_id).await?;
-            return Ok(Some(replica));
+        if !locked(&self.ready).contains(user_id) {
+            if !has_versions(&dir) {
+                self.refresh_replica(user_id).await?;
+                return Ok(Some(replica));
+            }
+            locked(&self.ready).insert(user_id.to_string());
         }
-        self.ready
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(user_id.to_string());
         let due = {
-            let mut checks = self.last_check.lock().unwrap_or_else(|p| p.into_inner());
+            let mut checks = locked(&self.last_check);
             let due = checks
                 .get(user_id)
                 .is_none_or(|t| t.elapsed() >= self.cache_refresh_interval);
@@ -330,9 +324,7 @@ impl Storage {
     }
 
     fn user_lock(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        locked(&self.busy)
             .entry(user_id.to_string())
             .or_default()
             .clone()
@@ -357,10 +349,7 @@ impl Storage {
             true,
         )
         .await?;
-        self.last_check
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(user_id.to_string(), Instant::now());
+        locked(&self.last_check).insert(user_id.to_string(), Instant::now());
         let mut s = state::load(&self.state_dir, user_id)?;
         s.last_refresh = Some(now_rfc3339());
         state::save(&self.state_dir, user_id, &s)?;
@@ -386,12 +375,8 @@ impl Storage {
         let _one_at_a_time = lock.lock().await;
         let store = t.object_store().await?;
         let prefix = t.user_prefix(user_id);
-        let requests = std::sync::atomic::AtomicU64::new(0);
-        let remote = mirror::latest_versions(
-            &mirror::remote_listing(store.as_ref(), &prefix, &requests).await?,
-        );
         let dir = self.local_dir(user_id);
-        let local = mirror::latest_versions(&mirror::local_listing(&dir).await?);
+        let (remote, local) = latest_versions_both(store.as_ref(), &prefix, &dir).await?;
         let mut s = state::load(&self.state_dir, user_id)?;
         if remote.is_empty() || remote == s.base_versions && !s.base_versions.is_empty() {
             return Ok(None);
@@ -427,10 +412,7 @@ impl Storage {
                 Ok(report) => AfterWrite::Refreshed { report },
                 Err(e) => {
                     tracing::warn!(user_id, error = %e, "refreshing the local cache failed; the next search retries");
-                    self.last_check
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(user_id);
+                    locked(&self.last_check).remove(user_id);
                     AfterWrite::Queued {
                         error: e.to_string(),
                     }
@@ -517,11 +499,7 @@ impl Storage {
         let store = t.object_store().await?;
         let prefix = t.user_prefix(user_id);
         if self.mode == StorageMode::LocalPrimaryS3Sync {
-            let requests = std::sync::atomic::AtomicU64::new(0);
-            let remote = mirror::latest_versions(
-                &mirror::remote_listing(store.as_ref(), &prefix, &requests).await?,
-            );
-            let local = mirror::latest_versions(&mirror::local_listing(dir).await?);
+            let (remote, local) = latest_versions_both(store.as_ref(), &prefix, dir).await?;
             let remote_moved = !remote.is_empty() && remote != s.base_versions;
             if remote_moved && remote != local {
                 return Err(Error::Conflict {
@@ -621,10 +599,7 @@ impl Storage {
             let mut transfer = TransferReport::default();
             if self.mode == StorageMode::S3PrimaryLocalCache {
                 let dir = self.local_dir(user_id);
-                self.ready
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(user_id);
+                locked(&self.ready).remove(user_id);
                 remove_dir_if_exists(&dir).await?;
                 transfer =
                     mirror::pull(t.object_store().await?, &t.user_prefix(user_id), &dir, true)
@@ -705,10 +680,7 @@ impl Storage {
             mirror::remove_prefix(t.object_store().await?.as_ref(), &t.user_prefix(user_id))
                 .await?;
         }
-        self.ready
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(user_id);
+        locked(&self.ready).remove(user_id);
         remove_dir_if_exists(&self.local_dir(user_id)).await
     }
 
@@ -766,6 +738,23 @@ impl Storage {
             users: out,
         })
     }
+}
+
+/// The latest version of each table on S3 under `prefix` and in `dir`.
+async fn latest_versions_both(
+    store: &dyn object_store::ObjectStore,
+    prefix: &object_store::path::Path,
+    dir: &Path,
+) -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>)> {
+    let requests = std::sync::atomic::AtomicU64::new(0);
+    let remote = mirror::latest_versions(&mirror::remote_listing(store, prefix, &requests).await?);
+    let local = mirror::latest_versions(&mirror::local_listing(dir).await?);
+    Ok((remote, local))
+}
+
+/// Lock `m`, carrying on after a panic elsewhere: these maps hold plain bookkeeping.
+fn locked<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn conflict_message(
@@ -847,16 +836,19 @@ async fn time_travel(
     ]))
 }
 
-/// User ids name folders and key prefixes: letters, digits, `-`, `_`, `.`, `@`, not
-/// starting with a dot, at most 128 characters.
-fn validate_user_id(user_id: &str) -> Result<()> {
-    let ok = !user_id.is_empty()
-        && user_id.len() <= 128
+/// Whether `user_id` may name a user: it names folders and key prefixes and appears in
+/// filters, so 1 to 128 letters, digits, `-`, `_`, `.`, `@`, not starting with a dot (hidden
+/// folders beside users' databases hold restores in progress). The engine uses this rule too.
+pub fn is_valid_user_id(user_id: &str) -> bool {
+    (1..=128).contains(&user_id.len())
         && !user_id.starts_with('.')
         && user_id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+}
+
+fn validate_user_id(user_id: &str) -> Result<()> {
+    if is_valid_user_id(user_id) {
         Ok(())
     } else {
         Err(Error::InvalidUser {
@@ -954,10 +946,6 @@ pub enum Error {
 }
 
 impl Error {
-    fn s3(e: object_store::Error) -> Self {
-        Error::S3(e)
-    }
-
     fn probe(t: &S3Target, e: object_store::Error) -> Self {
         let text = e.to_string();
         let mut chain = text.clone();

@@ -170,7 +170,7 @@ pub(crate) async fn remote_listing(
         .list(Some(prefix))
         .try_collect()
         .await
-        .map_err(Error::s3)?;
+        .map_err(Error::S3)?;
     let skip = prefix.as_ref().len() + 1;
     Ok(metas
         .into_iter()
@@ -289,7 +289,7 @@ async fn upload(
             Err(object_store::Error::AlreadyExists { .. }) => {
                 // A copy interrupted after this manifest was sent: fine if it is ours.
                 requests.fetch_add(1, Ordering::Relaxed);
-                let theirs = store.head(to).await.map_err(Error::s3)?;
+                let theirs = store.head(to).await.map_err(Error::S3)?;
                 if theirs.size != size {
                     return Err(Error::Conflict {
                         message: format!(
@@ -298,7 +298,7 @@ async fn upload(
                     });
                 }
             }
-            Err(e) => return Err(Error::s3(e)),
+            Err(e) => return Err(Error::S3(e)),
         }
         return Ok(size);
     }
@@ -398,11 +398,11 @@ async fn download(
     let name = to.file_name().map(|n| n.to_string_lossy().to_string());
     let partial = dir.join(format!(".{}.part", name.unwrap_or_default()));
     requests.fetch_add(1, Ordering::Relaxed);
-    let mut stream = store.get(from).await.map_err(Error::s3)?.into_stream();
+    let mut stream = store.get(from).await.map_err(Error::S3)?.into_stream();
     let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(Error::s3)?;
+        let chunk = chunk.map_err(Error::S3)?;
         size += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(io)?;
     }
@@ -417,7 +417,7 @@ pub async fn remove_prefix(store: &dyn ObjectStore, prefix: &ObjectPath) -> Resu
     let requests = AtomicU64::new(0);
     let listing = remote_listing(store, prefix, &requests).await?;
     for rel in listing.keys() {
-        store.delete(&key(prefix, rel)).await.map_err(Error::s3)?;
+        store.delete(&key(prefix, rel)).await.map_err(Error::S3)?;
     }
     Ok(listing.len() as u64)
 }
