@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before any thread starts: index builds and compaction otherwise peak far higher.
+    lancesync::tune_allocator();
     let cli = cli::Cli::parse();
     init_tracing();
     match run(cli) {

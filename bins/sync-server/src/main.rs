@@ -41,6 +41,8 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: index builds and compaction otherwise peak far higher.
+    lancesync::tune_allocator();
     let args = Args::parse();
     let mut opts = LoadOptions::from_process();
     opts.config_file = args.config.clone();
