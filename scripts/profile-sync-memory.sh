@@ -5,6 +5,7 @@
 #
 #   bash scripts/profile-sync-memory.sh FOLDER [OUT_DIR]
 #   LANCE_SHUFFLE_BATCH_BYTES=16777216 bash scripts/profile-sync-memory.sh FOLDER   # lance knobs pass through
+#   GLIBC_TUNABLES=off bash scripts/profile-sync-memory.sh FOLDER   # glibc's defaults (MALLOC_* pass too)
 #
 # FOLDER: e.g. the bench's 100,000-doc corpus, /tmp/lancesync-bench/mixed-large (written by
 # `cargo bench --bench sync`). Uses the release build of sync-cli.
@@ -15,7 +16,7 @@ bin="${CARGO_TARGET_DIR:-$HOME/.cache/lancesync/target}/release/sync-cli"
 [ -x "$bin" ] || { echo "build it first: cargo build --release --locked --workspace --bins" >&2; exit 2; }
 rm -rf "$out" && mkdir -p "$out"
 lance_env=()
-while IFS= read -r var; do lance_env+=("$var"); done < <(env | grep '^LANCE_' || true)
+while IFS= read -r var; do lance_env+=("$var"); done < <(env | grep -E '^(LANCE_|MALLOC_|GLIBC_TUNABLES=)' || true)
 env -i HOME="$out" PATH="$PATH" LANCEDB_URI="$out/db" SYNC_STATE_DIR="$out/state" \
     RUST_LOG="warn,lancesync_engine=debug" "${lance_env[@]}" \
     "$bin" sync "$folder" --json > "$out/report.json" 2> "$out/log.txt" &
