@@ -21,10 +21,10 @@ pub use lancesync_sources as sources;
 /// big, short-lived buffers of index builds, compaction and large reads end up in the heap,
 /// which keeps them resident. Fixing the threshold at 1 MiB (and trimming the heap past
 /// 4 MiB) hands them back to the system as soon as they are freed: peak RSS of a first sync
-/// of 10,000 documents fell from 225 MB to about 130 MB, and of 100,000 documents from about
-/// 500 MB to under 300 MB (docs/benchmarks.md). Capping the number of arenas as well saved
-/// little more and slowed multi-threaded listing by about 10%, so arenas are left alone.
-/// `sync-cli` and `sync-server` call this; programs that embed lancesync may.
+/// of 10,000 documents (no vector index involved) fell from 225 MB to 145 MB; the
+/// 100,000-document figures are in docs/benchmarks.md. Capping the number of arenas as well
+/// saved little more and slowed multi-threaded listing by about 10%, so arenas are left
+/// alone. `sync-cli` and `sync-server` call this; programs that embed lancesync may.
 ///
 /// Each setting is left alone when its `MALLOC_*` variable or `GLIBC_TUNABLES` is set, so an
 /// operator can still choose. Elsewhere than Linux with glibc it does nothing. Returns
