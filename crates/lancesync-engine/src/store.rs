@@ -743,8 +743,8 @@ impl UserTables {
 /// raised memory by about 250 MB, a fixed cost that made the peak of a large first sync. 4-bit
 /// codes train 16 centroids on 4,096 vectors: the same build takes under 1 s, with no visible
 /// rise in `sync-cli` (whose allocator is tuned, see `lancesync::tune_allocator`), and with
-/// four times the sub-vectors recall@10 matches the default's (0.44 vs 0.43 against exact
-/// search on the benchmark corpus; docs/benchmarks.md). 4-bit codes need an even number of
+/// four times the sub-vectors recall@10 is about the default's (0.44 vs 0.46 against exact
+/// search on the benchmark corpus, `scripts/vector-recall.py`; docs/benchmarks.md). 4-bit codes need an even number of
 /// sub-vectors; other dimensions keep lance's default.
 fn vector_index_builder(dim: usize) -> IvfPqIndexBuilder {
     let builder = IvfPqIndexBuilder::default().distance_type(DistanceType::Cosine);
