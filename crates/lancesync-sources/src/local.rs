@@ -7,13 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
-use walkdir::WalkDir;
 
 use crate::{DocumentSource, Error, Listing, ListingIssue, Result, SourceEntry};
 
@@ -167,124 +166,223 @@ impl LocalFsSource {
     }
 }
 
+/// What one directory contributed; merged into the listing once per directory.
+#[derive(Default)]
+struct Found {
+    entries: Vec<SourceEntry>,
+    issues: Vec<ListingIssue>,
+    unlisted: Vec<String>,
+}
+
+impl Found {
+    /// Something could not be looked at: reported, and nothing under it may be deleted.
+    fn unreadable(&mut self, path: String, reason: String) {
+        self.issues.push(ListingIssue {
+            uri: path.clone(),
+            reason,
+        });
+        self.unlisted.push(path);
+    }
+}
+
 impl Walker {
     fn list_blocking(&self) -> Listing {
-        let mut listing = Listing::default();
-        let mut seen = std::collections::BTreeSet::new();
+        let found = Mutex::new(Found::default());
         for root in &self.roots {
-            self.list_root(root, &mut listing, &mut seen);
+            self.list_root(root, &found);
         }
-        listing.entries.sort_by(|a, b| a.uri.cmp(&b.uri));
-        listing
+        let Found {
+            mut entries,
+            mut issues,
+            mut unlisted,
+        } = found.into_inner().unwrap_or_else(|e| e.into_inner());
+        // Directories are read in parallel; the listing's order is the uris'.
+        entries.sort_unstable_by(|a, b| a.uri.cmp(&b.uri));
+        // Only overlapping watch paths can list a file twice.
+        entries.dedup_by(|a, b| a.uri == b.uri);
+        issues.sort_by(|a, b| a.uri.cmp(&b.uri));
+        unlisted.sort();
+        Listing {
+            entries,
+            unlisted,
+            issues,
+        }
     }
 
-    fn list_root(
-        &self,
-        root: &Path,
-        out: &mut Listing,
-        seen: &mut std::collections::BTreeSet<String>,
-    ) {
+    fn list_root(&self, root: &Path, out: &Mutex<Found>) {
         let root_text = root.to_string_lossy().into_owned();
-        if let Err(e) = std::fs::metadata(root) {
-            let reason = if e.kind() == std::io::ErrorKind::NotFound {
-                "watch path does not exist".to_string()
-            } else {
-                format!("watch path cannot be read: {e}")
-            };
-            tracing::warn!(source = %self.id, path = %root_text, %reason, "nothing listed under this watch path; nothing under it is deleted");
-            out.issues.push(ListingIssue {
-                uri: root_text.clone(),
-                reason,
-            });
-            out.unlisted.push(root_text);
+        let meta = match std::fs::metadata(root) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let reason = if e.kind() == std::io::ErrorKind::NotFound {
+                    "watch path does not exist".to_string()
+                } else {
+                    format!("watch path cannot be read: {e}")
+                };
+                tracing::warn!(source = %self.id, path = %root_text, %reason, "nothing listed under this watch path; nothing under it is deleted");
+                lock(out).unreadable(root_text, reason);
+                return;
+            }
+        };
+        if !meta.is_dir() {
+            // A single file as a watch path: its name must still match the patterns.
+            let mut found = Found::default();
+            let name = root.file_name().unwrap_or_default().to_string_lossy();
+            if self.include.matches(&name, Path::new("")) {
+                self.add_file(root.to_path_buf(), Ok(meta), &mut found);
+            }
+            merge(out, found);
             return;
         }
-        let walker = WalkDir::new(root)
-            .follow_links(self.config.follow_symlinks)
-            .into_iter()
-            .filter_entry(|e| {
-                if e.depth() == 0 {
-                    return true;
-                }
-                let name = e.file_name().to_string_lossy();
-                let hidden = name.starts_with('.') && !self.config.include_hidden;
-                let relative = e.path().strip_prefix(root).unwrap_or(e.path());
-                !hidden && !self.exclude.matches(&name, relative)
-            });
-        for item in walker {
+        // Loop detection needs the real paths of the folders above; only when following links.
+        let ancestors = if self.config.follow_symlinks {
+            vec![std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())]
+        } else {
+            Vec::new()
+        };
+        rayon::scope(|scope| self.walk_dir(scope, root, root.to_path_buf(), ancestors, out));
+    }
+
+    /// Read one directory: files become entries, subdirectories are walked as tasks of their
+    /// own. `std`'s directory entries stat relative to the open directory (no full path
+    /// lookup per file), which is most of what a rescan of a large tree costs.
+    fn walk_dir<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        root: &'s Path,
+        dir: PathBuf,
+        ancestors: Vec<PathBuf>,
+        out: &'s Mutex<Found>,
+    ) {
+        let mut found = Found::default();
+        let read = match std::fs::read_dir(&dir) {
+            Ok(read) => read,
+            Err(e) => {
+                found.unreadable(
+                    dir.to_string_lossy().into_owned(),
+                    format!("cannot read: {e}"),
+                );
+                merge(out, found);
+                return;
+            }
+        };
+        for item in read {
             let entry = match item {
                 Ok(entry) => entry,
                 Err(e) => {
-                    let path = e
-                        .path()
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| root_text.clone());
-                    let reason = match e.loop_ancestor() {
-                        Some(ancestor) => format!("symlink loop back to {}", ancestor.display()),
-                        None => format!(
-                            "cannot read: {}",
-                            e.io_error()
-                                .map_or_else(|| e.to_string(), |io| io.to_string())
-                        ),
-                    };
-                    out.issues.push(ListingIssue {
-                        uri: path.clone(),
-                        reason,
-                    });
-                    out.unlisted.push(path);
+                    found.unreadable(
+                        dir.to_string_lossy().into_owned(),
+                        format!("cannot read: {e}"),
+                    );
                     continue;
                 }
             };
-            let file_type = entry.file_type();
-            if file_type.is_symlink() {
-                tracing::debug!(path = %entry.path().display(), "symbolic link not followed");
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && !self.config.include_hidden {
                 continue;
             }
-            if !file_type.is_file() {
+            let path = entry.path();
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            if self.exclude.matches(&name, relative) {
                 continue;
             }
-            let Some(uri) = entry.path().to_str().map(String::from) else {
-                out.issues.push(ListingIssue {
-                    uri: entry.path().to_string_lossy().into_owned(),
+            let file_type = match entry.file_type() {
+                Ok(t) => t,
+                Err(e) => {
+                    found.unreadable(
+                        path.to_string_lossy().into_owned(),
+                        format!("cannot read: {e}"),
+                    );
+                    continue;
+                }
+            };
+            // A followed link is looked at through its target; a link not followed is skipped.
+            let (is_dir, meta) = if file_type.is_symlink() {
+                if !self.config.follow_symlinks {
+                    tracing::debug!(path = %path.display(), "symbolic link not followed");
+                    continue;
+                }
+                match std::fs::metadata(&path) {
+                    Ok(meta) => (meta.is_dir(), Some(meta)),
+                    Err(e) => {
+                        found.unreadable(
+                            path.to_string_lossy().into_owned(),
+                            format!("cannot read: {e}"),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                (file_type.is_dir(), None)
+            };
+            if is_dir {
+                let mut below = ancestors.clone();
+                if self.config.follow_symlinks {
+                    let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                    if let Some(ancestor) = ancestors.iter().find(|a| **a == real) {
+                        found.unreadable(
+                            path.to_string_lossy().into_owned(),
+                            format!("symlink loop back to {}", ancestor.display()),
+                        );
+                        continue;
+                    }
+                    below.push(real);
+                }
+                scope.spawn(move |scope| self.walk_dir(scope, root, path, below, out));
+                continue;
+            }
+            if meta.as_ref().is_none_or(|m| !m.is_file()) && !file_type.is_file() {
+                continue; // sockets, fifos, devices
+            }
+            if !self.include.matches(&name, relative) {
+                continue;
+            }
+            let meta = meta.map_or_else(|| entry.metadata(), Ok);
+            self.add_file(path, meta, &mut found);
+        }
+        merge(out, found);
+    }
+
+    fn add_file(&self, path: PathBuf, meta: std::io::Result<std::fs::Metadata>, found: &mut Found) {
+        let uri = match path.into_os_string().into_string() {
+            Ok(uri) => uri,
+            Err(raw) => {
+                found.issues.push(ListingIssue {
+                    uri: raw.to_string_lossy().into_owned(),
                     reason: "file name is not valid UTF-8; skipped".into(),
                 });
-                continue;
-            };
-            let name = entry.file_name().to_string_lossy();
-            let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-            if !self.include.matches(&name, relative)
-                || (entry.depth() > 0 && self.exclude.matches(&name, relative))
-            {
-                continue;
+                return;
             }
-            // Only overlapping watch paths can list a file twice.
-            if self.roots.len() > 1 && !seen.insert(uri.clone()) {
-                continue;
+        };
+        match meta {
+            Ok(meta) => {
+                let modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                found.entries.push(SourceEntry {
+                    uri,
+                    size: meta.len(),
+                    modified_ms,
+                    version: None,
+                });
             }
-            match entry.metadata() {
-                Ok(meta) => {
-                    let modified_ms = meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_millis() as i64);
-                    out.entries.push(SourceEntry {
-                        uri,
-                        size: meta.len(),
-                        modified_ms,
-                        version: None,
-                    });
-                }
-                Err(e) => {
-                    out.issues.push(ListingIssue {
-                        uri: uri.clone(),
-                        reason: format!("cannot stat: {e}"),
-                    });
-                    out.unlisted.push(uri);
-                }
-            }
+            Err(e) => found.unreadable(uri, format!("cannot stat: {e}")),
         }
     }
+}
+
+fn lock(found: &Mutex<Found>) -> std::sync::MutexGuard<'_, Found> {
+    found.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn merge(out: &Mutex<Found>, found: Found) {
+    let mut out = lock(out);
+    out.entries.extend(found.entries);
+    out.issues.extend(found.issues);
+    out.unlisted.extend(found.unlisted);
 }
 
 #[async_trait]

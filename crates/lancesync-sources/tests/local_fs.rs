@@ -142,6 +142,78 @@ async fn symlinks_skipped_by_default_and_loops_reported_when_followed() {
 }
 
 #[tokio::test]
+async fn a_deep_wide_tree_is_listed_whole_in_order_with_sizes_and_times() {
+    // Folders are read in parallel: every file must still be listed once, in uri order, with
+    // its own size and modification time.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut expected = Vec::new();
+    for a in 0..12 {
+        for b in 0..6 {
+            for f in 0..9 {
+                let rel = format!("d{a:02}/e{b}/f{f}.md");
+                write(root, &rel, &"x".repeat(a * 100 + b * 10 + f));
+                expected.push(rel);
+            }
+        }
+        write(root, &format!("d{a:02}/top.txt"), "top");
+        expected.push(format!("d{a:02}/top.txt"));
+    }
+    expected.sort();
+    let listing = source(LocalFsConfig::new([root.to_str().unwrap()]))
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(names(root, &listing), expected);
+    for entry in &listing.entries {
+        let meta = fs::metadata(&entry.uri).unwrap();
+        assert_eq!(entry.size, meta.len(), "{}", entry.uri);
+        let modified = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert_eq!(entry.modified_ms, modified, "{}", entry.uri);
+    }
+    assert!(listing.issues.is_empty() && listing.unlisted.is_empty());
+}
+
+#[tokio::test]
+async fn a_single_file_watch_path_and_a_followed_folder_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "docs/a.md", "x");
+    write(root, "other/b.md", "yy");
+    write(root, "other/c.png", "z");
+    std::os::unix::fs::symlink(root.join("other"), root.join("docs/linked")).unwrap();
+
+    let file = root.join("docs/a.md");
+    let listing = source(LocalFsConfig::new([file.to_str().unwrap()]))
+        .list()
+        .await
+        .unwrap();
+    assert_eq!(listing.entries.len(), 1);
+    assert_eq!(listing.entries[0].uri, file.to_str().unwrap());
+
+    // A single file whose name the patterns exclude is not listed.
+    let image = root.join("other/c.png");
+    let listing = source(LocalFsConfig::new([image.to_str().unwrap()]))
+        .list()
+        .await
+        .unwrap();
+    assert!(listing.entries.is_empty());
+
+    let docs = root.join("docs");
+    let mut config = LocalFsConfig::new([docs.to_str().unwrap()]);
+    config.follow_symlinks = true;
+    let listing = source(config).list().await.unwrap();
+    assert_eq!(names(&docs, &listing), ["a.md", "linked/b.md"]);
+    assert_eq!(listing.entries[1].size, 2);
+    assert!(listing.issues.is_empty(), "{:?}", listing.issues);
+}
+
+#[tokio::test]
 async fn overlapping_watch_paths_list_each_file_once_and_tilde_expands() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "docs/sub/a.md", "x");
