@@ -45,7 +45,7 @@ pub use documents::{
     PrecomputedDocument,
 };
 pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest};
-pub use store::{DocState, Maintenance, TableSettings, UserTables};
+pub use store::{DocPos, DocState, Maintenance, SourceDocs, TableSettings, UserTables};
 pub use sync::{Failure, MassDeleteBlocked, NoProgress, Progress, SyncOptions, SyncReport};
 
 /// The current time as RFC 3339 with milliseconds, as the tables record it.
@@ -446,11 +446,10 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(0);
         };
-        let ids: Vec<String> = tables
-            .doc_states(source_id)
-            .await?
-            .into_iter()
-            .map(|d| d.doc_id)
+        let docs = tables.source_docs(source_id).await?;
+        let ids: Vec<String> = docs
+            .positions()
+            .map(|p| docs.doc_id(p).to_string())
             .collect();
         tables.delete_docs(&ids).await?;
         let last = tables.state_dir.join(format!("{source_id}.last.json"));

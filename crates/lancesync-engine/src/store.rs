@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use arrow_array::{RecordBatch, RecordBatchIterator};
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, RecordBatchIterator, StringArray};
 use futures::TryStreamExt;
 use lancedb::DistanceType;
 use lancedb::index::Index;
@@ -21,10 +21,11 @@ use crate::{Error, Result};
 
 /// Index cache per user database: indexes (full text, vector, BTree) stay warm for search.
 const INDEX_CACHE_BYTES: usize = 256 << 20;
-/// Metadata cache per user database. Lance's default (1 GiB) fills with the manifests of the
-/// many versions a long run writes, so peak memory would grow with the corpus; fragment
-/// metadata of the current version fits easily in this.
-const METADATA_CACHE_BYTES: usize = 32 << 20;
+/// Metadata cache per user database. Lance caches the manifest of every version it reads, and a
+/// long run writes hundreds, each listing every fragment so far: lance's default (1 GiB), and
+/// even 32 MiB, filled during a 100,000-document first sync (about 45 MB of its peak). The
+/// current version's manifest, file and index metadata fit easily in this.
+const METADATA_CACHE_BYTES: usize = 4 << 20;
 
 /// A session whose caches are bounded (see the constants above).
 fn bounded_session() -> std::sync::Arc<lancedb::Session> {
@@ -39,10 +40,23 @@ fn bounded_session() -> std::sync::Arc<lancedb::Session> {
 /// indexes.
 const FOLD_MIN_ROWS: usize = 2_000;
 
-/// Memory for building the full-text index, in MiB. Lance's default is 2 GiB per worker:
-/// the builder then holds the postings of a whole large table in memory, so peak memory
-/// grew with the corpus. Past this budget it writes a partition and starts the next.
-const FTS_BUILD_MEMORY_MB: u64 = 128;
+/// Size of one full-text index partition, in MiB of lance's estimate of its builder's memory.
+///
+/// Lance writes a partition when a build worker's postings reach its share of the build's
+/// memory limit, and merges the workers' leftovers up to the same size. Everything that
+/// later rewrites the index does so a partition at a time: a compaction remaps it by loading
+/// a partition's postings back into a builder. With lance's default (2 GiB per worker) or a
+/// 128 MiB budget, the index of a 100,000-document corpus was one partition, and remapping it
+/// raised memory by about 100 MB at the end of the run, growing with the corpus. At 4 MiB a
+/// partition holds about 60,000 chunks (347,513 chunks made 6 partitions), which a query
+/// searches side by side.
+const FTS_PARTITION_MB: u64 = 4;
+
+/// Workers building the full-text index; the memory limit given to lance is one partition
+/// per worker, so a partition's size does not depend on the machine's core count.
+fn fts_build_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
 
 /// Key of the embedder identity in the chunks table's manifest config.
 const EMBEDDER_KEY: &str = "lancesync.embedder";
@@ -102,6 +116,130 @@ pub struct DocState {
     pub last_synced: String,
     /// RFC 3339 time of the first ingest.
     pub ingested_at: String,
+}
+
+/// Where one document is in a [`SourceDocs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocPos {
+    part: u32,
+    row: u32,
+}
+
+/// The stored documents of one source, as read: columns, not one object per document. A
+/// rescan of 100,000 unchanged files compares the listing against these directly and builds
+/// a [`DocState`] only for a document that needs work, which keeps a rescan's time and memory
+/// close to the listing's own.
+#[derive(Debug, Default)]
+pub struct SourceDocs {
+    parts: Vec<StateColumns>,
+}
+
+#[derive(Debug)]
+struct StateColumns {
+    doc_id: StringArray,
+    source_uri: StringArray,
+    size: Int64Array,
+    modified: Int64Array,
+    checksum: StringArray,
+    status: StringArray,
+    attempts: Int32Array,
+    last_synced: StringArray,
+    ingested_at: StringArray,
+}
+
+impl StateColumns {
+    fn new(batch: &RecordBatch) -> Result<Self> {
+        let c = Columns(batch);
+        Ok(Self {
+            doc_id: c.str("doc_id")?.clone(),
+            source_uri: c.str("source_uri")?.clone(),
+            size: c.i64("size")?.clone(),
+            modified: c.i64("modified")?.clone(),
+            checksum: c.str("checksum")?.clone(),
+            status: c.str("processing_status")?.clone(),
+            attempts: c.i32("attempts")?.clone(),
+            last_synced: c.str("last_synced")?.clone(),
+            ingested_at: c.str("ingested_at")?.clone(),
+        })
+    }
+}
+
+impl SourceDocs {
+    const COLUMNS: [&str; 9] = [
+        "doc_id",
+        "source_uri",
+        "size",
+        "modified",
+        "checksum",
+        "processing_status",
+        "attempts",
+        "last_synced",
+        "ingested_at",
+    ];
+
+    /// How many documents.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.doc_id.len()).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every document's position.
+    pub fn positions(&self) -> impl Iterator<Item = DocPos> + '_ {
+        self.parts.iter().enumerate().flat_map(|(part, p)| {
+            (0..p.doc_id.len()).map(move |row| DocPos {
+                part: part as u32,
+                row: row as u32,
+            })
+        })
+    }
+
+    fn part(&self, pos: DocPos) -> (&StateColumns, usize) {
+        (&self.parts[pos.part as usize], pos.row as usize)
+    }
+
+    /// The document's id.
+    pub fn doc_id(&self, pos: DocPos) -> &str {
+        let (p, i) = self.part(pos);
+        p.doc_id.value(i)
+    }
+
+    /// Where the document is.
+    pub fn source_uri(&self, pos: DocPos) -> &str {
+        let (p, i) = self.part(pos);
+        p.source_uri.value(i)
+    }
+
+    /// Size and modification time when last synced.
+    pub fn stat(&self, pos: DocPos) -> (i64, i64) {
+        let (p, i) = self.part(pos);
+        (p.size.value(i), p.modified.value(i))
+    }
+
+    /// `completed` or `failed`.
+    pub fn status(&self, pos: DocPos) -> &str {
+        let (p, i) = self.part(pos);
+        p.status.value(i)
+    }
+
+    /// The whole state of one document.
+    pub fn state(&self, pos: DocPos) -> DocState {
+        let (p, i) = self.part(pos);
+        DocState {
+            doc_id: p.doc_id.value(i).into(),
+            source_uri: p.source_uri.value(i).into(),
+            size: p.size.value(i),
+            modified: p.modified.value(i),
+            checksum: p.checksum.value(i).into(),
+            status: p.status.value(i).into(),
+            attempts: p.attempts.value(i),
+            last_synced: p.last_synced.value(i).into(),
+            ingested_at: p.ingested_at.value(i).into(),
+        }
+    }
 }
 
 /// A user's database and its two tables.
@@ -324,56 +462,21 @@ impl UserTables {
         Ok(())
     }
 
-    /// Every document of a source: what change detection needs, nothing more.
-    pub async fn doc_states(&self, source_id: &str) -> Result<Vec<DocState>> {
-        let columns = [
-            "doc_id",
-            "source_uri",
-            "size",
-            "modified",
-            "checksum",
-            "processing_status",
-            "attempts",
-            "last_synced",
-            "ingested_at",
-        ];
+    /// Every document of a source: what change detection needs, nothing more, kept in the
+    /// columns it was read in.
+    pub async fn source_docs(&self, source_id: &str) -> Result<SourceDocs> {
         let batches = query(
             &self.docs,
             Some(format!("source_id = {}", sql_string(source_id))),
-            &columns,
+            &SourceDocs::COLUMNS,
         )
         .await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            let c = Columns(b);
-            let (id, uri, size, modified) = (
-                c.str("doc_id")?,
-                c.str("source_uri")?,
-                c.i64("size")?,
-                c.i64("modified")?,
-            );
-            let (checksum, status, attempts, synced) = (
-                c.str("checksum")?,
-                c.str("processing_status")?,
-                c.i32("attempts")?,
-                c.str("last_synced")?,
-            );
-            let ingested = c.str("ingested_at")?;
-            for i in 0..b.num_rows() {
-                out.push(DocState {
-                    doc_id: id.value(i).into(),
-                    source_uri: uri.value(i).into(),
-                    size: size.value(i),
-                    modified: modified.value(i),
-                    checksum: checksum.value(i).into(),
-                    status: status.value(i).into(),
-                    attempts: attempts.value(i),
-                    last_synced: synced.value(i).into(),
-                    ingested_at: ingested.value(i).into(),
-                });
-            }
-        }
-        Ok(out)
+        let parts = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(StateColumns::new)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SourceDocs { parts })
     }
 
     /// Full document rows by id.
@@ -528,7 +631,8 @@ impl UserTables {
                 &["chunk_text"],
                 Index::FTS(
                     lancedb::index::scalar::FtsIndexBuilder::default()
-                        .memory_limit_mb(FTS_BUILD_MEMORY_MB),
+                        .num_workers(fts_build_workers())
+                        .memory_limit_mb(FTS_PARTITION_MB * fts_build_workers() as u64),
                 ),
             )
             .execute()
@@ -704,13 +808,27 @@ impl UserTables {
                 self.fold_into_indexes(unindexed).await?;
             }
         }
-        for table in [&self.docs, &self.chunks] {
+        for (table, options) in [
+            (&self.docs, documents_compaction()),
+            (&self.chunks, chunks_compaction()),
+        ] {
             let stats = table.stats().await?;
-            if stats.fragment_stats.num_small_fragments >= self.settings.compact_small_fragments {
+            // Lancedb counts fragments under 100,000 rows as small, which a compacted
+            // documents table's full fragments are too: compact only when there are this many
+            // more fragments than compaction would leave.
+            let compacted = stats
+                .num_rows
+                .div_ceil(options.target_rows_per_fragment)
+                .max(1);
+            let piled_up = stats.fragment_stats.num_small_fragments
+                >= self.settings.compact_small_fragments
+                && stats.fragment_stats.num_fragments
+                    >= compacted + self.settings.compact_small_fragments;
+            if piled_up {
                 let step = std::time::Instant::now();
                 table
                     .optimize(OptimizeAction::Compact {
-                        options: compaction_options(),
+                        options,
                         remap_options: None,
                     })
                     .await?;
@@ -755,9 +873,31 @@ fn vector_index_builder(dim: usize) -> IvfPqIndexBuilder {
     }
 }
 
-/// Compaction: copy encoded pages where the files allow it (no decode and re-encode) and
-/// one task at a time, which bounds the memory of rewriting a large table.
-fn compaction_options() -> CompactionOptions {
+/// Rows per compacted fragment of the documents table.
+///
+/// The documents table is re-encoded when compacted: a rescan reads nine of its columns
+/// whole, and copied pages would keep the small pages of every batch that wrote it (the state
+/// of 100,000 documents then took 500 ms to read instead of about 150 ms). Lance's writer
+/// buffers up to 8 MiB per column before it writes a page, so re-encoding 100,000 documents
+/// into one fragment raised a first sync's peak by about 30 MB; fragments of this size keep
+/// what it buffers small.
+const DOCUMENTS_FRAGMENT_ROWS: usize = 32_768;
+
+/// Compaction of the documents table: re-encoded, into fragments of
+/// [`DOCUMENTS_FRAGMENT_ROWS`], one task at a time.
+fn documents_compaction() -> CompactionOptions {
+    CompactionOptions {
+        compaction_mode: Some(lancedb::table::CompactionMode::Reencode),
+        target_rows_per_fragment: DOCUMENTS_FRAGMENT_ROWS,
+        num_threads: Some(1),
+        ..CompactionOptions::default()
+    }
+}
+
+/// Compaction of the chunks table, which is read by row and through its indexes: encoded pages
+/// are copied where the files allow it (no decode and re-encode), one task at a time, which
+/// bounds the memory of rewriting a large table.
+fn chunks_compaction() -> CompactionOptions {
     CompactionOptions {
         compaction_mode: Some(lancedb::table::CompactionMode::TryBinaryCopy),
         num_threads: Some(1),

