@@ -175,6 +175,14 @@ struct Found {
 }
 
 impl Found {
+    /// A path could not be read: reported, and nothing under it may be deleted.
+    fn cannot_read(&mut self, path: &Path, error: &std::io::Error) {
+        self.unreadable(
+            path.to_string_lossy().into_owned(),
+            format!("cannot read: {error}"),
+        );
+    }
+
     /// Something could not be looked at: reported, and nothing under it may be deleted.
     fn unreadable(&mut self, path: String, reason: String) {
         self.issues.push(ListingIssue {
@@ -258,10 +266,7 @@ impl Walker {
         let read = match std::fs::read_dir(&dir) {
             Ok(read) => read,
             Err(e) => {
-                found.unreadable(
-                    dir.to_string_lossy().into_owned(),
-                    format!("cannot read: {e}"),
-                );
+                found.cannot_read(&dir, &e);
                 merge(out, found);
                 return;
             }
@@ -270,10 +275,7 @@ impl Walker {
             let entry = match item {
                 Ok(entry) => entry,
                 Err(e) => {
-                    found.unreadable(
-                        dir.to_string_lossy().into_owned(),
-                        format!("cannot read: {e}"),
-                    );
+                    found.cannot_read(&dir, &e);
                     continue;
                 }
             };
@@ -290,31 +292,25 @@ impl Walker {
             let file_type = match entry.file_type() {
                 Ok(t) => t,
                 Err(e) => {
-                    found.unreadable(
-                        path.to_string_lossy().into_owned(),
-                        format!("cannot read: {e}"),
-                    );
+                    found.cannot_read(&path, &e);
                     continue;
                 }
             };
             // A followed link is looked at through its target; a link not followed is skipped.
-            let (is_dir, meta) = if file_type.is_symlink() {
+            let (is_dir, is_file, meta) = if file_type.is_symlink() {
                 if !self.config.follow_symlinks {
                     tracing::debug!(path = %path.display(), "symbolic link not followed");
                     continue;
                 }
                 match std::fs::metadata(&path) {
-                    Ok(meta) => (meta.is_dir(), Some(meta)),
+                    Ok(meta) => (meta.is_dir(), meta.is_file(), Some(meta)),
                     Err(e) => {
-                        found.unreadable(
-                            path.to_string_lossy().into_owned(),
-                            format!("cannot read: {e}"),
-                        );
+                        found.cannot_read(&path, &e);
                         continue;
                     }
                 }
             } else {
-                (file_type.is_dir(), None)
+                (file_type.is_dir(), file_type.is_file(), None)
             };
             if is_dir {
                 let mut below = ancestors.clone();
@@ -332,10 +328,8 @@ impl Walker {
                 scope.spawn(move |scope| self.walk_dir(scope, root, path, below, out));
                 continue;
             }
-            if meta.as_ref().is_none_or(|m| !m.is_file()) && !file_type.is_file() {
-                continue; // sockets, fifos, devices
-            }
-            if !self.include.matches(&name, relative) {
+            // Sockets, fifos and devices are not documents.
+            if !is_file || !self.include.matches(&name, relative) {
                 continue;
             }
             let meta = meta.map_or_else(|| entry.metadata(), Ok);
