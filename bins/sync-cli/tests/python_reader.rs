@@ -39,8 +39,7 @@ fn python_lancedb_reads_and_searches_our_tables() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let samples =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sample-docs");
+    let samples = std::path::Path::new(&checkout_dir()).join("../../examples/sample-docs");
     let out = Command::new(env!("CARGO_BIN_EXE_sync-cli"))
         .args(["sync", samples.to_str().unwrap(), "--user", "reader"])
         .current_dir(work.path())
@@ -118,4 +117,10 @@ fn python_lancedb_reads_and_searches_our_tables() {
         report["fts_top"].as_str().unwrap().ends_with("bread.md"),
         "{report}"
     );
+}
+
+/// This package's folder in the checkout under test: read when the test runs, since a test
+/// binary reused from a shared target directory may have been compiled in another checkout.
+fn checkout_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
 }

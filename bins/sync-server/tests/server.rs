@@ -272,7 +272,7 @@ async fn the_curl_example_script_works() {
             ("ENABLE_SOURCE_MONITORING", "false"),
         ],
     );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/api.sh");
+    let script = Path::new(&checkout_dir()).join("../../examples/api.sh");
     let out = tokio::task::spawn_blocking({
         let base = server.base.clone();
         let docs = docs.clone();
@@ -305,4 +305,10 @@ async fn the_curl_example_script_works() {
     );
     assert!(stdout.contains("\"documents_removed\":1"), "{stdout}");
     assert!(server.terminate().success());
+}
+
+/// This package's folder in the checkout under test: read when the test runs, since a test
+/// binary reused from a shared target directory may have been compiled in another checkout.
+fn checkout_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
 }

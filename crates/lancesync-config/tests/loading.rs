@@ -771,10 +771,16 @@ fn templates_list_every_setting_and_load_back_as_the_defaults() {
 
 #[test]
 fn docs_configuration_md_is_generated_from_the_code() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let path = Path::new(&checkout_dir()).join("../../docs/configuration.md");
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == template(TemplateFormat::Markdown),
         "docs/configuration.md is out of date: run `cargo run -p sync-cli -- config generate --format markdown --output docs/configuration.md --force`"
     );
+}
+
+/// This package's folder in the checkout under test: read when the test runs, since a test
+/// binary reused from a shared target directory may have been compiled in another checkout.
+fn checkout_dir() -> std::ffi::OsString {
+    std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
 }
