@@ -877,7 +877,7 @@ fn vector_index_builder(dim: usize) -> IvfPqIndexBuilder {
 ///
 /// The documents table is re-encoded when compacted: a rescan reads nine of its columns
 /// whole, and copied pages would keep the small pages of every batch that wrote it (the state
-/// of 100,000 documents then took 500 ms to read instead of about 150 ms). Lance's writer
+/// of 100,000 documents then took 500 ms to read instead of 100 to 250 ms). Lance's writer
 /// buffers up to 8 MiB per column before it writes a page, so re-encoding 100,000 documents
 /// into one fragment raised a first sync's peak by about 30 MB; fragments of this size keep
 /// what it buffers small.
