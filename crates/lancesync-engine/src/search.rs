@@ -104,6 +104,16 @@ pub struct SearchHit {
     pub score: f32,
 }
 
+/// Candidates per requested hit that an indexed vector search re-ranks by exact distance.
+///
+/// The vector index's 4-bit PQ codes rank approximately, and the built-in embedder's hashed
+/// vectors quantize poorly: a query term that is one dimension among hundreds can be lost,
+/// and near-ties come back in arbitrary order. Re-ranking five times the requested hits by
+/// their stored vectors raised recall@10 from 0.44 to 0.76 on the benchmark corpus
+/// (`scripts/vector-recall.py`), for about 1 ms per search. Without an index the search is
+/// exact and this does nothing.
+const REFINE_FACTOR: u32 = 5;
+
 const COLUMNS: [&str; 7] = [
     "doc_id",
     "source_id",
@@ -148,6 +158,7 @@ pub(crate) async fn search(
                 .chunks
                 .vector_search(vector().await?)?
                 .distance_type(DistanceType::Cosine)
+                .refine_factor(REFINE_FACTOR)
                 .limit(req.limit)
                 .select(select_distance);
             if let Some(f) = &filter {
@@ -176,6 +187,7 @@ pub(crate) async fn search(
                 .full_text_search(FullTextSearchQuery::new(req.query.clone()))
                 .nearest_to(vector().await?)?
                 .distance_type(DistanceType::Cosine)
+                .refine_factor(REFINE_FACTOR)
                 .limit(req.limit)
                 .select(select);
             if let Some(f) = &filter {
