@@ -44,10 +44,8 @@ impl DocumentSource for MemorySource {
             .iter()
             // The version stands in for a modification time: a new version is a change.
             .map(|(uri, (version, body))| SourceEntry {
-                uri: uri.clone(),
-                size: body.len() as u64,
-                modified_ms: *version,
                 version: Some(version.to_string()),
+                ..SourceEntry::new(uri.clone(), body.len() as u64, *version)
             })
             .collect();
         Ok(Listing {

@@ -452,6 +452,7 @@ impl Engine {
             .map(|p| docs.doc_id(p).to_string())
             .collect();
         tables.delete_docs(&ids).await?;
+        tables.clear_cursor(source_id).await?;
         let last = tables.state_dir.join(format!("{source_id}.last.json"));
         let _ = tokio::fs::remove_file(last).await;
         self.after_write(user_id).await;

@@ -60,6 +60,11 @@ fn fts_build_workers() -> usize {
 
 /// Key of the embedder identity in the chunks table's manifest config.
 const EMBEDDER_KEY: &str = "lancesync.embedder";
+
+/// The manifest key of a source's change cursor (source ids are validated: no separators).
+fn cursor_key(source_id: &str) -> String {
+    format!("lancesync.cursor.{source_id}")
+}
 /// Ids per `IN (...)` statement.
 const IDS_PER_STATEMENT: usize = 500;
 
@@ -145,6 +150,7 @@ struct StateColumns {
     attempts: Int32Array,
     last_synced: StringArray,
     ingested_at: StringArray,
+    source_version: StringArray,
 }
 
 impl StateColumns {
@@ -160,12 +166,13 @@ impl StateColumns {
             attempts: c.i32("attempts")?.clone(),
             last_synced: c.str("last_synced")?.clone(),
             ingested_at: c.str("ingested_at")?.clone(),
+            source_version: c.str("source_version")?.clone(),
         })
     }
 }
 
 impl SourceDocs {
-    const COLUMNS: [&str; 9] = [
+    const COLUMNS: [&str; 10] = [
         "doc_id",
         "source_uri",
         "size",
@@ -175,6 +182,7 @@ impl SourceDocs {
         "attempts",
         "last_synced",
         "ingested_at",
+        "source_version",
     ];
 
     /// How many documents.
@@ -217,6 +225,12 @@ impl SourceDocs {
     pub fn stat(&self, pos: DocPos) -> (i64, i64) {
         let (p, i) = self.part(pos);
         (p.size.value(i), p.modified.value(i))
+    }
+
+    /// The source's version marker (ETag, revision) when last synced.
+    pub fn version(&self, pos: DocPos) -> Option<&str> {
+        let (p, i) = self.part(pos);
+        (!p.source_version.is_null(i)).then(|| p.source_version.value(i))
     }
 
     /// `completed` or `failed`.
@@ -449,6 +463,46 @@ impl UserTables {
             .config
             .get(EMBEDDER_KEY)
             .and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    /// The change cursor stored for a source (a remote API's cursor or page token).
+    ///
+    /// Cursors live in the documents table's manifest, not in a file beside it: they are
+    /// written after the changes they cover, in a commit of their own, and they travel with
+    /// the data through backups, restores, multi-device sync and re-indexing, so a cursor can
+    /// never be ahead of the tables it describes.
+    pub async fn cursor(&self, source_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .native_docs()?
+            .manifest()
+            .await?
+            .config
+            .get(&cursor_key(source_id))
+            .cloned())
+    }
+
+    /// Store a source's cursor (after the changes it covers are written).
+    pub async fn set_cursor(&self, source_id: &str, cursor: &str) -> Result<()> {
+        self.native_docs()?
+            .update_config([(cursor_key(source_id), cursor.to_string())])
+            .await?;
+        Ok(())
+    }
+
+    /// Forget a source's cursor (its documents were removed): its next run lists in full.
+    pub async fn clear_cursor(&self, source_id: &str) -> Result<()> {
+        if self.cursor(source_id).await?.is_some() {
+            self.native_docs()?
+                .delete_config_keys(&[cursor_key(source_id).as_str()])
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn native_docs(&self) -> Result<&lancedb::table::NativeTable> {
+        self.docs
+            .as_native()
+            .ok_or_else(|| Error::Internal("documents table is not a local table".into()))
     }
 
     /// Drop both tables (for a re-index with another embedder).

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use lancesync_ingest::{Chunker, DocType, Embedder, extract};
-use lancesync_sources::{DocumentSource, Listing, ListingIssue, SourceEntry};
+use lancesync_sources::{
+    ChangeKind, Changes, DocumentSource, Listing, ListingIssue, SourceEntry, under,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{chunk_id, doc_id, validate_source_id};
@@ -159,6 +161,15 @@ impl Outcome {
     }
 }
 
+/// Which stored documents that a run's changes do not mention are gone.
+enum Gone {
+    /// A complete listing: all of them, but for those under these uri prefixes (folders the
+    /// listing could not see).
+    Unlisted(Vec<String>),
+    /// A delta: only those at or under these uris.
+    Only(Vec<String>),
+}
+
 /// What processing needs, shared by the concurrent workers.
 pub(crate) struct Run<'a> {
     pub config: &'a EngineConfig,
@@ -253,12 +264,14 @@ impl<'a> Run<'a> {
             }
             report.repaired = orphans.len();
         }
-        // The tables' state and the listing are independent: read both at once (a rescan
-        // with nothing to do is mostly these two).
+        // The tables' state and the source's changes are independent: read both at once (a
+        // rescan with nothing to do is mostly these two). A remote source with a stored cursor
+        // reports only what changed since it.
         let timed = |what: &'static str, started: Instant| {
             tracing::debug!(what, ms = started.elapsed().as_millis() as u64, "read");
         };
-        let (stored, listing) = tokio::join!(
+        let cursor = self.tables.cursor(&source_id).await?;
+        let (stored, changes) = tokio::join!(
             async {
                 let t = Instant::now();
                 let stored = self.tables.source_docs(&source_id).await;
@@ -267,26 +280,43 @@ impl<'a> Run<'a> {
             },
             async {
                 let t = Instant::now();
-                let listing = self.source.list().await;
+                let changes = self.source.changes(cursor.as_deref()).await;
                 timed("listing", t);
-                listing
+                changes
             }
         );
         let stored = stored?;
         let documents_before = stored.len();
-        // A failed listing returns here: nothing is deleted.
-        let listing = listing?;
-
-        let Listing {
-            entries,
-            unlisted,
-            issues,
-        } = listing;
-        report.issues = issues;
-        let visible = Listing {
-            unlisted,
-            ..Default::default()
+        // A failed listing returns here: nothing is deleted, the cursor stays.
+        let mut changes = changes?;
+        // A cursor with no documents behind it (they were removed, or never written) does not
+        // cover what the source holds: list it in full.
+        if stored.is_empty() && matches!(changes.kind, ChangeKind::Delta { .. }) {
+            changes = self.source.changes(None).await?;
+        }
+        let Changes {
+            kind,
+            cursor: next_cursor,
+        } = changes;
+        let (entries, gone) = match kind {
+            ChangeKind::Full(Listing {
+                entries,
+                unlisted,
+                issues,
+            }) => {
+                report.issues = issues;
+                (entries, Gone::Unlisted(unlisted))
+            }
+            ChangeKind::Delta {
+                entries,
+                deleted,
+                issues,
+            } => {
+                report.issues = issues;
+                (entries, Gone::Only(deleted))
+            }
         };
+        let delta_is_empty = matches!(&gone, Gone::Only(d) if d.is_empty()) && entries.is_empty();
         let mut by_uri: HashMap<&str, DocPos> = stored
             .positions()
             .map(|p| (stored.source_uri(p), p))
@@ -296,7 +326,11 @@ impl<'a> Run<'a> {
             match by_uri.remove(entry.uri.as_str()) {
                 None => jobs.push(Job { entry, prior: None }),
                 Some(pos) => {
-                    let same_stat = stored.stat(pos) == (entry.size as i64, entry.modified_ms);
+                    let same_stat = stored.stat(pos) == (entry.size as i64, entry.modified_ms)
+                        && entry
+                            .version
+                            .as_deref()
+                            .is_none_or(|v| stored.version(pos) == Some(v));
                     if stored.status(pos) == STATUS_FAILED {
                         let prior = stored.state(pos);
                         if !same_stat || options.retry_failed || self.retry_due(&prior) {
@@ -318,12 +352,35 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        // What is left was not listed: deleted if the listing could see where it was.
-        let mut delete_candidates: Vec<DocState> = by_uri
-            .into_values()
-            .filter(|p| visible.may_delete(stored.source_uri(*p)))
-            .map(|p| stored.state(p))
-            .collect();
+        // What is left was not listed. After a complete listing it is deleted if the listing
+        // could see where it was; after a delta, only if the delta says so, and the rest is
+        // as it was (failures among it are retried when due).
+        let mut delete_candidates: Vec<DocState> = Vec::new();
+        for pos in by_uri.into_values() {
+            let uri = stored.source_uri(pos);
+            let deleted = match &gone {
+                Gone::Unlisted(unlisted) => !unlisted.iter().any(|u| under(uri, u)),
+                Gone::Only(deleted) => deleted.iter().any(|d| under(uri, d)),
+            };
+            if deleted {
+                delete_candidates.push(stored.state(pos));
+            } else if matches!(gone, Gone::Unlisted(_)) {
+                // Under a folder the listing could not see: left alone until it can.
+            } else if stored.status(pos) != STATUS_FAILED {
+                report.unchanged += 1;
+            } else {
+                let prior = stored.state(pos);
+                if options.retry_failed || self.retry_due(&prior) {
+                    let (size, modified) = stored.stat(pos);
+                    jobs.push(Job {
+                        entry: SourceEntry::new(uri, size.max(0) as u64, modified),
+                        prior: Some(Box::new(prior)),
+                    });
+                } else {
+                    report.waiting_retry += 1;
+                }
+            }
+        }
         delete_candidates.sort_by(|a, b| a.source_uri.cmp(&b.source_uri));
         drop(stored);
         {
@@ -377,6 +434,16 @@ impl<'a> Run<'a> {
         } else {
             self.tables.delete_docs(&deletions).await?;
             report.deleted = deletions.len();
+            // Everything the cursor covers is written now. A delta that changed nothing
+            // leaves the stored cursor as it is (it still covers the same state), so a run
+            // with nothing to do writes nothing; withheld deletions keep the old cursor, so
+            // the next run sees them again.
+            if let Some(next) = next_cursor
+                && cursor.as_deref() != Some(next.as_str())
+                && !delta_is_empty
+            {
+                self.tables.set_cursor(&source_id, &next).await?;
+            }
         }
 
         // A run that wrote nothing leaves nothing to index or compact.
@@ -448,6 +515,30 @@ impl<'a> Run<'a> {
     async fn process(&self, job: Job) -> Outcome {
         let Job { entry, prior } = job;
         let prior = prior.map(|p| *p);
+        // The source's own content hash decides before any download: the same content is a
+        // touch, and a new key with a vanished document's content is a move.
+        if let Some(hash) = &entry.content_hash {
+            if let Some(p) = &prior
+                && p.status == STATUS_OK
+                && self.config.checksum_enabled
+                && p.checksum == *hash
+            {
+                return Outcome::Touched {
+                    prior: prior.expect("checked"),
+                    entry,
+                    bytes: 0,
+                };
+            }
+            if prior.is_none()
+                && let Some(from) = self.claim_move(hash)
+            {
+                return Outcome::Moved {
+                    from,
+                    entry,
+                    bytes: 0,
+                };
+            }
+        }
         let bytes = match self.source.read(&entry).await {
             Ok(b) => b,
             Err(e) => {
@@ -461,7 +552,10 @@ impl<'a> Run<'a> {
             }
         };
         let size = bytes.len() as u64;
-        let checksum = blake3::hash(&bytes).to_hex().to_string();
+        let checksum = entry
+            .content_hash
+            .clone()
+            .unwrap_or_else(|| blake3::hash(&bytes).to_hex().to_string());
         if let Some(p) = &prior
             && p.status == STATUS_OK
             && self.config.checksum_enabled
@@ -551,7 +645,7 @@ impl<'a> Run<'a> {
         let title = extracted
             .title
             .clone()
-            .unwrap_or_else(|| entry.file_name().to_string());
+            .unwrap_or_else(|| entry.display_title().to_string());
         let now = now();
         let chunk_rows: Vec<ChunkRow> = chunks
             .iter()
@@ -694,8 +788,8 @@ impl<'a> Run<'a> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned());
             // A title that was only the file name follows the rename.
-            let title = if old_name.as_deref() == Some(old.title.as_str()) {
-                entry.file_name().to_string()
+            let title = if old_name.is_some_and(|n| n.eq_ignore_ascii_case(&old.title)) {
+                entry.display_title().to_string()
             } else {
                 old.title.clone()
             };
@@ -743,7 +837,7 @@ impl<'a> Run<'a> {
                     .extension()
                     .map(|e| e.to_string_lossy().to_lowercase())
                     .unwrap_or_default(),
-                title: entry.file_name().to_string(),
+                title: entry.display_title().to_string(),
                 metadata_json: "{}".into(),
                 ingested_at: now.clone(),
                 last_synced: now.clone(),

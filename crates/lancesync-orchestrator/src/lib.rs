@@ -427,7 +427,7 @@ impl Orchestrator {
             source_id: s.spec.id.clone(),
             source_type: s.spec.source_type.clone(),
             enabled: s.spec.enabled,
-            config: s.spec.config.clone(),
+            config: s.spec.redacted_config(),
             poll_interval_seconds: self.poll_interval(&s.spec).as_secs(),
             running: state.running,
             pending: state.pending,

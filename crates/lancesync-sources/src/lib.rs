@@ -18,14 +18,23 @@
 //! # Ok(()) }
 //! ```
 
+mod dropbox;
+mod http;
 mod local;
+mod patterns;
 mod registry;
+mod s3;
+mod secret;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use dropbox::{DropboxConfig, DropboxSource, dropbox_content_hash};
+pub use http::HttpSettings;
 pub use local::{DEFAULT_PATTERNS, LocalFsConfig, LocalFsSource};
 pub use registry::{SOURCE_TYPES, SourceRegistry, SourceSpec};
+pub use s3::{S3Source, S3SourceConfig};
+pub use secret::SecretRef;
 
 /// One document as a source lists it: enough to detect change without reading content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,14 +46,44 @@ pub struct SourceEntry {
     pub size: u64,
     /// Last modification, in milliseconds since the Unix epoch.
     pub modified_ms: i64,
-    /// A remote version marker (ETag, revision id); `None` for local files.
+    /// A remote version marker (ETag, revision id); `None` for local files. A listed version
+    /// that differs from the stored one is a change even when size and time are the same.
+    #[serde(default)]
     pub version: Option<String>,
+    /// The source's own hash of the content (Dropbox `content_hash`, S3 ETag), when the
+    /// listing has one. It stands in for lancesync's own checksum: an entry whose hash matches
+    /// the stored one is not downloaded, and a new key with a deleted document's hash is a
+    /// move, so neither is read nor re-embedded.
+    #[serde(default)]
+    pub content_hash: Option<String>,
+    /// A display name the source knows (a remote file's name as its owner wrote it), used as
+    /// the title when the document has none of its own.
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 impl SourceEntry {
-    /// The file name part of the uri, used as a title when a document has none.
+    /// An entry with no version, hash or title (a local file).
+    pub fn new(uri: impl Into<String>, size: u64, modified_ms: i64) -> Self {
+        Self {
+            uri: uri.into(),
+            size,
+            modified_ms,
+            version: None,
+            content_hash: None,
+            title: None,
+        }
+    }
+
+    /// The file name part of the uri.
     pub fn file_name(&self) -> &str {
         self.uri.rsplit(['/', '\\']).next().unwrap_or(&self.uri)
+    }
+
+    /// The title a document without one of its own gets: the source's display name, else
+    /// the file name.
+    pub fn display_title(&self) -> &str {
+        self.title.as_deref().unwrap_or_else(|| self.file_name())
     }
 }
 
@@ -76,8 +115,34 @@ impl Listing {
     }
 }
 
+/// What a source reports for one run: a complete listing, or the changes since a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The cursor to store once every change above is written to the tables, and to pass to
+    /// the next run's [`DocumentSource::changes`]; `None` for sources that keep no cursor.
+    pub cursor: Option<String>,
+}
+
+/// The two shapes of [`Changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Every document: what a complete listing lacks (outside `unlisted`) is gone.
+    Full(Listing),
+    /// Only what changed since the cursor; documents not mentioned are as they were.
+    Delta {
+        /// Created or changed documents.
+        entries: Vec<SourceEntry>,
+        /// Uris (or uri prefixes: a deleted folder) of documents that are gone.
+        deleted: Vec<String>,
+        /// What could not be looked at.
+        issues: Vec<ListingIssue>,
+    },
+}
+
 /// Whether `uri` is `prefix` or inside it (path-component-wise, so `/a/bc` is not under `/a/b`).
-pub(crate) fn under(uri: &str, prefix: &str) -> bool {
+pub fn under(uri: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     uri == prefix
         || uri
@@ -99,6 +164,18 @@ pub trait DocumentSource: Send + Sync + std::fmt::Debug {
 
     /// Read one listed document's bytes.
     async fn read(&self, entry: &SourceEntry) -> Result<Vec<u8>>;
+
+    /// What changed since `cursor` (the one the last complete run stored, or `None`). Sources
+    /// whose API reports changes since a cursor (Dropbox) answer with a delta; the others, and
+    /// any source whose cursor the API rejects as expired or reset, with a complete listing.
+    /// An `Err` means nothing is known: the caller deletes nothing and keeps its cursor.
+    async fn changes(&self, cursor: Option<&str>) -> Result<Changes> {
+        let _ = cursor;
+        Ok(Changes {
+            kind: ChangeKind::Full(self.list().await?),
+            cursor: None,
+        })
+    }
 
     /// Local folders whose file-system events signal changes (for `watch`); remote sources
     /// have none and are polled.
@@ -131,6 +208,14 @@ pub enum Error {
         size: u64,
         /// The limit.
         limit: u64,
+    },
+    /// The remote service refused the source's credentials.
+    #[error("source {source_id} cannot sign in: {reason}")]
+    Auth {
+        /// The source.
+        source_id: String,
+        /// What was refused and what to do.
+        reason: String,
     },
     /// Listing failed as a whole.
     #[error("cannot list source {source_id}: {reason}")]

@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::patterns::Patterns;
 use crate::{DocumentSource, Error, Listing, ListingIssue, Result, SourceEntry};
 
 /// The file patterns used when a source names none.
 pub const DEFAULT_PATTERNS: &[&str] = &["*.pdf", "*.docx", "*.txt", "*.md", "*.html"];
 
-fn default_patterns() -> Vec<String> {
+pub(crate) fn default_patterns() -> Vec<String> {
     DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect()
 }
 
@@ -58,44 +58,6 @@ impl LocalFsConfig {
             follow_symlinks: false,
             max_file_size: None,
         }
-    }
-}
-
-/// Globs split by what they match: file names, or paths relative to the watch path.
-#[derive(Debug)]
-struct Patterns {
-    names: GlobSet,
-    paths: GlobSet,
-}
-
-impl Patterns {
-    fn new(patterns: &[String]) -> Result<Self> {
-        let mut names = GlobSetBuilder::new();
-        let mut paths = GlobSetBuilder::new();
-        for p in patterns {
-            let glob: Glob = GlobBuilder::new(p)
-                .case_insensitive(true)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| Error::InvalidConfig(format!("bad pattern {p:?}: {e}")))?;
-            if p.contains('/') {
-                paths.add(glob)
-            } else {
-                names.add(glob)
-            };
-        }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::InvalidConfig(e.to_string()));
-        Ok(Self {
-            names: build(names)?,
-            paths: build(paths)?,
-        })
-    }
-
-    fn matches(&self, name: &str, relative: &Path) -> bool {
-        // An empty set is skipped outright: matching builds a candidate (allocations) per
-        // call, which adds up over a 100,000-file walk.
-        (!self.names.is_empty() && self.names.is_match(name))
-            || (!self.paths.is_empty() && self.paths.is_match(relative))
     }
 }
 
@@ -356,12 +318,9 @@ impl Walker {
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map_or(0, |d| d.as_millis() as i64);
-                found.entries.push(SourceEntry {
-                    uri,
-                    size: meta.len(),
-                    modified_ms,
-                    version: None,
-                });
+                found
+                    .entries
+                    .push(SourceEntry::new(uri, meta.len(), modified_ms));
             }
             Err(e) => found.unreadable(uri, format!("cannot stat: {e}")),
         }

@@ -7,13 +7,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DocumentSource, Error, LocalFsConfig, LocalFsSource, Result};
+use crate::{
+    DocumentSource, DropboxConfig, DropboxSource, Error, LocalFsConfig, LocalFsSource, Result,
+    S3Source, S3SourceConfig,
+};
 
 /// Source types this build can create.
-pub const SOURCE_TYPES: &[&str] = &["local_filesystem"];
+pub const SOURCE_TYPES: &[&str] = &["local_filesystem", "s3", "dropbox"];
 
-/// One configured source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One configured source. `Debug` masks inline credentials; show a spec with
+/// [`SourceSpec::redacted_config`].
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     /// Unique per user.
@@ -34,6 +38,26 @@ fn yes() -> bool {
     true
 }
 
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("id", &self.id)
+            .field("source_type", &self.source_type)
+            .field("enabled", &self.enabled)
+            .field("poll_interval", &self.poll_interval)
+            .field("config", &self.redacted_config())
+            .finish()
+    }
+}
+
+/// The type's settings, typed: unknown keys are refused with the key named.
+fn typed<T: serde::de::DeserializeOwned>(spec: &SourceSpec) -> Result<T> {
+    spec.config
+        .clone()
+        .try_into()
+        .map_err(|e| Error::InvalidConfig(format!("source {}: {e}", spec.id)))
+}
+
 impl SourceSpec {
     /// A local folder source.
     pub fn local(id: impl Into<String>, config: &LocalFsConfig) -> Self {
@@ -47,16 +71,64 @@ impl SourceSpec {
         }
     }
 
-    /// Build the source. `env` expands `~` and `${VAR}` in paths.
+    /// A source of another type, its settings given as TOML (`bucket = "docs"`, ...).
+    pub fn new(id: impl Into<String>, source_type: impl Into<String>, config: toml::Table) -> Self {
+        Self {
+            id: id.into(),
+            source_type: source_type.into(),
+            enabled: true,
+            poll_interval: None,
+            config,
+        }
+    }
+
+    /// The settings with inline credentials masked, for status, the API and the CLI.
+    pub fn redacted_config(&self) -> toml::Table {
+        crate::secret::redact(&self.config)
+    }
+
+    /// Refuse what only the operator may configure, for a spec from an API caller that is not
+    /// the admin: `env:VAR` references (the server's environment is the operator's), endpoint
+    /// overrides (requests to other hosts from the server), and S3 sources without their own
+    /// credentials (they would read with the server's AWS identity).
+    pub fn check_untrusted(&self) -> Result<()> {
+        let refuse = |why: String| Err(Error::InvalidConfig(format!("source {}: {why}", self.id)));
+        for (key, value) in &self.config {
+            if value.as_str().is_some_and(|v| v.starts_with("env:")) {
+                return refuse(format!(
+                    "{key} refers to the server's environment; only the admin may use env: references"
+                ));
+            }
+            if ["endpoint", "api_url", "content_url"].contains(&key.as_str()) {
+                return refuse(format!("only the admin may set {key}"));
+            }
+        }
+        if self.source_type == "s3"
+            && !(self.config.contains_key("access_key_id")
+                && self.config.contains_key("secret_access_key"))
+        {
+            return refuse(
+                "an S3 source needs its own access_key_id and secret_access_key (the server's AWS credentials are the admin's)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Build the source. `env` expands `~` and `${VAR}` in paths and resolves `env:VAR`
+    /// credentials.
     pub fn build(&self, env: &BTreeMap<String, String>) -> Result<Arc<dyn DocumentSource>> {
         match self.source_type.as_str() {
             "local_filesystem" => {
-                let config: LocalFsConfig = self
-                    .config
-                    .clone()
-                    .try_into()
-                    .map_err(|e| Error::InvalidConfig(format!("source {}: {e}", self.id)))?;
+                let config: LocalFsConfig = typed(self)?;
                 Ok(Arc::new(LocalFsSource::new(self.id.clone(), config, env)?))
+            }
+            "s3" => {
+                let config: S3SourceConfig = typed(self)?;
+                Ok(Arc::new(S3Source::new(self.id.clone(), config, env)?))
+            }
+            "dropbox" => {
+                let config: DropboxConfig = typed(self)?;
+                Ok(Arc::new(DropboxSource::new(self.id.clone(), config, env)?))
             }
             other => Err(Error::InvalidConfig(format!(
                 "source {}: unknown source type {other:?}; this build supports: {}",
@@ -141,7 +213,16 @@ impl SourceRegistry {
             std::fs::create_dir_all(dir).map_err(|e| self.error(e))?;
         }
         let tmp = self.path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).map_err(|e| self.error(e))?;
+        // The file may hold credentials: readable by its owner only.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(
+            &mut options.open(&tmp).map_err(|e| self.error(e))?,
+            text.as_bytes(),
+        )
+        .map_err(|e| self.error(e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.error(e))
     }
 
@@ -198,6 +279,7 @@ mod tests {
         let env = BTreeMap::new();
         let mut spec = SourceSpec::local("n", &LocalFsConfig::new(["/x"]));
         spec.source_type = "notion".into();
+        assert!(SOURCE_TYPES.contains(&"dropbox"));
         assert!(
             spec.build(&env)
                 .unwrap_err()
@@ -211,6 +293,73 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("unknown field")
+        );
+        let spec = SourceSpec::new(
+            "b",
+            "s3",
+            toml::from_str("bucket = 'docs'\nregion = 'eu-west-1'\nbukket = 'typo'").unwrap(),
+        );
+        let err = spec.build(&env).unwrap_err().to_string();
+        assert!(err.contains("unknown field `bukket`"), "{err}");
+    }
+
+    #[test]
+    fn untrusted_specs_cannot_use_the_server_s_environment_or_identity() {
+        let spec = |ty: &str, text: &str| SourceSpec::new("x", ty, toml::from_str(text).unwrap());
+        let refused = |s: SourceSpec| s.check_untrusted().unwrap_err().to_string();
+        assert!(
+            refused(spec("dropbox", "access_token = 'env:API_ADMIN_TOKEN'"))
+                .contains("env: references")
+        );
+        assert!(
+            refused(spec(
+                "dropbox",
+                "access_token = 't'\napi_url = 'http://10.0.0.1'"
+            ))
+            .contains("api_url")
+        );
+        assert!(refused(spec("s3", "bucket = 'b'")).contains("its own access_key_id"));
+        assert!(refused(spec("s3", "bucket = 'b'\naccess_key_id = 'k'\nsecret_access_key = 's'\nendpoint = 'http://127.0.0.1:1'")).contains("endpoint"));
+        spec(
+            "s3",
+            "bucket = 'b'\naccess_key_id = 'k'\nsecret_access_key = 's'",
+        )
+        .check_untrusted()
+        .unwrap();
+        spec("dropbox", "access_token = 't'")
+            .check_untrusted()
+            .unwrap();
+    }
+
+    #[test]
+    fn credentials_never_show_and_the_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = SourceRegistry::at(dir.path().join("sources.toml"));
+        let config: toml::Table = toml::from_str(
+            "path = '/Work'\naccess_token = 'sl.secret-token'\napi_url = 'http://127.0.0.1:9'",
+        )
+        .unwrap();
+        let spec = SourceSpec::new("dbx", "dropbox", config);
+        assert!(!format!("{spec:?}").contains("sl.secret-token"));
+        assert!(
+            !format!("{:?}", spec.build(&BTreeMap::new()).unwrap()).contains("sl.secret-token")
+        );
+        assert_eq!(
+            spec.redacted_config()["access_token"].as_str(),
+            Some("********")
+        );
+        reg.add(spec, &BTreeMap::new()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(reg.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // What is stored is what was given: the source builds again after a reopen.
+        let listed = SourceRegistry::at(reg.path()).list().unwrap();
+        assert_eq!(
+            listed[0].config["access_token"].as_str(),
+            Some("sl.secret-token")
         );
     }
 }

@@ -11,11 +11,15 @@
 
 pub mod corpus;
 mod docx;
+mod dropbox;
 mod openai;
 mod pdf;
+mod proxy;
 pub mod s3;
 
 pub use docx::Docx;
+pub use dropbox::DropboxServer;
 pub use openai::{EmbeddingServer, Fault};
 pub use pdf::{encrypted_pdf, pdf};
+pub use proxy::{HttpProxy, InjectedFault, ProxiedRequest};
 pub use s3::{Relay, S3Server};

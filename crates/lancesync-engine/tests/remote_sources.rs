@@ -1,0 +1,717 @@
+//! Remote sources synced into real LanceDB tables: the S3 bucket source against moto's S3
+//! server (behind a counting proxy), and the Dropbox source against the testkit's stand-in.
+//! Run: cargo test --workspace --test remote_sources
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lancesync_engine::{Engine, EngineConfig, Error, NoProgress, SearchRequest, SyncOptions};
+use lancesync_ingest::{Embedder, EmbedderIdentity, HashingEmbedder};
+use lancesync_sources::{
+    DocumentSource, DropboxConfig, DropboxSource, S3Source, S3SourceConfig, SecretRef,
+};
+use lancesync_testkit::{DropboxServer, HttpProxy, InjectedFault, S3Server};
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+
+/// An embedder that counts the texts it embeds.
+#[derive(Debug, Default)]
+struct CountingEmbedder {
+    inner: HashingEmbedder,
+    texts: AtomicUsize,
+}
+
+#[async_trait]
+impl Embedder for CountingEmbedder {
+    fn identity(&self) -> EmbedderIdentity {
+        self.inner.identity()
+    }
+    async fn embed(&self, texts: &[String]) -> lancesync_ingest::Result<Vec<Vec<f32>>> {
+        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        self.inner.embed(texts).await
+    }
+}
+
+struct Index {
+    _dir: tempfile::TempDir,
+    engine: Arc<Engine>,
+    embedder: Arc<CountingEmbedder>,
+}
+
+impl Index {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new(dir.path().join("db"));
+        config.retry_backoff = Duration::ZERO;
+        let embedder = Arc::new(CountingEmbedder::default());
+        let engine = Arc::new(Engine::new(config, embedder.clone()).unwrap());
+        Self {
+            _dir: dir,
+            engine,
+            embedder,
+        }
+    }
+
+    async fn sync(&self, source: &dyn DocumentSource) -> lancesync_engine::SyncReport {
+        self.try_sync(source).await.unwrap()
+    }
+
+    async fn try_sync(
+        &self,
+        source: &dyn DocumentSource,
+    ) -> lancesync_engine::Result<lancesync_engine::SyncReport> {
+        self.engine
+            .sync("alice", source, SyncOptions::default(), &NoProgress)
+            .await
+    }
+
+    fn embedded(&self) -> usize {
+        self.embedder.texts.load(Ordering::SeqCst)
+    }
+
+    async fn uris(&self) -> Vec<String> {
+        let tables = self.engine.tables("alice").await.unwrap();
+        let mut uris: Vec<String> = tables
+            .docs_where(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.source_uri)
+            .collect();
+        uris.sort();
+        uris
+    }
+
+    async fn chunk_rows(&self) -> usize {
+        let tables = self.engine.tables("alice").await.unwrap();
+        tables.chunks.count_rows(None).await.unwrap()
+    }
+
+    async fn cursor(&self, source_id: &str) -> Option<String> {
+        let tables = self.engine.tables("alice").await.unwrap();
+        tables.cursor(source_id).await.unwrap()
+    }
+
+    async fn top_title(&self, query: &str) -> String {
+        let hits = self
+            .engine
+            .search("alice", &SearchRequest::new(query))
+            .await
+            .unwrap();
+        hits.first().map(|h| h.title.clone()).unwrap_or_default()
+    }
+}
+
+fn text(topic: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "Paragraph {i} is about {topic}. It mentions {topic} again, with detail {i}.\n\n"
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// S3
+
+struct Bucket {
+    _server: S3Server,
+    proxy: HttpProxy,
+    store: Arc<dyn object_store::ObjectStore>,
+}
+
+impl Bucket {
+    async fn start(name: &str) -> Self {
+        let server = S3Server::start();
+        server.create_bucket(name).await;
+        let proxy = HttpProxy::start(&server.endpoint()).await;
+        let store = Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(name)
+                .with_endpoint(server.endpoint())
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_access_key_id(lancesync_testkit::s3::ACCESS_KEY)
+                .with_secret_access_key(lancesync_testkit::s3::SECRET_KEY)
+                .build()
+                .unwrap(),
+        );
+        Self {
+            _server: server,
+            proxy,
+            store,
+        }
+    }
+
+    async fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
+        let body: Vec<u8> = body.into();
+        self.store
+            .put(&ObjectPath::from(key), body.into())
+            .await
+            .unwrap();
+    }
+
+    async fn rename(&self, from: &str, to: &str) {
+        let (from, to) = (ObjectPath::from(from), ObjectPath::from(to));
+        self.store.copy(&from, &to).await.unwrap();
+        self.store.delete(&from).await.unwrap();
+    }
+
+    async fn delete(&self, key: &str) {
+        self.store.delete(&ObjectPath::from(key)).await.unwrap();
+    }
+
+    /// A source reading `prefix` through the proxy, credentials given as `env:` references.
+    fn source(&self, id: &str, bucket: &str, prefix: &str) -> S3Source {
+        let env = BTreeMap::from([
+            (
+                "T_KEY".to_string(),
+                lancesync_testkit::s3::ACCESS_KEY.to_string(),
+            ),
+            (
+                "T_SECRET".to_string(),
+                lancesync_testkit::s3::SECRET_KEY.to_string(),
+            ),
+        ]);
+        let mut config = S3SourceConfig::new(bucket, prefix);
+        config.endpoint = Some(self.proxy.url.clone());
+        config.region = Some("us-east-1".into());
+        config.access_key_id = Some(SecretRef::env("T_KEY"));
+        config.secret_access_key = Some(SecretRef::env("T_SECRET"));
+        config.retry_timeout_secs = 2;
+        S3Source::new(id, config, &env).unwrap()
+    }
+
+    fn gets(&self) -> usize {
+        self.proxy
+            .requests()
+            .iter()
+            .filter(|r| r.is_s3_get())
+            .count()
+    }
+
+    fn lists(&self) -> usize {
+        self.proxy
+            .requests()
+            .iter()
+            .filter(|r| r.is_s3_list())
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_objects_created_updated_renamed_and_deleted() {
+    let bucket = Bucket::start("team-docs").await;
+    bucket
+        .put(
+            "notes/rivers.md",
+            format!("# Rivers\n\n{}", text("rivers", 6)),
+        )
+        .await;
+    bucket
+        .put("notes/mountains.txt", text("mountains", 4))
+        .await;
+    bucket
+        .put(
+            "notes/page.html",
+            format!(
+                "<html><head><title>Oceans</title></head><body><p>{}</p></body></html>",
+                text("oceans", 3)
+            ),
+        )
+        .await;
+    bucket.put("notes/skip.bin", "not a document").await;
+    bucket.put("elsewhere/outside.md", text("outside", 2)).await;
+    let index = Index::new();
+    let source = bucket.source("bucket", "team-docs", "notes");
+
+    let first = index.sync(&source).await;
+    assert_eq!((first.created, first.failed), (3, 0), "{first:?}");
+    assert_eq!(
+        index.uris().await,
+        [
+            "s3://team-docs/notes/mountains.txt",
+            "s3://team-docs/notes/page.html",
+            "s3://team-docs/notes/rivers.md"
+        ]
+    );
+    assert_eq!(bucket.gets(), 3, "one GET per new document");
+    assert_eq!(index.top_title("oceans").await, "Oceans");
+
+    // Nothing changed: list pages only, no GET.
+    bucket.proxy.clear();
+    let again = index.sync(&source).await;
+    assert_eq!((again.unchanged, again.created, again.updated), (3, 0, 0));
+    assert_eq!(bucket.gets(), 0);
+    assert_eq!(bucket.lists(), 1);
+    assert_eq!(
+        bucket.proxy.requests().len(),
+        1,
+        "{:?}",
+        bucket.proxy.requests()
+    );
+
+    // An update, a rename (copy + delete: same ETag) and a deletion.
+    bucket.put("notes/mountains.txt", text("glaciers", 5)).await;
+    bucket
+        .rename("notes/rivers.md", "notes/archive/rivers-2026.md")
+        .await;
+    bucket.delete("notes/page.html").await;
+    bucket.proxy.clear();
+    let embedded = index.embedded();
+    let changed = index.sync(&source).await;
+    assert_eq!(
+        (
+            changed.updated,
+            changed.moved,
+            changed.deleted,
+            changed.failed
+        ),
+        (1, 1, 1, 0),
+        "{changed:?}"
+    );
+    assert_eq!(bucket.gets(), 1, "only the updated object is downloaded");
+    let glacier_chunks = index.embedded() - embedded;
+    assert!(glacier_chunks > 0);
+    let tables = index.engine.tables("alice").await.unwrap();
+    let glaciers = tables
+        .docs_where(Some(
+            "source_uri = 's3://team-docs/notes/mountains.txt'".into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        glacier_chunks, glaciers[0].total_chunks as usize,
+        "the move embedded nothing"
+    );
+    assert_eq!(
+        index.uris().await,
+        [
+            "s3://team-docs/notes/archive/rivers-2026.md",
+            "s3://team-docs/notes/mountains.txt"
+        ]
+    );
+    let hits = index
+        .engine
+        .search("alice", &SearchRequest::new("rivers"))
+        .await
+        .unwrap();
+    assert_eq!(
+        hits[0].source_uri,
+        "s3://team-docs/notes/archive/rivers-2026.md"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_listings_page_through_thousands_and_a_failed_page_deletes_nothing() {
+    let bucket = Bucket::start("big-bucket").await;
+    let objects = 2_600;
+    futures::stream::iter(0..objects)
+        .map(|i| {
+            let bucket = &bucket;
+            async move {
+                bucket
+                    .put(
+                        &format!("docs/{:02}/note-{i:05}.txt", i % 17),
+                        format!("note {i} about topic{i}"),
+                    )
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let index = Index::new();
+    let source = bucket.source("big", "big-bucket", "docs");
+    let first = index.sync(&source).await;
+    assert_eq!((first.created, first.failed), (objects, 0));
+    assert_eq!(bucket.lists(), 3, "ListObjectsV2 pages of 1,000 keys");
+
+    // The second page fails: the run fails as a whole and deletes nothing.
+    bucket.proxy.clear();
+    bucket.proxy.fail_when(|r| {
+        (r.is_s3_list() && r.query.contains("continuation-token")).then(|| InjectedFault {
+            status: 403,
+            body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>".into(),
+        })
+    });
+    let failed = index.try_sync(&source).await.unwrap_err();
+    assert!(matches!(failed, Error::Source(_)), "{failed}");
+    assert!(
+        failed.to_string().contains("nothing is deleted"),
+        "{failed}"
+    );
+    assert_eq!(index.uris().await.len(), objects);
+
+    // Back to normal: nothing to do, and still list pages only.
+    bucket.proxy.heal();
+    bucket.proxy.clear();
+    let healed = index.sync(&source).await;
+    assert_eq!((healed.unchanged, healed.deleted), (objects, 0));
+    assert_eq!(bucket.gets(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Dropbox
+
+fn dropbox(
+    server: &DropboxServer,
+    id: &str,
+    path: &str,
+    tweak: impl FnOnce(&mut DropboxConfig),
+) -> DropboxSource {
+    let env = BTreeMap::from([("DBX_TOKEN".to_string(), "sl.test-token".to_string())]);
+    let mut config = DropboxConfig::with_token(path, SecretRef::env("DBX_TOKEN"));
+    config.api_url = Some(server.url.clone());
+    config.content_url = Some(server.url.clone());
+    config.http.min_backoff_ms = 20;
+    config.http.requests_per_second = 1000.0;
+    tweak(&mut config);
+    DropboxSource::new(id, config, &env).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_first_sync_then_changes_through_the_cursor() {
+    let server = DropboxServer::start("sl.test-token").await;
+    server.set_page_size(2);
+    server.put(
+        "/Work/Rivers.md",
+        format!("# Rivers\n\n{}", text("rivers", 6)).as_bytes(),
+    );
+    server.put("/Work/mountains.txt", text("mountains", 4).as_bytes());
+    server.put("/Work/Résumé notes.md", text("career", 3).as_bytes());
+    server.put(
+        "/Work/sub/Page.html",
+        format!("<p>{}</p>", text("oceans", 3)).as_bytes(),
+    );
+    server.put("/Work/sub/deep/Deltas.md", text("deltas", 2).as_bytes());
+    server.put_cloud_only("/Work/Plan.md");
+    server.put("/Work/photo.jpg", b"\xff\xd8 not a document");
+    server.put("/Other/outside.md", text("outside", 2).as_bytes());
+    let index = Index::new();
+    let source = dropbox(&server, "dbx", "/Work", |_| {});
+
+    let first = index.sync(&source).await;
+    assert_eq!((first.created, first.failed), (5, 0), "{first:?}");
+    assert_eq!(first.issues.len(), 1, "the cloud-only file is reported");
+    assert_eq!(first.issues[0].uri, "dropbox:/work/plan.md");
+    assert_eq!(server.count("files/list_folder"), 1);
+    assert!(
+        server.count("files/list_folder/continue") >= 3,
+        "{:?}",
+        server.counts()
+    );
+    assert_eq!(server.count("files/download"), 5);
+    assert!(index.cursor("dbx").await.is_some());
+    assert_eq!(
+        index.top_title("career").await,
+        "Résumé notes.md",
+        "the display name is the title"
+    );
+
+    // Nothing changed: one request, no download, nothing written (the cursor stays).
+    let cursor = index.cursor("dbx").await;
+    let versions = index.engine.status("alice").await.unwrap().versions;
+    server.clear_requests();
+    let again = index.sync(&source).await;
+    assert_eq!((again.unchanged, again.created), (5, 0));
+    assert_eq!(server.total_requests(), 1, "{:?}", server.counts());
+    assert_eq!(server.count("files/list_folder/continue"), 1);
+    assert_eq!(index.cursor("dbx").await, cursor);
+    assert_eq!(
+        index.engine.status("alice").await.unwrap().versions,
+        versions
+    );
+
+    // An edit, a move, a deletion, a folder deletion, and a change outside the folder.
+    server.put("/Work/mountains.txt", text("glaciers", 5).as_bytes());
+    server.rename("/Work/Rivers.md", "/Work/archive/Rivers 2026.md");
+    server.delete("/Work/Résumé notes.md");
+    server.delete_folder("/Work/sub/deep");
+    server.put("/Other/outside.md", b"changed elsewhere");
+    server.clear_requests();
+    let embedded = index.embedded();
+    let changed = index.sync(&source).await;
+    assert_eq!(
+        (
+            changed.updated,
+            changed.moved,
+            changed.deleted,
+            changed.created,
+            changed.failed
+        ),
+        (1, 1, 2, 0, 0),
+        "{changed:?}"
+    );
+    assert_eq!(
+        server.count("files/download"),
+        1,
+        "the moved file is not downloaded"
+    );
+    assert_eq!(
+        server.count("files/list_folder"),
+        0,
+        "changes come through the cursor"
+    );
+    let tables = index.engine.tables("alice").await.unwrap();
+    let glaciers = tables
+        .docs_where(Some("source_uri = 'dropbox:/work/mountains.txt'".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        index.embedded() - embedded,
+        glaciers[0].total_chunks as usize,
+        "only the edited file was embedded"
+    );
+    assert_eq!(
+        index.uris().await,
+        [
+            "dropbox:/work/archive/rivers 2026.md",
+            "dropbox:/work/mountains.txt",
+            "dropbox:/work/sub/page.html"
+        ]
+    );
+    assert_eq!(
+        index.top_title("rivers").await,
+        "Rivers",
+        "the markdown heading stays the title"
+    );
+    assert_ne!(index.cursor("dbx").await, cursor, "the cursor advanced");
+
+    // The source's documents removed: its cursor goes with them, so a new source of the same
+    // id lists in full instead of trusting it.
+    index
+        .engine
+        .remove_source_documents("alice", "dbx")
+        .await
+        .unwrap();
+    assert_eq!(index.cursor("dbx").await, None);
+    server.clear_requests();
+    let relisted = index.sync(&source).await;
+    assert_eq!(relisted.created, 3);
+    assert_eq!(server.count("files/list_folder"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_tokens_refresh_before_expiry_and_on_401() {
+    let server = DropboxServer::start_with_refresh(
+        "app-key-1",
+        Some("app-secret-1"),
+        "refresh-1",
+        Duration::from_secs(3600),
+    )
+    .await;
+    server.put("/a.md", text("alpha", 2).as_bytes());
+    let env = BTreeMap::from([("DBX_REFRESH".to_string(), "refresh-1".to_string())]);
+    let mut config = DropboxConfig::with_token("", SecretRef::inline("unused"));
+    config.access_token = None;
+    config.refresh_token = Some(SecretRef::env("DBX_REFRESH"));
+    config.app_key = Some("app-key-1".into());
+    config.app_secret = Some(SecretRef::inline("app-secret-1"));
+    config.api_url = Some(server.url.clone());
+    config.content_url = Some(server.url.clone());
+    let source = DropboxSource::new("dbx", config.clone(), &env).unwrap();
+    let index = Index::new();
+
+    assert_eq!(index.sync(&source).await.created, 1);
+    assert_eq!(server.tokens_issued(), 1);
+    server.put("/b.md", text("beta", 2).as_bytes());
+    assert_eq!(index.sync(&source).await.created, 1);
+    assert_eq!(server.tokens_issued(), 1, "a valid token is reused");
+
+    // Dropbox expires it early: 401 expired_access_token, one refresh, the call again.
+    server.expire_tokens();
+    server.put("/c.md", text("gamma", 2).as_bytes());
+    let after = index.sync(&source).await;
+    assert_eq!((after.created, after.failed), (1, 0));
+    assert_eq!(server.tokens_issued(), 2);
+
+    // A token close to its expiry (here: a 2 s lifetime, refreshed in its last quarter) is
+    // refreshed before it is sent, so Dropbox never has to refuse it.
+    let short = DropboxServer::start_with_refresh(
+        "app-key-1",
+        Some("app-secret-1"),
+        "refresh-1",
+        Duration::from_secs(2),
+    )
+    .await;
+    short.put("/d.md", text("delta", 2).as_bytes());
+    let mut near = config.clone();
+    near.api_url = Some(short.url.clone());
+    near.content_url = Some(short.url.clone());
+    let near = DropboxSource::new("near", near, &env).unwrap();
+    index.sync(&near).await;
+    assert_eq!(short.tokens_issued(), 1, "one token for the whole run");
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    short.clear_requests();
+    index.sync(&near).await;
+    assert_eq!(short.tokens_issued(), 2, "refreshed before expiry");
+    assert_eq!(
+        short.count("files/list_folder/continue"),
+        1,
+        "no call was refused and sent again: {:?}",
+        short.counts()
+    );
+
+    // A refresh token Dropbox refuses: a clear error, the index untouched, no secret shown.
+    server.expire_tokens();
+    let env = BTreeMap::from([("DBX_REFRESH".to_string(), "revoked-token".to_string())]);
+    let revoked = DropboxSource::new("dbx", config, &env).unwrap();
+    let before = index.uris().await;
+    let err = index.try_sync(&revoked).await.unwrap_err().to_string();
+    assert!(
+        err.contains("refused to refresh") && err.contains("invalid_grant"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("revoked-token") && !err.contains("app-secret-1"),
+        "{err}"
+    );
+    assert_eq!(index.uris().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_429s_are_waited_out_and_the_rate_limit_holds() {
+    let server = DropboxServer::start("sl.test-token").await;
+    server.set_page_size(1);
+    for i in 0..10 {
+        server.put(
+            &format!("/n{i}.md"),
+            text(&format!("topic{i}"), 1).as_bytes(),
+        );
+    }
+    let index = Index::new();
+
+    // 429 with Retry-After: 1, twice: the run waits and goes on.
+    server.throttle(2, 1);
+    let started = Instant::now();
+    let slow = dropbox(&server, "dbx", "", |_| {});
+    let report = index.sync(&slow).await;
+    assert_eq!((report.created, report.failed), (10, 0));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A rate of 5 requests/s: 11 listing pages and the downloads of 5 new files.
+    for i in 10..15 {
+        server.put(
+            &format!("/n{i}.md"),
+            text(&format!("topic{i}"), 1).as_bytes(),
+        );
+    }
+    let index = Index::new();
+    let limited = dropbox(&server, "limited", "", |c| c.http.requests_per_second = 5.0);
+    server.clear_requests();
+    index.sync(&limited).await;
+    let times = server.request_times();
+    let n = times.len();
+    assert!(n >= 20, "{n}");
+    let span = *times.last().unwrap() - times[0];
+    // A bucket of 5 lets the first 5 through at once; the rest come at 5/s.
+    let least = Duration::from_secs_f64((n - 5) as f64 / 5.0 * 0.9);
+    assert!(span >= least, "{n} requests in {span:?}");
+
+    // A Retry-After beyond what the source waits ends the run clearly; nothing is lost.
+    server.throttle(1, 3600);
+    server.put("/late.md", b"late");
+    let err = index.try_sync(&limited).await.unwrap_err().to_string();
+    assert!(err.contains("asks to wait 3600 s"), "{err}");
+    assert_eq!(index.uris().await.len(), 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_cursor_reset_falls_back_to_a_complete_listing() {
+    let server = DropboxServer::start("sl.test-token").await;
+    for name in ["a", "b", "c"] {
+        server.put(&format!("/Docs/{name}.md"), text(name, 2).as_bytes());
+    }
+    let index = Index::new();
+    let source = dropbox(&server, "dbx", "/Docs", |_| {});
+    assert_eq!(index.sync(&source).await.created, 3);
+
+    server.reset_cursors();
+    server.delete("/Docs/b.md");
+    server.clear_requests();
+    let after = index.sync(&source).await;
+    assert_eq!((after.deleted, after.unchanged), (1, 2), "{after:?}");
+    assert_eq!(
+        server.count("files/list_folder"),
+        1,
+        "listed in full after the reset"
+    );
+    assert_eq!(server.count("files/download"), 0);
+
+    // A folder that is gone (or mistyped) is an error, not an empty listing.
+    let missing = dropbox(&server, "dbx", "/Docs-typo", |_| {});
+    let err = index.try_sync(&missing).await.unwrap_err().to_string();
+    assert!(err.contains("is not in this Dropbox"), "{err}");
+    assert_eq!(index.uris().await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_a_run_stopped_after_fetching_keeps_its_cursor_and_converges() {
+    let server = DropboxServer::start("sl.test-token").await;
+    for name in ["a", "b", "c"] {
+        server.put(&format!("/{name}.md"), text(name, 3).as_bytes());
+    }
+    let index = Index::new();
+    let source = Arc::new(dropbox(&server, "dbx", "", |_| {}));
+    assert_eq!(index.sync(source.as_ref()).await.created, 3);
+    let cursor = index.cursor("dbx").await.unwrap();
+
+    // Two files change; one downloads at once, the other hangs: the run is stopped while
+    // the first is fetched and processed but before anything is written.
+    server.put("/a.md", text("apples", 3).as_bytes());
+    server.put("/c.md", text("cherries", 3).as_bytes());
+    server.slow_download("/c.md");
+    server.clear_requests();
+    let run = {
+        let (engine, source) = (index.engine.clone(), source.clone());
+        tokio::spawn(async move {
+            engine
+                .sync(
+                    "alice",
+                    source.as_ref(),
+                    SyncOptions::default(),
+                    &NoProgress,
+                )
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.count("files/download") < 2 {
+        assert!(Instant::now() < deadline, "{:?}", server.counts());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        index.cursor("dbx").await.as_deref(),
+        Some(cursor.as_str()),
+        "the cursor did not advance"
+    );
+
+    // The next run replays the same changes and converges: no duplicates.
+    server.fast_downloads();
+    let replay = index.sync(source.as_ref()).await;
+    assert_eq!((replay.updated, replay.failed), (2, 0), "{replay:?}");
+    assert_ne!(index.cursor("dbx").await.as_deref(), Some(cursor.as_str()));
+    assert_eq!(index.top_title("cherries").await, "c.md");
+    let tables = index.engine.tables("alice").await.unwrap();
+    let docs = tables.docs_where(None).await.unwrap();
+    let total: i32 = docs.iter().map(|d| d.total_chunks).sum();
+    assert_eq!(
+        index.chunk_rows().await,
+        total as usize,
+        "no duplicate chunks"
+    );
+    assert_eq!(index.sync(source.as_ref()).await.unchanged, 3);
+}
