@@ -193,13 +193,24 @@ pub struct ReindexArgs {
 /// `sources ...`
 #[derive(Debug, Subcommand)]
 pub enum SourcesCommand {
-    /// Add a local folder source
+    /// Add a source: local folders, an S3 bucket or a Dropbox folder (docs/sources.md)
+    #[command(after_help = "Examples:\n  \
+        sync-cli sources add notes ~/Notes --pattern '*.md'\n  \
+        sync-cli sources add reports --type s3 --option bucket=acme-docs --option prefix=reports --option region=eu-west-1\n  \
+        sync-cli sources add dbx --type dropbox --option path=/Work --option app_key=KEY --option refresh_token=env:DROPBOX_REFRESH_TOKEN")]
     Add {
         /// Source id (letters, digits, '_', '-', '.')
         id: String,
-        /// Folders or files to watch
-        #[arg(required = true)]
+        /// Folders or files to watch (local_filesystem only)
+        #[arg(required_if_eq("source_type", "local_filesystem"))]
         paths: Vec<String>,
+        /// Source type: local_filesystem, s3 or dropbox
+        #[arg(long = "type", default_value = "local_filesystem")]
+        source_type: String,
+        /// A setting of the source type (repeatable; values parse as TOML when they can:
+        /// numbers, booleans, ['a','b']). Credentials may be `env:VAR` references
+        #[arg(long = "option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        options: Vec<(String, String)>,
         /// Include glob (repeatable) [default: *.pdf *.docx *.txt *.md *.html]
         #[arg(long = "pattern")]
         patterns: Vec<String>,

@@ -601,50 +601,69 @@ async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<ExitCode> {
         SourcesCommand::Add {
             id,
             paths,
+            source_type,
+            options,
             patterns,
             excludes,
             poll_interval,
             user,
         } => {
             lancesync_engine::ids::validate_source_id(&id)?;
-            let mut config = LocalFsConfig::new(paths.iter().map(|p| absolute(p)));
-            if !patterns.is_empty() {
-                config.file_patterns = patterns;
+            let mut spec = if source_type == "local_filesystem" {
+                SourceSpec::local(&id, &LocalFsConfig::new(paths.iter().map(|p| absolute(p))))
+            } else {
+                if !paths.is_empty() {
+                    eprintln!(
+                        "error: a {source_type} source takes no paths; give its settings with --option KEY=VALUE"
+                    );
+                    return Ok(ExitCode::from(exit::INVALID));
+                }
+                SourceSpec::new(&id, &source_type, toml::Table::new())
+            };
+            for (key, value) in options {
+                spec.config.insert(key, option_value(&value));
             }
-            config.exclude_patterns = excludes;
-            let mut spec = SourceSpec::local(&id, &config);
+            if !patterns.is_empty() {
+                spec.config.insert("file_patterns".into(), patterns.into());
+            }
+            if !excludes.is_empty() {
+                spec.config
+                    .insert("exclude_patterns".into(), excludes.into());
+            }
             spec.poll_interval = poll_interval;
             spec.enabled = ctx.settings.sync.enabled_by_default;
             let registry = ctx.registry(&user.user)?;
-            registry.add(spec.clone(), &ctx.env)?;
-            print(&user, &serde_json::to_value(&spec)?, || {
+            if let Err(e) = registry.add(spec.clone(), &ctx.env) {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(exit::INVALID));
+            }
+            print(&user, &shown(&spec)?, || {
                 format!(
-                    "added source {id} for user {}: {}",
+                    "added {source_type} source {id} for user {}: {}",
                     user.user,
-                    paths.join(", ")
+                    describe(&spec)
                 )
             })
         }
         SourcesCommand::List(user) => {
             let specs = ctx.registry(&user.user)?.list()?;
-            print(&user, &serde_json::to_value(&specs)?, || {
+            let shown_specs = specs
+                .iter()
+                .map(shown)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            print(&user, &serde_json::Value::Array(shown_specs), || {
                 if specs.is_empty() {
                     return format!("user {} has no sources", user.user);
                 }
                 specs
                     .iter()
                     .map(|s| {
-                        let paths = s
-                            .config
-                            .get("watch_paths")
-                            .map(|v| v.to_string())
-                            .unwrap_or_default();
                         format!(
                             "{}  {}  {}  {}",
                             s.id,
                             s.source_type,
                             if s.enabled { "enabled" } else { "disabled" },
-                            paths
+                            describe(s)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -664,7 +683,7 @@ async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<ExitCode> {
             };
             print(
                 &user,
-                &serde_json::json!({ "removed": removed, "documents_removed": documents }),
+                &serde_json::json!({ "removed": shown(&removed)?, "documents_removed": documents }),
                 || {
                     format!(
                         "removed source {id} and {documents} of its documents from user {}'s index",
@@ -674,6 +693,50 @@ async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<ExitCode> {
             )
         }
     }
+}
+
+/// A spec as the CLI prints it: inline credentials masked.
+fn shown(spec: &SourceSpec) -> anyhow::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(spec)?;
+    value["config"] = serde_json::to_value(spec.redacted_config())?;
+    Ok(value)
+}
+
+/// Where a source reads, in a few words.
+fn describe(spec: &SourceSpec) -> String {
+    let get = |key: &str| spec.config.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    match spec.source_type.as_str() {
+        "s3" => format!("s3://{}/{}", get("bucket"), get("prefix")),
+        "dropbox" => format!(
+            "dropbox:{}",
+            if get("path").is_empty() {
+                "/"
+            } else {
+                get("path")
+            }
+        ),
+        _ => spec
+            .config
+            .get("watch_paths")
+            .and_then(|v| v.as_array())
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter_map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// A `--option` value: TOML when it parses as a value (numbers, booleans, arrays), else the
+/// text itself.
+fn option_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
 }
 
 /// Relative paths are made absolute against the working directory; `~` and `${VAR}` are left

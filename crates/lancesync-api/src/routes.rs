@@ -233,15 +233,18 @@ pub(crate) struct AddSource {
     /// Unique per user: letters, digits, `_`, `-`, `.`.
     #[serde(alias = "id")]
     source_id: String,
-    /// `local_filesystem`.
+    /// `local_filesystem` (admin only), `s3` or `dropbox`.
     #[serde(default = "local_filesystem")]
     source_type: String,
     /// Scheduled (default SYNC_ENABLED_BY_DEFAULT).
     enabled: Option<bool>,
     /// Seconds between polls (default DEFAULT_POLL_INTERVAL).
     poll_interval: Option<u64>,
-    /// The type's settings; local_filesystem: watch_paths, file_patterns, exclude_patterns,
-    /// include_hidden, follow_symlinks, max_file_size_mb.
+    /// The type's settings (docs/sources.md). local_filesystem: watch_paths, file_patterns,
+    /// exclude_patterns, include_hidden, follow_symlinks, max_file_size. s3: bucket, prefix,
+    /// region, endpoint, access_key_id, secret_access_key, session_token, file_patterns, ...
+    /// dropbox: path, access_token or app_key + refresh_token (+ app_secret), file_patterns,
+    /// requests_per_second, ... Inline credentials are never shown back.
     #[schema(value_type = Object)]
     config: Value,
 }
@@ -286,6 +289,10 @@ async fn add_source(
         poll_interval: body.poll_interval,
         config,
     };
+    if caller.require_admin().is_err() {
+        spec.check_untrusted()
+            .map_err(|e| ApiError::forbidden(e.to_string()))?;
+    }
     let info = api.orchestrator.add_source(&user, spec)?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }

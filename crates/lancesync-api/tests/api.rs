@@ -64,7 +64,8 @@ fn server(extra: &[(&str, &str)]) -> Server {
         )
         .unwrap(),
     );
-    let orchestrator = Orchestrator::new(settings, BTreeMap::new(), engine);
+    // The process environment the orchestrator builds sources with (`env:VAR` credentials).
+    let orchestrator = Orchestrator::new(settings, opts.env.clone(), engine);
     orchestrator.start();
     let router = Api::new(orchestrator, Arc::new(config)).router();
     Server {
@@ -1093,4 +1094,146 @@ async fn storage_endpoints_back_up_and_restore_through_s3() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_sources_are_added_scanned_and_shown_without_secrets() {
+    use lancesync_testkit::s3::{ACCESS_KEY, SECRET_KEY};
+    use lancesync_testkit::{DropboxServer, S3Server};
+
+    let dropbox = DropboxServer::start("sl.api-token-secret").await;
+    dropbox.put(
+        "/Garden/Tomatoes.md",
+        b"# Tomatoes\n\nWater tomatoes deeply twice a week.",
+    );
+    dropbox.put("/Garden/compost.txt", b"Compost feeds the garden soil.");
+    let s = server(&[("DROPBOX_TOKEN", "sl.api-token-secret")]);
+
+    // What only the operator may set is refused to a user token, naming why.
+    for (config, why) in [
+        (
+            json!({ "path": "/Garden", "access_token": "env:DROPBOX_TOKEN" }),
+            "env: references",
+        ),
+        (
+            json!({ "path": "/Garden", "access_token": "t", "api_url": dropbox.url }),
+            "api_url",
+        ),
+    ] {
+        let r = s
+            .post(
+                "/api/v1/sources",
+                Some(ALICE),
+                json!({ "source_id": "dbx", "source_type": "dropbox", "config": config }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(r.error().1.contains(why), "{}", r.text);
+    }
+    let r = s
+        .post(
+            "/api/v1/sources",
+            Some(ALICE),
+            json!({ "source_id": "b", "source_type": "s3", "config": { "bucket": "any-bucket" } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.error().1.contains("its own access_key_id"), "{}", r.text);
+    // A typo in a setting is a 400 that names it.
+    let r = s
+        .post("/api/v1/sources", Some(ADMIN), json!({ "user_id": "alice", "source_id": "dbx", "source_type": "dropbox", "config": { "paht": "/Garden", "access_token": "t" } }))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.error().1.contains("unknown field `paht`"), "{}", r.text);
+
+    // The admin adds a Dropbox source for alice; she scans it and searches it.
+    let r = s
+        .post(
+            "/api/v1/sources",
+            Some(ADMIN),
+            json!({ "user_id": "alice", "source_id": "dbx", "source_type": "dropbox", "config": {
+                "path": "/Garden", "access_token": "env:DROPBOX_TOKEN",
+                "api_url": dropbox.url, "content_url": dropbox.url } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = s
+        .post(
+            "/api/v1/sources/dropbox/dbx/scan?wait=60",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["report"]["created"], 2, "{}", r.text);
+    let r = s
+        .post(
+            "/api/v1/search",
+            Some(ALICE),
+            json!({ "query": "tomatoes", "limit": 3 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["results"][0]["title"], "Tomatoes", "{}", r.text);
+    assert_eq!(
+        r.json()["results"][0]["source_uri"],
+        "dropbox:/garden/tomatoes.md"
+    );
+
+    // S3, with inline keys: shown masked everywhere.
+    let moto = S3Server::start();
+    moto.create_bucket("garden-notes").await;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("garden-notes")
+        .with_endpoint(moto.endpoint())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(ACCESS_KEY)
+        .with_secret_access_key(SECRET_KEY)
+        .build()
+        .unwrap();
+    object_store::ObjectStoreExt::put(
+        &store,
+        &object_store::path::Path::from("beds/raised.md"),
+        b"# Raised beds\n\nRaised beds drain well in spring."
+            .to_vec()
+            .into(),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .post(
+            "/api/v1/sources",
+            Some(ADMIN),
+            json!({ "user_id": "alice", "source_id": "notes", "source_type": "s3", "config": {
+                "bucket": "garden-notes", "endpoint": moto.endpoint(), "region": "us-east-1",
+                "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(!r.text.contains(SECRET_KEY), "{}", r.text);
+    let r = s
+        .post(
+            "/api/v1/sources/s3/notes/scan?wait=60",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["report"]["created"], 1, "{}", r.text);
+
+    let listed = s.get("/api/v1/sources", Some(ALICE)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    for secret in [SECRET_KEY, ACCESS_KEY, "sl.api-token-secret"] {
+        assert!(!listed.text.contains(secret), "{}", listed.text);
+    }
+    let one = s.get("/api/v1/sources/s3/notes", Some(ALICE)).await.json();
+    assert_eq!(one["config"]["secret_access_key"], "********", "{one}");
+    let one = s
+        .get("/api/v1/sources/dropbox/dbx", Some(ALICE))
+        .await
+        .json();
+    assert_eq!(one["config"]["access_token"], "env:DROPBOX_TOKEN", "{one}");
+    let status = s.get("/api/v1/sync/status", Some(ALICE)).await;
+    assert!(!status.text.contains(SECRET_KEY), "{}", status.text);
 }
