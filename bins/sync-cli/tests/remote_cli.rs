@@ -61,17 +61,8 @@ async fn dropbox_and_s3_sources_through_the_cli() {
     dropbox.put("/Recipes/soup.txt", b"Leek soup wants slow cooking.");
     let moto = S3Server::start();
     moto.create_bucket("cli-notes").await;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("cli-notes")
-        .with_endpoint(moto.endpoint())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id(ACCESS_KEY)
-        .with_secret_access_key(SECRET_KEY)
-        .build()
-        .unwrap();
     object_store::ObjectStoreExt::put(
-        &store,
+        &moto.client("cli-notes"),
         &object_store::path::Path::from("garden/compost.md"),
         b"# Compost\n\nCompost feeds the garden soil."
             .to_vec()

@@ -1183,17 +1183,8 @@ async fn remote_sources_are_added_scanned_and_shown_without_secrets() {
     // S3, with inline keys: shown masked everywhere.
     let moto = S3Server::start();
     moto.create_bucket("garden-notes").await;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("garden-notes")
-        .with_endpoint(moto.endpoint())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id(ACCESS_KEY)
-        .with_secret_access_key(SECRET_KEY)
-        .build()
-        .unwrap();
     object_store::ObjectStoreExt::put(
-        &store,
+        &moto.client("garden-notes"),
         &object_store::path::Path::from("beds/raised.md"),
         b"# Raised beds\n\nRaised beds drain well in spring."
             .to_vec()

@@ -130,17 +130,7 @@ impl Bucket {
         let server = S3Server::start();
         server.create_bucket(name).await;
         let proxy = HttpProxy::start(&server.endpoint()).await;
-        let store = Arc::new(
-            object_store::aws::AmazonS3Builder::new()
-                .with_bucket_name(name)
-                .with_endpoint(server.endpoint())
-                .with_allow_http(true)
-                .with_region("us-east-1")
-                .with_access_key_id(lancesync_testkit::s3::ACCESS_KEY)
-                .with_secret_access_key(lancesync_testkit::s3::SECRET_KEY)
-                .build()
-                .unwrap(),
-        );
+        let store = server.client(name);
         Self {
             _server: server,
             proxy,

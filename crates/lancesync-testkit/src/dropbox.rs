@@ -282,11 +282,7 @@ impl DropboxServer {
             .route("/oauth2/token", post(token))
             .route("/2/{*route}", post(route))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        let addr = crate::serve(app).await;
         Self {
             url: format!("http://{addr}"),
             shared,

@@ -23,3 +23,13 @@ pub use openai::{EmbeddingServer, Fault};
 pub use pdf::{encrypted_pdf, pdf};
 pub use proxy::{HttpProxy, InjectedFault, ProxiedRequest};
 pub use s3::{Relay, S3Server};
+
+/// Serve `app` on a free port of 127.0.0.1 until the test's runtime ends; its address.
+pub(crate) async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}

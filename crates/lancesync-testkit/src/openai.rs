@@ -50,11 +50,7 @@ impl EmbeddingServer {
         let app = axum::Router::new()
             .route("/v1/embeddings", post(embeddings))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        let addr = crate::serve(app).await;
         Self {
             base_url: format!("http://{addr}/v1"),
             shared,

@@ -82,11 +82,7 @@ impl HttpProxy {
             shared: shared.clone(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        let addr = crate::serve(app).await;
         Self {
             url: format!("http://{addr}"),
             shared,

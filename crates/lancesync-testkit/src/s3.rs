@@ -123,6 +123,21 @@ impl S3Server {
         );
     }
 
+    /// An S3 client for `bucket` on this server, as a test writes its objects with.
+    pub fn client(&self, bucket: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        std::sync::Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_endpoint(self.endpoint())
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_access_key_id(ACCESS_KEY)
+                .with_secret_access_key(SECRET_KEY)
+                .build()
+                .expect("an S3 client for moto"),
+        )
+    }
+
     /// Kill the server (SIGKILL): everything it held is gone, as after a crash of an
     /// in-memory server.
     pub fn kill(&mut self) {
