@@ -27,7 +27,7 @@ lancesync_setup() {
 }
 
 # What the tests need beyond the build: curl, LanceDB's Python package (the original
-# backend's reader) and moto's S3 server.
+# backend's reader), an OpenAPI validator and moto's S3 server.
 lancesync_test_setup() {
     # The API example script (examples/api.sh) is tested with curl.
     if ! command -v curl >/dev/null 2>&1; then
@@ -37,6 +37,11 @@ lancesync_test_setup() {
     if command -v python3 >/dev/null 2>&1 && ! python3 -c "import lancedb" >/dev/null 2>&1; then
         echo "installing LanceDB's Python package for the reader-compatibility test" >&2
         python3 -m pip install --quiet --disable-pip-version-check "lancedb>=0.40" >&2
+    fi
+    # The OpenAPI document is checked with a standard validator.
+    if command -v python3 >/dev/null 2>&1 && ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+        echo "installing openapi-spec-validator for the OpenAPI document test" >&2
+        python3 -m pip install --quiet --disable-pip-version-check "openapi-spec-validator>=0.7,<0.8" >&2
     fi
     # The storage tests run against a real S3-compatible server on 127.0.0.1: moto's.
     if ! command -v moto_server >/dev/null 2>&1; then

@@ -19,6 +19,7 @@
 mod auth;
 mod error;
 mod metrics;
+mod openapi;
 mod routes;
 
 use std::net::SocketAddr;

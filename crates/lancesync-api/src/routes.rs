@@ -21,8 +21,54 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use crate::Api;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
+use crate::openapi::CommonResponses;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
+
+// The document states the id rules the handlers enforce (lancesync-engine's `ids`) as
+// patterns: user ids ^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$, source ids
+// ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$ (tests/openapi.rs checks them against the validators).
+
+/// Source types (documentation only: paths take them as text).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum SourceType {
+    LocalFilesystem,
+    S3,
+    Dropbox,
+}
+
+/// Document types a filter takes.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum DocTypeName {
+    Pdf,
+    Docx,
+    Html,
+    Md,
+    Txt,
+}
+
+/// Search modes.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum SearchModeName {
+    Vector,
+    FullText,
+    Hybrid,
+}
+
+/// Processing states a document listing filters on.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum DocStatus {
+    Completed,
+    Failed,
+}
 
 /// The authenticated caller.
 pub(crate) struct Caller(pub Principal);
@@ -54,13 +100,13 @@ impl FromRequestParts<Api> for ForUser {
 #[openapi(
     info(title = "lancesync", description = "Keep a per-user LanceDB index true to users' documents."),
     paths(
-        root, health, live, ready, metrics, list_sources, add_source, get_source, delete_source,
-        scan_source, get_job, system_status, sync_status, sync_cleanup, pipeline_start,
-        pipeline_stop, search, list_documents, upload_document, get_document, delete_document,
-        manual_sync, storage_status, storage_backup, storage_restore
+        root, health, live, ready, metrics, openapi, docs, list_sources, add_source, get_source,
+        delete_source, scan_source, get_job, system_status, sync_status, sync_cleanup,
+        pipeline_start, pipeline_stop, search, list_documents, upload_document, get_document,
+        delete_document, manual_sync, storage_status, storage_backup, storage_restore
     ),
-    components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument)),
-    modifiers(&BearerAuth)
+    components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument, UploadForm, SourceType, DocTypeName, SearchModeName, DocStatus)),
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
 
@@ -127,12 +173,14 @@ fn ok(value: impl serde::Serialize) -> ApiResult {
 /// `?user_id=`: which user an admin acts for (a user token acts for its own).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct UserQuery {
     /// User to act for; admin only (a user token may name only itself).
+    #[param(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$", example = "alice")]
     user_id: Option<String>,
 }
 
-#[utoipa::path(get, path = "/", responses((status = 200, description = "Name, version, status")))]
+#[utoipa::path(get, path = "/", security(()), responses((status = 200, description = "Name, version, status")))]
 async fn root(State(api): State<Api>) -> ApiResult {
     ok(json!({
         "name": "lancesync",
@@ -145,7 +193,7 @@ async fn root(State(api): State<Api>) -> ApiResult {
 
 /// Health without naming users or sources (it needs no token): per-source checks are
 /// folded into one `sources` component.
-#[utoipa::path(get, path = "/health", responses(
+#[utoipa::path(get, path = "/health", security(()), responses(
     (status = 200, description = "healthy or degraded, a check per component"),
     (status = 503, description = "unhealthy"),
 ))]
@@ -181,12 +229,12 @@ async fn health(State(api): State<Api>) -> ApiResult {
     Ok((status, Json(h)).into_response())
 }
 
-#[utoipa::path(get, path = "/health/live", responses((status = 200, description = "The process answers")))]
+#[utoipa::path(get, path = "/health/live", security(()), responses((status = 200, description = "The process answers")))]
 async fn live() -> ApiResult {
     ok(json!({ "status": "alive" }))
 }
 
-#[utoipa::path(get, path = "/health/ready", responses(
+#[utoipa::path(get, path = "/health/ready", security(()), responses(
     (status = 200, description = "Ready: the database can be written"),
     (status = 503, description = "Not ready"),
 ))]
@@ -203,7 +251,10 @@ async fn ready(State(api): State<Api>) -> ApiResult {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus (OpenMetrics) text")))]
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus (OpenMetrics) text", content_type = "application/openmetrics-text"),
+    (status = 403, description = "Admin only", body = ErrorBody),
+))]
 async fn metrics(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
     caller.require_admin()?;
     Ok((
@@ -216,10 +267,12 @@ async fn metrics(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
         .into_response())
 }
 
+#[utoipa::path(get, path = "/openapi.json", security(()), responses((status = 200, description = "This document (OpenAPI 3.1)")))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
+#[utoipa::path(get, path = "/docs", security(()), responses((status = 200, description = "A page that renders this document", content_type = "text/html")))]
 async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }
@@ -227,18 +280,29 @@ async fn docs() -> Html<&'static str> {
 /// A source to add.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "user_id": "alice",
+    "source_id": "notes",
+    "source_type": "local_filesystem",
+    "config": { "watch_paths": ["/srv/lancesync-example/notes"], "file_patterns": ["*.md"] },
+    "poll_interval": 600
+}))]
 pub(crate) struct AddSource {
     /// User it belongs to (admin only; a user token adds to its own user).
+    #[schema(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$")]
     user_id: Option<String>,
-    /// Unique per user: letters, digits, `_`, `-`, `.`.
+    /// Unique per user: letters, digits, `_`, `-`, `.`, not starting with `.`.
     #[serde(alias = "id")]
+    #[schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     source_id: String,
     /// `local_filesystem` (admin only), `s3` or `dropbox`.
     #[serde(default = "local_filesystem")]
+    #[schema(value_type = Option<SourceType>)]
     source_type: String,
     /// Scheduled (default SYNC_ENABLED_BY_DEFAULT).
     enabled: Option<bool>,
-    /// Seconds between polls (default DEFAULT_POLL_INTERVAL).
+    /// Seconds between polls (default DEFAULT_POLL_INTERVAL; 0 means the default).
+    #[schema(minimum = 0)]
     poll_interval: Option<u64>,
     /// The type's settings (docs/sources.md). local_filesystem: watch_paths, file_patterns,
     /// exclude_patterns, include_hidden, follow_symlinks, max_file_size. s3: bucket, prefix,
@@ -254,10 +318,10 @@ fn local_filesystem() -> String {
 }
 
 #[utoipa::path(post, path = "/api/v1/sources", request_body = AddSource, responses(
-    (status = 201, description = "Added and scheduled"),
-    (status = 400, description = "Invalid spec", body = ErrorBody),
-    (status = 403, description = "Not allowed", body = ErrorBody),
-    (status = 409, description = "Id taken", body = ErrorBody),
+    (status = 201, description = "Added and scheduled: the source, credentials masked"),
+    (status = 400, description = "Invalid spec (unknown key, bad id, bad setting)", body = ErrorBody),
+    (status = 403, description = "Not allowed: local_filesystem, env: references, endpoint overrides and S3 without keys are the admin's", body = ErrorBody),
+    (status = 409, description = "Id taken or reserved", body = ErrorBody),
 ))]
 async fn add_source(
     State(api): State<Api>,
@@ -316,13 +380,40 @@ async fn list_sources(
     ok(json!({ "sources": sources, "count": sources.len() }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `{source_type}/{source_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub(crate) struct SourcePath {
+    /// The source's type.
+    #[param(value_type = SourceType, example = "local_filesystem")]
     source_type: String,
+    /// The source's id.
+    #[param(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", example = "notes")]
     source_id: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/sources/{source_type}/{source_id}", params(UserQuery), responses(
+/// `{doc_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct DocPath {
+    /// The document's id: the 32 hexadecimal digits lancesync gave it.
+    #[param(
+        pattern = r"^[0-9a-f]{32}$",
+        example = "0123456789abcdef0123456789abcdef"
+    )]
+    doc_id: String,
+}
+
+/// `{job_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct JobPath {
+    /// The job's id, as a scan, backup or restore answered it.
+    #[param(pattern = r"^job-[0-9]+$", example = "job-1")]
+    job_id: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/sources/{source_type}/{source_id}", params(SourcePath, UserQuery), responses(
     (status = 200, description = "The source"),
     (status = 404, description = "No such source", body = ErrorBody),
 ))]
@@ -337,7 +428,7 @@ async fn get_source(
         .source(&user, &p.source_type, &p.source_id)?)
 }
 
-#[utoipa::path(delete, path = "/api/v1/sources/{source_type}/{source_id}", params(UserQuery), responses(
+#[utoipa::path(delete, path = "/api/v1/sources/{source_type}/{source_id}", params(SourcePath, UserQuery), responses(
     (status = 200, description = "Removed, with its documents"),
     (status = 404, description = "No such source", body = ErrorBody),
 ))]
@@ -357,15 +448,18 @@ async fn delete_source(
 /// `?wait=`: seconds to wait for the scan before answering with its job.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ScanQuery {
     /// User to act for (admin).
+    #[param(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$", example = "alice")]
     user_id: Option<String>,
     /// Seconds to wait for the run (0 to 300, default 30): finished in time, the answer is
     /// 200 with the report; otherwise 202 with a job to poll.
+    #[param(minimum = 0, maximum = 300, example = 5)]
     wait: Option<u64>,
 }
 
-#[utoipa::path(post, path = "/api/v1/sources/{source_type}/{source_id}/scan", params(ScanQuery), responses(
+#[utoipa::path(post, path = "/api/v1/sources/{source_type}/{source_id}/scan", params(SourcePath, ScanQuery), responses(
     (status = 200, description = "The run finished: its job with the report"),
     (status = 202, description = "Still running: poll /api/v1/jobs/{id}"),
     (status = 404, description = "No such source", body = ErrorBody),
@@ -401,23 +495,30 @@ async fn storage_status(State(api): State<Api>, Caller(caller): Caller) -> ApiRe
 /// `?user_id=&wait=` for a backup.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct BackupQuery {
     /// User to act for (admin).
+    #[param(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$", example = "alice")]
     user_id: Option<String>,
     /// Seconds to wait for the job (0 to 300, default 30): finished in time, 200 with its
     /// result; otherwise 202 with a job to poll.
+    #[param(minimum = 0, maximum = 300, example = 5)]
     wait: Option<u64>,
 }
 
 /// `?user_id=&version=&wait=` for a restore.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RestoreQuery {
     /// User to act for (admin).
+    #[param(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$", example = "alice")]
     user_id: Option<String>,
     /// Version of the documents table to go back to; the latest copy on S3 when absent.
+    #[param(minimum = 1)]
     version: Option<u64>,
     /// Seconds to wait for the job (0 to 300, default 30).
+    #[param(minimum = 0, maximum = 300, example = 5)]
     wait: Option<u64>,
 }
 
@@ -451,7 +552,9 @@ async fn storage_backup(
 #[utoipa::path(post, path = "/api/v1/storage/restore", params(RestoreQuery), responses(
     (status = 200, description = "The restore job, finished: its result (versions, files downloaded, where the replaced copy was kept) or error"),
     (status = 202, description = "Still restoring: poll /api/v1/jobs/{id}"),
-    (status = 400, description = "This storage mode uses no S3", body = ErrorBody),
+    (status = 400, description = "This storage mode uses no S3, or no such version", body = ErrorBody),
+    (status = 404, description = "Nothing on S3 to restore for this user", body = ErrorBody),
+    (status = 409, description = "A run or another restore holds the user's tables", body = ErrorBody),
 ))]
 async fn storage_restore(
     State(api): State<Api>,
@@ -464,16 +567,16 @@ async fn storage_restore(
     answer_job(&api, job, q.wait).await
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", responses(
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", params(JobPath), responses(
     (status = 200, description = "The job: state, progress, report or error"),
     (status = 404, description = "No such job", body = ErrorBody),
 ))]
 async fn get_job(
     State(api): State<Api>,
     Caller(caller): Caller,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<JobPath>, PathRejection>,
 ) -> ApiResult {
-    let Path(id) = path?;
+    let Path(JobPath { job_id: id }) = path?;
     let job = api.orchestrator.job(&id)?;
     // Another user's job is reported as missing, not as forbidden: ids are not secrets,
     // but whose they are is.
@@ -553,14 +656,20 @@ async fn sync_cleanup(State(api): State<Api>, ForUser(user): ForUser) -> ApiResu
     ok(json!({ "user_id": user, "cleared": cleared }))
 }
 
-#[utoipa::path(post, path = "/api/v1/pipeline/start", responses((status = 200, description = "Started")))]
+#[utoipa::path(post, path = "/api/v1/pipeline/start", responses(
+    (status = 200, description = "Started"),
+    (status = 403, description = "Admin only", body = ErrorBody),
+))]
 async fn pipeline_start(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
     caller.require_admin()?;
     api.orchestrator.start();
     ok(json!({ "pipeline": "started" }))
 }
 
-#[utoipa::path(post, path = "/api/v1/pipeline/stop", responses((status = 200, description = "Stopped (paused)")))]
+#[utoipa::path(post, path = "/api/v1/pipeline/stop", responses(
+    (status = 200, description = "Stopped (paused)"),
+    (status = 403, description = "Admin only", body = ErrorBody),
+))]
 async fn pipeline_stop(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
     caller.require_admin()?;
     api.orchestrator.stop();
@@ -570,21 +679,26 @@ async fn pipeline_stop(State(api): State<Api>, Caller(caller): Caller) -> ApiRes
 /// A search.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "query": "tomato watering", "mode": "hybrid", "limit": 5 }))]
 pub(crate) struct SearchBody {
     /// User to search (admin; a user token searches its own).
+    #[schema(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$")]
     user_id: Option<String>,
-    /// What to look for.
+    /// What to look for: not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     query: String,
     /// vector, full_text or hybrid (default).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SearchModeName>)]
     mode: Option<SearchMode>,
-    /// 1 to 100 (default 10).
+    /// 1 to 1000 (default 10).
+    #[schema(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Only this source.
+    #[schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     source_id: Option<String>,
-    /// Only this type: pdf, docx, html, md, txt.
-    #[schema(value_type = Option<String>)]
+    /// Only this type.
+    #[schema(value_type = Option<DocTypeName>)]
     doc_type: Option<DocType>,
 }
 
@@ -613,19 +727,25 @@ async fn search(
 /// Listing filters and paging.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DocumentsQuery {
     /// User (admin).
+    #[param(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$", example = "alice")]
     user_id: Option<String>,
     /// Only this source.
+    #[param(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     source_id: Option<String>,
     /// Only this type.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<DocTypeName>)]
     doc_type: Option<DocType>,
     /// completed or failed.
+    #[param(value_type = Option<DocStatus>)]
     status: Option<String>,
     /// Items to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<usize>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000, example = 20)]
     limit: Option<usize>,
 }
 
@@ -652,16 +772,16 @@ async fn list_documents(
     ok(page)
 }
 
-#[utoipa::path(get, path = "/api/v1/documents/{doc_id}", params(UserQuery), responses(
+#[utoipa::path(get, path = "/api/v1/documents/{doc_id}", params(DocPath, UserQuery), responses(
     (status = 200, description = "The document with its chunks"),
     (status = 404, description = "No such document", body = ErrorBody),
 ))]
 async fn get_document(
     State(api): State<Api>,
     ForUser(user): ForUser,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<DocPath>, PathRejection>,
 ) -> ApiResult {
-    let Path(doc_id) = path?;
+    let Path(DocPath { doc_id }) = path?;
     match api.orchestrator.engine().document(&user, &doc_id).await? {
         Some(doc) => ok(doc),
         None => Err(ApiError::not_found(format!(
@@ -670,16 +790,16 @@ async fn get_document(
     }
 }
 
-#[utoipa::path(delete, path = "/api/v1/documents/{doc_id}", params(UserQuery), responses(
+#[utoipa::path(delete, path = "/api/v1/documents/{doc_id}", params(DocPath, UserQuery), responses(
     (status = 200, description = "Removed from the index (it returns if its source still has it)"),
     (status = 404, description = "No such document", body = ErrorBody),
 ))]
 async fn delete_document(
     State(api): State<Api>,
     ForUser(user): ForUser,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<DocPath>, PathRejection>,
 ) -> ApiResult {
-    let Path(doc_id) = path?;
+    let Path(DocPath { doc_id }) = path?;
     if api.orchestrator.delete_document(&user, &doc_id).await? {
         ok(json!({ "deleted": doc_id }))
     } else {
@@ -710,8 +830,17 @@ fn indexed(doc: lancesync_engine::DocumentInfo) -> ApiResult {
         .into_response())
 }
 
+/// The multipart form of an upload.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// The document; its file name's extension decides the type (pdf, docx, html, md, txt).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 #[utoipa::path(post, path = "/api/v1/documents", params(UserQuery),
-    request_body(content_type = "multipart/form-data", description = "A `file` field (its file name decides the type: pdf, docx, html, md, txt)"),
+    request_body(content = UploadForm, content_type = "multipart/form-data", description = "A `file` field (its file name decides the type: pdf, docx, html, md, txt)"),
     responses(
         (status = 201, description = "Indexed: doc_id and chunk count"),
         (status = 413, description = "Over API_MAX_BODY_MB", body = ErrorBody),
@@ -746,10 +875,15 @@ async fn upload_document(
 /// A document given in the request: text, or bytes in base64.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "filename": "tides.md", "text": "# Tides\n\nThe spring tide floods the marsh." }))]
 pub(crate) struct ManualDocument {
     /// User (admin; a user token syncs into its own index).
+    #[schema(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$")]
     user_id: Option<String>,
     /// File name; its extension decides the type (notes.md, report.pdf).
+    #[schema(
+        pattern = r"\.([Pp][Dd][Ff]|[Dd][Oo][Cc][Xx]|[Hh][Tt][Mm][Ll]|[Hh][Tt][Mm]|[Xx][Hh][Tt][Mm][Ll]|[Mm][Dd]|[Mm][Aa][Rr][Kk][Dd][Oo][Ww][Nn]|[Tt][Xx][Tt]|[Tt][Ee][Xx][Tt])$"
+    )]
     filename: String,
     /// The content as text (md, txt, html).
     text: Option<String>,
