@@ -21,6 +21,7 @@ mod error;
 mod metrics;
 mod openapi;
 mod routes;
+mod schemas;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

@@ -22,6 +22,7 @@ use crate::Api;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::CommonResponses;
+use crate::schemas::*;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -180,7 +181,7 @@ pub(crate) struct UserQuery {
     user_id: Option<String>,
 }
 
-#[utoipa::path(get, path = "/", security(()), responses((status = 200, description = "Name, version, status")))]
+#[utoipa::path(get, path = "/", security(()), responses((status = 200, description = "Name, version, status", body = RootAnswer)))]
 async fn root(State(api): State<Api>) -> ApiResult {
     ok(json!({
         "name": "lancesync",
@@ -194,8 +195,8 @@ async fn root(State(api): State<Api>) -> ApiResult {
 /// Health without naming users or sources (it needs no token): per-source checks are
 /// folded into one `sources` component.
 #[utoipa::path(get, path = "/health", security(()), responses(
-    (status = 200, description = "healthy or degraded, a check per component"),
-    (status = 503, description = "unhealthy"),
+    (status = 200, description = "healthy or degraded, a check per component", body = HealthAnswer),
+    (status = 503, description = "unhealthy", body = HealthAnswer),
 ))]
 async fn health(State(api): State<Api>) -> ApiResult {
     let mut h = api.orchestrator.health().await;
@@ -229,14 +230,14 @@ async fn health(State(api): State<Api>) -> ApiResult {
     Ok((status, Json(h)).into_response())
 }
 
-#[utoipa::path(get, path = "/health/live", security(()), responses((status = 200, description = "The process answers")))]
+#[utoipa::path(get, path = "/health/live", security(()), responses((status = 200, description = "The process answers", body = ProbeAnswer)))]
 async fn live() -> ApiResult {
     ok(json!({ "status": "alive" }))
 }
 
 #[utoipa::path(get, path = "/health/ready", security(()), responses(
-    (status = 200, description = "Ready: the database can be written"),
-    (status = 503, description = "Not ready"),
+    (status = 200, description = "Ready: the database can be written", body = ProbeAnswer),
+    (status = 503, description = "Not ready", body = ProbeAnswer),
 ))]
 async fn ready(State(api): State<Api>) -> ApiResult {
     let h = api.orchestrator.health().await;
@@ -318,7 +319,7 @@ fn local_filesystem() -> String {
 }
 
 #[utoipa::path(post, path = "/api/v1/sources", request_body = AddSource, responses(
-    (status = 201, description = "Added and scheduled: the source, credentials masked"),
+    (status = 201, description = "Added and scheduled: the source, credentials masked", body = SourceAnswer),
     (status = 400, description = "Invalid spec (unknown key, bad id, bad setting)", body = ErrorBody),
     (status = 403, description = "Not allowed: local_filesystem, env: references, endpoint overrides and S3 without keys are the admin's", body = ErrorBody),
     (status = 409, description = "Id taken or reserved", body = ErrorBody),
@@ -362,7 +363,7 @@ async fn add_source(
 }
 
 #[utoipa::path(get, path = "/api/v1/sources", params(UserQuery), responses(
-    (status = 200, description = "Sources with their last run"),
+    (status = 200, description = "Sources with their last run", body = SourcesAnswer),
 ))]
 async fn list_sources(
     State(api): State<Api>,
@@ -414,7 +415,7 @@ pub(crate) struct JobPath {
 }
 
 #[utoipa::path(get, path = "/api/v1/sources/{source_type}/{source_id}", params(SourcePath, UserQuery), responses(
-    (status = 200, description = "The source"),
+    (status = 200, description = "The source", body = SourceAnswer),
     (status = 404, description = "No such source", body = ErrorBody),
 ))]
 async fn get_source(
@@ -429,7 +430,7 @@ async fn get_source(
 }
 
 #[utoipa::path(delete, path = "/api/v1/sources/{source_type}/{source_id}", params(SourcePath, UserQuery), responses(
-    (status = 200, description = "Removed, with its documents"),
+    (status = 200, description = "Removed, with its documents", body = SourceRemoved),
     (status = 404, description = "No such source", body = ErrorBody),
 ))]
 async fn delete_source(
@@ -460,8 +461,8 @@ pub(crate) struct ScanQuery {
 }
 
 #[utoipa::path(post, path = "/api/v1/sources/{source_type}/{source_id}/scan", params(SourcePath, ScanQuery), responses(
-    (status = 200, description = "The run finished: its job with the report"),
-    (status = 202, description = "Still running: poll /api/v1/jobs/{id}"),
+    (status = 200, description = "The run finished: its job with the report", body = JobAnswer),
+    (status = 202, description = "Still running: poll /api/v1/jobs/{id}", body = JobAnswer),
     (status = 404, description = "No such source", body = ErrorBody),
 ))]
 async fn scan_source(
@@ -484,7 +485,7 @@ async fn scan_source(
 }
 
 #[utoipa::path(get, path = "/api/v1/storage/status", responses(
-    (status = 200, description = "Storage mode, where the primary, cache and backup live, S3 backlog, per-user last backup"),
+    (status = 200, description = "Storage mode, where the primary, cache and backup live, S3 backlog, per-user last backup", body = StorageStatusAnswer),
     (status = 403, description = "Admin only", body = ErrorBody),
 ))]
 async fn storage_status(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
@@ -534,8 +535,8 @@ async fn answer_job(api: &Api, job: lancesync_orchestrator::Job, wait: Option<u6
 }
 
 #[utoipa::path(post, path = "/api/v1/storage/backup", params(BackupQuery), responses(
-    (status = 200, description = "The backup job, finished: its result (files, bytes, requests, versions) or error"),
-    (status = 202, description = "Still copying: poll /api/v1/jobs/{id}"),
+    (status = 200, description = "The backup job, finished: its result (files, bytes, requests, versions) or error", body = JobAnswer),
+    (status = 202, description = "Still copying: poll /api/v1/jobs/{id}", body = JobAnswer),
     (status = 400, description = "This storage mode uses no S3", body = ErrorBody),
 ))]
 async fn storage_backup(
@@ -550,8 +551,8 @@ async fn storage_backup(
 }
 
 #[utoipa::path(post, path = "/api/v1/storage/restore", params(RestoreQuery), responses(
-    (status = 200, description = "The restore job, finished: its result (versions, files downloaded, where the replaced copy was kept) or error"),
-    (status = 202, description = "Still restoring: poll /api/v1/jobs/{id}"),
+    (status = 200, description = "The restore job, finished: its result (versions, files downloaded, where the replaced copy was kept) or error", body = JobAnswer),
+    (status = 202, description = "Still restoring: poll /api/v1/jobs/{id}", body = JobAnswer),
     (status = 400, description = "This storage mode uses no S3, or no such version", body = ErrorBody),
     (status = 404, description = "Nothing on S3 to restore for this user", body = ErrorBody),
     (status = 409, description = "A run or another restore holds the user's tables", body = ErrorBody),
@@ -568,7 +569,7 @@ async fn storage_restore(
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}", params(JobPath), responses(
-    (status = 200, description = "The job: state, progress, report or error"),
+    (status = 200, description = "The job: state, progress, report or error", body = JobAnswer),
     (status = 404, description = "No such job", body = ErrorBody),
 ))]
 async fn get_job(
@@ -589,7 +590,7 @@ async fn get_job(
 }
 
 #[utoipa::path(get, path = "/api/v1/status", responses(
-    (status = 200, description = "Components, deployment, storage mode, redacted config, sources, metrics"),
+    (status = 200, description = "Components, deployment, storage mode, redacted config, sources, metrics", body = SystemStatusAnswer),
     (status = 403, description = "Admin only", body = ErrorBody),
 ))]
 async fn system_status(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
@@ -633,7 +634,7 @@ async fn system_status(State(api): State<Api>, Caller(caller): Caller) -> ApiRes
 }
 
 #[utoipa::path(get, path = "/api/v1/sync/status", params(UserQuery), responses(
-    (status = 200, description = "A user's counts and last runs"),
+    (status = 200, description = "A user's counts and last runs", body = SyncStatusAnswer),
 ))]
 async fn sync_status(State(api): State<Api>, ForUser(user): ForUser) -> ApiResult {
     let engine = api.orchestrator.engine();
@@ -649,7 +650,7 @@ async fn sync_status(State(api): State<Api>, ForUser(user): ForUser) -> ApiResul
 }
 
 #[utoipa::path(post, path = "/api/v1/sync/cleanup", params(UserQuery), responses(
-    (status = 200, description = "Failure records cleared; the next run treats them as new"),
+    (status = 200, description = "Failure records cleared; the next run treats them as new", body = CleanupAnswer),
 ))]
 async fn sync_cleanup(State(api): State<Api>, ForUser(user): ForUser) -> ApiResult {
     let cleared = api.orchestrator.engine().clear_failures(&user).await?;
@@ -657,7 +658,7 @@ async fn sync_cleanup(State(api): State<Api>, ForUser(user): ForUser) -> ApiResu
 }
 
 #[utoipa::path(post, path = "/api/v1/pipeline/start", responses(
-    (status = 200, description = "Started"),
+    (status = 200, description = "Started", body = PipelineAnswer),
     (status = 403, description = "Admin only", body = ErrorBody),
 ))]
 async fn pipeline_start(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
@@ -667,7 +668,7 @@ async fn pipeline_start(State(api): State<Api>, Caller(caller): Caller) -> ApiRe
 }
 
 #[utoipa::path(post, path = "/api/v1/pipeline/stop", responses(
-    (status = 200, description = "Stopped (paused)"),
+    (status = 200, description = "Stopped (paused)", body = PipelineAnswer),
     (status = 403, description = "Admin only", body = ErrorBody),
 ))]
 async fn pipeline_stop(State(api): State<Api>, Caller(caller): Caller) -> ApiResult {
@@ -703,7 +704,7 @@ pub(crate) struct SearchBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/search", request_body = SearchBody, responses(
-    (status = 200, description = "Matching chunks, best first"),
+    (status = 200, description = "Matching chunks, best first", body = SearchAnswer),
     (status = 400, description = "Invalid request", body = ErrorBody),
 ))]
 async fn search(
@@ -750,7 +751,7 @@ pub(crate) struct DocumentsQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/documents", params(DocumentsQuery), responses(
-    (status = 200, description = "A page of documents"),
+    (status = 200, description = "A page of documents", body = DocumentsAnswer),
 ))]
 async fn list_documents(
     State(api): State<Api>,
@@ -773,7 +774,7 @@ async fn list_documents(
 }
 
 #[utoipa::path(get, path = "/api/v1/documents/{doc_id}", params(DocPath, UserQuery), responses(
-    (status = 200, description = "The document with its chunks"),
+    (status = 200, description = "The document with its chunks", body = DocumentAnswer),
     (status = 404, description = "No such document", body = ErrorBody),
 ))]
 async fn get_document(
@@ -791,7 +792,7 @@ async fn get_document(
 }
 
 #[utoipa::path(delete, path = "/api/v1/documents/{doc_id}", params(DocPath, UserQuery), responses(
-    (status = 200, description = "Removed from the index (it returns if its source still has it)"),
+    (status = 200, description = "Removed from the index (it returns if its source still has it)", body = DocumentRemoved),
     (status = 404, description = "No such document", body = ErrorBody),
 ))]
 async fn delete_document(
@@ -842,9 +843,9 @@ pub(crate) struct UploadForm {
 #[utoipa::path(post, path = "/api/v1/documents", params(UserQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data", description = "A `file` field (its file name decides the type: pdf, docx, html, md, txt)"),
     responses(
-        (status = 201, description = "Indexed: doc_id and chunk count"),
+        (status = 201, description = "Indexed: doc_id and chunk count", body = IndexedAnswer),
         (status = 413, description = "Over API_MAX_BODY_MB", body = ErrorBody),
-        (status = 422, description = "Stored but not processable: the reason", body = ErrorBody),
+        (status = 422, description = "Stored but not processable: the row says why (error_message)", body = IndexedAnswer),
 ))]
 async fn upload_document(
     State(api): State<Api>,
@@ -904,9 +905,9 @@ pub(crate) struct ManualDocument {
 }
 
 #[utoipa::path(post, path = "/api/v1/sync/manual", request_body = ManualDocument, responses(
-    (status = 201, description = "Indexed: doc_id and chunk count"),
+    (status = 201, description = "Indexed: doc_id and chunk count", body = IndexedAnswer),
     (status = 400, description = "Invalid request", body = ErrorBody),
-    (status = 422, description = "Not processable: the reason", body = ErrorBody),
+    (status = 422, description = "Stored but not processable: the row says why (error_message)", body = IndexedAnswer),
 ))]
 async fn manual_sync(
     State(api): State<Api>,

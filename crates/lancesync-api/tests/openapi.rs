@@ -75,7 +75,9 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     match schema["$ref"].as_str() {
         Some(r) => {
             let name = r.rsplit('/').next().expect("ref name");
-            &doc["components"]["schemas"][name]
+            let found = &doc["components"]["schemas"][name];
+            assert!(found.is_object(), "{r} is not in the document's components");
+            found
         }
         None => schema,
     }
@@ -305,7 +307,20 @@ async fn every_operation_answers_a_request_built_from_the_document() {
             "{method} {uri} answered {status}, which the document does not list: {}",
             reply.text
         );
-        // The body is what the document says: its content type, and the error schema's fields.
+        if (200..300).contains(&status)
+            && reply.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+                v.to_str()
+                    .unwrap_or_default()
+                    .starts_with("application/json")
+            })
+            && path != "/openapi.json"
+        {
+            assert!(
+                documented["content"]["application/json"]["schema"].is_object(),
+                "{method} {path} {status}: a JSON answer without a documented schema"
+            );
+        }
+        // The body is what the document says: its content type, and its schema's fields.
         if let Some(types) = documented["content"].as_object() {
             let sent = reply
                 .headers
