@@ -106,7 +106,7 @@ impl FromRequestParts<Api> for ForUser {
         pipeline_start, pipeline_stop, search, list_documents, upload_document, get_document,
         delete_document, manual_sync, storage_status, storage_backup, storage_restore
     ),
-    components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument, UploadForm, SourceType, DocTypeName, SearchModeName, DocStatus)),
+    components(schemas(ErrorBody, lancesync_sources::LocalFsConfig, lancesync_sources::S3SourceConfig, lancesync_sources::DropboxConfig, AddSource, SearchBody, ManualDocument, UploadForm, SourceType, DocTypeName, SearchModeName, DocStatus)),
     modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
@@ -305,13 +305,24 @@ pub(crate) struct AddSource {
     /// Seconds between polls (default DEFAULT_POLL_INTERVAL; 0 means the default).
     #[schema(minimum = 0)]
     poll_interval: Option<u64>,
-    /// The type's settings (docs/sources.md). local_filesystem: watch_paths, file_patterns,
-    /// exclude_patterns, include_hidden, follow_symlinks, max_file_size. s3: bucket, prefix,
-    /// region, endpoint, access_key_id, secret_access_key, session_token, file_patterns, ...
-    /// dropbox: path, access_token or app_key + refresh_token (+ app_secret), file_patterns,
-    /// requests_per_second, ... Inline credentials are never shown back.
-    #[schema(value_type = Object)]
+    /// The type's settings (docs/sources.md), one of the three shapes by `source_type`;
+    /// unknown keys are refused. Inline credentials are never shown back.
+    #[schema(schema_with = source_config_schema)]
     config: Value,
+}
+
+/// `config` of [`AddSource`]: the settings of one of the source types.
+fn source_config_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::{Ref, schema::AnyOfBuilder};
+    AnyOfBuilder::new()
+        .item(Ref::from_schema_name("LocalFsConfig"))
+        .item(Ref::from_schema_name("S3SourceConfig"))
+        .item(Ref::from_schema_name("DropboxConfig"))
+        .description(Some(
+            "by source_type: local_filesystem takes LocalFsConfig, s3 S3SourceConfig, dropbox DropboxConfig; unknown keys are refused",
+        ))
+        .build()
+        .into()
 }
 
 fn local_filesystem() -> String {

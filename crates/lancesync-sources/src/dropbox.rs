@@ -39,7 +39,7 @@ const PAGE_LIMIT: u32 = 2000;
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// Configuration of a Dropbox source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropboxConfig {
     /// The folder to index (`/Work/Reports`); empty for the whole account (or app folder).

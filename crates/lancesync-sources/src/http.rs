@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// How a remote source talks HTTP. Every field has a default; sources take these keys in
 /// their own configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Largest number of requests per second to the service (a token bucket, bursts of up

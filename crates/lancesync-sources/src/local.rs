@@ -24,7 +24,7 @@ pub(crate) fn default_patterns() -> Vec<String> {
 }
 
 /// Configuration of a local folder source, with the seeds' field names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalFsConfig {
     /// Folders (or single files) to index; `~` and `${VAR}` expand.

@@ -24,7 +24,7 @@ use crate::patterns::Filter;
 use crate::{DocumentSource, Error, Listing, Result, SecretRef, SourceEntry};
 
 /// Configuration of an S3 bucket source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3SourceConfig {
     /// The bucket.

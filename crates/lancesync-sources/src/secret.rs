@@ -24,7 +24,7 @@ pub(crate) const MASK: &str = "********";
 
 /// A credential as configured: an inline value, or `env:VAR` to read it from the
 /// environment when the source is built (so it need not be stored in the sources file).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct SecretRef(String);
 
