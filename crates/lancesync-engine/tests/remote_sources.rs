@@ -521,13 +521,13 @@ async fn dropbox_tokens_refresh_before_expiry_and_on_401() {
     assert_eq!((after.created, after.failed), (1, 0));
     assert_eq!(server.tokens_issued(), 2);
 
-    // A token close to its expiry (here: a 2 s lifetime, refreshed in its last quarter) is
+    // A token close to its expiry (here: a 6 s lifetime, refreshed in its last quarter) is
     // refreshed before it is sent, so Dropbox never has to refuse it.
     let short = DropboxServer::start_with_refresh(
         "app-key-1",
         Some("app-secret-1"),
         "refresh-1",
-        Duration::from_secs(2),
+        Duration::from_secs(6),
     )
     .await;
     short.put("/d.md", text("delta", 2).as_bytes());
@@ -537,7 +537,7 @@ async fn dropbox_tokens_refresh_before_expiry_and_on_401() {
     let near = DropboxSource::new("near", near, &env).unwrap();
     index.sync(&near).await;
     assert_eq!(short.tokens_issued(), 1, "one token for the whole run");
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(4700)).await;
     short.clear_requests();
     index.sync(&near).await;
     assert_eq!(short.tokens_issued(), 2, "refreshed before expiry");
