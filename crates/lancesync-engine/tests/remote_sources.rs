@@ -158,6 +158,16 @@ impl Bucket {
 
     /// A source reading `prefix` through the proxy, credentials given as `env:` references.
     fn source(&self, id: &str, bucket: &str, prefix: &str) -> S3Source {
+        self.source_with(id, bucket, prefix, |_| {})
+    }
+
+    fn source_with(
+        &self,
+        id: &str,
+        bucket: &str,
+        prefix: &str,
+        tweak: impl FnOnce(&mut S3SourceConfig),
+    ) -> S3Source {
         let env = BTreeMap::from([
             (
                 "T_KEY".to_string(),
@@ -174,6 +184,7 @@ impl Bucket {
         config.access_key_id = Some(SecretRef::env("T_KEY"));
         config.secret_access_key = Some(SecretRef::env("T_SECRET"));
         config.retry_timeout_secs = 2;
+        tweak(&mut config);
         S3Source::new(id, config, &env).unwrap()
     }
 
@@ -704,4 +715,56 @@ async fn dropbox_a_run_stopped_after_fetching_keeps_its_cursor_and_converges() {
         "no duplicate chunks"
     );
     assert_eq!(index.sync(source.as_ref()).await.unchanged, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_downloads_are_checked_against_the_listed_content_hash() {
+    let server = DropboxServer::start("sl.test-token").await;
+    server.put("/notes.md", text("notes", 2).as_bytes());
+    let source = dropbox(&server, "dbx", "", |_| {});
+    let listing = source.list().await.unwrap();
+    let listed = listing.entries[0].clone();
+    assert_eq!(
+        listed.content_hash.as_deref(),
+        Some(
+            format!(
+                "dropbox:{}",
+                DropboxServer::content_hash(text("notes", 2).as_bytes())
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        source.read(&listed).await.unwrap(),
+        text("notes", 2).as_bytes()
+    );
+
+    // Changed after the listing: the download is refused as stale, to be read again.
+    server.put("/notes.md", b"rewritten since the listing");
+    let err = source.read(&listed).await.unwrap_err().to_string();
+    assert!(
+        err.contains("changed in Dropbox since it was listed"),
+        "{err}"
+    );
+    server.delete("/notes.md");
+    let err = source.read(&listed).await.unwrap_err().to_string();
+    assert!(err.contains("no longer in Dropbox"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_objects_over_the_size_limit_fail_without_a_download() {
+    let bucket = Bucket::start("sized").await;
+    bucket.put("small.txt", "small enough").await;
+    bucket.put("big.txt", "x".repeat(10_000)).await;
+    let source = bucket.source_with("sized", "sized", "", |c| c.max_file_size = Some(1_000));
+    let index = Index::new();
+    let report = index.sync(&source).await;
+    assert_eq!((report.created, report.failed), (1, 1), "{report:?}");
+    assert!(
+        report.failures[0]
+            .reason
+            .contains("over the 1000-byte limit"),
+        "{report:?}"
+    );
+    assert_eq!(bucket.gets(), 1, "the big object is never downloaded");
 }
