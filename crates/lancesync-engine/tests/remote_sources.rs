@@ -768,3 +768,58 @@ async fn s3_objects_over_the_size_limit_fail_without_a_download() {
     );
     assert_eq!(bucket.gets(), 1, "the big object is never downloaded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_a_page_that_keeps_failing_midway_deletes_nothing_and_keeps_the_cursor() {
+    let server = DropboxServer::start("sl.test-token").await;
+    server.set_page_size(5);
+    for i in 0..24 {
+        server.put(
+            &format!("/n{i}.md"),
+            text(&format!("topic{i}"), 1).as_bytes(),
+        );
+    }
+    let index = Index::new();
+    let source = dropbox(&server, "dbx", "", |c| c.http.max_retries = 2);
+    assert_eq!(index.sync(&source).await.created, 24);
+    let cursor = index.cursor("dbx").await;
+
+    // After a reset, the complete listing's second page fails every try: nothing is
+    // deleted (although most files are missing from what was listed), the cursor stays.
+    for i in 0..14 {
+        server.delete(&format!("/n{i}.md"));
+    }
+    server.reset_cursors();
+    server.throttle_after(2, 3, 0);
+    let err = index.try_sync(&source).await.unwrap_err().to_string();
+    assert!(err.contains("429"), "{err}");
+    assert_eq!(index.uris().await.len(), 24);
+    assert_eq!(index.cursor("dbx").await, cursor);
+
+    // The next run lists in full and deletes what that complete listing proves gone (past
+    // the mass-delete guard only when told).
+    let blocked = index.sync(&source).await;
+    assert!(blocked.mass_delete_blocked.is_some(), "{blocked:?}");
+    assert_eq!(index.uris().await.len(), 24);
+    assert_eq!(
+        index.cursor("dbx").await,
+        cursor,
+        "withheld deletions keep the cursor"
+    );
+    let allowed = index
+        .engine
+        .sync(
+            "alice",
+            &source,
+            SyncOptions {
+                allow_mass_delete: true,
+                ..SyncOptions::default()
+            },
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(allowed.deleted, 14);
+    assert_eq!(index.uris().await.len(), 10);
+    assert_ne!(index.cursor("dbx").await, cursor);
+}

@@ -71,7 +71,8 @@ struct Shared {
     next_rev: u64,
     clock: u64,
     auth: Auth,
-    throttle: VecDeque<u64>,
+    /// Per coming request: `Some(secs)` answers 429 with that Retry-After, `None` passes.
+    throttle: VecDeque<Option<u64>>,
     requests: Vec<(String, Instant)>,
     slow_downloads: BTreeSet<String>,
     download_delay: Duration,
@@ -387,7 +388,14 @@ impl DropboxServer {
 
     /// Answer the next `n` requests with 429 and `Retry-After: secs`.
     pub fn throttle(&self, n: usize, secs: u64) {
-        self.lock().throttle.extend(std::iter::repeat_n(secs, n));
+        self.throttle_after(0, n, secs);
+    }
+
+    /// Let the next `pass` requests through, then answer `n` with 429 and `Retry-After: secs`.
+    pub fn throttle_after(&self, pass: usize, n: usize, secs: u64) {
+        let mut s = self.lock();
+        s.throttle.extend(std::iter::repeat_n(None, pass));
+        s.throttle.extend(std::iter::repeat_n(Some(secs), n));
     }
 
     /// Downloads of this path hang (30 s) before answering, so a test can stop a run mid-way.
@@ -447,7 +455,7 @@ impl DropboxServer {
 /// The common checks of every call: rate limit, then the bearer token. `Some` is the refusal.
 fn refusal(s: &mut Shared, route: &str, headers: &HeaderMap) -> Option<Response> {
     s.requests.push((route.to_string(), Instant::now()));
-    if let Some(secs) = s.throttle.pop_front() {
+    if let Some(Some(secs)) = s.throttle.pop_front() {
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests/...",
