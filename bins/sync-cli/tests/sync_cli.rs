@@ -88,7 +88,7 @@ fn sync_search_status_and_exit_codes() {
     assert_eq!(status["status"]["failed"], 1);
     let failed = String::from_utf8(run(w, &["failed"]).stdout).unwrap();
     assert!(
-        failed.contains("broken.pdf") && failed.contains("corrupt PDF"),
+        failed.contains("broken.pdf") && failed.contains("damaged beyond repair"),
         "{failed}"
     );
 

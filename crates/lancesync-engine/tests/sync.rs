@@ -438,7 +438,7 @@ async fn failures_are_recorded_retried_and_cleared() {
     assert_eq!((r.created, r.failed), (1, 2), "{r:#?}");
     let reasons: Vec<_> = r.failures.iter().map(|x| x.reason.as_str()).collect();
     assert!(
-        reasons.iter().any(|x| x.contains("corrupt PDF")),
+        reasons.iter().any(|x| x.contains("damaged beyond repair")),
         "{reasons:?}"
     );
     assert!(

@@ -99,8 +99,18 @@ fn bad_inputs_are_clear_failures_not_crashes() {
             DocType::Pdf,
             "encrypted PDF",
         ),
-        ("truncated pdf", truncated_pdf, DocType::Pdf, "corrupt PDF"),
-        ("garbage pdf", garbage_pdf, DocType::Pdf, "corrupt PDF"),
+        (
+            "truncated pdf",
+            truncated_pdf,
+            DocType::Pdf,
+            "damaged beyond repair",
+        ),
+        (
+            "garbage pdf",
+            garbage_pdf,
+            DocType::Pdf,
+            "damaged beyond repair",
+        ),
         (
             "not a pdf",
             b"hello".to_vec(),
@@ -108,7 +118,12 @@ fn bad_inputs_are_clear_failures_not_crashes() {
             "no %PDF- header",
         ),
         ("zero-byte pdf", Vec::new(), DocType::Pdf, "no %PDF- header"),
-        ("image-only pdf", pdf(&[""]), DocType::Pdf, "no text layer"),
+        (
+            "image-only pdf",
+            pdf(&[""]),
+            DocType::Pdf,
+            "image-only (no text layer)",
+        ),
         (
             "zip that is not docx",
             zip_with("other.txt", "x"),
@@ -190,4 +205,139 @@ fn zip_with(name: &str, body: &str) -> Vec<u8> {
         .unwrap();
     zip.write_all(body.as_bytes()).unwrap();
     zip.finish().unwrap().into_inner()
+}
+
+/// A PDF 1.4 with a classic cross-reference table and trailer, as most writers make them;
+/// `(bytes, offset of "xref")`.
+fn classic_pdf(pages: &[&str]) -> (Vec<u8>, usize) {
+    let n = pages.len();
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            (0..n)
+                .map(|i| format!("{} 0 R", 4 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    for (i, text) in pages.iter().enumerate() {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ));
+    }
+    let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    (out, xref)
+}
+
+/// Damaged files that poppler's pdftotext rebuilds are indexed (and say which path read
+/// them); the rest fail with a reason that is true. Needs `pdftotext` (poppler-utils, which
+/// scripts/env.sh installs).
+#[test]
+fn damaged_pdfs_are_repaired_and_failures_say_why() {
+    let (good, xref) = classic_pdf(&[
+        "The lighthouse keeper logs every passing ship.",
+        "A second page about tides.",
+    ]);
+    let text = String::from_utf8_lossy(&good).to_string();
+    let startxref = good.windows(9).rposition(|w| w == b"startxref").unwrap();
+    let trailer = good.windows(7).rposition(|w| w == b"trailer").unwrap();
+
+    // `startxref` points past the end of the file.
+    let mut wrong_startxref = good[..startxref].to_vec();
+    wrong_startxref.extend_from_slice(b"startxref\n999999\n%%EOF\n");
+    // Every object offset in the table is wrong.
+    let mut wrong_offsets = good[..xref].to_vec();
+    for line in text[xref..].lines() {
+        if line.len() == 18 && line.ends_with(" n") {
+            wrong_offsets.extend_from_slice(b"0000000003 00000 n \n");
+        } else {
+            wrong_offsets.extend_from_slice(format!("{line}\n").as_bytes());
+        }
+    }
+    // The table itself garbled; the trailer kept.
+    let mut garbled_table = good[..xref].to_vec();
+    garbled_table.extend_from_slice(b"xref\n0 8\n#!garbled#!garbled#!\n@@@@@@@@@@@@@@@@@@\n");
+    garbled_table.extend_from_slice(&good[trailer..]);
+    // An incremental update whose trailer is broken (points at a table that is not there).
+    let mut broken_update = good.clone();
+    broken_update.extend_from_slice(
+        b"9 0 obj\n<< /Producer (an editor) >>\nendobj\nxref\n0 1\nnot a table\ntrailer\n<< /Size 10 /Root 1 0 R /Prev 77777 /Info 9 0 R\nstartxref\n31337\n%%EOF\n",
+    );
+
+    assert_eq!(
+        extract(&good, DocType::Pdf)
+            .unwrap()
+            .metadata
+            .get("extracted_by")
+            .map(String::as_str),
+        Some("pdf-extract")
+    );
+    let mut repaired = Vec::new();
+    for (name, bytes) in [
+        ("wrong startxref", wrong_startxref),
+        ("wrong object offsets", wrong_offsets),
+        ("garbled table", garbled_table),
+        ("broken incremental update", broken_update),
+    ] {
+        let out = extract(&bytes, DocType::Pdf).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            out.text.contains("lighthouse keeper"),
+            "{name}: {:?}",
+            out.text
+        );
+        assert!(out.text.contains("tides"), "{name}: {:?}", out.text);
+        assert_eq!(out.page_starts.len(), 2, "{name}: pages kept");
+        let by = out.metadata.get("extracted_by").map(String::as_str);
+        match by {
+            Some("pdftotext (repaired)") => repaired.push(name),
+            Some("pdf-extract") => {}
+            other => panic!("{name}: read by {other:?}"),
+        }
+    }
+    // pdf-extract reads none of them; before the repair path all four were failures.
+    assert_eq!(repaired.len(), 4, "repaired: {repaired:?}");
+
+    // True reasons for what cannot be read.
+    let reason = |bytes: &[u8]| extract(bytes, DocType::Pdf).unwrap_err();
+    assert!(matches!(
+        reason(&encrypted_pdf(&["secret"])),
+        Error::Encrypted
+    ));
+    assert!(
+        reason(&pdf(&["", ""]))
+            .to_string()
+            .contains("image-only (no text layer) in 2 page(s)")
+    );
+    assert!(
+        reason(b"%PDF-1.4\n%garbage only\n")
+            .to_string()
+            .contains("damaged beyond repair")
+    );
 }

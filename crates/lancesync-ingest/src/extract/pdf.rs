@@ -1,41 +1,99 @@
-//! PDF: text per page (page numbers kept), via pdf-extract.
+//! PDF: text per page (page numbers kept), via pdf-extract; a file it cannot read is repaired
+//! with poppler's `pdftotext` (Debian `poppler-utils`), which rebuilds a damaged
+//! cross-reference table by scanning the file. The path that read the text is recorded in the
+//! document's metadata (`extracted_by`), and a failure says which of these it is: encrypted,
+//! image-only (no text layer), timed out, or damaged beyond repair.
 
+use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{DocType, Extracted, failed};
 use crate::{Error, Result};
+
+/// How long `pdftotext` may take for one document.
+const REPAIR_TIMEOUT: Duration = Duration::from_secs(60);
+/// The address space `pdftotext` may use (through util-linux's `prlimit` when present).
+const REPAIR_MEMORY_BYTES: u64 = 1 << 30;
+
+/// Why the in-process parser gave up.
+enum Unread {
+    Encrypted,
+    Damaged(String),
+}
 
 pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
     if !bytes.starts_with(b"%PDF-") {
         return Err(failed(DocType::Pdf, "not a PDF file (no %PDF- header)"));
     }
-    // pdf-extract panics on some malformed files; that must be one document's failure, not a
-    // crash of the whole run.
-    let pages = match catch_unwind(AssertUnwindSafe(|| {
+    match parse(bytes) {
+        // No text from pdf-extract: poppler reads some fonts it cannot; if it finds none
+        // either, the pages are images.
+        Ok(pages) if pages.iter().all(|p| p.trim().is_empty()) => match pdftotext(bytes) {
+            Ok(found) if found.iter().any(|p| !p.trim().is_empty()) => {
+                assemble(&found, "pdftotext")
+            }
+            _ => assemble(&pages, "pdf-extract"),
+        },
+        Ok(pages) => assemble(&pages, "pdf-extract"),
+        // Only a password opens it; poppler could still read one that has only an owner
+        // password (permissions), so it is asked before giving up.
+        Err(Unread::Encrypted) => match pdftotext(bytes) {
+            Ok(pages) => assemble(&pages, "pdftotext"),
+            Err(_) => Err(Error::Encrypted),
+        },
+        Err(Unread::Damaged(reason)) => match pdftotext(bytes) {
+            Ok(pages) => assemble(&pages, "pdftotext (repaired)"),
+            Err(Repair::Encrypted) => Err(Error::Encrypted),
+            Err(Repair::TimedOut) => Err(failed(
+                DocType::Pdf,
+                format!(
+                    "timed out: repairing it took over {} s ({reason})",
+                    REPAIR_TIMEOUT.as_secs()
+                ),
+            )),
+            Err(Repair::Missing) => Err(failed(
+                DocType::Pdf,
+                format!(
+                    "damaged PDF: {reason}; install poppler-utils (pdftotext) to repair such files"
+                ),
+            )),
+            Err(Repair::Failed(why)) => Err(failed(
+                DocType::Pdf,
+                format!("damaged beyond repair: {reason}; pdftotext: {why}"),
+            )),
+        },
+    }
+}
+
+/// Pages by pdf-extract, which panics on some malformed files: that is one document's
+/// failure, never a crash of the run.
+fn parse(bytes: &[u8]) -> std::result::Result<Vec<String>, Unread> {
+    match catch_unwind(AssertUnwindSafe(|| {
         pdf_extract::extract_text_from_mem_by_pages(bytes)
     })) {
-        Ok(Ok(pages)) => pages,
+        Ok(Ok(pages)) if !pages.is_empty() => Ok(pages),
+        Ok(Ok(_)) => Err(Unread::Damaged("no readable pages".into())),
         Ok(Err(e)) => {
             let reason = e.to_string();
             let lower = reason.to_ascii_lowercase();
             if lower.contains("decrypt") || lower.contains("encrypt") || lower.contains("password")
             {
-                return Err(Error::Encrypted);
+                Err(Unread::Encrypted)
+            } else {
+                Err(Unread::Damaged(reason))
             }
-            return Err(failed(DocType::Pdf, format!("corrupt PDF: {reason}")));
         }
-        Err(_) => {
-            return Err(failed(
-                DocType::Pdf,
-                "corrupt PDF: the parser could not read its structure",
-            ));
-        }
-    };
-    if pages.is_empty() {
-        return Err(failed(DocType::Pdf, "corrupt PDF: no readable pages"));
+        Err(_) => Err(Unread::Damaged(
+            "the parser could not read its structure".into(),
+        )),
     }
+}
+
+fn assemble(pages: &[String], extracted_by: &str) -> Result<Extracted> {
     let mut out = Extracted::default();
-    for page in &pages {
+    for page in pages {
         if !out.text.is_empty() {
             out.text.push_str("\n\n");
         }
@@ -46,11 +104,113 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
         return Err(failed(
             DocType::Pdf,
             format!(
-                "no text layer in {} page(s): a scanned PDF needs OCR first",
+                "image-only (no text layer) in {} page(s): a scanned PDF needs OCR first",
                 pages.len()
             ),
         ));
     }
     out.metadata.insert("pages".into(), pages.len().to_string());
+    out.metadata
+        .insert("extracted_by".into(), extracted_by.to_string());
     Ok(out)
+}
+
+/// Why `pdftotext` did not read a file.
+#[derive(Debug)]
+enum Repair {
+    Missing,
+    Encrypted,
+    TimedOut,
+    Failed(String),
+}
+
+/// The pages `pdftotext` reads from `bytes`, run without a shell, with a time limit and (via
+/// `prlimit`, when installed) a memory limit.
+fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
+    let Some(program) = on_path("pdftotext") else {
+        return Err(Repair::Missing);
+    };
+    let mut input = tempfile::Builder::new()
+        .prefix("lancesync-pdf-")
+        .suffix(".pdf")
+        .tempfile()
+        .map_err(|e| Repair::Failed(format!("cannot write a temporary file: {e}")))?;
+    std::io::Write::write_all(&mut input, bytes)
+        .map_err(|e| Repair::Failed(format!("cannot write a temporary file: {e}")))?;
+    let mut command = match on_path("prlimit") {
+        Some(prlimit) => {
+            let mut c = Command::new(prlimit);
+            c.arg(format!("--as={REPAIR_MEMORY_BYTES}"))
+                .arg("--")
+                .arg(&program);
+            c
+        }
+        None => Command::new(&program),
+    };
+    command
+        .args(["-enc", "UTF-8", "-eol", "unix"])
+        .arg(input.path())
+        .arg("-")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| Repair::Failed(format!("cannot run pdftotext: {e}")))?;
+    // Read both pipes while waiting, so a large output cannot block the child.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = String::new();
+        let _ = stderr.read_to_string(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Repair::TimedOut);
+            }
+            Err(e) => return Err(Repair::Failed(format!("waiting for pdftotext: {e}"))),
+        }
+    };
+    let text = out.join().unwrap_or_default();
+    let message = err.join().unwrap_or_default();
+    if !status.success() {
+        let lower = message.to_ascii_lowercase();
+        return Err(if lower.contains("password") || lower.contains("encrypt") {
+            Repair::Encrypted
+        } else {
+            let first = message.lines().next().unwrap_or("no message").trim();
+            Repair::Failed(format!("exit {}: {first}", status.code().unwrap_or(-1)))
+        });
+    }
+    let text = String::from_utf8_lossy(&text);
+    // Pages end with a form feed.
+    let mut pages: Vec<String> = text.split('\u{c}').map(str::to_string).collect();
+    if pages.last().is_some_and(|p| p.trim().is_empty()) {
+        pages.pop();
+    }
+    if pages.is_empty() {
+        return Err(Repair::Failed("no pages".into()));
+    }
+    Ok(pages)
+}
+
+/// `program` on `PATH`, or where Debian installs it when the process has no `PATH` (a
+/// service started with an empty environment).
+fn on_path(program: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
