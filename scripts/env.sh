@@ -27,7 +27,7 @@ lancesync_setup() {
 }
 
 # What the tests need beyond the build: curl, LanceDB's Python package (the original
-# backend's reader), poppler's pdftotext, an OpenAPI validator and moto's S3 server.
+# backend's reader), poppler and tesseract, an OpenAPI validator and moto's S3 server.
 lancesync_test_setup() {
     # The API example script (examples/api.sh) is tested with curl.
     if ! command -v curl >/dev/null 2>&1; then
@@ -38,10 +38,11 @@ lancesync_test_setup() {
         echo "installing LanceDB's Python package for the reader-compatibility test" >&2
         python3 -m pip install --quiet --disable-pip-version-check "lancedb>=0.40" >&2
     fi
-    # Damaged PDFs are repaired with poppler's pdftotext (the extraction tests use it).
-    if ! command -v pdftotext >/dev/null 2>&1; then
-        echo "installing poppler-utils (pdftotext) for the PDF repair tests" >&2
-        lancesync_apt_install poppler-utils
+    # Damaged PDFs are repaired with poppler's pdftotext; scanned pages are read with OCR
+    # (pdftoppm renders them, tesseract reads them). The extraction tests use all three.
+    if ! command -v pdftotext >/dev/null 2>&1 || ! command -v tesseract >/dev/null 2>&1; then
+        echo "installing poppler-utils and tesseract-ocr for the PDF repair and OCR tests" >&2
+        lancesync_apt_install poppler-utils tesseract-ocr tesseract-ocr-eng
     fi
     # The OpenAPI document is checked with a standard validator.
     if command -v python3 >/dev/null 2>&1 && ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then

@@ -128,6 +128,8 @@ pub struct SyncSettings {
     pub max_retries: u64,
     /// `CHECKSUM_ENABLED`.
     pub checksum_enabled: bool,
+    /// `OCR_ENABLED`.
+    pub ocr_enabled: bool,
     /// `SYNC_ENABLED_BY_DEFAULT`.
     pub enabled_by_default: bool,
     /// `MASS_DELETE_MAX_SHARE`.
@@ -346,6 +348,7 @@ impl<'a> Reader<'a> {
                 chunk_size_mb: self.number("CHUNK_SIZE_MB"),
                 max_retries: self.number("MAX_RETRIES"),
                 checksum_enabled: self.bool("CHECKSUM_ENABLED"),
+                ocr_enabled: self.bool("OCR_ENABLED"),
                 enabled_by_default: self.bool("SYNC_ENABLED_BY_DEFAULT"),
                 mass_delete_max_share: self.required("MASS_DELETE_MAX_SHARE", parse_fraction),
             },

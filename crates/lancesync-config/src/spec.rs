@@ -440,6 +440,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         used_by: ENGINE,
     },
     SettingSpec {
+        name: "OCR_ENABLED",
+        aliases: &[],
+        group: Group::Sync,
+        kind: Kind::Bool,
+        default: Default::Value("false"),
+        help: "Read image-only PDF pages with OCR: each page rendered by poppler's pdftoppm and read by tesseract (Debian packages poppler-utils, tesseract-ocr), at most 60 s per page. Without them such pages fail as image-only.",
+        used_by: ENGINE,
+    },
+    SettingSpec {
         name: "SYNC_ENABLED_BY_DEFAULT",
         aliases: &[],
         group: Group::Sync,

@@ -92,6 +92,8 @@ pub struct EngineConfig {
     pub retry_backoff: Duration,
     /// `CHECKSUM_ENABLED`.
     pub checksum_enabled: bool,
+    /// `OCR_ENABLED`: read image-only PDF pages with OCR.
+    pub ocr_enabled: bool,
     /// Documents per write batch.
     pub batch_docs: usize,
     /// Chunks per write batch (a batch closes at whichever limit comes first).
@@ -120,6 +122,7 @@ impl EngineConfig {
         c.max_concurrency = settings.sync.max_concurrent_processing as usize;
         c.max_retries = settings.sync.max_retries;
         c.checksum_enabled = settings.sync.checksum_enabled;
+        c.ocr_enabled = settings.sync.ocr_enabled;
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
         c
     }
@@ -143,6 +146,7 @@ impl EngineConfig {
             max_retries: 3,
             retry_backoff: Duration::from_secs(60),
             checksum_enabled: true,
+            ocr_enabled: false,
             batch_docs: 256,
             batch_chunks: 8192,
             mass_delete: MassDeleteGuard::default(),

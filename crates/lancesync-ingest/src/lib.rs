@@ -21,7 +21,7 @@ mod extract;
 
 pub use chunk::{Chunk, ChunkConfig, Chunker};
 pub use embed::{Embedder, EmbedderIdentity, HashingEmbedder, OpenAiConfig, OpenAiEmbedder};
-pub use extract::{DocType, Extracted, extract};
+pub use extract::{DocType, ExtractOptions, Extracted, extract, extract_with};
 
 /// Errors of this crate. Extraction errors are per-document: the message is what gets recorded
 /// as the document's `error_message`.

@@ -2,7 +2,9 @@
 //! per-document failures.
 //! Run: cargo test -p lancesync-ingest --test extract_documents
 
-use lancesync_ingest::{ChunkConfig, Chunker, DocType, Error, extract};
+use lancesync_ingest::{
+    ChunkConfig, Chunker, DocType, Error, ExtractOptions, extract, extract_with,
+};
 use lancesync_testkit::{Docx, encrypted_pdf, pdf};
 
 #[test]
@@ -207,37 +209,17 @@ fn zip_with(name: &str, body: &str) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
-/// A PDF 1.4 with a classic cross-reference table and trailer, as most writers make them;
+/// A PDF 1.4 of these objects (object `i + 1` is `objects[i]`; 1 must be the catalog), with
+/// a classic cross-reference table and trailer, as most writers make them;
 /// `(bytes, offset of "xref")`.
-fn classic_pdf(pages: &[&str]) -> (Vec<u8>, usize) {
-    let n = pages.len();
-    let mut objects = vec![
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {n} >>",
-            (0..n)
-                .map(|i| format!("{} 0 R", 4 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
-    ];
-    for (i, text) in pages.iter().enumerate() {
-        objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
-            5 + 2 * i
-        ));
-        let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-        objects.push(format!(
-            "<< /Length {} >>\nstream\n{content}\nendstream",
-            content.len()
-        ));
-    }
+fn classic_pdf_of(objects: &[Vec<u8>]) -> (Vec<u8>, usize) {
     let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
     let mut offsets = Vec::new();
     for (i, body) in objects.iter().enumerate() {
         offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
     out.extend_from_slice(
@@ -254,6 +236,142 @@ fn classic_pdf(pages: &[&str]) -> (Vec<u8>, usize) {
         .as_bytes(),
     );
     (out, xref)
+}
+
+fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\nendstream");
+    out
+}
+
+/// Pages of text in Helvetica, one line each.
+fn classic_pdf(pages: &[&str]) -> (Vec<u8>, usize) {
+    let n = pages.len();
+    let mut objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            (0..n)
+                .map(|i| format!("{} 0 R", 4 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+        .into_bytes(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+    ];
+    for (i, text) in pages.iter().enumerate() {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ).into_bytes());
+        objects.push(stream(
+            "",
+            format!("BT /F1 20 Tf 60 700 Td ({text}) Tj ET").as_bytes(),
+        ));
+    }
+    classic_pdf_of(&objects)
+}
+
+/// Pages that are only pictures: each a grayscale image (no text layer), as a scanner makes.
+fn image_pdf(images: &[(usize, usize, Vec<u8>)]) -> Vec<u8> {
+    let n = images.len();
+    let mut objects = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            (0..n)
+                .map(|i| format!("{} 0 R", 3 + 3 * i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+        .into_bytes(),
+    ];
+    for (i, (w, h, gray)) in images.iter().enumerate() {
+        let (image, content) = (4 + 3 * i, 5 + 3 * i);
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /Im1 {image} 0 R >> >> /Contents {content} 0 R >>"
+        ).into_bytes());
+        objects.push(stream(
+            &format!("/Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray /BitsPerComponent 8"),
+            gray,
+        ));
+        objects.push(stream("", b"q 595 0 0 842 0 0 cm /Im1 Do Q"));
+    }
+    classic_pdf_of(&objects).0
+}
+
+/// Page `page` of `pdf` rendered in gray by poppler's pdftoppm: (width, height, pixels).
+fn render(pdf: &[u8], page: usize) -> (usize, usize, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pdf");
+    std::fs::write(&input, pdf).unwrap();
+    let out = dir.path().join("page");
+    let n = page.to_string();
+    let status = std::process::Command::new("pdftoppm")
+        .args(["-r", "100", "-gray", "-singlefile", "-f", &n, "-l", &n])
+        .arg(&input)
+        .arg(&out)
+        .status()
+        .expect("pdftoppm (poppler-utils) runs");
+    assert!(status.success());
+    let pgm = std::fs::read(out.with_extension("pgm")).unwrap();
+    // P5 <width> <height> <maxval> then the pixels.
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while pgm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !pgm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&pgm[start..at]).to_string());
+    }
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let pixels = pgm[at + 1..].to_vec();
+    assert_eq!(pixels.len(), w * h);
+    (w, h, pixels)
+}
+
+/// Scanned pages (images, no text layer) are an image-only failure, or with OCR on (needs
+/// pdftoppm and tesseract, which scripts/env.sh installs) text with its page numbers.
+#[test]
+fn scanned_pages_are_read_with_ocr_when_it_is_on() {
+    let (text_pdf, _) = classic_pdf(&[
+        "Lighthouse keepers log every ship",
+        "Spring tides flood the marsh",
+    ]);
+    let scanned = image_pdf(&[render(&text_pdf, 1), render(&text_pdf, 2)]);
+    let plain = extract(&scanned, DocType::Pdf).unwrap_err().to_string();
+    assert!(
+        plain.contains("image-only (no text layer) in 2 page(s)"),
+        "{plain}"
+    );
+    let read = extract_with(&scanned, DocType::Pdf, &ExtractOptions { ocr: true }).unwrap();
+    let lower = read.text.to_lowercase();
+    assert!(
+        lower.contains("lighthouse") && lower.contains("ship"),
+        "{:?}",
+        read.text
+    );
+    assert!(
+        lower.contains("tides") && lower.contains("marsh"),
+        "{:?}",
+        read.text
+    );
+    assert_eq!(read.page_starts.len(), 2, "page numbers kept");
+    let second = &read.text[read.page_starts[1]..].to_lowercase();
+    assert!(
+        second.contains("marsh") && !second.contains("lighthouse"),
+        "{:?}",
+        read.text
+    );
+    assert_eq!(
+        read.metadata.get("extracted_by").map(String::as_str),
+        Some("tesseract (OCR)")
+    );
 }
 
 /// Damaged files that poppler's pdftotext rebuilds are indexed (and say which path read

@@ -117,11 +117,28 @@ impl Extracted {
 /// Extract the text of a document. A corrupt, encrypted or binary file is an [`Error`] with a
 /// reason a person can act on; it never panics.
 pub fn extract(bytes: &[u8], doc_type: DocType) -> Result<Extracted> {
+    extract_with(bytes, doc_type, &ExtractOptions::default())
+}
+
+/// How extraction may go beyond a document's own text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtractOptions {
+    /// Read image-only PDF pages with OCR (tesseract on pages rendered by poppler's
+    /// pdftoppm), when both are installed (`OCR_ENABLED`).
+    pub ocr: bool,
+}
+
+/// [`extract`] with options.
+pub fn extract_with(
+    bytes: &[u8],
+    doc_type: DocType,
+    options: &ExtractOptions,
+) -> Result<Extracted> {
     let extracted = match doc_type {
         DocType::Txt => text::extract_plain(bytes)?,
         DocType::Md => text::extract_markdown(bytes)?,
         DocType::Html => html::extract(bytes)?,
-        DocType::Pdf => pdf::extract(bytes)?,
+        DocType::Pdf => pdf::extract(bytes, options)?,
         DocType::Docx => docx::extract(bytes)?,
     };
     Ok(extracted)

@@ -2,20 +2,26 @@
 //! with poppler's `pdftotext` (Debian `poppler-utils`), which rebuilds a damaged
 //! cross-reference table by scanning the file. The path that read the text is recorded in the
 //! document's metadata (`extracted_by`), and a failure says which of these it is: encrypted,
-//! image-only (no text layer), timed out, or damaged beyond repair.
+//! image-only (no text layer), timed out, or damaged beyond repair. With OCR on, image-only
+//! pages are rendered by poppler's `pdftoppm` and read by `tesseract`, page by page.
 
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{DocType, Extracted, failed};
+use super::{DocType, ExtractOptions, Extracted, failed};
 use crate::{Error, Result};
 
 /// How long `pdftotext` may take for one document.
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(60);
-/// The address space `pdftotext` may use (through util-linux's `prlimit` when present).
+/// The address space a helper (`pdftotext`, `pdftoppm`, `tesseract`) may use (through
+/// util-linux's `prlimit` when present).
 const REPAIR_MEMORY_BYTES: u64 = 1 << 30;
+/// How long rendering and reading one page with OCR may take.
+const OCR_PAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Rendering resolution for OCR.
+const OCR_DPI: &str = "200";
 
 /// Why the in-process parser gave up.
 enum Unread {
@@ -23,7 +29,7 @@ enum Unread {
     Damaged(String),
 }
 
-pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
+pub(super) fn extract(bytes: &[u8], options: &ExtractOptions) -> Result<Extracted> {
     if !bytes.starts_with(b"%PDF-") {
         return Err(failed(DocType::Pdf, "not a PDF file (no %PDF- header)"));
     }
@@ -34,6 +40,7 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted> {
             Ok(found) if found.iter().any(|p| !p.trim().is_empty()) => {
                 assemble(&found, "pdftotext")
             }
+            _ if options.ocr => ocr(bytes, pages.len()),
             _ => assemble(&pages, "pdf-extract"),
         },
         Ok(pages) => assemble(&pages, "pdf-extract"),
@@ -116,7 +123,6 @@ fn assemble(pages: &[String], extracted_by: &str) -> Result<Extracted> {
 }
 
 /// Why `pdftotext` did not read a file.
-#[derive(Debug)]
 enum Repair {
     Missing,
     Encrypted,
@@ -124,12 +130,8 @@ enum Repair {
     Failed(String),
 }
 
-/// The pages `pdftotext` reads from `bytes`, run without a shell, with a time limit and (via
-/// `prlimit`, when installed) a memory limit.
-fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
-    let Some(program) = on_path("pdftotext") else {
-        return Err(Repair::Missing);
-    };
+/// A PDF's bytes in a temporary file, for the poppler tools (they need a seekable file).
+fn temp_pdf(bytes: &[u8]) -> std::result::Result<tempfile::NamedTempFile, Repair> {
     let mut input = tempfile::Builder::new()
         .prefix("lancesync-pdf-")
         .suffix(".pdf")
@@ -137,26 +139,39 @@ fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
         .map_err(|e| Repair::Failed(format!("cannot write a temporary file: {e}")))?;
     std::io::Write::write_all(&mut input, bytes)
         .map_err(|e| Repair::Failed(format!("cannot write a temporary file: {e}")))?;
+    Ok(input)
+}
+
+/// Run a helper without a shell, with a time limit and (via `prlimit`, when installed) a
+/// memory limit; its standard output on success.
+fn run(
+    program: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    timeout: Duration,
+) -> std::result::Result<Vec<u8>, Repair> {
     let mut command = match on_path("prlimit") {
         Some(prlimit) => {
             let mut c = Command::new(prlimit);
             c.arg(format!("--as={REPAIR_MEMORY_BYTES}"))
                 .arg("--")
-                .arg(&program);
+                .arg(program);
             c
         }
-        None => Command::new(&program),
+        None => Command::new(program),
     };
     command
-        .args(["-enc", "UTF-8", "-eol", "unix"])
-        .arg(input.path())
-        .arg("-")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let name = program
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let mut child = command
         .spawn()
-        .map_err(|e| Repair::Failed(format!("cannot run pdftotext: {e}")))?;
+        .map_err(|e| Repair::Failed(format!("cannot run {name}: {e}")))?;
     // Read both pipes while waiting, so a large output cannot block the child.
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -170,7 +185,7 @@ fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
         let _ = stderr.read_to_string(&mut buf);
         buf
     });
-    let deadline = Instant::now() + REPAIR_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -180,20 +195,38 @@ fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
                 let _ = child.wait();
                 return Err(Repair::TimedOut);
             }
-            Err(e) => return Err(Repair::Failed(format!("waiting for pdftotext: {e}"))),
+            Err(e) => return Err(Repair::Failed(format!("waiting for {name}: {e}"))),
         }
     };
-    let text = out.join().unwrap_or_default();
+    let output = out.join().unwrap_or_default();
     let message = err.join().unwrap_or_default();
-    if !status.success() {
-        let lower = message.to_ascii_lowercase();
-        return Err(if lower.contains("password") || lower.contains("encrypt") {
-            Repair::Encrypted
-        } else {
-            let first = message.lines().next().unwrap_or("no message").trim();
-            Repair::Failed(format!("exit {}: {first}", status.code().unwrap_or(-1)))
-        });
+    if status.success() {
+        return Ok(output);
     }
+    let lower = message.to_ascii_lowercase();
+    Err(if lower.contains("password") || lower.contains("encrypt") {
+        Repair::Encrypted
+    } else {
+        let first = message.lines().next().unwrap_or("no message").trim();
+        Repair::Failed(format!("exit {}: {first}", status.code().unwrap_or(-1)))
+    })
+}
+
+/// The pages `pdftotext` reads from `bytes`.
+fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
+    let Some(program) = on_path("pdftotext") else {
+        return Err(Repair::Missing);
+    };
+    let input = temp_pdf(bytes)?;
+    let args: [&std::ffi::OsStr; 6] = [
+        "-enc".as_ref(),
+        "UTF-8".as_ref(),
+        "-eol".as_ref(),
+        "unix".as_ref(),
+        input.path().as_os_str(),
+        "-".as_ref(),
+    ];
+    let text = run(&program, &args, REPAIR_TIMEOUT)?;
     let text = String::from_utf8_lossy(&text);
     // Pages end with a form feed.
     let mut pages: Vec<String> = text.split('\u{c}').map(str::to_string).collect();
@@ -204,6 +237,68 @@ fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
         return Err(Repair::Failed("no pages".into()));
     }
     Ok(pages)
+}
+
+/// Image-only pages read with OCR: each page rendered by `pdftoppm` and read by `tesseract`,
+/// each step bounded in time; page numbers kept.
+fn ocr(bytes: &[u8], page_count: usize) -> Result<Extracted> {
+    let no_text = || {
+        failed(
+            DocType::Pdf,
+            format!("image-only (no text layer) in {page_count} page(s), and OCR found no text"),
+        )
+    };
+    let (Some(pdftoppm), Some(tesseract)) = (on_path("pdftoppm"), on_path("tesseract")) else {
+        return Err(failed(
+            DocType::Pdf,
+            format!(
+                "image-only (no text layer) in {page_count} page(s); OCR_ENABLED needs pdftoppm (poppler-utils) and tesseract (tesseract-ocr) installed"
+            ),
+        ));
+    };
+    let ocr_error = |page: usize, e: Repair| match e {
+        Repair::TimedOut => failed(
+            DocType::Pdf,
+            format!(
+                "timed out: OCR of page {page} took over {} s",
+                OCR_PAGE_TIMEOUT.as_secs()
+            ),
+        ),
+        Repair::Encrypted => Error::Encrypted,
+        Repair::Missing => failed(DocType::Pdf, "OCR tools are not installed"),
+        Repair::Failed(why) => failed(DocType::Pdf, format!("OCR of page {page} failed: {why}")),
+    };
+    let input = temp_pdf(bytes).map_err(|e| ocr_error(0, e))?;
+    let dir = tempfile::tempdir()
+        .map_err(|e| failed(DocType::Pdf, format!("cannot make a temporary folder: {e}")))?;
+    let mut pages = Vec::with_capacity(page_count);
+    for page in 1..=page_count {
+        let number = page.to_string();
+        let prefix = dir.path().join(format!("page-{page}"));
+        let render: [&std::ffi::OsStr; 11] = [
+            "-r".as_ref(),
+            OCR_DPI.as_ref(),
+            "-gray".as_ref(),
+            "-png".as_ref(),
+            "-singlefile".as_ref(),
+            "-f".as_ref(),
+            number.as_ref(),
+            "-l".as_ref(),
+            number.as_ref(),
+            input.path().as_os_str(),
+            prefix.as_os_str(),
+        ];
+        run(&pdftoppm, &render, OCR_PAGE_TIMEOUT).map_err(|e| ocr_error(page, e))?;
+        let image = prefix.with_extension("png");
+        let read: [&std::ffi::OsStr; 2] = [image.as_os_str(), "stdout".as_ref()];
+        let text = run(&tesseract, &read, OCR_PAGE_TIMEOUT).map_err(|e| ocr_error(page, e))?;
+        pages.push(String::from_utf8_lossy(&text).into_owned());
+        let _ = std::fs::remove_file(&image);
+    }
+    if pages.iter().all(|p| p.trim().is_empty()) {
+        return Err(no_text());
+    }
+    assemble(&pages, "tesseract (OCR)")
 }
 
 /// `program` on `PATH`, or where Debian installs it when the process has no `PATH` (a
