@@ -311,17 +311,14 @@ impl DropboxSource {
     /// The bearer token to send; refreshed when close to expiry, or when `stale` (the one
     /// sent was refused).
     async fn bearer(&self, stale: Option<&SecretString>) -> Result<SecretString> {
-        let Auth::Refresh {
-            app_key,
-            app_secret,
-            refresh_token,
-            current,
-        } = &*self.auth
-        else {
-            let Auth::Token(token) = &*self.auth else {
-                unreachable!("two variants")
-            };
-            return Ok(token.clone());
+        let (app_key, app_secret, refresh_token, current) = match &*self.auth {
+            Auth::Token(token) => return Ok(token.clone()),
+            Auth::Refresh {
+                app_key,
+                app_secret,
+                refresh_token,
+                current,
+            } => (app_key, app_secret, refresh_token, current),
         };
         let mut current = current.lock().await;
         if let Some((token, refresh_at)) = &*current {

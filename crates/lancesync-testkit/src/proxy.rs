@@ -151,12 +151,13 @@ async fn forward(State(up): State<Upstream>, request: Request) -> Response {
         Err(_) => return status(StatusCode::BAD_GATEWAY),
     };
     let mut response = Response::builder().status(answer.status().as_u16());
+    // Hop-by-hop headers belong to the upstream connection, not to this answer.
+    let hop_by_hop = [
+        HeaderName::from_static("transfer-encoding"),
+        HeaderName::from_static("connection"),
+    ];
     for (name, value) in answer.headers() {
-        let skip: [HeaderName; 2] = [
-            HeaderName::from_static("transfer-encoding"),
-            HeaderName::from_static("connection"),
-        ];
-        if !skip.contains(name) {
+        if !hop_by_hop.contains(name) {
             response = response.header(name, value);
         }
     }
