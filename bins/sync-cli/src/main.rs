@@ -14,6 +14,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     // Before any thread starts: index builds and compaction otherwise peak far higher.
     lancesync::tune_allocator();
+    // PDFs are parsed in copies of this program, bounded in memory and time; in such a copy
+    // this call serves and exits.
+    lancesync::ingest::enable_pdf_isolation();
     let cli = cli::Cli::parse();
     init_tracing();
     match run(cli) {

@@ -115,6 +115,79 @@ fn sync_search_status_and_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid user id"));
 }
 
+/// PDFs that would crash, stall or exhaust an in-process parser are parsed in sync-cli's
+/// worker processes: each ends as text or as its own failure with a true reason, within
+/// EXTRACT_TIMEOUT, and the rest of the run is indexed as usual.
+#[test]
+fn hostile_pdfs_fail_alone_within_the_time_bound() {
+    use lancesync_testkit::{encrypted_pdf, fan_out_form_pdf, recursive_form_pdf};
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("docs"), 12);
+    let docs = w.join("docs");
+    std::fs::write(
+        docs.join("self-drawing.pdf"),
+        recursive_form_pdf("Weather stations report hourly gusts"),
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("billion-draws.pdf"),
+        fan_out_form_pdf("Never read in time", 10, 10),
+    )
+    .unwrap();
+    std::fs::write(docs.join("locked.pdf"), encrypted_pdf(&["Private"])).unwrap();
+
+    let started = std::time::Instant::now();
+    let out = sync_cli(w, &["sync", "docs", "--json"])
+        .env("EXTRACT_TIMEOUT", "3")
+        .env("EXTRACT_MEMORY_MB", "512")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = json(&out);
+    assert_eq!(reports[0]["created"], 13, "{reports}");
+    assert_eq!(reports[0]["failed"], 2, "{reports}");
+    // The stalled file costs its 3 s budget, not the run.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+
+    let failed = json(&run(w, &["failed", "--json"]));
+    let reason = |name: &str| {
+        failed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["source_uri"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not in {failed}"))["error_message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let stalled = reason("billion-draws.pdf");
+    assert!(
+        stalled.contains("timed out") && stalled.contains("over 3 s"),
+        "{stalled}"
+    );
+    assert!(reason("locked.pdf").contains("encrypted PDF"), "{failed}");
+
+    let hits = json(&run(
+        w,
+        &["search", "hourly gusts", "--json", "--limit", "1"],
+    ));
+    assert!(
+        hits[0]["source_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("self-drawing.pdf"),
+        "{hits}"
+    );
+}
+
 #[test]
 fn configured_sources_and_the_mass_delete_guard() {
     let work = tempfile::tempdir().unwrap();

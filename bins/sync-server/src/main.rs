@@ -43,6 +43,9 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     // Before any thread starts: index builds and compaction otherwise peak far higher.
     lancesync::tune_allocator();
+    // PDFs are parsed in copies of this program, bounded in memory and time; in such a copy
+    // this call serves and exits.
+    lancesync::ingest::enable_pdf_isolation();
     let args = Args::parse();
     let mut opts = LoadOptions::from_process();
     opts.config_file = args.config.clone();

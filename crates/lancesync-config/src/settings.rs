@@ -130,6 +130,10 @@ pub struct SyncSettings {
     pub checksum_enabled: bool,
     /// `OCR_ENABLED`.
     pub ocr_enabled: bool,
+    /// `EXTRACT_TIMEOUT`.
+    pub extract_timeout: Duration,
+    /// `EXTRACT_MEMORY_MB`.
+    pub extract_memory_mb: u64,
     /// `SYNC_ENABLED_BY_DEFAULT`.
     pub enabled_by_default: bool,
     /// `MASS_DELETE_MAX_SHARE`.
@@ -349,6 +353,8 @@ impl<'a> Reader<'a> {
                 max_retries: self.number("MAX_RETRIES"),
                 checksum_enabled: self.bool("CHECKSUM_ENABLED"),
                 ocr_enabled: self.bool("OCR_ENABLED"),
+                extract_timeout: self.seconds("EXTRACT_TIMEOUT"),
+                extract_memory_mb: self.number("EXTRACT_MEMORY_MB"),
                 enabled_by_default: self.bool("SYNC_ENABLED_BY_DEFAULT"),
                 mass_delete_max_share: self.required("MASS_DELETE_MAX_SHARE", parse_fraction),
             },

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lancesync_ingest::{ChunkConfig, Chunker, Embedder, EmbedderIdentity};
+use lancesync_ingest::{ChunkConfig, Chunker, Embedder, EmbedderIdentity, ExtractOptions};
 use lancesync_sources::DocumentSource;
 pub use lancesync_storage::Storage;
 use serde::Serialize;
@@ -92,8 +92,9 @@ pub struct EngineConfig {
     pub retry_backoff: Duration,
     /// `CHECKSUM_ENABLED`.
     pub checksum_enabled: bool,
-    /// `OCR_ENABLED`: read image-only PDF pages with OCR.
-    pub ocr_enabled: bool,
+    /// How far extraction may go for one document: `OCR_ENABLED`, `EXTRACT_TIMEOUT`,
+    /// `EXTRACT_MEMORY_MB`.
+    pub extract: ExtractOptions,
     /// Documents per write batch.
     pub batch_docs: usize,
     /// Chunks per write batch (a batch closes at whichever limit comes first).
@@ -122,7 +123,11 @@ impl EngineConfig {
         c.max_concurrency = settings.sync.max_concurrent_processing as usize;
         c.max_retries = settings.sync.max_retries;
         c.checksum_enabled = settings.sync.checksum_enabled;
-        c.ocr_enabled = settings.sync.ocr_enabled;
+        c.extract = ExtractOptions {
+            ocr: settings.sync.ocr_enabled,
+            timeout: settings.sync.extract_timeout,
+            memory_bytes: settings.sync.extract_memory_mb.saturating_mul(1 << 20),
+        };
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
         c
     }
@@ -146,7 +151,7 @@ impl EngineConfig {
             max_retries: 3,
             retry_backoff: Duration::from_secs(60),
             checksum_enabled: true,
-            ocr_enabled: false,
+            extract: ExtractOptions::default(),
             batch_docs: 256,
             batch_chunks: 8192,
             mass_delete: MassDeleteGuard::default(),

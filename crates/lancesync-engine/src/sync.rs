@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use lancesync_ingest::{Chunker, DocType, Embedder, ExtractOptions, extract_with};
+use lancesync_ingest::{Chunker, DocType, Embedder, extract_with};
 use lancesync_sources::{
     ChangeKind, Changes, DocumentSource, Listing, ListingIssue, SourceEntry, under,
 };
@@ -620,9 +620,7 @@ impl<'a> Run<'a> {
             lancesync_ingest::Error::Unsupported(ext).to_string()
         })?;
         let chunker = self.chunker.clone();
-        let options = ExtractOptions {
-            ocr: self.config.ocr_enabled,
-        };
+        let options = self.config.extract;
         // Extraction and chunking are CPU work: keep them off the async workers.
         let (extracted, chunks) = tokio::task::spawn_blocking(move || {
             let extracted = extract_with(&bytes, doc_type, &options)?;

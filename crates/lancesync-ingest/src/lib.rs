@@ -21,7 +21,10 @@ mod extract;
 
 pub use chunk::{Chunk, ChunkConfig, Chunker};
 pub use embed::{Embedder, EmbedderIdentity, HashingEmbedder, OpenAiConfig, OpenAiEmbedder};
-pub use extract::{DocType, ExtractOptions, Extracted, extract, extract_with};
+pub use extract::{
+    DocType, ExtractOptions, Extracted, PDF_WORKER_VAR, enable_pdf_isolation, extract,
+    extract_with, pdf_isolation_enabled,
+};
 
 /// Errors of this crate. Extraction errors are per-document: the message is what gets recorded
 /// as the document's `error_message`.

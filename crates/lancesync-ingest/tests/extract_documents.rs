@@ -5,7 +5,9 @@
 use lancesync_ingest::{
     ChunkConfig, Chunker, DocType, Error, ExtractOptions, extract, extract_with,
 };
-use lancesync_testkit::{Docx, encrypted_pdf, pdf};
+use lancesync_testkit::{
+    Docx, classic_pdf, classic_pdf_of, damaged_pdfs, encrypted_pdf, pdf, pdf_stream,
+};
 
 #[test]
 fn pdf_text_keeps_page_numbers_through_chunking() {
@@ -209,70 +211,6 @@ fn zip_with(name: &str, body: &str) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
-/// A PDF 1.4 of these objects (object `i + 1` is `objects[i]`; 1 must be the catalog), with
-/// a classic cross-reference table and trailer, as most writers make them;
-/// `(bytes, offset of "xref")`.
-fn classic_pdf_of(objects: &[Vec<u8>]) -> (Vec<u8>, usize) {
-    let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    (out, xref)
-}
-
-fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\nendstream");
-    out
-}
-
-/// Pages of text in Helvetica, one line each.
-fn classic_pdf(pages: &[&str]) -> (Vec<u8>, usize) {
-    let n = pages.len();
-    let mut objects = vec![
-        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {n} >>",
-            (0..n)
-                .map(|i| format!("{} 0 R", 4 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-        .into_bytes(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
-    ];
-    for (i, text) in pages.iter().enumerate() {
-        objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
-            5 + 2 * i
-        ).into_bytes());
-        objects.push(stream(
-            "",
-            format!("BT /F1 20 Tf 60 700 Td ({text}) Tj ET").as_bytes(),
-        ));
-    }
-    classic_pdf_of(&objects)
-}
-
 /// Pages that are only pictures: each a grayscale image (no text layer), as a scanner makes.
 fn image_pdf(images: &[(usize, usize, Vec<u8>)]) -> Vec<u8> {
     let n = images.len();
@@ -292,11 +230,11 @@ fn image_pdf(images: &[(usize, usize, Vec<u8>)]) -> Vec<u8> {
         objects.push(format!(
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /Im1 {image} 0 R >> >> /Contents {content} 0 R >>"
         ).into_bytes());
-        objects.push(stream(
+        objects.push(pdf_stream(
             &format!("/Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray /BitsPerComponent 8"),
             gray,
         ));
-        objects.push(stream("", b"q 595 0 0 842 0 0 cm /Im1 Do Q"));
+        objects.push(pdf_stream("", b"q 595 0 0 842 0 0 cm /Im1 Do Q"));
     }
     classic_pdf_of(&objects).0
 }
@@ -349,7 +287,15 @@ fn scanned_pages_are_read_with_ocr_when_it_is_on() {
         plain.contains("image-only (no text layer) in 2 page(s)"),
         "{plain}"
     );
-    let read = extract_with(&scanned, DocType::Pdf, &ExtractOptions { ocr: true }).unwrap();
+    let read = extract_with(
+        &scanned,
+        DocType::Pdf,
+        &ExtractOptions {
+            ocr: true,
+            ..ExtractOptions::default()
+        },
+    )
+    .unwrap();
     let lower = read.text.to_lowercase();
     assert!(
         lower.contains("lighthouse") && lower.contains("ship"),
@@ -379,35 +325,11 @@ fn scanned_pages_are_read_with_ocr_when_it_is_on() {
 /// scripts/env.sh installs).
 #[test]
 fn damaged_pdfs_are_repaired_and_failures_say_why() {
-    let (good, xref) = classic_pdf(&[
+    let pages = [
         "The lighthouse keeper logs every passing ship.",
         "A second page about tides.",
-    ]);
-    let text = String::from_utf8_lossy(&good).to_string();
-    let startxref = good.windows(9).rposition(|w| w == b"startxref").unwrap();
-    let trailer = good.windows(7).rposition(|w| w == b"trailer").unwrap();
-
-    // `startxref` points past the end of the file.
-    let mut wrong_startxref = good[..startxref].to_vec();
-    wrong_startxref.extend_from_slice(b"startxref\n999999\n%%EOF\n");
-    // Every object offset in the table is wrong.
-    let mut wrong_offsets = good[..xref].to_vec();
-    for line in text[xref..].lines() {
-        if line.len() == 18 && line.ends_with(" n") {
-            wrong_offsets.extend_from_slice(b"0000000003 00000 n \n");
-        } else {
-            wrong_offsets.extend_from_slice(format!("{line}\n").as_bytes());
-        }
-    }
-    // The table itself garbled; the trailer kept.
-    let mut garbled_table = good[..xref].to_vec();
-    garbled_table.extend_from_slice(b"xref\n0 8\n#!garbled#!garbled#!\n@@@@@@@@@@@@@@@@@@\n");
-    garbled_table.extend_from_slice(&good[trailer..]);
-    // An incremental update whose trailer is broken (points at a table that is not there).
-    let mut broken_update = good.clone();
-    broken_update.extend_from_slice(
-        b"9 0 obj\n<< /Producer (an editor) >>\nendobj\nxref\n0 1\nnot a table\ntrailer\n<< /Size 10 /Root 1 0 R /Prev 77777 /Info 9 0 R\nstartxref\n31337\n%%EOF\n",
-    );
+    ];
+    let (good, _) = classic_pdf(&pages);
 
     assert_eq!(
         extract(&good, DocType::Pdf)
@@ -418,12 +340,7 @@ fn damaged_pdfs_are_repaired_and_failures_say_why() {
         Some("pdf-extract")
     );
     let mut repaired = Vec::new();
-    for (name, bytes) in [
-        ("wrong startxref", wrong_startxref),
-        ("wrong object offsets", wrong_offsets),
-        ("garbled table", garbled_table),
-        ("broken incremental update", broken_update),
-    ] {
+    for (name, bytes) in damaged_pdfs(&pages) {
         let out = extract(&bytes, DocType::Pdf).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             out.text.contains("lighthouse keeper"),

@@ -20,7 +20,10 @@ pub mod s3;
 pub use docx::Docx;
 pub use dropbox::DropboxServer;
 pub use openai::{EmbeddingServer, Fault};
-pub use pdf::{encrypted_pdf, pdf};
+pub use pdf::{
+    classic_pdf, classic_pdf_of, damaged_pdfs, encrypted_pdf, fan_out_form_pdf, flate_bomb_pdf,
+    owner_password_pdf, pdf, pdf_stream, recursive_form_pdf,
+};
 pub use proxy::{HttpProxy, InjectedFault, ProxiedRequest};
 pub use s3::{Relay, S3Server};
 

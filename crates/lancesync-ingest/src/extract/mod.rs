@@ -3,11 +3,15 @@
 mod docx;
 mod html;
 mod pdf;
+mod pdf_worker;
 mod text;
+
+pub use pdf_worker::{WORKER_VAR as PDF_WORKER_VAR, enable_pdf_isolation, pdf_isolation_enabled};
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -120,12 +124,29 @@ pub fn extract(bytes: &[u8], doc_type: DocType) -> Result<Extracted> {
     extract_with(bytes, doc_type, &ExtractOptions::default())
 }
 
-/// How extraction may go beyond a document's own text.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How extraction may go beyond a document's own text, and how far it may go for one
+/// document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExtractOptions {
     /// Read image-only PDF pages with OCR (tesseract on pages rendered by poppler's
     /// pdftoppm), when both are installed (`OCR_ENABLED`).
     pub ocr: bool,
+    /// How long parsing and repairing one PDF may take in all; OCR gets as long per page
+    /// (`EXTRACT_TIMEOUT`). A parser still at work then is stopped: in a worker process
+    /// (see [`enable_pdf_isolation`]) or a poppler helper, it is killed.
+    pub timeout: Duration,
+    /// The address space a PDF parser or helper process may use (`EXTRACT_MEMORY_MB`).
+    pub memory_bytes: u64,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        Self {
+            ocr: false,
+            timeout: Duration::from_secs(60),
+            memory_bytes: 1 << 30,
+        }
+    }
 }
 
 /// [`extract`] with options.

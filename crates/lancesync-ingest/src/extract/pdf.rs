@@ -4,62 +4,76 @@
 //! document's metadata (`extracted_by`), and a failure says which of these it is: encrypted,
 //! image-only (no text layer), timed out, or damaged beyond repair. With OCR on, image-only
 //! pages are rendered by poppler's `pdftoppm` and read by `tesseract`, page by page.
+//!
+//! Every step is bounded: a document has one time budget (`EXTRACT_TIMEOUT`) for parsing and
+//! repair, OCR has it per page, and each step runs under an address-space limit
+//! (`EXTRACT_MEMORY_MB`): the helpers always, pdf-extract when the program enabled
+//! [`pdf_worker::enable_pdf_isolation`].
 
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::pdf_worker::{self, NoAnswer, Parsed};
 use super::{DocType, ExtractOptions, Extracted, failed};
 use crate::{Error, Result};
 
-/// How long `pdftotext` may take for one document.
-const REPAIR_TIMEOUT: Duration = Duration::from_secs(60);
-/// The address space a helper (`pdftotext`, `pdftoppm`, `tesseract`) may use (through
-/// util-linux's `prlimit` when present).
-const REPAIR_MEMORY_BYTES: u64 = 1 << 30;
 /// How long rendering and reading one page with OCR may take.
 const OCR_PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Rendering resolution for OCR.
 const OCR_DPI: &str = "200";
 
-/// Why the in-process parser gave up.
-enum Unread {
-    Encrypted,
-    Damaged(String),
-}
-
 pub(super) fn extract(bytes: &[u8], options: &ExtractOptions) -> Result<Extracted> {
     if !bytes.starts_with(b"%PDF-") {
         return Err(failed(DocType::Pdf, "not a PDF file (no %PDF- header)"));
     }
-    match parse(bytes) {
+    // One budget for the whole document: the parser, then poppler's repair if needed.
+    let deadline = Instant::now() + options.timeout;
+    let timed_out = |what: &str| {
+        failed(
+            DocType::Pdf,
+            format!(
+                "timed out: {what} took over {} s (EXTRACT_TIMEOUT)",
+                options.timeout.as_secs_f64()
+            ),
+        )
+    };
+    let parsed = match pdf_worker::parse(bytes, options.timeout, options.memory_bytes) {
+        Some(Ok(parsed)) => parsed,
+        Some(Err(NoAnswer::TimedOut)) => return Err(timed_out("parsing it")),
+        Some(Err(NoAnswer::Crashed(why))) => Parsed::Damaged(why),
+        Some(Err(NoAnswer::Unavailable(why))) => {
+            tracing::warn!(reason = %why, "parsing a PDF in process");
+            parse_in_process(bytes)
+        }
+        None => parse_in_process(bytes),
+    };
+    let pdftotext = |bytes: &[u8]| pdftotext(bytes, deadline, options.memory_bytes);
+    match parsed {
         // No text from pdf-extract: poppler reads some fonts it cannot; if it finds none
         // either, the pages are images.
-        Ok(pages) if pages.iter().all(|p| p.trim().is_empty()) => match pdftotext(bytes) {
-            Ok(found) if found.iter().any(|p| !p.trim().is_empty()) => {
-                assemble(&found, "pdftotext")
+        Parsed::Pages(pages) if pages.iter().all(|p| p.trim().is_empty()) => {
+            match pdftotext(bytes) {
+                Ok(found) if found.iter().any(|p| !p.trim().is_empty()) => {
+                    assemble(&found, "pdftotext")
+                }
+                _ if options.ocr => ocr(bytes, pages.len(), options.memory_bytes),
+                _ => assemble(&pages, "pdf-extract"),
             }
-            _ if options.ocr => ocr(bytes, pages.len()),
-            _ => assemble(&pages, "pdf-extract"),
-        },
-        Ok(pages) => assemble(&pages, "pdf-extract"),
+        }
+        Parsed::Pages(pages) => assemble(&pages, "pdf-extract"),
         // Only a password opens it; poppler could still read one that has only an owner
         // password (permissions), so it is asked before giving up.
-        Err(Unread::Encrypted) => match pdftotext(bytes) {
+        Parsed::Encrypted => match pdftotext(bytes) {
             Ok(pages) => assemble(&pages, "pdftotext"),
+            Err(Repair::TimedOut) => Err(timed_out("reading it")),
             Err(_) => Err(Error::Encrypted),
         },
-        Err(Unread::Damaged(reason)) => match pdftotext(bytes) {
+        Parsed::Damaged(reason) => match pdftotext(bytes) {
             Ok(pages) => assemble(&pages, "pdftotext (repaired)"),
             Err(Repair::Encrypted) => Err(Error::Encrypted),
-            Err(Repair::TimedOut) => Err(failed(
-                DocType::Pdf,
-                format!(
-                    "timed out: repairing it took over {} s ({reason})",
-                    REPAIR_TIMEOUT.as_secs()
-                ),
-            )),
+            Err(Repair::TimedOut) => Err(timed_out(&format!("repairing it ({reason})"))),
             Err(Repair::Missing) => Err(failed(
                 DocType::Pdf,
                 format!(
@@ -75,26 +89,25 @@ pub(super) fn extract(bytes: &[u8], options: &ExtractOptions) -> Result<Extracte
 }
 
 /// Pages by pdf-extract, which panics on some malformed files: that is one document's
-/// failure, never a crash of the run.
-fn parse(bytes: &[u8]) -> std::result::Result<Vec<String>, Unread> {
+/// failure, never a crash of the run. In a worker process (see [`pdf_worker`]) memory, stack
+/// and time are bounded too.
+pub(super) fn parse_in_process(bytes: &[u8]) -> Parsed {
     match catch_unwind(AssertUnwindSafe(|| {
         pdf_extract::extract_text_from_mem_by_pages(bytes)
     })) {
-        Ok(Ok(pages)) if !pages.is_empty() => Ok(pages),
-        Ok(Ok(_)) => Err(Unread::Damaged("no readable pages".into())),
+        Ok(Ok(pages)) if !pages.is_empty() => Parsed::Pages(pages),
+        Ok(Ok(_)) => Parsed::Damaged("no readable pages".into()),
         Ok(Err(e)) => {
             let reason = e.to_string();
             let lower = reason.to_ascii_lowercase();
             if lower.contains("decrypt") || lower.contains("encrypt") || lower.contains("password")
             {
-                Err(Unread::Encrypted)
+                Parsed::Encrypted
             } else {
-                Err(Unread::Damaged(reason))
+                Parsed::Damaged(reason)
             }
         }
-        Err(_) => Err(Unread::Damaged(
-            "the parser could not read its structure".into(),
-        )),
+        Err(_) => Parsed::Damaged("the parser could not read its structure".into()),
     }
 }
 
@@ -142,23 +155,28 @@ fn temp_pdf(bytes: &[u8]) -> std::result::Result<tempfile::NamedTempFile, Repair
     Ok(input)
 }
 
-/// Run a helper without a shell, with a time limit and (via `prlimit`, when installed) a
-/// memory limit; its standard output on success.
+/// A command for `program` (no shell) whose address space is limited to `memory_bytes`, through
+/// util-linux's `prlimit` when it is installed.
+pub(super) fn limited_command(program: &std::path::Path, memory_bytes: u64) -> Command {
+    match on_path("prlimit") {
+        Some(prlimit) => {
+            let mut c = Command::new(prlimit);
+            c.arg(format!("--as={memory_bytes}")).arg("--").arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Run a helper without a shell, with a time limit and a memory limit; its standard output
+/// on success.
 fn run(
     program: &std::path::Path,
     args: &[&std::ffi::OsStr],
     timeout: Duration,
+    memory_bytes: u64,
 ) -> std::result::Result<Vec<u8>, Repair> {
-    let mut command = match on_path("prlimit") {
-        Some(prlimit) => {
-            let mut c = Command::new(prlimit);
-            c.arg(format!("--as={REPAIR_MEMORY_BYTES}"))
-                .arg("--")
-                .arg(program);
-            c
-        }
-        None => Command::new(program),
-    };
+    let mut command = limited_command(program, memory_bytes);
     command
         .args(args)
         .stdin(Stdio::null())
@@ -212,11 +230,19 @@ fn run(
     })
 }
 
-/// The pages `pdftotext` reads from `bytes`.
-fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
+/// The pages `pdftotext` reads from `bytes` by `deadline`.
+fn pdftotext(
+    bytes: &[u8],
+    deadline: Instant,
+    memory_bytes: u64,
+) -> std::result::Result<Vec<String>, Repair> {
     let Some(program) = on_path("pdftotext") else {
         return Err(Repair::Missing);
     };
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    if timeout.is_zero() {
+        return Err(Repair::TimedOut);
+    }
     let input = temp_pdf(bytes)?;
     let args: [&std::ffi::OsStr; 6] = [
         "-enc".as_ref(),
@@ -226,7 +252,7 @@ fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
         input.path().as_os_str(),
         "-".as_ref(),
     ];
-    let text = run(&program, &args, REPAIR_TIMEOUT)?;
+    let text = run(&program, &args, timeout, memory_bytes)?;
     let text = String::from_utf8_lossy(&text);
     // Pages end with a form feed.
     let mut pages: Vec<String> = text.split('\u{c}').map(str::to_string).collect();
@@ -241,7 +267,7 @@ fn pdftotext(bytes: &[u8]) -> std::result::Result<Vec<String>, Repair> {
 
 /// Image-only pages read with OCR: each page rendered by `pdftoppm` and read by `tesseract`,
 /// each step bounded in time; page numbers kept.
-fn ocr(bytes: &[u8], page_count: usize) -> Result<Extracted> {
+fn ocr(bytes: &[u8], page_count: usize, memory_bytes: u64) -> Result<Extracted> {
     let no_text = || {
         failed(
             DocType::Pdf,
@@ -288,10 +314,11 @@ fn ocr(bytes: &[u8], page_count: usize) -> Result<Extracted> {
             input.path().as_os_str(),
             prefix.as_os_str(),
         ];
-        run(&pdftoppm, &render, OCR_PAGE_TIMEOUT).map_err(|e| ocr_error(page, e))?;
+        run(&pdftoppm, &render, OCR_PAGE_TIMEOUT, memory_bytes).map_err(|e| ocr_error(page, e))?;
         let image = prefix.with_extension("png");
         let read: [&std::ffi::OsStr; 2] = [image.as_os_str(), "stdout".as_ref()];
-        let text = run(&tesseract, &read, OCR_PAGE_TIMEOUT).map_err(|e| ocr_error(page, e))?;
+        let text = run(&tesseract, &read, OCR_PAGE_TIMEOUT, memory_bytes)
+            .map_err(|e| ocr_error(page, e))?;
         pages.push(String::from_utf8_lossy(&text).into_owned());
         let _ = std::fs::remove_file(&image);
     }
