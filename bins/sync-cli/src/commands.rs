@@ -511,14 +511,17 @@ async fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<ExitCode> {
 async fn status(ctx: &Ctx, user: &UserArgs) -> anyhow::Result<ExitCode> {
     let status = ctx.engine.status(&user.user).await?;
     let runs = ctx.engine.last_runs(&user.user).await?;
-    let json = serde_json::json!({ "status": status, "last_runs": runs });
+    let active = ctx.engine.embedder();
+    let json =
+        serde_json::json!({ "status": status, "last_runs": runs, "active_embedder": active });
     print(user, &json, || {
         let mut out = format!(
             "user {}: {} documents, {} chunks, {} failed ({} will be retried)",
             status.user_id, status.documents, status.chunks, status.failed, status.pending_retry
         );
+        out.push_str(&format!("\n  active embedder: {active}"));
         if let Some(e) = &status.embedder {
-            out.push_str(&format!("\n  embedder: {e}"));
+            out.push_str(&format!("\n  tables built with: {e}"));
         }
         out.push_str(&format!(
             "\n  table versions: documents {}, chunks {}",

@@ -107,6 +107,7 @@ async fn serve(config: Config, opts: LoadOptions, args: Args) -> anyhow::Result<
     for note in config.notes() {
         tracing::info!("{note}");
     }
+    tracing::info!(embedder = %engine.embedder(), "embedder ready");
     check_s3(engine.storage()).await?;
     // Without any token the API would be open to the network: listen on loopback only.
     let host = if settings.api.auth_configured() {

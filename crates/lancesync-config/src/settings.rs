@@ -143,7 +143,11 @@ pub struct SyncSettings {
 /// Which embedder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbeddingProvider {
-    /// The built-in offline embedder.
+    /// The local model when its folder holds one, else the built-in embedder.
+    Auto,
+    /// The local sentence-embedding model, required.
+    Local,
+    /// The built-in offline embedder (feature hashing).
     Builtin,
     /// An OpenAI-compatible server.
     OpenAi,
@@ -153,12 +157,18 @@ impl FromStr for EmbeddingProvider {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(EmbeddingProvider::Auto),
+            "local" => Ok(EmbeddingProvider::Local),
             "builtin" => Ok(EmbeddingProvider::Builtin),
             "openai" => Ok(EmbeddingProvider::OpenAi),
             _ => Err(()),
         }
     }
 }
+
+/// Where the local model lives unless `EMBEDDING_MODEL_PATH` says: under the XDG data folder,
+/// as scripts/env.sh installs it.
+const DEFAULT_MODEL_FOLDER: &str = "lancesync/models/all-MiniLM-L6-v2";
 
 /// Chunking and embedding.
 #[derive(Debug, Clone)]
@@ -169,11 +179,15 @@ pub struct EmbeddingSettings {
     pub chunk_overlap: u64,
     /// `EMBEDDING_PROVIDER`.
     pub provider: EmbeddingProvider,
+    /// `EMBEDDING_MODEL_PATH`, absolute (resolved: the XDG data folder's copy unless set;
+    /// `None` without `HOME` or `XDG_DATA_HOME`).
+    pub model_path: Option<PathBuf>,
     /// `EMBEDDING_BASE_URL`.
     pub base_url: Url,
     /// `EMBEDDING_MODEL`.
     pub model: String,
-    /// `EMBEDDING_DIMENSION` (resolved: 384 builtin, 1536 openai unless set).
+    /// `EMBEDDING_DIMENSION` (resolved: 384 builtin, 1536 openai unless set; the local model
+    /// uses its own).
     pub dimension: u64,
     /// `EMBEDDING_API_KEY`.
     pub api_key: Option<SecretString>,
@@ -361,13 +375,16 @@ impl<'a> Reader<'a> {
             embedding: {
                 let provider = self.choice("EMBEDDING_PROVIDER");
                 let default_dimension = match provider {
-                    EmbeddingProvider::Builtin => 384,
+                    EmbeddingProvider::Auto
+                    | EmbeddingProvider::Local
+                    | EmbeddingProvider::Builtin => 384,
                     EmbeddingProvider::OpenAi => 1536,
                 };
                 EmbeddingSettings {
                     chunk_characters: self.number("CHUNK_CHARACTERS"),
                     chunk_overlap: self.number("CHUNK_OVERLAP"),
                     provider,
+                    model_path: self.model_path(),
                     base_url: self.url("EMBEDDING_BASE_URL").expect("has a default"),
                     model: self.text("EMBEDDING_MODEL"),
                     dimension: self
@@ -511,6 +528,27 @@ impl<'a> Reader<'a> {
             }
         })
         .flatten()
+    }
+
+    /// `EMBEDDING_MODEL_PATH`, or the default folder under `$XDG_DATA_HOME` or
+    /// `~/.local/share`.
+    fn model_path(&self) -> Option<PathBuf> {
+        if let Some(set) = self.get("EMBEDDING_MODEL_PATH", |s| {
+            self.layers.expand_path(s, self.working_dir)
+        }) {
+            return Some(set);
+        }
+        let env = &self.layers.env_view;
+        let data = env
+            .get("XDG_DATA_HOME")
+            .filter(|d| Path::new(d).is_absolute())
+            .map(PathBuf::from)
+            .or_else(|| {
+                env.get("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(|h| Path::new(h).join(".local/share"))
+            })?;
+        Some(data.join(DEFAULT_MODEL_FOLDER))
     }
 
     /// A local path (expanded and made absolute) or a URI (only `${VAR}` expands).

@@ -2,7 +2,7 @@
 //! Run: cargo test -p lancesync-config --test loading
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lancesync_config::{
@@ -199,6 +199,67 @@ fn paths_expand_tilde_and_variables() {
     assert!(
         text.contains("SYNC_STATE_DIR=${NOPE}/state") && text.contains("${NOPE} is not set"),
         "{text}"
+    );
+}
+
+#[test]
+fn the_embedding_model_folder_and_provider() {
+    use lancesync_config::EmbeddingProvider;
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = |env: &[(&str, &str)]| {
+        Config::load(&opts(dir.path(), env))
+            .unwrap()
+            .settings()
+            .embedding
+            .model_path
+            .clone()
+    };
+    let default = "lancesync/models/all-MiniLM-L6-v2";
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Env, Option<String>); 5] = [
+        (
+            &[("HOME", "/home/ada")],
+            Some(format!("/home/ada/.local/share/{default}")),
+        ),
+        (
+            &[("HOME", "/home/ada"), ("XDG_DATA_HOME", "/data")],
+            Some(format!("/data/{default}")),
+        ),
+        // A relative XDG_DATA_HOME is invalid by the XDG rules and ignored.
+        (
+            &[("HOME", "/home/ada"), ("XDG_DATA_HOME", "data")],
+            Some(format!("/home/ada/.local/share/{default}")),
+        ),
+        (
+            &[
+                ("HOME", "/home/ada"),
+                ("EMBEDDING_MODEL_PATH", "~/models/minilm"),
+            ],
+            Some("/home/ada/models/minilm".to_string()),
+        ),
+        (&[], None),
+    ];
+    for (env, want) in cases {
+        assert_eq!(model_path(env), want.map(PathBuf::from), "{env:?}");
+    }
+    let provider = |value: &str| {
+        Config::load(&opts(dir.path(), &[("EMBEDDING_PROVIDER", value)]))
+            .unwrap()
+            .settings()
+            .embedding
+            .provider
+    };
+    assert_eq!(provider("auto"), EmbeddingProvider::Auto);
+    assert_eq!(provider("LOCAL"), EmbeddingProvider::Local);
+    assert_eq!(provider("builtin"), EmbeddingProvider::Builtin);
+    let defaults = Config::load(&opts(dir.path(), &[])).unwrap();
+    assert_eq!(
+        defaults.settings().embedding.provider,
+        EmbeddingProvider::Auto
+    );
+    assert!(
+        problem_text(&opts(dir.path(), &[("EMBEDDING_PROVIDER", "bert")]))
+            .contains("EMBEDDING_PROVIDER=bert")
     );
 }
 

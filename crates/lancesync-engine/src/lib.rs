@@ -159,14 +159,39 @@ impl EngineConfig {
     }
 }
 
-/// The embedder lancesync's settings choose.
+/// The embedder lancesync's settings choose. `auto` takes the local model when
+/// `EMBEDDING_MODEL_PATH` holds one (loading it reads its weights, about 90 MB), else the
+/// built-in embedder; `local` insists on the model.
 pub fn embedder_from_settings(settings: &lancesync_config::Settings) -> Result<Arc<dyn Embedder>> {
+    use lancesync_config::EmbeddingProvider;
     let e = &settings.embedding;
+    let hashing = || Arc::new(lancesync_ingest::HashingEmbedder::new(e.dimension as usize));
+    let model_folder = e
+        .model_path
+        .as_deref()
+        .filter(|p| lancesync_ingest::LocalEmbedder::is_model_folder(p));
     Ok(match e.provider {
-        lancesync_config::EmbeddingProvider::Builtin => {
-            Arc::new(lancesync_ingest::HashingEmbedder::new(e.dimension as usize))
+        EmbeddingProvider::Auto => match model_folder {
+            Some(folder) => Arc::new(lancesync_ingest::LocalEmbedder::load(folder)?),
+            None => {
+                tracing::info!(
+                    model_path = ?e.model_path,
+                    "no local embedding model: using the built-in (feature-hashing) embedder"
+                );
+                hashing()
+            }
+        },
+        EmbeddingProvider::Local => {
+            let folder = e.model_path.as_deref().ok_or_else(|| {
+                lancesync_ingest::Error::Embed(
+                    "EMBEDDING_PROVIDER=local needs EMBEDDING_MODEL_PATH (or HOME, for the default folder)"
+                        .into(),
+                )
+            })?;
+            Arc::new(lancesync_ingest::LocalEmbedder::load(folder)?)
         }
-        lancesync_config::EmbeddingProvider::OpenAi => {
+        EmbeddingProvider::Builtin => hashing(),
+        EmbeddingProvider::OpenAi => {
             let mut c = lancesync_ingest::OpenAiConfig::new(
                 e.base_url.clone(),
                 e.model.clone(),

@@ -20,7 +20,10 @@ mod embed;
 mod extract;
 
 pub use chunk::{Chunk, ChunkConfig, Chunker};
-pub use embed::{Embedder, EmbedderIdentity, HashingEmbedder, OpenAiConfig, OpenAiEmbedder};
+pub use embed::{
+    Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, MODEL_FILES, OpenAiConfig,
+    OpenAiEmbedder,
+};
 pub use extract::{
     DocType, ExtractOptions, Extracted, PDF_WORKER_VAR, enable_pdf_isolation, extract,
     extract_with, pdf_isolation_enabled,

@@ -3,8 +3,9 @@
 //! It is *feature hashing*, not a neural model: each lowercase word and each pair of adjacent
 //! words is hashed (BLAKE3) to one of `dimension` buckets with a sign, and the vector is
 //! L2-normalised. Texts that share words get similar vectors, so vector search behaves like a
-//! smoothed keyword search: good for tests, demos and offline use; for meaning-level search
-//! use an [`OpenAiEmbedder`](super::OpenAiEmbedder) against a real model.
+//! smoothed keyword search: good for tests and as the fallback when no model is installed; for
+//! meaning-level search use the [`LocalEmbedder`](super::LocalEmbedder) (offline, in process)
+//! or an [`OpenAiEmbedder`](super::OpenAiEmbedder) against a model server.
 
 use async_trait::async_trait;
 

@@ -1,6 +1,7 @@
 //! Embedders: text in, vectors out.
 
 mod builtin;
+mod local;
 mod openai;
 
 use std::fmt;
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use builtin::HashingEmbedder;
+pub use local::{LocalEmbedder, MODEL_FILES};
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
 
 use crate::Result;

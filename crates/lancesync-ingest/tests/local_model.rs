@@ -1,0 +1,112 @@
+//! The local embedding model against its reference implementation: all-MiniLM-L6-v2 (the
+//! model folder scripts/env.sh installs from PyPI) must give the vectors sentence-transformers
+//! gives, committed in tests/fixtures/minilm-reference.json, and must rank by meaning.
+//! Run: cargo test --workspace --test local_model
+
+use std::path::PathBuf;
+
+use lancesync_ingest::{Embedder, LocalEmbedder};
+use serde_json::Value;
+
+/// The installed model: `EMBEDDING_MODEL_PATH`, else where scripts/env.sh puts it.
+fn model_folder() -> PathBuf {
+    let folder = std::env::var_os("EMBEDDING_MODEL_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".local/share/lancesync/models/all-MiniLM-L6-v2")
+        });
+    assert!(
+        LocalEmbedder::is_model_folder(&folder),
+        "no model in {}: run `source scripts/env.sh && lancesync_model_setup`",
+        folder.display()
+    );
+    folder
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vectors_match_sentence_transformers() {
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/minilm-reference.json"))
+        .expect("the fixture is JSON");
+    let sentences: Vec<String> = fixture["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let reference: Vec<Vec<f32>> = fixture["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+
+    let model = LocalEmbedder::load(&model_folder()).expect("the model loads");
+    let identity = model.identity();
+    assert_eq!(identity.name, "local");
+    assert!(
+        identity.model.starts_with("all-MiniLM-L6-v2@"),
+        "{identity}"
+    );
+    assert_eq!(identity.dimension, 384);
+
+    let vectors = model.embed(&sentences).await.unwrap();
+    assert_eq!(vectors.len(), sentences.len());
+    for ((sentence, got), want) in sentences.iter().zip(&vectors).zip(&reference) {
+        assert_eq!(got.len(), 384);
+        let similarity = cosine(got, want);
+        assert!(
+            similarity >= 0.999,
+            "{similarity} for {:?}",
+            &sentence[..sentence.len().min(40)]
+        );
+        let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "normalised: {norm}");
+    }
+    // Batching pads texts to the longest: one text alone gives the same vector.
+    let alone = model.embed(&sentences[..1]).await.unwrap();
+    assert!(cosine(&alone[0], &vectors[0]) > 0.9999);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paraphrase_is_nearer_than_a_text_sharing_its_words() {
+    let model = LocalEmbedder::load(&model_folder()).unwrap();
+    let texts = [
+        "How often should I water my tomato plants?",
+        "Irrigation schedule for vegetable gardens in summer",
+        "My plants need watering; how often should I?",
+    ]
+    .map(String::from);
+    let v = model.embed(&texts).await.unwrap();
+    // The second shares no word with the query but means nearly the same; the third is a
+    // paraphrase too. Both are far nearer than chance.
+    assert!(cosine(&v[0], &v[1]) > 0.4, "{}", cosine(&v[0], &v[1]));
+    let unrelated = model
+        .embed(&["The quarterly tax filing deadline moved to Friday".to_string()])
+        .await
+        .unwrap();
+    assert!(
+        cosine(&v[0], &v[1]) > cosine(&v[0], &unrelated[0]) + 0.3,
+        "meaning beats chance"
+    );
+}
+
+#[test]
+fn a_folder_without_a_model_is_a_clear_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = LocalEmbedder::load(empty.path()).unwrap_err().to_string();
+    assert!(err.contains("config.json is missing"), "{err}");
+    assert!(err.contains("lancesync_model_setup"), "{err}");
+}
