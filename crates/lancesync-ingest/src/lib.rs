@@ -21,12 +21,11 @@ mod extract;
 
 pub use chunk::{Chunk, ChunkConfig, Chunker};
 pub use embed::{
-    Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, MODEL_FILES, OpenAiConfig,
-    OpenAiEmbedder,
+    Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, OpenAiConfig, OpenAiEmbedder,
 };
 pub use extract::{
-    DocType, ExtractOptions, Extracted, PDF_WORKER_VAR, enable_pdf_isolation, extract,
-    extract_with, pdf_isolation_enabled,
+    DocType, ExtractOptions, Extracted, enable_pdf_isolation, extract, extract_with,
+    pdf_isolation_enabled,
 };
 
 /// Errors of this crate. Extraction errors are per-document: the message is what gets recorded

@@ -23,7 +23,7 @@ use crate::{Error, Result};
 const BATCH: usize = 32;
 
 /// The files of a model folder that must be there.
-pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 /// A sentence-transformers model loaded from a folder. Cheap to clone.
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use builtin::HashingEmbedder;
-pub use local::{LocalEmbedder, MODEL_FILES};
+pub use local::LocalEmbedder;
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
 
 use crate::Result;

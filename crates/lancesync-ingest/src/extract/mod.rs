@@ -6,7 +6,7 @@ mod pdf;
 mod pdf_worker;
 mod text;
 
-pub use pdf_worker::{WORKER_VAR as PDF_WORKER_VAR, enable_pdf_isolation, pdf_isolation_enabled};
+pub use pdf_worker::{enable_pdf_isolation, pdf_isolation_enabled};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -7,7 +7,7 @@
 //! until the document's deadline, and a worker that crashed or ran late is killed and
 //! replaced.
 //!
-//! Workers are copies of the running executable, started with [`WORKER_VAR`] set; a program
+//! Workers are copies of the running executable, started with `LANCESYNC_PDF_WORKER` set; a program
 //! opts in by calling [`enable_pdf_isolation`] first thing in `main` (`sync-cli` and
 //! `sync-server` do). They stay alive between documents and are reused, one per concurrent
 //! caller, so a sync of many PDFs starts few processes.
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::pdf::limited_command;
 
 /// Set in a worker's environment; its presence makes [`enable_pdf_isolation`] serve.
-pub const WORKER_VAR: &str = "LANCESYNC_PDF_WORKER";
+pub(super) const WORKER_VAR: &str = "LANCESYNC_PDF_WORKER";
 /// Starts every answer, so that anything else on a worker's standard output is noticed.
 const MAGIC: &[u8; 8] = b"LSPDFv1\n";
 /// Documents one worker parses before it is replaced: glibc keeps what a large file made the
@@ -65,7 +65,7 @@ static POOL: OnceLock<Pool> = OnceLock::new();
 
 /// Parse PDFs in worker processes from now on; when this process *is* such a worker, serve
 /// and exit instead. Call it first thing in `main`, before threads start: a worker is a copy
-/// of this executable started with [`WORKER_VAR`] set, so `main` must reach this call before
+/// of this executable started with `LANCESYNC_PDF_WORKER` set, so `main` must reach this call before
 /// it parses arguments or does anything else.
 ///
 /// Without it, PDFs are parsed in process, where only panics are contained: memory and time
