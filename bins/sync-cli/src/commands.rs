@@ -718,6 +718,38 @@ fn describe(spec: &SourceSpec) -> String {
                 get("path")
             }
         ),
+        "google_drive" | "notion" => {
+            let ids = |key: &str| {
+                spec.config
+                    .get(key)
+                    .and_then(|v| v.as_array())
+                    .map(|ids| ids.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            let (first, second, scheme) = if spec.source_type == "notion" {
+                (
+                    ("pages", ids("page_ids")),
+                    ("databases", ids("database_ids")),
+                    "notion",
+                )
+            } else {
+                (
+                    ("folders", ids("folder_ids")),
+                    ("drives", ids("drive_ids")),
+                    "gdrive",
+                )
+            };
+            let parts: Vec<String> = [first, second]
+                .into_iter()
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(what, ids)| format!("{what} {}", ids.join(", ")))
+                .collect();
+            if parts.is_empty() {
+                format!("{scheme}: everything shared with the integration")
+            } else {
+                format!("{scheme}: {}", parts.join("; "))
+            }
+        }
         _ => spec
             .config
             .get("watch_paths")

@@ -1,16 +1,18 @@
-//! The real `sync-cli` binary with remote sources: a Dropbox folder (the testkit's stand-in)
-//! and an S3 bucket (moto), added with `sources add --type`, synced, searched, listed without
-//! their credentials, and synced again through the stored cursor.
+//! The real `sync-cli` binary with remote sources: a Dropbox folder, a Google Drive folder and
+//! a Notion database (the testkit's stand-ins) and an S3 bucket (moto), added with
+//! `sources add --type`, synced, searched, listed without their credentials, and synced again
+//! through the stored cursor.
 //! Run: cargo test --workspace --test remote_cli
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use lancesync_testkit::s3::{ACCESS_KEY, SECRET_KEY};
-use lancesync_testkit::{DropboxServer, S3Server};
+use lancesync_testkit::{DriveServer, DropboxServer, NotionBlock, NotionServer, S3Server};
 use serde_json::Value;
 
 const TOKEN: &str = "sl.cli-token-never-shown";
+const NOTION_TOKEN: &str = "ntn_cli-token-never-shown";
 
 fn sync_cli(work: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sync-cli"))
@@ -23,6 +25,12 @@ fn sync_cli(work: &Path, args: &[&str]) -> Output {
         .env("DROPBOX_TOKEN", TOKEN)
         .env("S3_SOURCE_KEY", ACCESS_KEY)
         .env("S3_SOURCE_SECRET", SECRET_KEY)
+        .env("NOTION_TOKEN", NOTION_TOKEN)
+        // The key's own token_uri is not used: the source's token_url is.
+        .env(
+            "GDRIVE_KEY",
+            lancesync_testkit::test_service_account_key("https://oauth2.googleapis.com/token"),
+        )
         .output()
         .expect("sync-cli runs")
 }
@@ -189,5 +197,153 @@ async fn dropbox_and_s3_sources_through_the_cli() {
     assert_eq!(dropbox.total_requests(), 1, "{:?}", dropbox.counts());
     dropbox.delete("/Recipes/soup.txt");
     let third = json(&run(w, &["sync", "--json"]).await);
+    assert_eq!(third[0]["deleted"], 1, "{third}");
+}
+
+fn ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} / {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_drive_and_notion_sources_through_the_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let drive = DriveServer::start().await;
+    let folder = drive.create_folder("root", "Recipes");
+    let bread = drive.put_file(
+        &folder,
+        "Bread.md",
+        b"# Bread\n\nSourdough bread needs a lively starter.",
+    );
+    drive.put_doc(
+        &folder,
+        "Soup plan",
+        "# Soup plan\n\nLeek soup wants slow cooking.",
+    );
+    let notion = NotionServer::start(NOTION_TOKEN).await;
+    let garden = notion.add_database(None, "Garden");
+    notion.add_row(
+        &garden,
+        "Compost",
+        vec![],
+        &[NotionBlock::paragraph("Compost feeds the garden soil.")],
+    );
+
+    ok(&run(
+        w,
+        &[
+            "sources",
+            "add",
+            "drv",
+            "--type",
+            "google_drive",
+            "--option",
+            &format!("folder_ids=[\"{folder}\"]"),
+            "--option",
+            "service_account_key=env:GDRIVE_KEY",
+            "--option",
+            &format!("api_url={}", drive.url),
+            "--option",
+            &format!("token_url={}", drive.token_url),
+            "--option",
+            "requests_per_second=50",
+        ],
+    )
+    .await);
+    ok(&run(
+        w,
+        &[
+            "sources",
+            "add",
+            "garden",
+            "--type",
+            "notion",
+            "--option",
+            "api_key=env:NOTION_TOKEN",
+            "--option",
+            &format!("database_ids=[\"{garden}\"]"),
+            "--option",
+            &format!("api_url={}", notion.url),
+            "--option",
+            "requests_per_second=50",
+        ],
+    )
+    .await);
+    // A Notion id that is not one: refused, naming it.
+    let bad = run(
+        w,
+        &[
+            "sources",
+            "add",
+            "x",
+            "--type",
+            "notion",
+            "--option",
+            "api_key=k",
+            "--option",
+            "page_ids=[\"../v1/users\"]",
+        ],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a Notion page id"));
+
+    let plain = run(w, &["sources", "list"]).await;
+    let text = String::from_utf8_lossy(&plain.stdout).to_string();
+    assert!(
+        text.contains(&format!("gdrive: folders {folder}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("notion: databases {garden}")),
+        "{text}"
+    );
+    let listed = run(w, &["sources", "list", "--json"]).await;
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("PRIVATE KEY"));
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(NOTION_TOKEN));
+
+    let first = run(w, &["sync", "--json"]).await;
+    ok(&first);
+    let created: Vec<u64> = json(&first)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["created"].as_u64().unwrap())
+        .collect();
+    assert_eq!(created, [2, 1]);
+    let hits = json(&run(w, &["search", "sourdough starter", "--json"]).await);
+    assert_eq!(
+        hits[0]["source_uri"],
+        format!("gdrive:{bread}/Bread.md"),
+        "{hits}"
+    );
+    let hits = json(&run(w, &["search", "leek soup", "--json"]).await);
+    assert_eq!(hits[0]["title"], "Soup plan", "{hits}");
+    let hits = json(&run(w, &["search", "compost soil", "--json"]).await);
+    assert_eq!(hits[0]["title"], "Compost", "{hits}");
+
+    // Again, in a new process: a token and one changes.list for Drive, one query for Notion.
+    drive.clear_requests();
+    notion.clear_requests();
+    let again = json(&run(w, &["sync", "--json"]).await);
+    assert_eq!(
+        (
+            again[0]["unchanged"].as_u64(),
+            again[1]["unchanged"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{again}"
+    );
+    assert_eq!(drive.total_requests(), 2, "{:?}", drive.counts());
+    assert_eq!(drive.count("changes.list"), 1);
+    assert_eq!(notion.counts().len(), 1, "{:?}", notion.counts());
+    drive.delete(&bread);
+    let third = json(&run(w, &["sync", "--json", "--source", "drv"]).await);
     assert_eq!(third[0]["deleted"], 1, "{third}");
 }

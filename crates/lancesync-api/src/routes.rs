@@ -38,6 +38,8 @@ pub(crate) enum SourceType {
     LocalFilesystem,
     S3,
     Dropbox,
+    GoogleDrive,
+    Notion,
 }
 
 /// Document types a filter takes.
@@ -106,7 +108,7 @@ impl FromRequestParts<Api> for ForUser {
         pipeline_start, pipeline_stop, search, list_documents, upload_document, get_document,
         delete_document, manual_sync, storage_status, storage_backup, storage_restore
     ),
-    components(schemas(ErrorBody, lancesync_sources::LocalFsConfig, lancesync_sources::S3SourceConfig, lancesync_sources::DropboxConfig, AddSource, SearchBody, ManualDocument, UploadForm, SourceType, DocTypeName, SearchModeName, DocStatus)),
+    components(schemas(ErrorBody, lancesync_sources::LocalFsConfig, lancesync_sources::S3SourceConfig, lancesync_sources::DropboxConfig, lancesync_sources::GoogleDriveConfig, lancesync_sources::NotionConfig, AddSource, SearchBody, ManualDocument, UploadForm, SourceType, DocTypeName, SearchModeName, DocStatus)),
     modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
@@ -296,7 +298,7 @@ pub(crate) struct AddSource {
     #[serde(alias = "id")]
     #[schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     source_id: String,
-    /// `local_filesystem` (admin only), `s3` or `dropbox`.
+    /// `local_filesystem` (admin only), `s3`, `dropbox`, `google_drive` or `notion`.
     #[serde(default = "local_filesystem")]
     #[schema(value_type = Option<SourceType>)]
     source_type: String,
@@ -305,7 +307,7 @@ pub(crate) struct AddSource {
     /// Seconds between polls (default DEFAULT_POLL_INTERVAL; 0 means the default).
     #[schema(minimum = 0)]
     poll_interval: Option<u64>,
-    /// The type's settings (docs/sources.md), one of the three shapes by `source_type`;
+    /// The type's settings (docs/sources.md), one of the five shapes by `source_type`;
     /// unknown keys are refused. Inline credentials are never shown back.
     #[schema(schema_with = source_config_schema)]
     config: Value,
@@ -318,8 +320,10 @@ fn source_config_schema() -> utoipa::openapi::Schema {
         .item(Ref::from_schema_name("LocalFsConfig"))
         .item(Ref::from_schema_name("S3SourceConfig"))
         .item(Ref::from_schema_name("DropboxConfig"))
+        .item(Ref::from_schema_name("GoogleDriveConfig"))
+        .item(Ref::from_schema_name("NotionConfig"))
         .description(Some(
-            "by source_type: local_filesystem takes LocalFsConfig, s3 S3SourceConfig, dropbox DropboxConfig; unknown keys are refused",
+            "by source_type: local_filesystem takes LocalFsConfig, s3 S3SourceConfig, dropbox DropboxConfig, google_drive GoogleDriveConfig, notion NotionConfig; unknown keys are refused",
         ))
         .build()
         .into()

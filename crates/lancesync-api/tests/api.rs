@@ -1076,3 +1076,96 @@ async fn remote_sources_are_added_scanned_and_shown_without_secrets() {
     let status = s.get("/api/v1/sync/status", Some(ALICE)).await;
     assert!(!status.text.contains(SECRET_KEY), "{}", status.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_drive_and_notion_sources_through_the_api() {
+    use lancesync_testkit::{DriveServer, NotionBlock, NotionServer};
+
+    let drive = DriveServer::start().await;
+    let folder = drive.create_folder("root", "Garden");
+    drive.put_doc(
+        &folder,
+        "Tomatoes",
+        "# Tomatoes\n\nWater tomatoes deeply twice a week.",
+    );
+    let notion = NotionServer::start("ntn_api-token-secret").await;
+    let page = notion.add_page(
+        "Orchard",
+        &[NotionBlock::bullet("Prune apple trees in winter.")],
+    );
+    let key = drive.service_account_key();
+    let s = server(&[
+        ("GDRIVE_KEY", key.as_str()),
+        ("NOTION_TOKEN", "ntn_api-token-secret"),
+    ]);
+
+    // A user may not point a source at the server's files or another token endpoint.
+    for (config, why) in [
+        (
+            json!({ "folder_ids": [folder], "service_account_key_file": "/etc/shadow" }),
+            "service_account_key_file",
+        ),
+        (
+            json!({ "folder_ids": [folder], "access_token": "t", "token_url": "http://169.254.169.254/" }),
+            "token_url",
+        ),
+    ] {
+        let r = s
+            .post(
+                "/api/v1/sources",
+                Some(ALICE),
+                json!({ "source_id": "gd", "source_type": "google_drive", "config": config }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(r.error().1.contains(why), "{}", r.text);
+    }
+
+    let r = s
+        .post(
+            "/api/v1/sources",
+            Some(ADMIN),
+            json!({ "user_id": "alice", "source_id": "gd", "source_type": "google_drive", "config": {
+                "folder_ids": [folder], "service_account_key": "env:GDRIVE_KEY",
+                "api_url": drive.url, "token_url": drive.token_url } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = s
+        .post(
+            "/api/v1/sources",
+            Some(ADMIN),
+            json!({ "user_id": "alice", "source_id": "orchard", "source_type": "notion", "config": {
+                "api_key": "env:NOTION_TOKEN", "page_ids": [page], "api_url": notion.url } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for (path, created) in [
+        ("/api/v1/sources/google_drive/gd/scan?wait=60", 1),
+        ("/api/v1/sources/notion/orchard/scan?wait=60", 1),
+    ] {
+        let r = s.post(path, Some(ALICE), json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json()["report"]["created"], created, "{}", r.text);
+    }
+    for (query, title) in [
+        ("water tomatoes", "Tomatoes"),
+        ("prune apple trees", "Orchard"),
+    ] {
+        let r = s
+            .post(
+                "/api/v1/search",
+                Some(ALICE),
+                json!({ "query": query, "limit": 3 }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json()["results"][0]["title"], title, "{}", r.text);
+    }
+    let listed = s.get("/api/v1/sources", Some(ALICE)).await;
+    assert!(
+        !listed.text.contains("PRIVATE KEY") && !listed.text.contains("ntn_api-token-secret"),
+        "{}",
+        listed.text
+    );
+}

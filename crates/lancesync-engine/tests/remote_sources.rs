@@ -4,13 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use futures::StreamExt;
-use lancesync_engine::{Engine, EngineConfig, Error, NoProgress, SearchRequest, SyncOptions};
-use lancesync_ingest::{Embedder, EmbedderIdentity, HashingEmbedder};
+use lancesync_engine::{Error, NoProgress, SearchRequest, SyncOptions};
 use lancesync_sources::{
     DocumentSource, DropboxConfig, DropboxSource, S3Source, S3SourceConfig, SecretRef,
 };
@@ -18,103 +15,8 @@ use lancesync_testkit::{DropboxServer, HttpProxy, InjectedFault, S3Server};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 
-/// An embedder that counts the texts it embeds.
-#[derive(Debug, Default)]
-struct CountingEmbedder {
-    inner: HashingEmbedder,
-    texts: AtomicUsize,
-}
-
-#[async_trait]
-impl Embedder for CountingEmbedder {
-    fn identity(&self) -> EmbedderIdentity {
-        self.inner.identity()
-    }
-    async fn embed(&self, texts: &[String]) -> lancesync_ingest::Result<Vec<Vec<f32>>> {
-        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
-        self.inner.embed(texts).await
-    }
-}
-
-struct Index {
-    _dir: tempfile::TempDir,
-    engine: Arc<Engine>,
-    embedder: Arc<CountingEmbedder>,
-}
-
-impl Index {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = EngineConfig::new(dir.path().join("db"));
-        config.retry_backoff = Duration::ZERO;
-        let embedder = Arc::new(CountingEmbedder::default());
-        let engine = Arc::new(Engine::new(config, embedder.clone()).unwrap());
-        Self {
-            _dir: dir,
-            engine,
-            embedder,
-        }
-    }
-
-    async fn sync(&self, source: &dyn DocumentSource) -> lancesync_engine::SyncReport {
-        self.try_sync(source).await.unwrap()
-    }
-
-    async fn try_sync(
-        &self,
-        source: &dyn DocumentSource,
-    ) -> lancesync_engine::Result<lancesync_engine::SyncReport> {
-        self.engine
-            .sync("alice", source, SyncOptions::default(), &NoProgress)
-            .await
-    }
-
-    fn embedded(&self) -> usize {
-        self.embedder.texts.load(Ordering::SeqCst)
-    }
-
-    async fn uris(&self) -> Vec<String> {
-        let tables = self.engine.tables("alice").await.unwrap();
-        let mut uris: Vec<String> = tables
-            .docs_where(None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| d.source_uri)
-            .collect();
-        uris.sort();
-        uris
-    }
-
-    async fn chunk_rows(&self) -> usize {
-        let tables = self.engine.tables("alice").await.unwrap();
-        tables.chunks.count_rows(None).await.unwrap()
-    }
-
-    async fn cursor(&self, source_id: &str) -> Option<String> {
-        let tables = self.engine.tables("alice").await.unwrap();
-        tables.cursor(source_id).await.unwrap()
-    }
-
-    async fn top_title(&self, query: &str) -> String {
-        let hits = self
-            .engine
-            .search("alice", &SearchRequest::new(query))
-            .await
-            .unwrap();
-        hits.first().map(|h| h.title.clone()).unwrap_or_default()
-    }
-}
-
-fn text(topic: &str, n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            format!(
-                "Paragraph {i} is about {topic}. It mentions {topic} again, with detail {i}.\n\n"
-            )
-        })
-        .collect()
-}
+mod common;
+use common::{Index, text};
 
 // ---------------------------------------------------------------------------------------
 // S3
@@ -371,7 +273,7 @@ fn dropbox(
     config.api_url = Some(server.url.clone());
     config.content_url = Some(server.url.clone());
     config.http.min_backoff_ms = 20;
-    config.http.requests_per_second = 1000.0;
+    config.http.requests_per_second = Some(1000.0);
     tweak(&mut config);
     DropboxSource::new(id, config, &env).unwrap()
 }
@@ -608,7 +510,9 @@ async fn dropbox_429s_are_waited_out_and_the_rate_limit_holds() {
         );
     }
     let index = Index::new();
-    let limited = dropbox(&server, "limited", "", |c| c.http.requests_per_second = 5.0);
+    let limited = dropbox(&server, "limited", "", |c| {
+        c.http.requests_per_second = Some(5.0)
+    });
     server.clear_requests();
     index.sync(&limited).await;
     let times = server.request_times();

@@ -290,7 +290,7 @@ impl DropboxSource {
         Ok(Self {
             api: base(&config.api_url, API_URL)?,
             content: base(&config.content_url, CONTENT_URL)?,
-            http: Http::new(&id, "Dropbox", &config.http)?,
+            http: Http::new(&id, "Dropbox", &config.http, 10.0)?,
             filter: Filter::new(&config.file_patterns, &config.exclude_patterns)
                 .map_err(|e| invalid(e.to_string()))?,
             root: root_display.to_lowercase(),

@@ -18,9 +18,10 @@ use crate::{Error, Result};
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Largest number of requests per second to the service (a token bucket, bursts of up
-    /// to one second's worth).
-    #[serde(default = "default_rate")]
-    pub requests_per_second: f64,
+    /// to one second's worth). Unset: the service's own documented pace (Dropbox and Google
+    /// Drive 10, Notion 3).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
     /// Seconds one request may take, body included.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -36,9 +37,6 @@ pub struct HttpSettings {
     pub max_retry_after_secs: u64,
 }
 
-fn default_rate() -> f64 {
-    10.0
-}
 fn default_timeout() -> u64 {
     60
 }
@@ -55,7 +53,7 @@ fn default_max_retry_after() -> u64 {
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
-            requests_per_second: default_rate(),
+            requests_per_second: None,
             timeout_secs: default_timeout(),
             max_retries: default_retries(),
             min_backoff_ms: default_backoff(),
@@ -75,12 +73,15 @@ pub(crate) struct Http {
 }
 
 impl Http {
+    /// A client pacing itself at `settings.requests_per_second`, or `default_rate` when that
+    /// is unset.
     pub(crate) fn new(
         source_id: &str,
         service: &'static str,
         settings: &HttpSettings,
+        default_rate: f64,
     ) -> Result<Self> {
-        let rate = settings.requests_per_second;
+        let rate = settings.requests_per_second.unwrap_or(default_rate);
         if !(rate.is_finite() && rate > 0.0) {
             return Err(Error::InvalidConfig(format!(
                 "source {source_id}: requests_per_second must be above 0, got {rate}"
@@ -175,7 +176,13 @@ impl Http {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// Tries after the first.
+    pub(crate) fn max_retries(&self) -> u32 {
+        self.settings.max_retries
+    }
+
+    /// How long to wait before try `attempt + 1`.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let base = Duration::from_millis(self.settings.min_backoff_ms);
         base.saturating_mul(2u32.saturating_pow(attempt.min(16)))
             .min(Duration::from_secs(30))

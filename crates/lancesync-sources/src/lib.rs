@@ -19,8 +19,11 @@
 //! ```
 
 mod dropbox;
+mod google_drive;
 mod http;
 mod local;
+mod notion;
+mod oauth;
 mod patterns;
 mod registry;
 mod s3;
@@ -30,8 +33,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use dropbox::{DropboxConfig, DropboxSource, dropbox_content_hash};
+pub use google_drive::{GoogleDriveConfig, GoogleDriveSource};
 pub use http::HttpSettings;
 pub use local::{DEFAULT_PATTERNS, LocalFsConfig, LocalFsSource};
+pub use notion::{NotionConfig, NotionSource};
 pub use registry::{SOURCE_TYPES, SourceRegistry, SourceSpec};
 pub use s3::{S3Source, S3SourceConfig};
 pub use secret::SecretRef;

@@ -8,12 +8,18 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DocumentSource, DropboxConfig, DropboxSource, Error, LocalFsConfig, LocalFsSource, Result,
-    S3Source, S3SourceConfig,
+    DocumentSource, DropboxConfig, DropboxSource, Error, GoogleDriveConfig, GoogleDriveSource,
+    LocalFsConfig, LocalFsSource, NotionConfig, NotionSource, Result, S3Source, S3SourceConfig,
 };
 
 /// Source types this build can create.
-pub const SOURCE_TYPES: &[&str] = &["local_filesystem", "s3", "dropbox"];
+pub const SOURCE_TYPES: &[&str] = &[
+    "local_filesystem",
+    "s3",
+    "dropbox",
+    "google_drive",
+    "notion",
+];
 
 /// One configured source. `Debug` masks inline credentials; show a spec with
 /// [`SourceSpec::redacted_config`].
@@ -89,8 +95,9 @@ impl SourceSpec {
 
     /// Refuse what only the operator may configure, for a spec from an API caller that is not
     /// the admin: `env:VAR` references (the server's environment is the operator's), endpoint
-    /// overrides (requests to other hosts from the server), and S3 sources without their own
-    /// credentials (they would read with the server's AWS identity).
+    /// overrides (requests to other hosts from the server), files on the server
+    /// (`service_account_key_file`), and S3 sources without their own credentials (they would
+    /// read with the server's AWS identity).
     pub fn check_untrusted(&self) -> Result<()> {
         let refuse = |why: String| Err(Error::InvalidConfig(format!("source {}: {why}", self.id)));
         for (key, value) in &self.config {
@@ -99,7 +106,15 @@ impl SourceSpec {
                     "{key} refers to the server's environment; only the admin may use env: references"
                 ));
             }
-            if ["endpoint", "api_url", "content_url"].contains(&key.as_str()) {
+            if [
+                "endpoint",
+                "api_url",
+                "content_url",
+                "token_url",
+                "service_account_key_file",
+            ]
+            .contains(&key.as_str())
+            {
                 return refuse(format!("only the admin may set {key}"));
             }
         }
@@ -129,6 +144,18 @@ impl SourceSpec {
             "dropbox" => {
                 let config: DropboxConfig = typed(self)?;
                 Ok(Arc::new(DropboxSource::new(self.id.clone(), config, env)?))
+            }
+            "google_drive" => {
+                let config: GoogleDriveConfig = typed(self)?;
+                Ok(Arc::new(GoogleDriveSource::new(
+                    self.id.clone(),
+                    config,
+                    env,
+                )?))
+            }
+            "notion" => {
+                let config: NotionConfig = typed(self)?;
+                Ok(Arc::new(NotionSource::new(self.id.clone(), config, env)?))
             }
             other => Err(Error::InvalidConfig(format!(
                 "source {}: unknown source type {other:?}; this build supports: {}",
@@ -278,13 +305,13 @@ mod tests {
     fn bad_specs_are_refused() {
         let env = BTreeMap::new();
         let mut spec = SourceSpec::local("n", &LocalFsConfig::new(["/x"]));
-        spec.source_type = "notion".into();
-        assert!(SOURCE_TYPES.contains(&"dropbox"));
+        spec.source_type = "sharepoint".into();
+        assert!(SOURCE_TYPES.contains(&"notion"));
         assert!(
             spec.build(&env)
                 .unwrap_err()
                 .to_string()
-                .contains("unknown source type \"notion\"")
+                .contains("unknown source type \"sharepoint\"")
         );
         let mut spec = SourceSpec::local("n", &LocalFsConfig::new(["/x"]));
         spec.config.insert("watch_path".into(), "typo".into());
@@ -329,6 +356,26 @@ mod tests {
         spec("dropbox", "access_token = 't'")
             .check_untrusted()
             .unwrap();
+        assert!(
+            refused(spec(
+                "google_drive",
+                "folder_ids = ['root']\nservice_account_key_file = '/etc/key.json'"
+            ))
+            .contains("service_account_key_file")
+        );
+        assert!(
+            refused(spec(
+                "google_drive",
+                "folder_ids = ['root']\naccess_token = 't'\ntoken_url = 'http://169.254.169.254/'"
+            ))
+            .contains("token_url")
+        );
+        spec(
+            "notion",
+            "api_key = 'secret_x'\ndatabase_ids = ['1a2b3c4d5e6f4a8b9c0d1e2f3a4b5c6d']",
+        )
+        .check_untrusted()
+        .unwrap();
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub(crate) const SECRET_KEYS: &[&str] = &[
     "access_key_id",
     "secret_access_key",
     "session_token",
+    "client_secret",
+    "service_account_key",
+    "api_key",
 ];
 
 /// What an inline credential shows as.

@@ -12,6 +12,8 @@
 pub mod corpus;
 mod docx;
 mod dropbox;
+mod google_drive;
+mod notion;
 mod openai;
 mod pdf;
 mod proxy;
@@ -19,6 +21,8 @@ pub mod s3;
 
 pub use docx::Docx;
 pub use dropbox::DropboxServer;
+pub use google_drive::{DriveServer, TEST_SERVICE_ACCOUNT_EMAIL, test_service_account_key};
+pub use notion::{NotionBlock, NotionServer};
 pub use openai::{EmbeddingServer, Fault};
 pub use pdf::{
     classic_pdf, classic_pdf_of, damaged_pdfs, encrypted_pdf, fan_out_form_pdf, flate_bomb_pdf,

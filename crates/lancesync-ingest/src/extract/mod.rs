@@ -51,7 +51,8 @@ impl DocType {
             "docx" => DocType::Docx,
             "html" | "htm" | "xhtml" => DocType::Html,
             "md" | "markdown" => DocType::Md,
-            "txt" | "text" => DocType::Txt,
+            // CSV is read as the text it is (Google Sheets export as CSV).
+            "txt" | "text" | "csv" => DocType::Txt,
             _ => return None,
         })
     }

@@ -1,5 +1,7 @@
 //! Plain text and Markdown: UTF-8 (with or without BOM), UTF-16 with BOM, lossy fallback.
 
+use std::collections::BTreeMap;
+
 use super::{DocType, Extracted, failed};
 use crate::Result;
 
@@ -17,18 +19,82 @@ pub(super) fn extract_plain(bytes: &[u8]) -> Result<Extracted> {
 
 pub(super) fn extract_markdown(bytes: &[u8]) -> Result<Extracted> {
     let (text, warnings) = decode(bytes, DocType::Md)?;
-    let title = text
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("# "))
-        .map(|t| t.trim().to_string())
+    let (mut metadata, text) = match front_matter(&text) {
+        Some((fields, body)) => (fields, body.to_string()),
+        None => (BTreeMap::new(), text),
+    };
+    let title = metadata
+        .remove("title")
+        .or_else(|| {
+            text.lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("# "))
+                .map(|t| t.trim().to_string())
+        })
         .filter(|t| !t.is_empty());
     Ok(Extracted {
         text,
         title,
+        metadata,
         warnings,
         ..Default::default()
     })
+}
+
+/// A YAML front matter block (`---` lines around `key: value` lines, as Hugo, Jekyll,
+/// Obsidian and lancesync's Notion pages write it): its top-level fields, with list items
+/// joined by ", " and double-quoted values unescaped, and the text after it. `None` when the
+/// text does not open with one.
+fn front_matter(text: &str) -> Option<(BTreeMap<String, String>, &str)> {
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))?;
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    let mut offset = text.len() - rest.len();
+    for line in rest.split_inclusive('\n').take(200) {
+        offset += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line == "---" || line == "..." {
+            return Some((fields, &text[offset..]));
+        }
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if line.starts_with([' ', '\t', '-']) {
+            // A list item or a continuation of the last field.
+            let key = last.as_ref()?;
+            let item = unquote(line.trim().trim_start_matches('-').trim());
+            let value = fields.entry(key.clone()).or_default();
+            if !value.is_empty() {
+                value.push_str(", ");
+            }
+            value.push_str(&item);
+            continue;
+        }
+        let (key, value) = line.split_once(':')?;
+        let key = key.trim();
+        if key.is_empty() || key.contains(['{', '[', '"']) {
+            return None;
+        }
+        fields.insert(key.to_string(), unquote(value.trim()));
+        last = Some(key.to_string());
+    }
+    None
+}
+
+/// A YAML scalar's text: double quotes unescaped as JSON strings, single quotes dropped.
+fn unquote(value: &str) -> String {
+    if value.starts_with('"')
+        && let Ok(s) = serde_json::from_str::<String>(value)
+    {
+        return s;
+    }
+    value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .map(|v| v.replace("''", "'"))
+        .unwrap_or_else(|| value.to_string())
 }
 
 /// Decode text bytes, returning the text and any warnings.
@@ -121,5 +187,18 @@ mod tests {
         let e = extract_markdown(b"intro\n\n# The Title\n\n## Sub\n").unwrap();
         assert_eq!(e.title.as_deref(), Some("The Title"));
         assert_eq!(extract_markdown(b"no heading").unwrap().title, None);
+    }
+
+    #[test]
+    fn front_matter_is_metadata_not_text() {
+        let doc = "---\ntitle: \"Roadmap: Q3\"\nStatus: \"In progress\"\ntags:\n  - a\n  - 'b'\n---\n# Heading\n\nBody.\n";
+        let e = extract_markdown(doc.as_bytes()).unwrap();
+        assert_eq!(e.title.as_deref(), Some("Roadmap: Q3"));
+        assert_eq!(e.metadata["Status"], "In progress");
+        assert_eq!(e.metadata["tags"], "a, b");
+        assert_eq!(e.text, "# Heading\n\nBody.\n");
+        // A thematic break that opens a document is not front matter.
+        let e = extract_markdown(b"---\nJust a rule, then text.\n").unwrap();
+        assert!(e.text.contains("Just a rule") && e.metadata.is_empty());
     }
 }

@@ -1,0 +1,110 @@
+//! What the remote-source tests share: an index in a temp dir with an embedder that counts
+//! what it embeds, and generated text.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lancesync_engine::{Engine, EngineConfig, NoProgress, SearchRequest, SyncOptions};
+use lancesync_ingest::{Embedder, EmbedderIdentity, HashingEmbedder};
+use lancesync_sources::DocumentSource;
+
+/// An embedder that counts the texts it embeds.
+#[derive(Debug, Default)]
+pub struct CountingEmbedder {
+    inner: HashingEmbedder,
+    pub texts: AtomicUsize,
+}
+
+#[async_trait]
+impl Embedder for CountingEmbedder {
+    fn identity(&self) -> EmbedderIdentity {
+        self.inner.identity()
+    }
+    async fn embed(&self, texts: &[String]) -> lancesync_ingest::Result<Vec<Vec<f32>>> {
+        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        self.inner.embed(texts).await
+    }
+}
+
+pub struct Index {
+    _dir: tempfile::TempDir,
+    pub engine: Arc<Engine>,
+    pub embedder: Arc<CountingEmbedder>,
+}
+
+impl Index {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new(dir.path().join("db"));
+        config.retry_backoff = Duration::ZERO;
+        let embedder = Arc::new(CountingEmbedder::default());
+        let engine = Arc::new(Engine::new(config, embedder.clone()).unwrap());
+        Self {
+            _dir: dir,
+            engine,
+            embedder,
+        }
+    }
+
+    pub async fn sync(&self, source: &dyn DocumentSource) -> lancesync_engine::SyncReport {
+        self.try_sync(source).await.unwrap()
+    }
+
+    pub async fn try_sync(
+        &self,
+        source: &dyn DocumentSource,
+    ) -> lancesync_engine::Result<lancesync_engine::SyncReport> {
+        self.engine
+            .sync("alice", source, SyncOptions::default(), &NoProgress)
+            .await
+    }
+
+    pub fn embedded(&self) -> usize {
+        self.embedder.texts.load(Ordering::SeqCst)
+    }
+
+    pub async fn uris(&self) -> Vec<String> {
+        let tables = self.engine.tables("alice").await.unwrap();
+        let mut uris: Vec<String> = tables
+            .docs_where(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.source_uri)
+            .collect();
+        uris.sort();
+        uris
+    }
+
+    pub async fn chunk_rows(&self) -> usize {
+        let tables = self.engine.tables("alice").await.unwrap();
+        tables.chunks.count_rows(None).await.unwrap()
+    }
+
+    pub async fn cursor(&self, source_id: &str) -> Option<String> {
+        let tables = self.engine.tables("alice").await.unwrap();
+        tables.cursor(source_id).await.unwrap()
+    }
+
+    pub async fn top_title(&self, query: &str) -> String {
+        let hits = self
+            .engine
+            .search("alice", &SearchRequest::new(query))
+            .await
+            .unwrap();
+        hits.first().map(|h| h.title.clone()).unwrap_or_default()
+    }
+}
+
+pub fn text(topic: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "Paragraph {i} is about {topic}. It mentions {topic} again, with detail {i}.\n\n"
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,72 @@
+//! Access tokens that expire: fetched on first use, refreshed a margin before they expire and
+//! once more when the service refuses one, by whatever grant the source uses (a refresh
+//! token, a service account's signed JWT).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::Result;
+
+/// A token this close to its expiry is refreshed before use (or a quarter of its lifetime,
+/// for shorter-lived tokens).
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// The current access token of one source, and when to refresh it.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    current: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
+}
+
+/// An OAuth 2.0 token endpoint's answer (RFC 6749 §5.1).
+#[derive(Deserialize)]
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    #[serde(default)]
+    pub(crate) expires_in: Option<u64>,
+}
+
+/// An OAuth 2.0 token endpoint's refusal (RFC 6749 §5.2).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TokenError {
+    #[serde(default)]
+    pub(crate) error: String,
+    #[serde(default)]
+    pub(crate) error_description: String,
+}
+
+impl TokenCache {
+    /// A cache that starts with `token`, used until it is refused or `lifetime` runs out.
+    pub(crate) fn with(token: SecretString, lifetime: Duration) -> Self {
+        Self {
+            current: tokio::sync::Mutex::new(Some((token, Instant::now() + lifetime))),
+        }
+    }
+
+    /// The token to send: the cached one unless it is close to expiry or is `stale` (the one
+    /// just refused); otherwise a new one from `fetch` (token and lifetime). Callers wait for
+    /// one another, so one refresh serves them all.
+    pub(crate) async fn get<F, Fut>(
+        &self,
+        stale: Option<&SecretString>,
+        fetch: F,
+    ) -> Result<SecretString>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(SecretString, Duration)>>,
+    {
+        let mut current = self.current.lock().await;
+        if let Some((token, refresh_at)) = &*current {
+            let refused = stale.is_some_and(|s| s.expose_secret() == token.expose_secret());
+            if !refused && Instant::now() < *refresh_at {
+                return Ok(token.clone());
+            }
+        }
+        let (token, lifetime) = fetch().await?;
+        let margin = REFRESH_MARGIN.min(lifetime / 4);
+        *current = Some((token.clone(), Instant::now() + lifetime - margin));
+        Ok(token)
+    }
+}
