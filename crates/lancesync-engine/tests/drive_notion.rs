@@ -137,12 +137,13 @@ async fn drive_first_sync_then_changes_through_the_change_token() {
         (
             changed.updated,
             changed.moved,
+            changed.touched,
             changed.deleted,
             changed.created,
             changed.failed
         ),
-        (1, 1, 2, 0, 0),
-        "{changed:?}"
+        (1, 1, 1, 2, 0, 0),
+        "{changed:?} (the Doc moved within the folder is exported again, same text: touched)"
     );
     assert_eq!(
         server.count("files.get.media"),
@@ -640,4 +641,68 @@ async fn notion_an_edit_within_the_same_rounded_minute_is_not_missed() {
     let next = index.sync(&source).await;
     assert_eq!(next.updated, 1, "{next:?}");
     assert_eq!(index.top_title("zebras").await, "Draft");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notion_a_run_stopped_mid_way_converges() {
+    let server = NotionServer::start(NOTION_TOKEN).await;
+    let db = server.add_database(None, "Notes");
+    let rows: Vec<String> = (0..3)
+        .map(|i| {
+            server.add_row(
+                &db,
+                &format!("Note {i}"),
+                vec![],
+                &[NotionBlock::paragraph(&format!("note number {i}"))],
+            )
+        })
+        .collect();
+    let index = Index::new();
+    let source = Arc::new(notion(&server, |c| c.database_ids = vec![db.clone()]));
+    assert_eq!(index.sync(source.as_ref()).await.created, 3);
+
+    // Two rows edited; the listing passes, then every block request is told to wait 30 s.
+    server.set_blocks(&rows[0], &[NotionBlock::paragraph("apples and pears")]);
+    server.set_blocks(&rows[2], &[NotionBlock::paragraph("cherries and plums")]);
+    server.clear_requests();
+    server.throttle_after(1, 10, 30);
+    let run = {
+        let (engine, source) = (index.engine.clone(), source.clone());
+        tokio::spawn(async move {
+            engine
+                .sync(
+                    "alice",
+                    source.as_ref(),
+                    SyncOptions::default(),
+                    &NoProgress,
+                )
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.count("blocks.children.list") < 1 {
+        assert!(Instant::now() < deadline, "{:?}", server.counts());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+
+    server.clear_throttle();
+    let replay = index.sync(source.as_ref()).await;
+    assert_eq!((replay.updated, replay.failed), (2, 0), "{replay:?}");
+    assert_eq!(index.top_title("cherries plums").await, "Note 2");
+    let tables = index.engine.tables("alice").await.unwrap();
+    let total: i32 = tables
+        .docs_where(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.total_chunks)
+        .sum();
+    assert_eq!(
+        index.chunk_rows().await,
+        total as usize,
+        "no duplicate chunks"
+    );
+    assert_eq!(index.sync(source.as_ref()).await.unchanged, 3);
 }

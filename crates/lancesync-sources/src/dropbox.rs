@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::{Http, HttpSettings};
 use crate::local::default_patterns;
+use crate::oauth::{TokenCache, TokenError, TokenResponse};
 use crate::patterns::Filter;
 use crate::{
     ChangeKind, Changes, DocumentSource, Error, Listing, ListingIssue, Result, SecretRef,
@@ -34,9 +35,6 @@ const API_URL: &str = "https://api.dropboxapi.com";
 const CONTENT_URL: &str = "https://content.dropboxapi.com";
 /// Dropbox's largest page.
 const PAGE_LIMIT: u32 = 2000;
-/// A token this close to its expiry is refreshed before use (or a quarter of its lifetime,
-/// for shorter-lived tokens).
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// Configuration of a Dropbox source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -117,7 +115,7 @@ enum Auth {
         app_secret: Option<SecretString>,
         refresh_token: SecretString,
         /// The token in use, and when to refresh it.
-        current: tokio::sync::Mutex<Option<(SecretString, Instant)>>,
+        current: TokenCache,
     },
 }
 
@@ -196,20 +194,6 @@ impl ApiError {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct TokenError {
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    error_description: String,
-}
-
 /// The cursor as stored: Dropbox's, with the folder it is for, so a cursor of another
 /// folder is never used.
 #[derive(Serialize, Deserialize)]
@@ -260,15 +244,13 @@ impl DropboxSource {
                     .map(|s| s.resolve("app_secret", env))
                     .transpose()?,
                 refresh_token: refresh.resolve("refresh_token", env)?,
-                current: tokio::sync::Mutex::new(
-                    config
-                        .access_token
-                        .as_ref()
-                        .map(|t| t.resolve("access_token", env))
-                        .transpose()?
-                        // A token given beside a refresh token is used until it is refused.
-                        .map(|t| (t, Instant::now() + Duration::from_secs(3600))),
-                ),
+                current: match &config.access_token {
+                    // A token given beside a refresh token is used until it is refused.
+                    Some(t) => {
+                        TokenCache::with(t.resolve("access_token", env)?, Duration::from_secs(3600))
+                    }
+                    None => TokenCache::default(),
+                },
             },
             (_, Some(_), None) => {
                 return Err(invalid(
@@ -320,13 +302,20 @@ impl DropboxSource {
                 current,
             } => (app_key, app_secret, refresh_token, current),
         };
-        let mut current = current.lock().await;
-        if let Some((token, refresh_at)) = &*current {
-            let refused = stale.is_some_and(|s| s.expose_secret() == token.expose_secret());
-            if !refused && Instant::now() < *refresh_at {
-                return Ok(token.clone());
-            }
-        }
+        current
+            .get(stale, || {
+                self.refresh(app_key, app_secret.as_ref(), refresh_token)
+            })
+            .await
+    }
+
+    /// A new access token for the refresh token, and its lifetime.
+    async fn refresh(
+        &self,
+        app_key: &str,
+        app_secret: Option<&SecretString>,
+        refresh_token: &SecretString,
+    ) -> Result<(SecretString, Duration)> {
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "refresh_token")
@@ -353,10 +342,7 @@ impl DropboxSource {
             .await?;
         let status = response.status();
         if !status.is_success() {
-            let refused: TokenError = response.json().await.unwrap_or(TokenError {
-                error: String::new(),
-                error_description: String::new(),
-            });
+            let refused: TokenError = response.json().await.unwrap_or_default();
             return Err(self.auth_error(format!(
                 "Dropbox refused to refresh the access token ({status} {}: {}); the index is left as it is. Create a new refresh token for app key {app_key} and update the source",
                 refused.error, refused.error_description
@@ -369,11 +355,8 @@ impl DropboxSource {
             ))
         })?;
         let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(4 * 3600));
-        let token = SecretString::from(fresh.access_token);
         tracing::debug!(source = %self.id, expires_in_s = lifetime.as_secs(), "Dropbox access token refreshed");
-        let margin = REFRESH_MARGIN.min(lifetime / 4);
-        *current = Some((token.clone(), Instant::now() + lifetime - margin));
-        Ok(token)
+        Ok((SecretString::from(fresh.access_token), lifetime))
     }
 
     /// Send a request that carries the bearer token; on 401, refresh once and resend.

@@ -538,6 +538,19 @@ impl NotionServer {
             .extend(std::iter::repeat_n(Some(secs), n));
     }
 
+    /// Let the next `pass` requests through, then answer `n` with 429 and
+    /// `Retry-After: secs`.
+    pub fn throttle_after(&self, pass: usize, n: usize, secs: u64) {
+        let mut s = self.lock();
+        s.throttle.extend(std::iter::repeat_n(None, pass));
+        s.throttle.extend(std::iter::repeat_n(Some(secs), n));
+    }
+
+    /// Forget throttling still to come.
+    pub fn clear_throttle(&self) {
+        self.lock().throttle.clear();
+    }
+
     /// The next `n` requests of `route` (as in [`NotionServer::counts`]) answer 500.
     pub fn fail(&self, route: &str, n: usize) {
         self.fail_after(route, 0, n);
