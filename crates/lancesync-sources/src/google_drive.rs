@@ -158,7 +158,7 @@ enum Grant {
     },
     ServiceAccount {
         email: String,
-        key: ring::signature::RsaKeyPair,
+        key: Box<ring::signature::RsaKeyPair>,
         key_id: Option<String>,
         subject: Option<String>,
     },
@@ -402,7 +402,7 @@ impl GoogleDriveSource {
                 .map_err(|e| invalid(format!("the key's private_key is not an RSA key: {e}")))?;
             let grant = Grant::ServiceAccount {
                 email: key.client_email,
-                key: pair,
+                key: Box::new(pair),
                 key_id: key.private_key_id,
                 subject: config.subject.clone(),
             };

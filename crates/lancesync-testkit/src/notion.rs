@@ -315,10 +315,10 @@ fn paged(
     cursor: Option<&str>,
     size: usize,
     kind: &str,
-) -> Result<Value, Response> {
+) -> Result<Value, Box<Response>> {
     let start = match cursor {
         Some(c) => items.iter().position(|(id, _)| id == c).ok_or_else(|| {
-            error(StatusCode::BAD_REQUEST, "validation_error", &format!("body failed validation: start_cursor should be a valid cursor, instead was `\"{c}\"`."))
+            Box::new(error(StatusCode::BAD_REQUEST, "validation_error", &format!("body failed validation: start_cursor should be a valid cursor, instead was `\"{c}\"`.")))
         })?,
         None => 0,
     };
@@ -649,15 +649,15 @@ fn admit(s: &mut Shared, route: &str, headers: &HeaderMap) -> Option<Response> {
 }
 
 /// `page_size` from a body or query (at most 100, as Notion validates).
-fn page_size(s: &Shared, asked: Option<u64>) -> Result<usize, Response> {
+fn page_size(s: &Shared, asked: Option<u64>) -> Result<usize, Box<Response>> {
     match asked {
-        Some(n) if !(1..=100).contains(&n) => Err(error(
+        Some(n) if !(1..=100).contains(&n) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "validation_error",
             &format!(
                 "body failed validation: body.page_size should be ≤ `100`, instead was `{n}`."
             ),
-        )),
+        ))),
         Some(n) => Ok((n as usize).min(s.page_size)),
         None => Ok(s.page_size),
     }
@@ -675,7 +675,7 @@ async fn search(
     let body: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
     let size = match page_size(&s, body["page_size"].as_u64()) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let only_pages = body["filter"]["property"] == "object" && body["filter"]["value"] == "page";
     let mut items: Vec<(String, Value)> = s
@@ -699,7 +699,7 @@ async fn search(
         "page_or_database",
     ) {
         Ok(v) => axum::Json(v).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -725,7 +725,7 @@ async fn query_database(
     let body: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
     let size = match page_size(&s, body["page_size"].as_u64()) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let items: Vec<(String, Value)> = s
         .pages
@@ -740,7 +740,7 @@ async fn query_database(
         "page_or_database",
     ) {
         Ok(v) => axum::Json(v).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -771,7 +771,7 @@ async fn block_children(
     }
     let size = match page_size(&s, query.get("page_size").and_then(|n| n.parse().ok())) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let children = match (s.pages.get(&id), s.blocks.get(&id)) {
         (Some(p), _) => p.blocks.clone(),
@@ -791,6 +791,6 @@ async fn block_children(
         "block",
     ) {
         Ok(v) => axum::Json(v).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
