@@ -1,6 +1,6 @@
 //! The retrieval-quality benchmark of docs/benchmarks.md: how well `sync-cli search` finds the
 //! passage that answers a question asked in other words, with the built-in hashing embedder
-//! and with the local model.
+//! with the local model, and with the static model distilled from it.
 //!
 //! Workload: `benches/retrieval/set.json`, 42 passages (paragraphs of this repository's docs
 //! and sample documents, each written as its own file) and 35 questions written by hand to ask
@@ -142,7 +142,7 @@ fn main() {
     );
     println!("\n| embedder, mode | recall@10 | nDCG@10 | MRR@10 |");
     println!("| --- | --- | --- | --- |");
-    for (i, provider) in ["builtin", "local"].into_iter().enumerate() {
+    for (i, provider) in ["builtin", "local", "static"].into_iter().enumerate() {
         let db = work.path().join(provider);
         std::fs::create_dir_all(&db).unwrap();
         sync_cli(&db, provider, &["sync", passages.to_str().unwrap()]);

@@ -11,7 +11,9 @@
 //! 4. cold sync of a mixed corpus 10x larger: peak RSS against step 1 (target <= 1.5x).
 //!
 //! Run: cargo bench --locked --workspace --bench sync -- [--docs 10000] [--tree 100000]
-//!      [--repeat 5] [--dir /tmp/lancesync-bench] [--skip-large]
+//!      [--repeat 5] [--dir /tmp/lancesync-bench] [--skip-large] [--embedders static,local]
+//! (`--embedders`: step 1 again with those embedders; they need the model scripts/env.sh
+//! installs.)
 //! Needs GNU time at /usr/bin/time (Debian package `time`) for peak RSS.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ struct Args {
     repeat: usize,
     dir: PathBuf,
     skip_large: bool,
+    /// Embedders also timed on step 1's corpus (`static`, `local`), against the built-in one.
+    embedders: Vec<String>,
 }
 
 fn parse_args() -> Args {
@@ -36,6 +40,7 @@ fn parse_args() -> Args {
         repeat: 5,
         dir: std::env::temp_dir().join("lancesync-bench"),
         skip_large: false,
+        embedders: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,6 +51,7 @@ fn parse_args() -> Args {
             "--repeat" => args.repeat = value().parse().expect("--repeat N"),
             "--dir" => args.dir = PathBuf::from(value()),
             "--skip-large" => args.skip_large = true,
+            "--embedders" => args.embedders = value().split(',').map(String::from).collect(),
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -61,7 +67,17 @@ struct Measured {
     report: Value,
 }
 
+/// The local model's folder, as scripts/env.sh installs it (for `--embedders`).
+fn model_folder() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+        .join(".local/share/lancesync/models/all-MiniLM-L6-v2")
+}
+
 fn sync_cli(db: &Path, folder: &Path) -> Measured {
+    sync_cli_with(db, folder, "builtin")
+}
+
+fn sync_cli_with(db: &Path, folder: &Path, embedder: &str) -> Measured {
     let mut cmd = Command::new("/usr/bin/time");
     cmd.args(["-f", "%e %M", env!("CARGO_BIN_EXE_sync-cli"), "sync"])
         .arg(folder)
@@ -71,7 +87,9 @@ fn sync_cli(db: &Path, folder: &Path) -> Measured {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("LANCEDB_URI", db.join("db"))
         .env("SYNC_STATE_DIR", db.join("state"))
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .env("EMBEDDING_PROVIDER", embedder)
+        .env("EMBEDDING_MODEL_PATH", model_folder());
     let started = Instant::now();
     let out = cmd
         .output()
@@ -170,6 +188,27 @@ fn main() {
         count(&cold.report, "chunks_written"),
         cold.peak_rss_mb
     ));
+
+    // 1b. The same cold sync with other embedders, against the built-in one.
+    for embedder in &args.embedders {
+        let other_db = fresh(&root.join(format!("db-{embedder}")));
+        let other = sync_cli_with(&other_db, &mixed, embedder);
+        assert_eq!(
+            count(&other.report, "created") as usize,
+            args.docs,
+            "{}",
+            other.report
+        );
+        say(format!(
+            "cold sync, {} mixed docs, {embedder} embedder: {:.1} s wall ({:.2}x the built-in embedder's), {:.0} docs/s, {} chunks, peak RSS {:.0} MB",
+            args.docs,
+            other.seconds,
+            other.seconds / cold.seconds,
+            args.docs as f64 / other.seconds,
+            count(&other.report, "chunks_written"),
+            other.peak_rss_mb
+        ));
+    }
 
     // 2. No-change rescan, then a rescan after changing 1% of the documents.
     let unchanged = sync_cli(&db, &mixed);

@@ -1,6 +1,7 @@
-//! The quick start's search with the local embedding model: a question that shares no word with
-//! a sample document finds it, where the built-in (feature-hashing) embedder cannot; status says
-//! which embedder is active, and switching embedders asks for a re-index. Needs the model that
+//! The quick start's search with the default embedder (the static model distilled from the local
+//! model) and with the local model itself: a question that shares no word with a sample
+//! document finds it, where the built-in (feature-hashing) embedder cannot; status says which
+//! embedder is active, and switching embedders asks for a re-index. Needs the model that
 //! scripts/env.sh's `lancesync_model_setup` installs (scripts/test.sh runs it).
 //! Run: cargo test --workspace --test semantic_search
 
@@ -85,25 +86,36 @@ fn a_question_in_other_words_finds_its_document() {
         );
     }
 
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
     let samples = samples.to_str().unwrap();
-    json(&sync_cli(w, "auto", &["sync", samples, "--json"]));
-    let status = json(&sync_cli(w, "auto", &["status", "--json"]));
-    let active = status["active_embedder"]["model"].as_str().unwrap();
-    assert_eq!(status["active_embedder"]["name"], "local", "{status}");
-    assert!(active.starts_with("all-MiniLM-L6-v2@"), "{status}");
-    assert_eq!(status["status"]["embedder"], status["active_embedder"]);
-
-    for (question, file) in cases {
-        let hits = json(&sync_cli(
-            w,
-            "auto",
-            &["search", question, "--json", "--limit", "1"],
-        ));
-        let found = hits[0]["source_uri"].as_str().unwrap();
-        assert!(found.ends_with(file), "{question:?} found {found}");
+    // The default (the static model distilled from the local model), and the local model.
+    let mut kept = None;
+    for (provider, name) in [("auto", "static"), ("local", "local")] {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        json(&sync_cli(w, provider, &["sync", samples, "--json"]));
+        let status = json(&sync_cli(w, provider, &["status", "--json"]));
+        let active = status["active_embedder"]["model"].as_str().unwrap();
+        assert_eq!(status["active_embedder"]["name"], name, "{status}");
+        assert!(active.starts_with("all-MiniLM-L6-v2@"), "{status}");
+        assert_eq!(status["status"]["embedder"], status["active_embedder"]);
+        for (question, file) in cases {
+            for mode in ["vector", "hybrid"] {
+                let hits = json(&sync_cli(
+                    w,
+                    provider,
+                    &["search", question, "--json", "--limit", "1", "--mode", mode],
+                ));
+                let found = hits[0]["source_uri"].as_str().unwrap();
+                assert!(
+                    found.ends_with(file),
+                    "{provider}, {mode}: {question:?} found {found}"
+                );
+            }
+        }
+        kept.get_or_insert(work);
     }
+    let work = kept.expect("the default's index");
+    let w = work.path();
 
     // The control: feature hashing sees no shared word, so it cannot rank the bread guide
     // first; it also refuses the tables the model built until they are re-indexed.

@@ -143,10 +143,13 @@ pub struct SyncSettings {
 /// Which embedder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbeddingProvider {
-    /// The local model when its folder holds one, else the built-in embedder.
+    /// The static model distilled from the local model when its folder holds one, else the
+    /// built-in embedder.
     Auto,
     /// The local sentence-embedding model, required.
     Local,
+    /// A static model distilled from the local model (token vectors averaged), required.
+    Static,
     /// The built-in offline embedder (feature hashing).
     Builtin,
     /// An OpenAI-compatible server.
@@ -159,6 +162,7 @@ impl FromStr for EmbeddingProvider {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(EmbeddingProvider::Auto),
             "local" => Ok(EmbeddingProvider::Local),
+            "static" => Ok(EmbeddingProvider::Static),
             "builtin" => Ok(EmbeddingProvider::Builtin),
             "openai" => Ok(EmbeddingProvider::OpenAi),
             _ => Err(()),
@@ -377,6 +381,7 @@ impl<'a> Reader<'a> {
                 let default_dimension = match provider {
                     EmbeddingProvider::Auto
                     | EmbeddingProvider::Local
+                    | EmbeddingProvider::Static
                     | EmbeddingProvider::Builtin => 384,
                     EmbeddingProvider::OpenAi => 1536,
                 };

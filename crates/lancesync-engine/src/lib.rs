@@ -159,20 +159,24 @@ impl EngineConfig {
     }
 }
 
-/// The embedder lancesync's settings choose. `auto` takes the local model when
-/// `EMBEDDING_MODEL_PATH` holds one (loading it reads its weights, about 90 MB), else the
-/// built-in embedder; `local` insists on the model.
+/// The embedder lancesync's settings choose. `auto` takes the static model distilled from the
+/// local model when `EMBEDDING_MODEL_PATH` holds one (distilling it on first use, about a
+/// minute, then loading it from `EMBEDDING_MODEL_PATH/static`), else the built-in embedder;
+/// `local` runs the local model itself (better, and about a hundred times slower); `static`
+/// insists on the static model.
 pub fn embedder_from_settings(settings: &lancesync_config::Settings) -> Result<Arc<dyn Embedder>> {
     use lancesync_config::EmbeddingProvider;
     let e = &settings.embedding;
     let hashing = || Arc::new(lancesync_ingest::HashingEmbedder::new(e.dimension as usize));
-    let model_folder = e
-        .model_path
-        .as_deref()
-        .filter(|p| lancesync_ingest::LocalEmbedder::is_model_folder(p));
+    let model_folder = e.model_path.as_deref().filter(|p| {
+        lancesync_ingest::LocalEmbedder::is_model_folder(p)
+            || lancesync_ingest::StaticEmbedder::is_model_folder(
+                &lancesync_ingest::StaticEmbedder::folder_for(p),
+            )
+    });
     Ok(match e.provider {
         EmbeddingProvider::Auto => match model_folder {
-            Some(folder) => Arc::new(lancesync_ingest::LocalEmbedder::load(folder)?),
+            Some(folder) => Arc::new(lancesync_ingest::StaticEmbedder::load_or_distill(folder)?),
             None => {
                 tracing::info!(
                     model_path = ?e.model_path,
@@ -189,6 +193,15 @@ pub fn embedder_from_settings(settings: &lancesync_config::Settings) -> Result<A
                 )
             })?;
             Arc::new(lancesync_ingest::LocalEmbedder::load(folder)?)
+        }
+        EmbeddingProvider::Static => {
+            let folder = e.model_path.as_deref().ok_or_else(|| {
+                lancesync_ingest::Error::Embed(
+                    "EMBEDDING_PROVIDER=static needs EMBEDDING_MODEL_PATH (or HOME, for the default folder)"
+                        .into(),
+                )
+            })?;
+            Arc::new(lancesync_ingest::StaticEmbedder::load_or_distill(folder)?)
         }
         EmbeddingProvider::Builtin => hashing(),
         EmbeddingProvider::OpenAi => {

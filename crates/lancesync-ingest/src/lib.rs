@@ -22,6 +22,7 @@ mod extract;
 pub use chunk::{Chunk, ChunkConfig, Chunker};
 pub use embed::{
     Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, OpenAiConfig, OpenAiEmbedder,
+    StaticEmbedder, distill_static_model,
 };
 pub use extract::{
     DocType, ExtractOptions, Extracted, enable_pdf_isolation, extract, extract_with,

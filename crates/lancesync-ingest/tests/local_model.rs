@@ -110,3 +110,61 @@ fn a_folder_without_a_model_is_a_clear_error() {
     assert!(err.contains("config.json is missing"), "{err}");
     assert!(err.contains("lancesync_model_setup"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_model_distilled_from_it_ranks_by_meaning_and_is_reused() {
+    use lancesync_ingest::{StaticEmbedder, distill_static_model};
+
+    let teacher = LocalEmbedder::load(&model_folder()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("static");
+    distill_static_model(&teacher, &folder).unwrap();
+    assert!(StaticEmbedder::is_model_folder(&folder));
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() == 1,
+        "no staging folder is left behind"
+    );
+    let model = StaticEmbedder::load(&folder).unwrap();
+    let identity = model.identity();
+    assert_eq!(
+        (identity.name.as_str(), identity.dimension),
+        ("static", 384)
+    );
+    assert!(
+        identity.model.starts_with(&teacher.identity().model),
+        "{identity}: named after the model it came from"
+    );
+
+    let texts = [
+        "How often should I water my tomato plants?",
+        "Irrigation schedule for vegetable gardens in summer",
+        "The quarterly tax filing deadline moved to Friday",
+        "",
+    ]
+    .map(String::from);
+    let v = model.embed(&texts).await.unwrap();
+    let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "normalised: {norm}");
+    assert!(
+        cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]) + 0.1,
+        "the garden question is nearer the irrigation text ({}) than the tax one ({})",
+        cosine(&v[0], &v[1]),
+        cosine(&v[0], &v[2])
+    );
+    assert!(
+        v[3].iter().all(|x| *x == 0.0),
+        "an empty text is the zero vector"
+    );
+    // The same texts give the same vectors, one at a time or together.
+    let one = model.embed(&texts[..1].to_vec()).await.unwrap();
+    assert_eq!(one[0], v[0]);
+
+    // A folder that holds one already is loaded, not distilled again.
+    let teacher_copy = dir.path().join("teacher");
+    std::fs::create_dir_all(&teacher_copy).unwrap();
+    std::fs::rename(&folder, StaticEmbedder::folder_for(&teacher_copy)).unwrap();
+    let started = std::time::Instant::now();
+    let reused = StaticEmbedder::load_or_distill(&teacher_copy).unwrap();
+    assert_eq!(reused.identity(), identity, "the same model");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

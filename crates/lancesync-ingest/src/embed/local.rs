@@ -174,6 +174,36 @@ impl LocalEmbedder {
         &self.inner.folder
     }
 
+    pub(crate) fn tokenizer(&self) -> &Tokenizer {
+        &self.inner.tokenizer
+    }
+
+    pub(crate) fn identity_dimension(&self) -> usize {
+        self.inner.identity.dimension
+    }
+
+    pub(crate) fn identity_model(&self) -> String {
+        self.inner.identity.model.clone()
+    }
+
+    /// Embed rows of token ids of one length (no padding), pooled as the model pools;
+    /// normalised only when `normalize` is set.
+    pub(crate) fn embed_ids(&self, rows: &[Vec<u32>], normalize: bool) -> Result<Vec<Vec<f32>>> {
+        let failed = |e: &dyn std::fmt::Display| Error::Embed(format!("local model: {e}"));
+        let width = rows.first().map_or(0, Vec::len);
+        if rows.iter().any(|r| r.len() != width) {
+            return Err(failed(&"rows of token ids differ in length"));
+        }
+        let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+        let ids =
+            Tensor::from_vec(flat, (rows.len(), width), &Device::Cpu).map_err(|e| failed(&e))?;
+        let types = ids.zeros_like().map_err(|e| failed(&e))?;
+        let mask = ids.ones_like().map_err(|e| failed(&e))?;
+        self.inner
+            .pooled(&ids, &types, &mask, normalize)
+            .map_err(|e| failed(&e))
+    }
+
     /// Embed texts on this thread (CPU work: call it off async workers).
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(texts.len());
@@ -201,25 +231,33 @@ impl Loaded {
         let ids = column(tokenizers::Encoding::get_ids).map_err(|e| failed(&e))?;
         let types = column(tokenizers::Encoding::get_type_ids).map_err(|e| failed(&e))?;
         let mask = column(tokenizers::Encoding::get_attention_mask).map_err(|e| failed(&e))?;
-        let pooled = (|| {
-            let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-            // Mean over the real tokens only: padding is masked out of sum and count.
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-            let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
-            let mut pooled = summed.broadcast_div(&counts)?;
-            if self.normalize {
-                let norms = pooled
-                    .sqr()?
-                    .sum_keepdim(1)?
-                    .sqrt()?
-                    .clamp(1e-12f32, f32::MAX)?;
-                pooled = pooled.broadcast_div(&norms)?;
-            }
-            pooled.to_vec2::<f32>()
-        })()
-        .map_err(|e: candle_core::Error| failed(&e))?;
-        Ok(pooled)
+        self.pooled(&ids, &types, &mask, self.normalize)
+            .map_err(|e| failed(&e))
+    }
+
+    /// The model's output, mean-pooled over the real tokens (padding is masked out of sum and
+    /// count), normalised when `normalize` is set.
+    fn pooled(
+        &self,
+        ids: &Tensor,
+        types: &Tensor,
+        mask: &Tensor,
+        normalize: bool,
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let hidden = self.model.forward(ids, types, Some(mask))?;
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+        let mut pooled = summed.broadcast_div(&counts)?;
+        if normalize {
+            let norms = pooled
+                .sqr()?
+                .sum_keepdim(1)?
+                .sqrt()?
+                .clamp(1e-12f32, f32::MAX)?;
+            pooled = pooled.broadcast_div(&norms)?;
+        }
+        pooled.to_vec2::<f32>()
     }
 }
 

@@ -3,6 +3,7 @@
 mod builtin;
 mod local;
 mod openai;
+mod static_model;
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use builtin::HashingEmbedder;
 pub use local::LocalEmbedder;
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
+pub use static_model::{StaticEmbedder, distill as distill_static_model};
 
 use crate::Result;
 

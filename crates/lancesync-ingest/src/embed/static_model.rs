@@ -1,0 +1,344 @@
+//! A static embedding model: one vector per token of a vocabulary, a text's vector the mean of
+//! its tokens' vectors. Distilled here, once and offline, from the local sentence-embedding
+//! model (the Model2Vec recipe: every token run through the model on its own, the vectors
+//! centred, then weighted down by how common the token is), so it needs no download beyond
+//! the model `scripts/env.sh` installs. A hundred or more times cheaper than running the
+//! transformer, for a smaller loss in retrieval quality than feature hashing
+//! (docs/benchmarks.md).
+//!
+//! The folder (`model.safetensors` with an `embeddings` tensor of `[vocabulary, dimension]`,
+//! `tokenizer.json`, `config.json`) is the layout Model2Vec writes, so its own models load too.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use super::{Embedder, EmbedderIdentity, LocalEmbedder};
+use crate::{Error, Result};
+
+/// The files of a static model folder.
+const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+/// Tokens per text that count (Model2Vec's default); the rest of a longer text is ignored.
+const MAX_TOKENS: usize = 512;
+/// Tokens run through the teacher together while distilling.
+const DISTILL_BATCH: usize = 512;
+/// The SIF weighting's smoothing: a token of probability `p` weighs `a / (a + p)`.
+const SIF_A: f64 = 1e-3;
+
+/// `config.json` of a static model folder.
+#[derive(Debug, Serialize, Deserialize)]
+struct StaticConfig {
+    #[serde(default = "static_type")]
+    model_type: String,
+    #[serde(default = "yes")]
+    normalize: bool,
+    #[serde(default)]
+    hidden_dim: Option<usize>,
+    #[serde(default)]
+    distilled_from: Option<String>,
+}
+
+fn static_type() -> String {
+    "model2vec".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A static embedding model loaded from a folder. Cheap to clone.
+#[derive(Clone)]
+pub struct StaticEmbedder {
+    inner: Arc<Loaded>,
+}
+
+struct Loaded {
+    tokenizer: Tokenizer,
+    /// `[vocabulary × dimension]`, row-major.
+    table: Vec<f32>,
+    dimension: usize,
+    normalize: bool,
+    identity: EmbedderIdentity,
+    folder: PathBuf,
+}
+
+impl std::fmt::Debug for StaticEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticEmbedder")
+            .field("identity", &self.inner.identity)
+            .field("folder", &self.inner.folder)
+            .finish()
+    }
+}
+
+fn load_error(folder: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Embed(format!(
+        "cannot load the static embedding model in {}: {what}",
+        folder.display()
+    ))
+}
+
+impl StaticEmbedder {
+    /// Whether `folder` holds a static model.
+    pub fn is_model_folder(folder: &Path) -> bool {
+        FILES.iter().all(|f| folder.join(f).is_file())
+    }
+
+    /// The folder a static model distilled from the model in `teacher` is kept in.
+    pub fn folder_for(teacher: &Path) -> PathBuf {
+        teacher.join("static")
+    }
+
+    /// Load the static model in `folder`.
+    pub fn load(folder: &Path) -> Result<Self> {
+        let config: StaticConfig = serde_json::from_slice(
+            &std::fs::read(folder.join("config.json"))
+                .map_err(|e| load_error(folder, format!("config.json: {e}")))?,
+        )
+        .map_err(|e| load_error(folder, format!("config.json: {e}")))?;
+        let mut tokenizer = Tokenizer::from_file(folder.join("tokenizer.json"))
+            .map_err(|e| load_error(folder, format!("tokenizer.json: {e}")))?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| load_error(folder, format!("tokenizer: {e}")))?;
+        tokenizer.with_padding(None);
+        let bytes = std::fs::read(folder.join("model.safetensors"))
+            .map_err(|e| load_error(folder, format!("model.safetensors: {e}")))?;
+        let fingerprint = blake3::hash(&bytes).to_hex()[..12].to_string();
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| load_error(folder, format!("model.safetensors: {e}")))?;
+        let embeddings = tensors
+            .get("embeddings")
+            .ok_or_else(|| load_error(folder, "model.safetensors has no `embeddings` tensor"))?
+            .to_dtype(DType::F32)
+            .map_err(|e| load_error(folder, e))?;
+        let (vocabulary, dimension) = embeddings.dims2().map_err(|e| load_error(folder, e))?;
+        if vocabulary < tokenizer.get_vocab_size(true) {
+            return Err(load_error(
+                folder,
+                format!(
+                    "{vocabulary} vectors for a vocabulary of {}",
+                    tokenizer.get_vocab_size(true)
+                ),
+            ));
+        }
+        let table = embeddings
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| load_error(folder, e))?;
+        let name = config.distilled_from.clone().unwrap_or_else(|| {
+            folder
+                .file_name()
+                .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+        });
+        Ok(Self {
+            inner: Arc::new(Loaded {
+                tokenizer,
+                table,
+                dimension,
+                normalize: config.normalize,
+                identity: EmbedderIdentity {
+                    name: "static".into(),
+                    model: format!("{name}@{fingerprint}"),
+                    dimension,
+                },
+                folder: folder.to_path_buf(),
+            }),
+        })
+    }
+
+    /// The static model distilled from the sentence-embedding model in `teacher`: loaded
+    /// from [`StaticEmbedder::folder_for`] when it is there, else distilled first (about a
+    /// minute on 2 cores) and written there for next time.
+    pub fn load_or_distill(teacher: &Path) -> Result<Self> {
+        let folder = Self::folder_for(teacher);
+        if !Self::is_model_folder(&folder) {
+            tracing::info!(teacher = %teacher.display(), "distilling a static embedding model from the local model (once; about a minute)");
+            let started = std::time::Instant::now();
+            distill(&LocalEmbedder::load(teacher)?, &folder)?;
+            tracing::info!(
+                folder = %folder.display(),
+                seconds = started.elapsed().as_secs_f64(),
+                "static embedding model distilled"
+            );
+        }
+        Self::load(&folder)
+    }
+
+    /// The folder the model was loaded from.
+    pub fn folder(&self) -> &Path {
+        &self.inner.folder
+    }
+
+    /// Embed texts on this thread.
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let encodings = self
+            .inner
+            .tokenizer
+            .encode_batch(inputs, false)
+            .map_err(|e| Error::Embed(format!("static model: {e}")))?;
+        Ok(encodings
+            .iter()
+            .map(|e| self.inner.vector(e.get_ids()))
+            .collect())
+    }
+}
+
+impl Loaded {
+    /// The mean of the tokens' rows (normalised if the model says so).
+    fn vector(&self, ids: &[u32]) -> Vec<f32> {
+        let d = self.dimension;
+        let mut sum = vec![0f32; d];
+        let mut count = 0usize;
+        for &id in ids.iter().take(MAX_TOKENS) {
+            let start = id as usize * d;
+            if let Some(row) = self.table.get(start..start + d) {
+                sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                count += 1;
+            }
+        }
+        if count > 0 {
+            let n = count as f32;
+            sum.iter_mut().for_each(|s| *s /= n);
+        }
+        if self.normalize {
+            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                sum.iter_mut().for_each(|s| *s /= norm);
+            }
+        }
+        sum
+    }
+}
+
+/// Distil a static model from `teacher` into `out` (written to a temporary folder beside it,
+/// then renamed, so a half-written model is never loaded).
+///
+/// Each token of the teacher's vocabulary is embedded on its own (with the tokenizer's
+/// special tokens around it, and the teacher's pooling); the vectors are centred on their mean
+/// (the direction every token shares carries no meaning) and weighted by SIF,
+/// `a / (a + p)`, with `p` a Zipf estimate of the token's frequency from its rank. WordPiece
+/// vocabularies list their special and single-character entries first and then words by
+/// frequency, so a word's rank counts from the first word (`the`); the entries before it
+/// (punctuation, characters) count as the most frequent.
+pub fn distill(teacher: &LocalEmbedder, out: &Path) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| Error::Embed(format!("distilling: {e}"));
+    let tokenizer = teacher.tokenizer();
+    let vocabulary = tokenizer.get_vocab_size(true);
+    let wrapped = tokenizer
+        .encode("", true)
+        .map_err(|e| failed(&e))?
+        .get_ids()
+        .to_vec();
+    let (prefix, suffix) = wrapped.split_at(wrapped.len().min(1));
+    let dimension = teacher.identity_dimension();
+    let mut table = vec![0f32; vocabulary * dimension];
+    let ids: Vec<u32> = (0..vocabulary as u32).collect();
+    for (b, batch) in ids.chunks(DISTILL_BATCH).enumerate() {
+        let rows: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|&id| {
+                let mut row = prefix.to_vec();
+                row.push(id);
+                row.extend_from_slice(suffix);
+                row
+            })
+            .collect();
+        let vectors = teacher.embed_ids(&rows, false)?;
+        for (i, v) in vectors.into_iter().enumerate() {
+            let at = (b * DISTILL_BATCH + i) * dimension;
+            table[at..at + dimension].copy_from_slice(&v);
+        }
+    }
+    // Centre.
+    let mut mean = vec![0f64; dimension];
+    for row in table.chunks(dimension) {
+        mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
+    }
+    mean.iter_mut().for_each(|m| *m /= vocabulary as f64);
+    // SIF weights from Zipf ranks.
+    let first_word = tokenizer.token_to_id("the").unwrap_or(0) as usize;
+    let harmonic: f64 = (1..=vocabulary).map(|r| 1.0 / r as f64).sum();
+    for (id, row) in table.chunks_mut(dimension).enumerate() {
+        let rank = id.saturating_sub(first_word) + 1;
+        let p = 1.0 / (rank as f64 * harmonic);
+        let weight = SIF_A / (SIF_A + p);
+        row.iter_mut()
+            .zip(&mean)
+            .for_each(|(v, m)| *v = ((*v as f64 - m) * weight) as f32);
+    }
+
+    let parent = out
+        .parent()
+        .ok_or_else(|| failed(&"the output has no parent folder"))?;
+    std::fs::create_dir_all(parent).map_err(|e| failed(&e))?;
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map_or("static".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| failed(&e))?;
+    let tensor =
+        Tensor::from_vec(table, (vocabulary, dimension), &Device::Cpu).map_err(|e| failed(&e))?;
+    candle_core::safetensors::save(
+        &HashMap::from([("embeddings".to_string(), tensor)]),
+        staging.join("model.safetensors"),
+    )
+    .map_err(|e| failed(&e))?;
+    std::fs::copy(
+        teacher.folder().join("tokenizer.json"),
+        staging.join("tokenizer.json"),
+    )
+    .map_err(|e| failed(&e))?;
+    let config = StaticConfig {
+        model_type: static_type(),
+        normalize: true,
+        hidden_dim: Some(dimension),
+        distilled_from: Some(teacher.identity_model()),
+    };
+    std::fs::write(
+        staging.join("config.json"),
+        serde_json::to_vec_pretty(&config).map_err(|e| failed(&e))?,
+    )
+    .map_err(|e| failed(&e))?;
+    // Another process may have finished first: its model stands (tables may already hold
+    // its identity), and this one is dropped.
+    match std::fs::rename(&staging, out) {
+        Ok(()) => Ok(()),
+        Err(_) if StaticEmbedder::is_model_folder(out) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(failed(&e))
+        }
+    }
+}
+
+#[async_trait]
+impl Embedder for StaticEmbedder {
+    fn identity(&self) -> EmbedderIdentity {
+        self.inner.identity.clone()
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        // Cheap enough to run inline for short batches; long ones go off the async workers.
+        if texts.len() <= 8 {
+            return self.embed_blocking(texts);
+        }
+        let this = self.clone();
+        let texts = texts.to_vec();
+        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
+            .await
+            .map_err(|e| Error::Embed(format!("static model stopped: {e}")))?
+    }
+}
