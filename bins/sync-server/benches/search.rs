@@ -7,7 +7,7 @@
 //! corpus vocabulary, hybrid mode, limit 10; each phase lasts `--seconds` (default 20).
 //!
 //! Run: cargo bench --locked --workspace --bench search -- [--docs 10000] [--clients 8]
-//!      [--seconds 20] [--dir /tmp/lancesync-search-bench]
+//!      [--seconds 20] [--dir /tmp/lancesync-search-bench] [--embedder builtin|static|local]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,8 @@ struct Args {
     clients: usize,
     seconds: u64,
     dir: PathBuf,
+    /// EMBEDDING_PROVIDER: `builtin` (default), `static` or `local` (the installed model).
+    embedder: String,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +40,7 @@ fn parse_args() -> Args {
         clients: 8,
         seconds: 20,
         dir: std::env::temp_dir().join("lancesync-search-bench"),
+        embedder: "builtin".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +50,7 @@ fn parse_args() -> Args {
             "--clients" => args.clients = value().parse().expect("--clients N"),
             "--seconds" => args.seconds = value().parse().expect("--seconds N"),
             "--dir" => args.dir = PathBuf::from(value()),
+            "--embedder" => args.embedder = value(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -66,7 +70,9 @@ impl Drop for Server {
     }
 }
 
-fn start(work: &Path) -> Server {
+fn start(work: &Path, embedder: &str) -> Server {
+    let model = PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+        .join(".local/share/lancesync/models/all-MiniLM-L6-v2");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sync-server"))
         .current_dir(work)
         .env_clear()
@@ -80,6 +86,8 @@ fn start(work: &Path) -> Server {
         .env("CHUNK_CHARACTERS", "250")
         .env("CHUNK_OVERLAP", "50")
         .env("RUST_LOG", "warn")
+        .env("EMBEDDING_PROVIDER", embedder)
+        .env("EMBEDDING_MODEL_PATH", model)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -242,7 +250,7 @@ async fn main() {
     corpus::write_mixed(&indexed, args.docs).unwrap();
     corpus::write_mixed(&live, args.docs / 2).unwrap();
 
-    let server = start(&args.dir);
+    let server = start(&args.dir, &args.embedder);
     let client = reqwest::Client::new();
     let t = Instant::now();
     let job = add_and_scan(&client, &server.base, "indexed", &indexed, true).await;

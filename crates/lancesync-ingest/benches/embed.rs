@@ -1,5 +1,6 @@
 //! The embedding benchmark of docs/benchmarks.md: throughput of the local model
-//! (all-MiniLM-L6-v2 on the CPU) against the built-in hashing embedder, on the chunks of the
+//! (all-MiniLM-L6-v2 on the CPU) and of the static model distilled from it, against the
+//! built-in hashing embedder, on the chunks of the
 //! sync benchmark's mixed corpus, and the latency of embedding one search query.
 //!
 //! Workload: the first `--docs` documents of the mixed corpus (default 1,000), extracted and
@@ -13,7 +14,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lancesync_ingest::{
-    ChunkConfig, Chunker, DocType, Embedder, HashingEmbedder, LocalEmbedder, extract,
+    ChunkConfig, Chunker, DocType, Embedder, HashingEmbedder, LocalEmbedder, StaticEmbedder,
+    extract,
 };
 use lancesync_testkit::corpus;
 
@@ -68,9 +70,19 @@ async fn main() {
         started.elapsed().as_secs_f64(),
         local.identity()
     );
+    let started = Instant::now();
+    let distilled = StaticEmbedder::load_or_distill(&model_folder()).expect("the static model");
+    println!(
+        "static model loaded (or distilled) in {:.2} s: {}",
+        started.elapsed().as_secs_f64(),
+        distilled.identity()
+    );
     let hashing = HashingEmbedder::default();
-    let embedders: [(&str, &dyn Embedder); 2] =
-        [("builtin hashing", &hashing), ("local model", &local)];
+    let embedders: [(&str, &dyn Embedder); 3] = [
+        ("builtin hashing", &hashing),
+        ("static model (distilled)", &distilled),
+        ("local model", &local),
+    ];
 
     println!(
         "\n| embedder | chunks/s | seconds for {} chunks | query p50 ms | query p99 ms |",
