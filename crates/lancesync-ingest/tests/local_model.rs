@@ -156,7 +156,7 @@ async fn a_static_model_distilled_from_it_ranks_by_meaning_and_is_reused() {
         "an empty text is the zero vector"
     );
     // The same texts give the same vectors, one at a time or together.
-    let one = model.embed(&texts[..1].to_vec()).await.unwrap();
+    let one = model.embed(&texts[..1]).await.unwrap();
     assert_eq!(one[0], v[0]);
 
     // A folder that holds one already is loaded, not distilled again.
