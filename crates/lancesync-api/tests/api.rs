@@ -1169,3 +1169,29 @@ async fn google_drive_and_notion_sources_through_the_api() {
         listed.text
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sources_start_as_sync_enabled_by_default_says() {
+    let folder = tempfile::tempdir().unwrap();
+    for (setting, expected) in [("false", false), ("true", true)] {
+        let s = server(&[("SYNC_ENABLED_BY_DEFAULT", setting)]);
+        let r = s
+            .post(
+                "/api/v1/sources",
+                Some(ADMIN),
+                json!({ "user_id": "alice", "source_id": "notes", "config": { "watch_paths": [folder.path()] } }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!(r.json()["enabled"], expected, "{}", r.text);
+        // A source that says otherwise keeps its word.
+        let r = s
+            .post(
+                "/api/v1/sources",
+                Some(ADMIN),
+                json!({ "user_id": "alice", "source_id": "other", "enabled": !expected, "config": { "watch_paths": [folder.path()] } }),
+            )
+            .await;
+        assert_eq!(r.json()["enabled"], !expected, "{}", r.text);
+    }
+}

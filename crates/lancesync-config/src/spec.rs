@@ -183,6 +183,7 @@ pub(crate) const FALSE_WORDS: [&str; 4] = ["false", "0", "no", "off"];
 
 const ENGINE: Option<&str> = Some("sync engine");
 const MODE_SELECTION: Option<&str> = Some("storage-mode selection (config)");
+const SOURCES: Option<&str> = Some("sources add (CLI and REST API)");
 const DEPLOYMENT: Option<&str> =
     Some("backend-location detection and storage-mode selection (config)");
 
@@ -418,8 +419,8 @@ pub const SETTINGS: &[SettingSpec] = &[
         group: Group::Sync,
         kind: Kind::Count,
         default: Default::Value("50"),
-        help: "Size in MB of the pieces in which large documents and S3 transfers are read and written; bounds memory per document.",
-        used_by: None,
+        help: "The largest document, in MB, that a sync reads: a larger one is a recorded failure that names this setting (not read at all when the source lists its size), so one huge file cannot exhaust memory.",
+        used_by: ENGINE,
     },
     SettingSpec {
         name: "MAX_RETRIES",
@@ -473,7 +474,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Bool,
         default: Default::Value("true"),
         help: "Whether a newly added source is enabled unless it says otherwise.",
-        used_by: None,
+        used_by: SOURCES,
     },
     SettingSpec {
         name: "MASS_DELETE_MAX_SHARE",

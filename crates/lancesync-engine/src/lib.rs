@@ -101,6 +101,9 @@ pub struct EngineConfig {
     pub batch_chunks: usize,
     /// The mass-delete guard.
     pub mass_delete: MassDeleteGuard,
+    /// `CHUNK_SIZE_MB`: the largest document read, in bytes; a larger one is a recorded
+    /// failure (not read at all when its listed size says so).
+    pub max_document_bytes: u64,
 }
 
 impl EngineConfig {
@@ -129,6 +132,7 @@ impl EngineConfig {
             memory_bytes: settings.sync.extract_memory_mb.saturating_mul(1 << 20),
         };
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
+        c.max_document_bytes = settings.sync.chunk_size_mb.saturating_mul(1 << 20);
         c
     }
 
@@ -155,6 +159,7 @@ impl EngineConfig {
             batch_docs: 256,
             batch_chunks: 8192,
             mass_delete: MassDeleteGuard::default(),
+            max_document_bytes: 50 << 20,
         }
     }
 }

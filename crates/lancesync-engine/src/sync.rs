@@ -539,7 +539,33 @@ impl<'a> Run<'a> {
                 };
             }
         }
+        let limit = self.config.max_document_bytes;
+        let too_large = |size: u64| {
+            format!(
+                "{:.1} MB, over the {} MB a document may have (CHUNK_SIZE_MB); raise CHUNK_SIZE_MB to index it",
+                size as f64 / (1 << 20) as f64,
+                limit >> 20
+            )
+        };
+        if entry.size > limit {
+            return Outcome::Failed {
+                reason: too_large(entry.size),
+                entry,
+                prior,
+                checksum: String::new(),
+                bytes: 0,
+            };
+        }
         let bytes = match self.source.read(&entry).await {
+            Ok(b) if b.len() as u64 > limit => {
+                return Outcome::Failed {
+                    reason: too_large(b.len() as u64),
+                    entry,
+                    prior,
+                    checksum: String::new(),
+                    bytes: b.len() as u64,
+                };
+            }
             Ok(b) => b,
             Err(e) => {
                 return Outcome::Failed {

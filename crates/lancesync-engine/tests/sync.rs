@@ -493,6 +493,30 @@ async fn failures_are_recorded_retried_and_cleared() {
 }
 
 #[tokio::test]
+async fn documents_over_chunk_size_mb_fail_without_being_read() {
+    let f = Fixture::new(|c| c.max_document_bytes = 2 << 20);
+    f.write("small.md", "# Small\n\nfits easily");
+    f.write("huge.txt", "x".repeat(3 << 20));
+    let r = f.sync().await;
+    assert_eq!((r.created, r.failed), (1, 1), "{r:#?}");
+    assert!(
+        r.failures[0].reason.contains("over the 2 MB")
+            && r.failures[0].reason.contains("CHUNK_SIZE_MB"),
+        "{:?}",
+        r.failures
+    );
+    assert!(
+        !f.reads().iter().any(|u| u.ends_with("huge.txt")),
+        "the listed size decided: {:?}",
+        f.reads()
+    );
+    // Within the limit again, it is indexed.
+    f.write("huge.txt", "not so huge any more");
+    let r = f.sync().await;
+    assert_eq!((r.updated, r.failed), (1, 0), "{r:#?}");
+}
+
+#[tokio::test]
 async fn a_failed_update_keeps_the_last_good_version_searchable() {
     let f = Fixture::new(|_| {});
     f.write("doc.pdf", pdf(&["Glaciers carve valleys."]));
