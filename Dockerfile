@@ -12,7 +12,8 @@ RUN cargo build --locked --release -p sync-server -p sync-cli
 FROM debian:bookworm-slim
 RUN apt-get update -qq && apt-get install -y -qq ca-certificates curl >/dev/null \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /data lancesync && install -d -o lancesync /data
+    && useradd --system --uid 10001 --user-group --home /data lancesync \
+    && install -d -o lancesync -g lancesync /data
 COPY --from=build /src/target/release/sync-server /src/target/release/sync-cli /usr/local/bin/
 USER lancesync
 WORKDIR /data
