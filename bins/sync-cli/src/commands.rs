@@ -429,6 +429,12 @@ fn report_text(r: &SyncReport) -> String {
         r.docs_per_sec,
         r.mb_per_sec
     ));
+    if r.legacy > 0 {
+        out.push_str(&format!(
+            "\n  {} handed to the legacy fallback (LEGACY_FALLBACK_URL)",
+            r.legacy
+        ));
+    }
     if r.waiting_retry > 0 {
         out.push_str(&format!(
             "\n  {} earlier failure(s) wait for a retry (`sync-cli failed`, `sync-cli retry`)",

@@ -273,10 +273,12 @@ pub fn parse_user_tokens(value: &str) -> Result<Vec<(String, SecretString)>, Str
 }
 
 /// Integration with an existing application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationSettings {
     /// `ENABLE_LEGACY_FALLBACK`.
     pub legacy_fallback: bool,
+    /// `LEGACY_FALLBACK_URL`: where documents lancesync cannot take are posted.
+    pub legacy_fallback_url: Option<Url>,
     /// `MIGRATE_EXISTING_DATA`.
     pub migrate_existing_data: bool,
 }
@@ -434,6 +436,7 @@ impl<'a> Reader<'a> {
             },
             integration: IntegrationSettings {
                 legacy_fallback: self.bool("ENABLE_LEGACY_FALLBACK"),
+                legacy_fallback_url: self.url("LEGACY_FALLBACK_URL"),
                 migrate_existing_data: self.bool("MIGRATE_EXISTING_DATA"),
             },
         }

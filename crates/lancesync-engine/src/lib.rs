@@ -22,6 +22,7 @@
 //! ```
 
 mod documents;
+mod fallback;
 pub mod ids;
 mod lock;
 pub mod rows;
@@ -44,6 +45,7 @@ pub use documents::{
     ChunkInfo, DocumentFilter, DocumentInfo, DocumentWithChunks, MAX_PAGE, Page, PrecomputedChunk,
     PrecomputedDocument,
 };
+pub use fallback::{LegacyFallback, STATUS_LEGACY};
 pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest};
 pub use store::{DocPos, DocState, Maintenance, SourceDocs, TableSettings, UserTables};
 pub use sync::{Failure, MassDeleteBlocked, NoProgress, Progress, SyncOptions, SyncReport};
@@ -104,6 +106,9 @@ pub struct EngineConfig {
     /// `CHUNK_SIZE_MB`: the largest document read, in bytes; a larger one is a recorded
     /// failure (not read at all when its listed size says so).
     pub max_document_bytes: u64,
+    /// `ENABLE_LEGACY_FALLBACK` with `LEGACY_FALLBACK_URL`: where documents lancesync cannot
+    /// take are posted instead of only failing.
+    pub legacy_fallback: Option<LegacyFallback>,
 }
 
 impl EngineConfig {
@@ -133,6 +138,18 @@ impl EngineConfig {
         };
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
         c.max_document_bytes = settings.sync.chunk_size_mb.saturating_mul(1 << 20);
+        c.legacy_fallback = match &settings.integration.legacy_fallback_url {
+            Some(url) if settings.integration.legacy_fallback => {
+                match LegacyFallback::new(url.clone(), Duration::from_secs(120)) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        tracing::error!(error = %e, "legacy fallback off");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         c
     }
 
@@ -160,6 +177,7 @@ impl EngineConfig {
             batch_chunks: 8192,
             mass_delete: MassDeleteGuard::default(),
             max_document_bytes: 50 << 20,
+            legacy_fallback: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use lancesync_sources::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::fallback::STATUS_LEGACY;
 use crate::ids::{chunk_id, doc_id, validate_source_id};
 use crate::lock::FileLock;
 use crate::rows::{ChunkRow, DocRow, STATUS_FAILED, STATUS_OK};
@@ -86,6 +87,10 @@ pub struct SyncReport {
     pub unchanged: usize,
     /// Documents that failed in this run.
     pub failed: usize,
+    /// Documents lancesync could not take that the legacy fallback took
+    /// (`LEGACY_FALLBACK_URL`).
+    #[serde(default)]
+    pub legacy: usize,
     /// Earlier failures not retried yet (backoff, or out of retries).
     pub waiting_retry: usize,
     /// The failures of this run.
@@ -148,6 +153,15 @@ enum Outcome {
         checksum: String,
         bytes: u64,
     },
+    /// lancesync could not take it (`reason`); the legacy fallback did.
+    Legacy {
+        entry: SourceEntry,
+        prior: Option<DocState>,
+        reason: String,
+        checksum: String,
+        bytes: u64,
+        status: u16,
+    },
 }
 
 impl Outcome {
@@ -156,7 +170,8 @@ impl Outcome {
             Outcome::Indexed { doc, .. } => &doc.source_uri,
             Outcome::Touched { entry, .. }
             | Outcome::Moved { entry, .. }
-            | Outcome::Failed { entry, .. } => &entry.uri,
+            | Outcome::Failed { entry, .. }
+            | Outcome::Legacy { entry, .. } => &entry.uri,
         }
     }
 }
@@ -452,6 +467,7 @@ impl<'a> Run<'a> {
             + report.moved
             + report.touched
             + report.failed
+            + report.legacy
             + report.deleted
             + report.repaired;
         if wrote > 0 {
@@ -466,7 +482,12 @@ impl<'a> Run<'a> {
 
         let secs = started.elapsed().as_secs_f64();
         report.duration_ms = (secs * 1000.0) as u64;
-        let read = report.created + report.updated + report.moved + report.touched + report.failed;
+        let read = report.created
+            + report.updated
+            + report.moved
+            + report.touched
+            + report.failed
+            + report.legacy;
         report.docs_per_sec = if secs > 0.0 { read as f64 / secs } else { 0.0 };
         report.mb_per_sec = if secs > 0.0 {
             report.bytes_read as f64 / 1e6 / secs
@@ -602,6 +623,8 @@ impl<'a> Run<'a> {
                 bytes: size,
             };
         }
+        // The fallback needs the bytes after the attempt: kept only when there is one.
+        let kept = self.config.legacy_fallback.as_ref().map(|_| bytes.clone());
         match self.index(&entry, bytes, &checksum, prior.as_ref()).await {
             Ok((doc, chunks)) => Outcome::Indexed {
                 doc: Box::new(doc),
@@ -609,13 +632,41 @@ impl<'a> Run<'a> {
                 prior,
                 bytes: size,
             },
-            Err(reason) => Outcome::Failed {
-                entry,
-                prior,
-                reason,
-                checksum,
-                bytes: size,
-            },
+            Err((reason, takeable)) => {
+                let reason = match (&self.config.legacy_fallback, kept) {
+                    (Some(fallback), Some(bytes)) if takeable => {
+                        let fields = [
+                            ("user_id", self.tables.user_id.as_str()),
+                            ("source_id", self.source.id()),
+                            ("source_uri", entry.uri.as_str()),
+                            ("filename", entry.file_name()),
+                        ];
+                        match fallback.forward(&fields, entry.file_name(), &bytes).await {
+                            Ok(status) => {
+                                return Outcome::Legacy {
+                                    entry,
+                                    prior,
+                                    reason,
+                                    checksum,
+                                    bytes: size,
+                                    status,
+                                };
+                            }
+                            Err(why) => format!(
+                                "{reason}; the legacy fallback did not take it either: {why}"
+                            ),
+                        }
+                    }
+                    _ => reason,
+                };
+                Outcome::Failed {
+                    entry,
+                    prior,
+                    reason,
+                    checksum,
+                    bytes: size,
+                }
+            }
         }
     }
 
@@ -629,21 +680,51 @@ impl<'a> Run<'a> {
         from
     }
 
-    /// Extract, chunk and embed one document; the error is the reason recorded for it.
+    /// The row of a document seen for the first time that has no chunks (yet).
+    fn new_row(&self, entry: &SourceEntry, now: &str) -> DocRow {
+        DocRow {
+            doc_id: doc_id(&self.tables.user_id, self.source.id(), &entry.uri),
+            user_id: self.tables.user_id.clone(),
+            source_type: self.source.source_type().into(),
+            source_id: self.source.id().into(),
+            source_uri: entry.uri.clone(),
+            doc_type: std::path::Path::new(&entry.uri)
+                .extension()
+                .map(|e| e.to_string_lossy().to_lowercase())
+                .unwrap_or_default(),
+            title: entry.display_title().to_string(),
+            metadata_json: "{}".into(),
+            ingested_at: now.to_string(),
+            last_synced: now.to_string(),
+            processing_status: STATUS_FAILED.into(),
+            error_message: None,
+            attempts: 0,
+            total_chunks: 0,
+            checksum: String::new(),
+            size: 0,
+            modified: 0,
+            source_version: None,
+            vector: vec![0.0; self.tables.dim],
+        }
+    }
+
+    /// Extract, chunk and embed one document. The error is the reason recorded for it, and
+    /// whether the legacy fallback may take the document instead (a type lancesync does not
+    /// read, or an extraction that failed; not an embedding server that is down).
     async fn index(
         &self,
         entry: &SourceEntry,
         bytes: Vec<u8>,
         checksum: &str,
         prior: Option<&DocState>,
-    ) -> Result<(DocRow, Vec<ChunkRow>), String> {
+    ) -> Result<(DocRow, Vec<ChunkRow>), (String, bool)> {
         let path = std::path::Path::new(&entry.uri);
         let doc_type = DocType::from_path(path).ok_or_else(|| {
             let ext = path
                 .extension()
                 .map(|e| e.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "(none)".into());
-            lancesync_ingest::Error::Unsupported(ext).to_string()
+            (lancesync_ingest::Error::Unsupported(ext).to_string(), true)
         })?;
         let chunker = self.chunker.clone();
         let options = self.config.extract;
@@ -654,8 +735,8 @@ impl<'a> Run<'a> {
             Ok::<_, lancesync_ingest::Error>((extracted, chunks))
         })
         .await
-        .map_err(|e| format!("extraction crashed: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (format!("extraction crashed: {e}"), true))?
+        .map_err(|e| (e.to_string(), true))?;
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
         let vectors = if texts.is_empty() {
             Vec::new()
@@ -663,7 +744,7 @@ impl<'a> Run<'a> {
             self.embedder
                 .embed(&texts)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| (e.to_string(), false))?
         };
 
         let user_id = &self.tables.user_id;
@@ -732,6 +813,7 @@ impl<'a> Run<'a> {
         let mut touched = Vec::new();
         let mut moved = Vec::new();
         let mut failed = Vec::new();
+        let mut legacy = Vec::new();
         // Documents with no row before this batch.
         let mut fresh: HashSet<String> = HashSet::new();
         for outcome in batch {
@@ -782,6 +864,17 @@ impl<'a> Run<'a> {
                     });
                     failed.push((entry, prior, reason, checksum));
                 }
+                Outcome::Legacy {
+                    entry,
+                    prior,
+                    reason,
+                    checksum,
+                    bytes,
+                    status,
+                } => {
+                    report.bytes_read += bytes;
+                    legacy.push((entry, prior, reason, checksum, status));
+                }
             }
         }
 
@@ -792,6 +885,11 @@ impl<'a> Run<'a> {
             failed
                 .iter()
                 .filter_map(|(_, p, _, _)| p.as_ref().map(|p| p.doc_id.clone())),
+        );
+        wanted.extend(
+            legacy
+                .iter()
+                .filter_map(|(_, p, _, _, _)| p.as_ref().map(|p| p.doc_id.clone())),
         );
         let current: HashMap<String, DocRow> = self
             .tables
@@ -854,36 +952,40 @@ impl<'a> Run<'a> {
                 }
                 _ => 1,
             };
-            let base = existing.cloned().unwrap_or_else(|| DocRow {
-                doc_id: doc_id(&self.tables.user_id, self.source.id(), &entry.uri),
-                user_id: self.tables.user_id.clone(),
-                source_type: self.source.source_type().into(),
-                source_id: self.source.id().into(),
-                source_uri: entry.uri.clone(),
-                doc_type: std::path::Path::new(&entry.uri)
-                    .extension()
-                    .map(|e| e.to_string_lossy().to_lowercase())
-                    .unwrap_or_default(),
-                title: entry.display_title().to_string(),
-                metadata_json: "{}".into(),
-                ingested_at: now.clone(),
-                last_synced: now.clone(),
-                processing_status: STATUS_FAILED.into(),
-                error_message: None,
-                attempts: 0,
-                total_chunks: 0,
-                checksum: String::new(),
-                size: 0,
-                modified: 0,
-                source_version: None,
-                vector: vec![0.0; self.tables.dim],
-            });
+            let base = existing
+                .cloned()
+                .unwrap_or_else(|| self.new_row(&entry, &now));
             // A failed update keeps the last good chunks searchable; the row says it failed.
             doc_rows.push(DocRow {
                 processing_status: STATUS_FAILED.into(),
                 error_message: Some(reason),
                 attempts,
                 checksum,
+                ..restamped(&base, &entry, &now)
+            });
+        }
+        for (entry, prior, reason, checksum, status) in legacy {
+            report.legacy += 1;
+            let existing = prior.as_ref().and_then(|p| current.get(&p.doc_id));
+            let base = existing
+                .cloned()
+                .unwrap_or_else(|| self.new_row(&entry, &now));
+            // The fallback owns this version: chunks of an earlier one go.
+            if existing.is_some() {
+                replaced.push(base.doc_id.clone());
+            }
+            let metadata = serde_json::json!({
+                "ingested_by": "legacy_fallback",
+                "fallback_status": status,
+                "lancesync_reason": reason,
+            });
+            doc_rows.push(DocRow {
+                processing_status: STATUS_LEGACY.into(),
+                error_message: Some(reason),
+                attempts: 0,
+                total_chunks: 0,
+                checksum,
+                metadata_json: metadata.to_string(),
                 ..restamped(&base, &entry, &now)
             });
         }

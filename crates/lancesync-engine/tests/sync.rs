@@ -69,6 +69,10 @@ struct Fixture {
 
 impl Fixture {
     fn new(tweak: impl FnOnce(&mut EngineConfig)) -> Self {
+        Self::new_with_patterns(lancesync_sources::DEFAULT_PATTERNS, tweak)
+    }
+
+    fn new_with_patterns(patterns: &[&str], tweak: impl FnOnce(&mut EngineConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let docs = dir.path().join("docs");
         let db = dir.path().join("db");
@@ -80,8 +84,10 @@ impl Fixture {
         tweak(&mut config);
         let embedder = Arc::new(CountingEmbedder::default());
         let engine = Engine::new(config, embedder.clone()).unwrap();
+        let mut local = LocalFsConfig::new([docs.to_str().unwrap()]);
+        local.file_patterns = patterns.iter().map(|p| p.to_string()).collect();
         let source = Counting {
-            inner: local_source("docs", &docs),
+            inner: LocalFsSource::new("docs", local, &BTreeMap::new()).unwrap(),
             reads: Mutex::default(),
         };
         Self {
@@ -490,6 +496,72 @@ async fn failures_are_recorded_retried_and_cleared() {
 
     assert_eq!(f.engine.clear_failures("alice").await.unwrap(), 1);
     assert!(f.engine.failed("alice").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_lancesync_cannot_take_go_to_the_legacy_fallback() {
+    let legacy = lancesync_testkit::LegacyIngestServer::start().await;
+    let url = reqwest::Url::parse(&legacy.url).unwrap();
+    let f = Fixture::new_with_patterns(&["*.md", "*.pdf", "*.xlsx"], |c| {
+        c.legacy_fallback =
+            Some(lancesync_engine::LegacyFallback::new(url, Duration::from_secs(10)).unwrap())
+    });
+    f.write("good.md", "# Good\n\nlancesync reads this one");
+    f.write(
+        "budget.xlsx",
+        b"PK\x03\x04 a spreadsheet lancesync does not read",
+    );
+    f.write("scan.pdf", b"%PDF-1.7 damaged beyond any repair");
+    f.write("refused.pdf", b"%PDF-1.7 the fallback refuses this one too");
+    legacy.refuse("refused.pdf");
+    let r = f.sync().await;
+    assert_eq!((r.created, r.legacy, r.failed), (1, 2, 1), "{r:#?}");
+    assert!(
+        r.failures[0]
+            .reason
+            .contains("the legacy fallback did not take it either")
+            && r.failures[0].reason.contains("422"),
+        "{:?}",
+        r.failures
+    );
+    let uploads = legacy.uploads();
+    let mut names: Vec<&str> = uploads.iter().map(|u| u.file_name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["budget.xlsx", "scan.pdf"]);
+    let budget = uploads
+        .iter()
+        .find(|u| u.file_name == "budget.xlsx")
+        .unwrap();
+    assert_eq!(
+        budget.bytes,
+        b"PK\x03\x04 a spreadsheet lancesync does not read"
+    );
+    assert_eq!(budget.fields["user_id"], "alice");
+    assert_eq!(budget.fields["source_id"], "docs");
+    assert!(budget.fields["source_uri"].ends_with("budget.xlsx"));
+
+    // The rows say which path took each document.
+    let tables = f.engine.tables("alice").await.unwrap();
+    let rows = tables
+        .docs_where(Some(format!(
+            "processing_status = '{}'",
+            lancesync_engine::STATUS_LEGACY
+        )))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let metadata: serde_json::Value = serde_json::from_str(&rows[0].metadata_json).unwrap();
+    assert_eq!(metadata["ingested_by"], "legacy_fallback", "{metadata}");
+    assert_eq!(metadata["fallback_status"], 202);
+    assert!(
+        rows.iter()
+            .all(|d| d.total_chunks == 0 && d.error_message.is_some())
+    );
+
+    // Unchanged next time: nothing is posted again.
+    let r = f.sync().await;
+    assert_eq!((r.unchanged, r.legacy), (3, 0), "{r:#?}");
+    assert_eq!(legacy.uploads().len(), 2);
 }
 
 #[tokio::test]

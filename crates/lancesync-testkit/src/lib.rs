@@ -13,6 +13,7 @@ pub mod corpus;
 mod docx;
 mod dropbox;
 mod google_drive;
+mod legacy;
 mod notion;
 mod openai;
 mod pdf;
@@ -22,6 +23,7 @@ pub mod s3;
 pub use docx::Docx;
 pub use dropbox::DropboxServer;
 pub use google_drive::{DriveServer, TEST_SERVICE_ACCOUNT_EMAIL, test_service_account_key};
+pub use legacy::{LegacyIngestServer, LegacyUpload};
 pub use notion::{NotionBlock, NotionServer};
 pub use openai::{EmbeddingServer, Fault};
 pub use pdf::{
