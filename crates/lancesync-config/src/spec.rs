@@ -184,6 +184,9 @@ pub(crate) const FALSE_WORDS: [&str; 4] = ["false", "0", "no", "off"];
 const ENGINE: Option<&str> = Some("sync engine");
 const MODE_SELECTION: Option<&str> = Some("storage-mode selection (config)");
 const SOURCES: Option<&str> = Some("sources add (CLI and REST API)");
+const STORAGE: Option<&str> = Some("storage (S3 copies, backups, the AWS chain)");
+const ORCHESTRATOR: Option<&str> = Some("orchestrator (sync-server's schedules)");
+const SERVER: Option<&str> = Some("REST server (sync-server)");
 const DEPLOYMENT: Option<&str> =
     Some("backend-location detection and storage-mode selection (config)");
 
@@ -255,7 +258,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Unset,
         help: "Bucket for S3 storage; required when S3_STORAGE_ENABLED=true.",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "S3_PREFIX",
@@ -264,7 +267,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Value("lancedb-primary"),
         help: "Key prefix inside S3_BUCKET; user U lives under {S3_PREFIX}/users/U/.",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "S3_REGION",
@@ -273,7 +276,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Value("us-east-1"),
         help: "AWS region of the buckets. AWS_REGION is accepted too.",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "S3_ENDPOINT",
@@ -282,7 +285,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Url,
         default: Default::Unset,
         help: "Endpoint of an S3-compatible server (MinIO, moto, ...). Plain http is used only when this URL says http://.",
-        used_by: None,
+        used_by: STORAGE,
     },
     // --- Backup ---
     SettingSpec {
@@ -301,7 +304,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Unset,
         help: "Bucket for backups; required when S3_BACKUP_ENABLED=true.",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "S3_BACKUP_PREFIX",
@@ -310,7 +313,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Value("lancedb-backup"),
         help: "Key prefix inside S3_BACKUP_BUCKET; user U's backup lives under {S3_BACKUP_PREFIX}/users/U/.",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "USE_S3_AS_PRIMARY",
@@ -337,7 +340,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Seconds,
         default: Default::Value("30"),
         help: "In s3_primary_local_cache, how often a search may check S3 for a newer version (the check and any download run in the background; this process's own writes refresh the replica at once).",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "S3_SSE",
@@ -346,7 +349,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Choice(&["none", "aes256", "aws:kms"]),
         default: Default::Value("none"),
         help: "Server-side encryption of every object lancesync writes to S3 (primary and backup): none, aes256 (SSE-S3) or aws:kms (SSE-KMS, with S3_SSE_KMS_KEY_ID).",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "S3_SSE_KMS_KEY_ID",
@@ -355,7 +358,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Unset,
         help: "KMS key id or ARN for S3_SSE=aws:kms; unset uses the bucket's default key.",
-        used_by: None,
+        used_by: STORAGE,
     },
     // --- Credentials ---
     SettingSpec {
@@ -365,7 +368,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Secret,
         default: Default::Unset,
         help: "Access key for S3. Leave unset to use the standard AWS chain (profile, IAM role).",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "AWS_SECRET_ACCESS_KEY",
@@ -374,7 +377,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Secret,
         default: Default::Unset,
         help: "Secret key for S3, with AWS_ACCESS_KEY_ID.",
-        used_by: None,
+        used_by: STORAGE,
     },
     SettingSpec {
         name: "AWS_SESSION_TOKEN",
@@ -383,7 +386,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Secret,
         default: Default::Unset,
         help: "Session token for temporary S3 credentials.",
-        used_by: None,
+        used_by: STORAGE,
     },
     // --- Sync ---
     SettingSpec {
@@ -393,7 +396,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Bool,
         default: Default::Value("true"),
         help: "Run a sync of every source when the server starts.",
-        used_by: None,
+        used_by: ORCHESTRATOR,
     },
     SettingSpec {
         name: "SYNC_INTERVAL",
@@ -402,7 +405,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Seconds,
         default: Default::Value("300"),
         help: "Time between background passes that retry pending work and push local changes to S3.",
-        used_by: None,
+        used_by: ORCHESTRATOR,
     },
     SettingSpec {
         name: "MAX_CONCURRENT_PROCESSING",
@@ -577,7 +580,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Bool,
         default: Default::Value("true"),
         help: "Poll and watch sources on their schedules. false means sources sync only when asked.",
-        used_by: None,
+        used_by: ORCHESTRATOR,
     },
     SettingSpec {
         name: "SYNC_STATE_DIR",
@@ -595,7 +598,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Seconds,
         default: Default::Value("60"),
         help: "Time between health checks of the database, S3 and each source.",
-        used_by: None,
+        used_by: ORCHESTRATOR,
     },
     SettingSpec {
         name: "DEFAULT_POLL_INTERVAL",
@@ -604,7 +607,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Seconds,
         default: Default::Value("300"),
         help: "Poll interval of a source that does not set its own.",
-        used_by: None,
+        used_by: ORCHESTRATOR,
     },
     // --- API ---
     SettingSpec {
@@ -614,7 +617,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Value("0.0.0.0"),
         help: "Address sync-server listens on.",
-        used_by: None,
+        used_by: SERVER,
     },
     SettingSpec {
         name: "API_PORT",
@@ -623,7 +626,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Port,
         default: Default::Value("8000"),
         help: "Port sync-server listens on; 0 picks a free one.",
-        used_by: None,
+        used_by: SERVER,
     },
     SettingSpec {
         name: "API_ADMIN_TOKEN",
@@ -632,7 +635,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Secret,
         default: Default::Unset,
         help: "Bearer token that may act for every user and use the admin endpoints (pipeline, status, cleanup). With no token configured at all, sync-server listens on 127.0.0.1 only.",
-        used_by: None,
+        used_by: SERVER,
     },
     SettingSpec {
         name: "API_USER_TOKENS",
@@ -641,7 +644,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Secret,
         default: Default::Unset,
         help: "Per-user bearer tokens as user=token pairs separated by commas (alice=s3cr3t-alice-token,bob=...). A user token sees only its own user's data.",
-        used_by: None,
+        used_by: SERVER,
     },
     SettingSpec {
         name: "API_CORS_ORIGINS",
@@ -650,7 +653,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Text,
         default: Default::Unset,
         help: "Browser origins allowed to call the API, separated by commas (https://app.example.com). Unset allows none; there is no wildcard.",
-        used_by: None,
+        used_by: SERVER,
     },
     SettingSpec {
         name: "API_MAX_BODY_MB",
@@ -659,7 +662,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Count,
         default: Default::Value("10"),
         help: "Largest request body (JSON or upload) the API accepts, in MB; larger ones get 413.",
-        used_by: None,
+        used_by: SERVER,
     },
     SettingSpec {
         name: "API_RATE_LIMIT",
@@ -668,7 +671,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Number,
         default: Default::Value("600"),
         help: "Requests per minute allowed per token (or per client address without one); more get 429. 0 turns the limit off.",
-        used_by: None,
+        used_by: SERVER,
     },
     SettingSpec {
         name: "LOG_FORMAT",
@@ -677,7 +680,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Choice(&["text", "json"]),
         default: Default::Value("text"),
         help: "Log lines as text for people or JSON for log collectors; RUST_LOG sets the level.",
-        used_by: None,
+        used_by: SERVER,
     },
     // --- Integration ---
     SettingSpec {
