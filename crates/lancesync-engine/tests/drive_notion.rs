@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lancesync_engine::{NoProgress, SyncOptions};
 use lancesync_sources::{
     GoogleDriveConfig, GoogleDriveSource, NotionConfig, NotionSource, SecretRef,
 };
@@ -16,7 +15,7 @@ use lancesync_testkit::{DriveServer, NotionBlock, NotionServer};
 use serde_json::json;
 
 mod common;
-use common::{Index, text};
+use common::{Index, abort_sync_when, text};
 
 // ---------------------------------------------------------------------------------------
 // Google Drive
@@ -350,45 +349,17 @@ async fn drive_a_run_stopped_mid_way_keeps_its_token_and_converges() {
     server.update(&ids[2], text("cherries", 3).as_bytes());
     server.clear_requests();
     server.throttle_after(1, 10, 30);
-    let run = {
-        let (engine, source) = (index.engine.clone(), source.clone());
-        tokio::spawn(async move {
-            engine
-                .sync(
-                    "alice",
-                    source.as_ref(),
-                    SyncOptions::default(),
-                    &NoProgress,
-                )
-                .await
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.count("files.get.media") < 1 {
-        assert!(Instant::now() < deadline, "{:?}", server.counts());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    run.abort();
-    assert!(run.await.unwrap_err().is_cancelled());
+    abort_sync_when(&index, source.clone(), Duration::ZERO, || {
+        server.count("files.get.media") >= 1
+    })
+    .await;
     assert_eq!(index.cursor("gd").await.as_deref(), Some(cursor.as_str()));
 
     server.clear_throttle();
     let replay = index.sync(source.as_ref()).await;
     assert_eq!((replay.updated, replay.failed), (2, 0), "{replay:?}");
     assert_eq!(index.top_title("cherries").await, "c.md");
-    let tables = index.engine.tables("alice").await.unwrap();
-    let total: i32 = tables
-        .docs_where(None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.total_chunks)
-        .sum();
-    assert_eq!(
-        index.chunk_rows().await,
-        total as usize,
-        "no duplicate chunks"
-    );
+    index.assert_no_duplicate_chunks().await;
     assert_eq!(index.sync(source.as_ref()).await.unchanged, 3);
 }
 
@@ -666,43 +637,15 @@ async fn notion_a_run_stopped_mid_way_converges() {
     server.set_blocks(&rows[2], &[NotionBlock::paragraph("cherries and plums")]);
     server.clear_requests();
     server.throttle_after(1, 10, 30);
-    let run = {
-        let (engine, source) = (index.engine.clone(), source.clone());
-        tokio::spawn(async move {
-            engine
-                .sync(
-                    "alice",
-                    source.as_ref(),
-                    SyncOptions::default(),
-                    &NoProgress,
-                )
-                .await
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.count("blocks.children.list") < 1 {
-        assert!(Instant::now() < deadline, "{:?}", server.counts());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    run.abort();
-    assert!(run.await.unwrap_err().is_cancelled());
+    abort_sync_when(&index, source.clone(), Duration::ZERO, || {
+        server.count("blocks.children.list") >= 1
+    })
+    .await;
 
     server.clear_throttle();
     let replay = index.sync(source.as_ref()).await;
     assert_eq!((replay.updated, replay.failed), (2, 0), "{replay:?}");
     assert_eq!(index.top_title("cherries plums").await, "Note 2");
-    let tables = index.engine.tables("alice").await.unwrap();
-    let total: i32 = tables
-        .docs_where(None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.total_chunks)
-        .sum();
-    assert_eq!(
-        index.chunk_rows().await,
-        total as usize,
-        "no duplicate chunks"
-    );
+    index.assert_no_duplicate_chunks().await;
     assert_eq!(index.sync(source.as_ref()).await.unchanged, 3);
 }

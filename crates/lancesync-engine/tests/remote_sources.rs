@@ -16,7 +16,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 
 mod common;
-use common::{Index, text};
+use common::{Index, abort_sync_when, text};
 
 // ---------------------------------------------------------------------------------------
 // S3
@@ -577,27 +577,10 @@ async fn dropbox_a_run_stopped_after_fetching_keeps_its_cursor_and_converges() {
     server.put("/c.md", text("cherries", 3).as_bytes());
     server.slow_download("/c.md");
     server.clear_requests();
-    let run = {
-        let (engine, source) = (index.engine.clone(), source.clone());
-        tokio::spawn(async move {
-            engine
-                .sync(
-                    "alice",
-                    source.as_ref(),
-                    SyncOptions::default(),
-                    &NoProgress,
-                )
-                .await
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.count("files/download") < 2 {
-        assert!(Instant::now() < deadline, "{:?}", server.counts());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    run.abort();
-    assert!(run.await.unwrap_err().is_cancelled());
+    abort_sync_when(&index, source.clone(), Duration::from_millis(300), || {
+        server.count("files/download") >= 2
+    })
+    .await;
     assert_eq!(
         index.cursor("dbx").await.as_deref(),
         Some(cursor.as_str()),
@@ -610,14 +593,7 @@ async fn dropbox_a_run_stopped_after_fetching_keeps_its_cursor_and_converges() {
     assert_eq!((replay.updated, replay.failed), (2, 0), "{replay:?}");
     assert_ne!(index.cursor("dbx").await.as_deref(), Some(cursor.as_str()));
     assert_eq!(index.top_title("cherries").await, "c.md");
-    let tables = index.engine.tables("alice").await.unwrap();
-    let docs = tables.docs_where(None).await.unwrap();
-    let total: i32 = docs.iter().map(|d| d.total_chunks).sum();
-    assert_eq!(
-        index.chunk_rows().await,
-        total as usize,
-        "no duplicate chunks"
-    );
+    index.assert_no_duplicate_chunks().await;
     assert_eq!(index.sync(source.as_ref()).await.unchanged, 3);
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lancesync_engine::{Engine, EngineConfig, NoProgress, SearchRequest, SyncOptions};
@@ -107,4 +107,58 @@ pub fn text(topic: &str, n: usize) -> String {
             )
         })
         .collect()
+}
+
+/// Start a sync of `source` for alice in the background and abort it once `reached()` holds
+/// (then after `settle` more), as a crash or a stop would; the run must still be going.
+pub async fn abort_sync_when(
+    index: &Index,
+    source: Arc<dyn DocumentSource>,
+    settle: Duration,
+    reached: impl Fn() -> bool,
+) {
+    let engine = index.engine.clone();
+    let run = tokio::spawn(async move {
+        engine
+            .sync(
+                "alice",
+                source.as_ref(),
+                SyncOptions::default(),
+                &NoProgress,
+            )
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reached() {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not get there in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(settle).await;
+    run.abort();
+    assert!(
+        run.await.unwrap_err().is_cancelled(),
+        "the run was still going"
+    );
+}
+
+impl Index {
+    /// Every document's chunks are there once: as many chunk rows as the rows count.
+    pub async fn assert_no_duplicate_chunks(&self) {
+        let tables = self.engine.tables("alice").await.unwrap();
+        let total: i32 = tables
+            .docs_where(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.total_chunks)
+            .sum();
+        assert_eq!(
+            self.chunk_rows().await,
+            total as usize,
+            "no duplicate chunks"
+        );
+    }
 }
