@@ -198,8 +198,16 @@ async fn drive_shared_drives_whole_and_exports_over_the_limit_fail_alone() {
     server.put_doc(&specs, "Huge log", &huge);
     server.put_file("root", "mine.md", text("mine", 2).as_bytes());
     let index = Index::new();
-    let source = drive(&server, "team", |c| c.drive_ids = vec![team.clone()]);
+    // Acting for a Workspace user (domain-wide delegation): the JWT carries `sub`.
+    let source = drive(&server, "team", |c| {
+        c.drive_ids = vec![team.clone()];
+        c.subject = Some("alice@example.com".into());
+    });
     let first = index.sync(&source).await;
+    assert_eq!(
+        server.last_jwt_subject().as_deref(),
+        Some("alice@example.com")
+    );
     assert_eq!((first.created, first.failed), (2, 1), "{first:?}");
     assert!(
         first.failures[0].reason.contains("exports at most 10 MB"),

@@ -83,6 +83,8 @@ struct Shared {
     refresh: Option<(String, String, String)>,
     /// The `aud` a JWT must carry: this server's token URL.
     audience: String,
+    /// The `sub` of the last service-account JWT (domain-wide delegation), if it had one.
+    last_subject: Option<String>,
     /// Per coming request: `Some((status, retry_after))` refuses it.
     throttle: VecDeque<Option<(u16, Option<u64>)>>,
     /// Routes that answer 500 for their next n requests.
@@ -202,6 +204,7 @@ impl DriveServer {
             issued: 0,
             refresh: None,
             audience: String::new(),
+            last_subject: None,
             throttle: VecDeque::new(),
             failing: HashMap::new(),
             requests: Vec::new(),
@@ -254,6 +257,11 @@ impl DriveServer {
         for expiry in self.lock().tokens.values_mut() {
             *expiry = Instant::now();
         }
+    }
+
+    /// The user the last service-account JWT asked to act as (`sub`), if any.
+    pub fn last_jwt_subject(&self) -> Option<String> {
+        self.lock().last_subject.clone()
     }
 
     /// Access tokens issued so far.
@@ -520,7 +528,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// Check a service account's JWT: RS256 over `header.claims` with the test key, the claims
 /// Google requires (`iss`, `scope`, `aud`, `iat`, `exp` at most an hour after `iat`).
-fn check_jwt(jwt: &str, audience: &str) -> Result<(), &'static str> {
+fn check_jwt(jwt: &str, audience: &str) -> Result<Option<String>, &'static str> {
     let parts: Vec<&str> = jwt.split('.').collect();
     let [header, claims, signature] = parts[..] else {
         return Err(
@@ -570,7 +578,7 @@ fn check_jwt(jwt: &str, audience: &str) -> Result<(), &'static str> {
             "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
         );
     }
-    Ok(())
+    Ok(c["sub"].as_str().map(str::to_string))
 }
 
 async fn token(
@@ -591,8 +599,9 @@ async fn token(
                 .get("assertion")
                 .map(String::as_str)
                 .unwrap_or_default();
-            if let Err(why) = check_jwt(jwt, &s.audience) {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why);
+            match check_jwt(jwt, &s.audience) {
+                Ok(subject) => s.last_subject = subject,
+                Err(why) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why),
             }
         }
         Some("refresh_token") => {
