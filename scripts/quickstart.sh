@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: sync the sample folder into a local LanceDB index
-# (./data/lancedb, the local embedding model all-MiniLM-L6-v2, nothing to start), then search it.
+# (./data/lancedb, the static model distilled from the local embedding model all-MiniLM-L6-v2 on
+# first use, nothing to start), then search it.
 # Run it again: the second sync reads nothing, because nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
