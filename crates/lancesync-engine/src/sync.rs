@@ -623,9 +623,12 @@ impl<'a> Run<'a> {
                 bytes: size,
             };
         }
-        // The fallback needs the bytes after the attempt: kept only when there is one.
-        let kept = self.config.legacy_fallback.as_ref().map(|_| bytes.clone());
-        match self.index(&entry, bytes, &checksum, prior.as_ref()).await {
+        // Shared with the extraction thread, so the legacy fallback can still post them.
+        let bytes = Arc::new(bytes);
+        match self
+            .index(&entry, bytes.clone(), &checksum, prior.as_ref())
+            .await
+        {
             Ok((doc, chunks)) => Outcome::Indexed {
                 doc: Box::new(doc),
                 chunks,
@@ -633,8 +636,8 @@ impl<'a> Run<'a> {
                 bytes: size,
             },
             Err((reason, takeable)) => {
-                let reason = match (&self.config.legacy_fallback, kept) {
-                    (Some(fallback), Some(bytes)) if takeable => {
+                let reason = match &self.config.legacy_fallback {
+                    Some(fallback) if takeable => {
                         let fields = [
                             ("user_id", self.tables.user_id.as_str()),
                             ("source_id", self.source.id()),
@@ -714,7 +717,7 @@ impl<'a> Run<'a> {
     async fn index(
         &self,
         entry: &SourceEntry,
-        bytes: Vec<u8>,
+        bytes: Arc<Vec<u8>>,
         checksum: &str,
         prior: Option<&DocState>,
     ) -> Result<(DocRow, Vec<ChunkRow>), (String, bool)> {

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::{Http, HttpSettings};
 use crate::local::default_patterns;
-use crate::oauth::{TokenCache, TokenError, TokenResponse};
+use crate::oauth::{TokenAnswer, TokenCache, request_token};
 use crate::patterns::Filter;
 use crate::{
     ChangeKind, Changes, DocumentSource, Error, Listing, ListingIssue, Result, SecretRef,
@@ -327,36 +327,19 @@ impl DropboxSource {
             form.finish()
         };
         let url = format!("{}/oauth2/token", self.api);
-        let response = self
-            .http
-            .send("refreshing the access token", || {
-                self.http
-                    .client()
-                    .post(&url)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(body.clone())
-            })
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let refused: TokenError = response.json().await.unwrap_or_default();
-            return Err(self.auth_error(format!(
+        match request_token(&self.http, &url, body, Duration::from_secs(4 * 3600)).await? {
+            TokenAnswer::Granted(token, lifetime) => {
+                tracing::debug!(source = %self.id, expires_in_s = lifetime.as_secs(), "Dropbox access token refreshed");
+                Ok((token, lifetime))
+            }
+            TokenAnswer::Refused(status, refused) => Err(self.auth_error(format!(
                 "Dropbox refused to refresh the access token ({status} {}: {}); the index is left as it is. Create a new refresh token for app key {app_key} and update the source",
                 refused.error, refused.error_description
-            )));
+            ))),
+            TokenAnswer::Garbled(e) => Err(self.auth_error(format!(
+                "Dropbox's token answer is not what its API documents: {e}"
+            ))),
         }
-        let fresh: TokenResponse = response.json().await.map_err(|e| {
-            self.auth_error(format!(
-                "Dropbox's token answer is not what its API documents: {}",
-                e.without_url()
-            ))
-        })?;
-        let lifetime = Duration::from_secs(fresh.expires_in.unwrap_or(4 * 3600));
-        tracing::debug!(source = %self.id, expires_in_s = lifetime.as_secs(), "Dropbox access token refreshed");
-        Ok((SecretString::from(fresh.access_token), lifetime))
     }
 
     /// Send a request that carries the bearer token; on 401, refresh once and resend.

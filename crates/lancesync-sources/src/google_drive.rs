@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::{Http, HttpSettings};
 use crate::local::default_patterns;
-use crate::oauth::{TokenCache, TokenError, TokenResponse};
+use crate::oauth::{TokenAnswer, TokenCache, request_token};
 use crate::patterns::Filter;
 use crate::{
     ChangeKind, Changes, DocumentSource, Error, Listing, ListingIssue, Result, SecretRef,
@@ -545,38 +545,19 @@ impl GoogleDriveSource {
             };
             (form.finish(), who)
         };
-        let response = self
-            .http
-            .send("getting an access token", || {
-                self.http
-                    .client()
-                    .post(&self.token_url)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(body.clone())
-            })
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let refused: TokenError = response.json().await.unwrap_or_default();
-            return Err(self.auth_error(format!(
+        match request_token(&self.http, &self.token_url, body, Duration::from_secs(3600)).await? {
+            TokenAnswer::Granted(token, lifetime) => {
+                tracing::debug!(source = %self.id, "Google access token fetched");
+                Ok((token, lifetime))
+            }
+            TokenAnswer::Refused(status, refused) => Err(self.auth_error(format!(
                 "Google refused {who} ({status} {}: {}); the index is left as it is. Check the credentials and that the account can read the folders",
                 refused.error, refused.error_description
-            )));
+            ))),
+            TokenAnswer::Garbled(e) => Err(self.auth_error(format!(
+                "Google's token answer is not what its API documents: {e}"
+            ))),
         }
-        let fresh: TokenResponse = response.json().await.map_err(|e| {
-            self.auth_error(format!(
-                "Google's token answer is not what its API documents: {}",
-                e.without_url()
-            ))
-        })?;
-        tracing::debug!(source = %self.id, "Google access token fetched");
-        Ok((
-            SecretString::from(fresh.access_token),
-            Duration::from_secs(fresh.expires_in.unwrap_or(3600)),
-        ))
     }
 
     /// `GET {api}{path}` with the bearer token: refreshed once on 401, and Drive's 403 rate

@@ -313,7 +313,7 @@ struct Below {
 fn render_blocks(blocks: &[Block], depth: usize, out: &mut String, below: &mut Below) {
     let indent = "  ".repeat(depth);
     let mut number = 0;
-    for block in blocks {
+    for (at, block) in blocks.iter().enumerate() {
         let kind = block.value["type"].as_str().unwrap_or_default();
         let v = &block.value[kind];
         let text = rich_text(&v["rich_text"]);
@@ -420,29 +420,18 @@ fn render_blocks(blocks: &[Block], depth: usize, out: &mut String, below: &mut B
             };
             render_blocks(&block.children, inner, out, below);
         }
-        if matches!(
-            kind,
-            "bulleted_list_item" | "numbered_list_item" | "to_do" | "toggle"
-        ) && depth == 0
-            && !blocks_continue_list(blocks, block)
-        {
+        if is_list_item(block) && depth == 0 && !blocks.get(at + 1).is_some_and(is_list_item) {
             out.push('\n');
         }
     }
 }
 
-/// Whether the block after `block` in `blocks` is a list item too (so no blank line yet).
-fn blocks_continue_list(blocks: &[Block], block: &Block) -> bool {
-    let at = blocks
-        .iter()
-        .position(|b| std::ptr::eq(b, block))
-        .unwrap_or(blocks.len());
-    blocks.get(at + 1).is_some_and(|next| {
-        matches!(
-            next.value["type"].as_str(),
-            Some("bulleted_list_item" | "numbered_list_item" | "to_do" | "toggle")
-        )
-    })
+/// Whether a block is an item of a list (so no blank line before the next one).
+fn is_list_item(block: &Block) -> bool {
+    matches!(
+        block.value["type"].as_str(),
+        Some("bulleted_list_item" | "numbered_list_item" | "to_do" | "toggle")
+    )
 }
 
 /// A front matter value: one line, quoted as a JSON string.

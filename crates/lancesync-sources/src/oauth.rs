@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::Result;
+use crate::http::Http;
 
 /// A token this close to its expiry is refreshed before use (or a quarter of its lifetime,
 /// for shorter-lived tokens).
@@ -22,10 +23,10 @@ pub(crate) struct TokenCache {
 
 /// An OAuth 2.0 token endpoint's answer (RFC 6749 §5.1).
 #[derive(Deserialize)]
-pub(crate) struct TokenResponse {
-    pub(crate) access_token: String,
+struct TokenResponse {
+    access_token: String,
     #[serde(default)]
-    pub(crate) expires_in: Option<u64>,
+    expires_in: Option<u64>,
 }
 
 /// An OAuth 2.0 token endpoint's refusal (RFC 6749 §5.2).
@@ -69,4 +70,51 @@ impl TokenCache {
         *current = Some((token.clone(), Instant::now() + lifetime - margin));
         Ok(token)
     }
+}
+
+/// What a token endpoint answered.
+pub(crate) enum TokenAnswer {
+    /// A token and its lifetime.
+    Granted(SecretString, Duration),
+    /// A refusal: the status and the endpoint's error.
+    Refused(reqwest::StatusCode, TokenError),
+    /// A success whose body is not a token answer.
+    Garbled(String),
+}
+
+/// POST the form-encoded `body` (a grant) to the token endpoint `url`. A token without
+/// `expires_in` lives `default_lifetime`. `Err` only when no answer came at all.
+pub(crate) async fn request_token(
+    http: &Http,
+    url: &str,
+    body: String,
+    default_lifetime: Duration,
+) -> Result<TokenAnswer> {
+    let response = http
+        .send("getting an access token", || {
+            http.client()
+                .post(url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.clone())
+        })
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        return Ok(TokenAnswer::Refused(
+            status,
+            response.json().await.unwrap_or_default(),
+        ));
+    }
+    Ok(match response.json::<TokenResponse>().await {
+        Ok(fresh) => TokenAnswer::Granted(
+            SecretString::from(fresh.access_token),
+            fresh
+                .expires_in
+                .map_or(default_lifetime, Duration::from_secs),
+        ),
+        Err(e) => TokenAnswer::Garbled(e.without_url().to_string()),
+    })
 }
