@@ -73,7 +73,7 @@ struct Shared {
     auth: Auth,
     /// Per coming request: `Some(secs)` answers 429 with that Retry-After, `None` passes.
     throttle: VecDeque<Option<u64>>,
-    requests: Vec<(String, Instant)>,
+    requests: crate::requests::RequestLog,
     slow_downloads: BTreeSet<String>,
     download_delay: Duration,
 }
@@ -275,7 +275,7 @@ impl DropboxServer {
                 issued: 0,
             },
             throttle: VecDeque::new(),
-            requests: Vec::new(),
+            requests: Default::default(),
             slow_downloads: BTreeSet::new(),
             download_delay: Duration::from_secs(30),
         }));
@@ -410,30 +410,22 @@ impl DropboxServer {
 
     /// Requests per route (`files/list_folder`, `files/download`, `oauth2/token`, ...).
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        let mut out = BTreeMap::new();
-        for (route, _) in &self.lock().requests {
-            *out.entry(route.clone()).or_default() += 1;
-        }
-        out
+        self.lock().requests.counts()
     }
 
     /// Requests of one route.
     pub fn count(&self, route: &str) -> usize {
-        self.lock()
-            .requests
-            .iter()
-            .filter(|(r, _)| r == route)
-            .count()
+        self.lock().requests.count(route)
     }
 
     /// Every request so far, in total.
     pub fn total_requests(&self) -> usize {
-        self.lock().requests.len()
+        self.lock().requests.total()
     }
 
     /// When each request arrived.
     pub fn request_times(&self) -> Vec<Instant> {
-        self.lock().requests.iter().map(|(_, t)| *t).collect()
+        self.lock().requests.times()
     }
 
     /// Forget the requests so far.
@@ -454,7 +446,7 @@ impl DropboxServer {
 
 /// The common checks of every call: rate limit, then the bearer token. `Some` is the refusal.
 fn refusal(s: &mut Shared, route: &str, headers: &HeaderMap) -> Option<Response> {
-    s.requests.push((route.to_string(), Instant::now()));
+    s.requests.record(route);
     if let Some(Some(secs)) = s.throttle.pop_front() {
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,

@@ -90,7 +90,7 @@ struct Shared {
     /// Routes that answer 500 for their next n requests.
     /// Routes whose requests fail with 500: (requests let through first, failures).
     failing: HashMap<String, (usize, usize)>,
-    requests: Vec<(String, Instant)>,
+    requests: crate::requests::RequestLog,
     /// Added to every change token issued; raised to refuse the tokens issued before.
     token_base: usize,
 }
@@ -207,7 +207,7 @@ impl DriveServer {
             last_subject: None,
             throttle: VecDeque::new(),
             failing: HashMap::new(),
-            requests: Vec::new(),
+            requests: Default::default(),
             token_base: 0,
         }));
         let app = axum::Router::new()
@@ -431,25 +431,17 @@ impl DriveServer {
     /// Requests per route: `token`, `files.list`, `files.get`, `files.get.media`,
     /// `files.export`, `changes.getStartPageToken`, `changes.list`.
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        let mut out = BTreeMap::new();
-        for (route, _) in &self.lock().requests {
-            *out.entry(route.clone()).or_default() += 1;
-        }
-        out
+        self.lock().requests.counts()
     }
 
     /// Requests of one route.
     pub fn count(&self, route: &str) -> usize {
-        self.lock()
-            .requests
-            .iter()
-            .filter(|(r, _)| r == route)
-            .count()
+        self.lock().requests.count(route)
     }
 
     /// Every request so far.
     pub fn total_requests(&self) -> usize {
-        self.lock().requests.len()
+        self.lock().requests.total()
     }
 
     /// Forget the requests so far.
@@ -460,7 +452,7 @@ impl DriveServer {
 
 /// Record the request, then apply throttling, injected failures and the bearer token.
 fn admit(s: &mut Shared, route: &str, headers: &HeaderMap) -> Option<Response> {
-    s.requests.push((route.to_string(), Instant::now()));
+    s.requests.record(route);
     if let Some(Some((status, retry_after))) = s.throttle.pop_front() {
         let (reason, message) = if status == 429 {
             ("rateLimitExceeded", "Rate Limit Exceeded")

@@ -18,6 +18,7 @@ mod notion;
 mod openai;
 mod pdf;
 mod proxy;
+mod requests;
 pub mod s3;
 
 pub use docx::Docx;

@@ -175,7 +175,7 @@ struct Shared {
     throttle: VecDeque<Option<u64>>,
     /// Routes whose requests fail with 500: (requests let through first, failures).
     failing: HashMap<String, (usize, usize)>,
-    requests: Vec<(String, Instant)>,
+    requests: crate::requests::RequestLog,
 }
 
 /// The running stand-in; it stops when the test's runtime ends.
@@ -344,7 +344,7 @@ impl NotionServer {
             page_size: 100,
             throttle: VecDeque::new(),
             failing: HashMap::new(),
-            requests: Vec::new(),
+            requests: Default::default(),
         }));
         let app = axum::Router::new()
             .route("/v1/search", post(search))
@@ -564,30 +564,22 @@ impl NotionServer {
     /// Requests per route: `search`, `databases.query`, `pages.retrieve`,
     /// `blocks.children.list`.
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        let mut out = BTreeMap::new();
-        for (route, _) in &self.lock().requests {
-            *out.entry(route.clone()).or_default() += 1;
-        }
-        out
+        self.lock().requests.counts()
     }
 
     /// Requests of one route.
     pub fn count(&self, route: &str) -> usize {
-        self.lock()
-            .requests
-            .iter()
-            .filter(|(r, _)| r == route)
-            .count()
+        self.lock().requests.count(route)
     }
 
     /// Every request so far.
     pub fn total_requests(&self) -> usize {
-        self.lock().requests.len()
+        self.lock().requests.total()
     }
 
     /// When each request arrived.
     pub fn request_times(&self) -> Vec<Instant> {
-        self.lock().requests.iter().map(|(_, t)| *t).collect()
+        self.lock().requests.times()
     }
 
     /// Forget the requests so far.
@@ -597,7 +589,7 @@ impl NotionServer {
 }
 
 fn admit(s: &mut Shared, route: &str, headers: &HeaderMap) -> Option<Response> {
-    s.requests.push((route.to_string(), Instant::now()));
+    s.requests.record(route);
     if let Some(Some(secs)) = s.throttle.pop_front() {
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
