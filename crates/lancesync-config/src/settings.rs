@@ -281,6 +281,10 @@ pub struct IntegrationSettings {
     pub legacy_fallback_url: Option<Url>,
     /// `MIGRATE_EXISTING_DATA`.
     pub migrate_existing_data: bool,
+    /// `LEGACY_LANCEDB_URI`: the original system's data (a folder or `s3://` URI).
+    pub legacy_lancedb_uri: Option<String>,
+    /// `LEGACY_EMBEDDING_MODEL`: the model that made the original vectors.
+    pub legacy_embedding_model: Option<String>,
 }
 
 /// Every setting, typed. Built by [`crate::Config::load`]; plain data that can also be built
@@ -438,6 +442,10 @@ impl<'a> Reader<'a> {
                 legacy_fallback: self.bool("ENABLE_LEGACY_FALLBACK"),
                 legacy_fallback_url: self.url("LEGACY_FALLBACK_URL"),
                 migrate_existing_data: self.bool("MIGRATE_EXISTING_DATA"),
+                legacy_lancedb_uri: self.optional_location("LEGACY_LANCEDB_URI"),
+                legacy_embedding_model: self
+                    .optional_text("LEGACY_EMBEDDING_MODEL")
+                    .filter(|m| !m.trim().is_empty()),
             },
         }
     }
@@ -561,7 +569,12 @@ impl<'a> Reader<'a> {
 
     /// A local path (expanded and made absolute) or a URI (only `${VAR}` expands).
     fn location(&self, name: &'static str) -> String {
-        self.required(name, |s| {
+        self.optional_location(name)
+            .unwrap_or_else(|| panic!("{name} has a default"))
+    }
+
+    fn optional_location(&self, name: &'static str) -> Option<String> {
+        self.get(name, |s| {
             if s.contains("://") {
                 crate::expand::expand(s, &self.layers.env_view, false)
             } else {

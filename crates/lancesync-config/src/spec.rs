@@ -187,6 +187,7 @@ const SOURCES: Option<&str> = Some("sources add (CLI and REST API)");
 const STORAGE: Option<&str> = Some("storage (S3 copies, backups, the AWS chain)");
 const ORCHESTRATOR: Option<&str> = Some("orchestrator (sync-server's schedules)");
 const SERVER: Option<&str> = Some("REST server (sync-server)");
+const MIGRATION: Option<&str> = Some("migration (sync-cli migrate, sync-server start-up)");
 const DEPLOYMENT: Option<&str> =
     Some("backend-location detection and storage-mode selection (config)");
 
@@ -707,8 +708,26 @@ pub const SETTINGS: &[SettingSpec] = &[
         group: Group::Integration,
         kind: Kind::Bool,
         default: Default::Value("false"),
-        help: "At start-up, adopt documents already in existing LanceDB tables instead of re-ingesting them.",
-        used_by: None,
+        help: "At start-up, adopt the original system's LanceDB data at LEGACY_LANCEDB_URI (every user's documents and chunks, vectors kept when LEGACY_EMBEDDING_MODEL is the index's model) instead of ingesting it again; documents already migrated are skipped, and the original tables are never written. `sync-cli migrate` does the same on demand, with a dry run.",
+        used_by: MIGRATION,
+    },
+    SettingSpec {
+        name: "LEGACY_LANCEDB_URI",
+        aliases: &[],
+        group: Group::Integration,
+        kind: Kind::Path,
+        default: Default::Unset,
+        help: "Where the original system's LanceDB data is, for MIGRATE_EXISTING_DATA and `sync-cli migrate`: a folder or an s3:// URI (reached with the S3 settings above), holding {uri}/users/{user_id} databases or one database whose rows carry user_id. It must not be where lancesync keeps its own tables.",
+        used_by: MIGRATION,
+    },
+    SettingSpec {
+        name: "LEGACY_EMBEDDING_MODEL",
+        aliases: &[],
+        group: Group::Integration,
+        kind: Kind::Text,
+        default: Default::Unset,
+        help: "The model that made the original vectors (e.g. text-embedding-3-small, all-MiniLM-L6-v2). Migrated vectors are kept only when this is the configured embedder's model; otherwise the chunks' text is embedded again, since two models' vectors are not comparable even at the same length.",
+        used_by: MIGRATION,
     },
 ];
 

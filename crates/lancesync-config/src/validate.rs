@@ -72,6 +72,14 @@ pub(crate) fn validate(
             "set S3_BUCKET to the bucket's name, or S3_STORAGE_ENABLED=false",
         );
     }
+    let integration = &settings.integration;
+    if integration.migrate_existing_data && integration.legacy_lancedb_uri.is_none() {
+        err(
+            "LEGACY_LANCEDB_URI",
+            "MIGRATE_EXISTING_DATA=true needs to know where the original data is, but LEGACY_LANCEDB_URI is not set".into(),
+            "set LEGACY_LANCEDB_URI to the original LanceDB folder or s3:// URI, or MIGRATE_EXISTING_DATA=false",
+        );
+    }
     if backup.enabled && backup.bucket.is_none() {
         err(
             "S3_BACKUP_BUCKET",

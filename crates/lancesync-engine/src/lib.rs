@@ -50,6 +50,15 @@ pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest};
 pub use store::{DocPos, DocState, Maintenance, SourceDocs, TableSettings, UserTables};
 pub use sync::{Failure, MassDeleteBlocked, NoProgress, Progress, SyncOptions, SyncReport};
 
+/// The source id of documents migrated from the original system that are in no configured
+/// source: kept searchable, never listed by a run (so never deleted by one).
+pub const MIGRATED_SOURCE: &str = "legacy";
+
+/// A document's vector: the normalised mean of its chunks' vectors (zeros for none).
+pub fn mean_vector(vectors: &[Vec<f32>], dim: usize) -> Vec<f32> {
+    sync::mean_vector(vectors, dim)
+}
+
 /// The current time as RFC 3339 with milliseconds, as the tables record it.
 pub fn now_rfc3339() -> String {
     sync::now()
@@ -358,8 +367,9 @@ impl Engine {
             .await
     }
 
-    /// After a write: what the storage mode asks (S3 copy, cache refresh).
-    async fn after_write(&self, user_id: &str) -> Option<lancesync_storage::AfterWrite> {
+    /// After writing to a user's tables directly (through [`UserTables`]): what the storage
+    /// mode asks (S3 copy, cache refresh). Runs and the engine's own writes call it.
+    pub async fn after_write(&self, user_id: &str) -> Option<lancesync_storage::AfterWrite> {
         match self.config.storage.after_write(user_id).await {
             lancesync_storage::AfterWrite::Nothing => None,
             other => Some(other),
@@ -779,6 +789,16 @@ pub enum Error {
         stored: Box<EmbedderIdentity>,
         /// What is configured now.
         configured: Box<EmbedderIdentity>,
+    },
+    /// The tables where a user's index belongs were written by the original system.
+    #[error(
+        "{uri} holds tables written by the original system (they have no {column} column); lancesync never writes to them: move them aside and adopt them with `sync-cli migrate --from <their new place>`"
+    )]
+    LegacyTables {
+        /// The database.
+        uri: String,
+        /// A column lancesync's tables have and these lack.
+        column: &'static str,
     },
     /// Another run of the same source is in progress (in this or another process).
     #[error(

@@ -391,6 +391,16 @@ impl UserTables {
                 (docs, chunks)
             }
         };
+        // The original system's tables share these names; lancesync must not touch them
+        // (recording the embedder identity would already write a version).
+        for (table, column) in [(&docs, "source_id"), (&chunks, "source_id")] {
+            if table.schema().await?.index_of(column).is_err() {
+                return Err(Error::LegacyTables {
+                    uri: db.uri.clone(),
+                    column,
+                });
+            }
+        }
         let tables = Self {
             user_id: user_id.to_string(),
             uri: db.uri.clone(),

@@ -452,9 +452,10 @@ impl Orchestrator {
             return Err(Error::ShuttingDown);
         }
         ids::validate_source_id(&spec.id)?;
-        if spec.id == UPLOADS || spec.id == MANUAL {
+        if spec.id == UPLOADS || spec.id == MANUAL || spec.id == lancesync_engine::MIGRATED_SOURCE {
             return Err(Error::Conflict(format!(
-                "the source ids {UPLOADS:?} and {MANUAL:?} are reserved for documents sent to the API; pick another"
+                "the source ids {UPLOADS:?}, {MANUAL:?} and {:?} are reserved for documents sent to the API or migrated; pick another",
+                lancesync_engine::MIGRATED_SOURCE
             )));
         }
         let registry = self.registry(user_id)?;

@@ -187,6 +187,15 @@ pub trait DocumentSource: Send + Sync + std::fmt::Debug {
     fn watch_roots(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
     }
+
+    /// Uri prefixes this source covers: a document under one of them that a complete listing
+    /// lacks is gone from the source (not merely from elsewhere). Local folders by default.
+    fn scopes(&self) -> Vec<String> {
+        self.watch_roots()
+            .iter()
+            .map(|root| root.to_string_lossy().into_owned())
+            .collect()
+    }
 }
 
 /// Errors of this crate.

@@ -218,6 +218,10 @@ impl DocumentSource for S3Source {
         "s3"
     }
 
+    fn scopes(&self) -> Vec<String> {
+        vec![self.uri(&self.prefix)]
+    }
+
     async fn list(&self) -> Result<Listing> {
         let store = self.store().await?;
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));

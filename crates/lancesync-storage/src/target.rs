@@ -101,6 +101,18 @@ impl S3Target {
         ))
     }
 
+    /// A target at `uri` (`s3://bucket/prefix`) with the region, endpoint, encryption and
+    /// credentials of lancesync's settings: another location on the same S3 service, such as
+    /// the original system's data. `None` if `uri` is not an `s3://` URI with a bucket.
+    pub fn from_uri(uri: &str, settings: &lancesync_config::Settings) -> Option<Self> {
+        let rest = uri.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return None;
+        }
+        Some(Self::with_common(Self::new(bucket, prefix), settings))
+    }
+
     fn with_common(mut t: Self, settings: &lancesync_config::Settings) -> Self {
         use secrecy::ExposeSecret;
         t = t.with_option("aws_region", settings.s3.region.clone());

@@ -164,7 +164,7 @@ impl Shared {
         }
         if !f.mime.starts_with("application/vnd.google-apps.") {
             v["size"] = f.content.len().to_string().into();
-            v["md5Checksum"] = md5_hex(&f.content).into();
+            v["md5Checksum"] = crate::md5_hex(&f.content).into();
             v["headRevisionId"] = format!("0B{}r{}", &id[1..13], f.revision).into();
         }
         v
@@ -177,14 +177,6 @@ impl Shared {
         }
         self.files.get(parent).and_then(|f| f.drive.clone())
     }
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl DriveServer {

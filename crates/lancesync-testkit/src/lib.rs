@@ -14,6 +14,7 @@ mod docx;
 mod dropbox;
 mod google_drive;
 mod legacy;
+mod legacy_tables;
 mod notion;
 mod openai;
 mod pdf;
@@ -25,6 +26,10 @@ pub use docx::Docx;
 pub use dropbox::DropboxServer;
 pub use google_drive::{DriveServer, TEST_SERVICE_ACCOUNT_EMAIL, test_service_account_key};
 pub use legacy::{LegacyIngestServer, LegacyUpload};
+pub use legacy_tables::{
+    LegacyTable, legacy_chunk, legacy_document, md5_hex, python_lancedb_available,
+    write_legacy_tables,
+};
 pub use notion::{NotionBlock, NotionServer};
 pub use openai::{EmbeddingServer, Fault};
 pub use pdf::{
