@@ -76,6 +76,52 @@ pub enum Command {
     /// Storage mode, locations, S3 backlog and sizes
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Adopt the original system's LanceDB data into lancesync's tables (docs/migration.md)
+    #[command(after_help = "Examples:\n  \
+        sync-cli migrate --from /srv/app/lancedb-original --all-users --dry-run\n  \
+        sync-cli migrate --user alice --legacy-model all-MiniLM-L6-v2")]
+    Migrate(MigrateArgs),
+}
+
+/// `migrate`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "all_users"])))]
+pub struct MigrateArgs {
+    /// The original data: a folder or s3://bucket/prefix [default: LEGACY_LANCEDB_URI]
+    #[arg(long, value_name = "URI")]
+    pub from: Option<String>,
+    /// Only this user
+    #[arg(long, short)]
+    pub user: Option<String>,
+    /// Every user the original data has
+    #[arg(long)]
+    pub all_users: bool,
+    /// Print the plan (users, documents, chunks, what would be embedded again); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The model that made the original vectors; they are kept only if it is the index's
+    /// [default: LEGACY_EMBEDDING_MODEL]
+    #[arg(long, value_name = "MODEL")]
+    pub legacy_model: Option<String>,
+    /// Report documents that are in no configured source instead of keeping them under the
+    /// source `legacy`
+    #[arg(long)]
+    pub skip_unmatched: bool,
+    /// The original layout [default: found from the data]
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The original system's layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// One database per user: URI/users/USER
+    PerUser,
+    /// One database whose rows carry user_id
+    Shared,
 }
 
 /// `backup`.

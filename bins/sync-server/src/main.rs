@@ -109,6 +109,9 @@ async fn serve(config: Config, opts: LoadOptions, args: Args) -> anyhow::Result<
     }
     tracing::info!(embedder = %engine.embedder(), "embedder ready");
     check_s3(engine.storage()).await?;
+    if settings.integration.migrate_existing_data {
+        migrate_existing_data(&engine, &settings, &opts.env).await?;
+    }
     // Without any token the API would be open to the network: listen on loopback only.
     let host = if settings.api.auth_configured() {
         settings.api.host.clone()
@@ -157,6 +160,47 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
     }
+}
+
+/// MIGRATE_EXISTING_DATA: adopt the original system's data before serving. Documents already
+/// migrated are skipped, so every start may do it; unreadable original data stops the start,
+/// while a user whose migration fails is logged and served as they are (the next start
+/// tries again).
+async fn migrate_existing_data(
+    engine: &Arc<lancesync_engine::Engine>,
+    settings: &lancesync_config::Settings,
+    env: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let options = lancesync_migrate::MigrateOptions::from_settings(settings)
+        .context("MIGRATE_EXISTING_DATA=true needs LEGACY_LANCEDB_URI")?;
+    let migrator = lancesync_migrate::Migrator::new(engine.clone(), settings.clone(), env.clone());
+    let report = migrator
+        .run(&options)
+        .await
+        .context("MIGRATE_EXISTING_DATA: the original data cannot be migrated")?;
+    for user in &report.users {
+        match &user.error {
+            None => tracing::info!(user = %user.user_id, "{}", user.summary(false)),
+            Some(_) => tracing::warn!(user = %user.user_id, "{}", user.summary(false)),
+        }
+    }
+    let adopted: usize = report
+        .users
+        .iter()
+        .map(|u| u.adopted + u.adopted_changed + u.kept_unmatched)
+        .sum();
+    let not_adopted: usize = report.users.iter().map(|u| u.not_adopted_documents()).sum();
+    eprintln!(
+        "migrated {} user(s) from {}: {adopted} document(s) adopted, {not_adopted} not adopted{}",
+        report.users.len(),
+        report.from,
+        if report.complete() {
+            String::new()
+        } else {
+            " (some users stopped: see the log)".to_string()
+        }
+    );
+    Ok(())
 }
 
 /// At start-up: a missing bucket or refused credentials stop the server with a clear error;

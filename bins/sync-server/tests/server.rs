@@ -312,3 +312,109 @@ async fn the_curl_example_script_works() {
 fn checkout_dir() -> std::ffi::OsString {
     std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_existing_data_at_start_up_adopts_the_original_tables_once() {
+    use lancesync_testkit::{LegacyTable, legacy_chunk, legacy_document, md5_hex};
+    if !lancesync_testkit::python_lancedb_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let docs = tomatoes(w);
+    let tomato_file = docs.join("tomatoes.md");
+    let tomato_text = std::fs::read(&tomato_file).unwrap();
+    // Alice's garden folder is a configured source; her upload is in none.
+    std::fs::create_dir_all(w.join("state/users/alice")).unwrap();
+    std::fs::write(
+        w.join("state/users/alice/sources.toml"),
+        format!(
+            "[[source]]\nid = \"garden\"\nsource_type = \"local_filesystem\"\n\n[source.config]\nwatch_paths = [{:?}]\n",
+            docs.to_string_lossy()
+        ),
+    )
+    .unwrap();
+    let vector = vec![0.5f32; 1536];
+    let original = w.join("original");
+    lancesync_testkit::write_legacy_tables(
+        original.join("users/alice").to_str().unwrap(),
+        None,
+        &[
+            LegacyTable::documents(1536).rows([
+                legacy_document(
+                    "old-1",
+                    "alice",
+                    tomato_file.to_str().unwrap(),
+                    &md5_hex(&tomato_text),
+                    1,
+                    &vector,
+                ),
+                legacy_document(
+                    "old-2",
+                    "alice",
+                    "/srv/uploads/sourdough.txt",
+                    "",
+                    1,
+                    &vector,
+                ),
+            ]),
+            LegacyTable::chunks(1536).rows([
+                legacy_chunk(
+                    "old-1",
+                    "alice",
+                    0,
+                    &String::from_utf8_lossy(&tomato_text),
+                    &vector,
+                ),
+                legacy_chunk(
+                    "old-2",
+                    "alice",
+                    0,
+                    "Sourdough starter needs flour and water every day.",
+                    &vector,
+                ),
+            ]),
+        ],
+    );
+    let original_uri = original.to_string_lossy().into_owned();
+    let env = [
+        ("API_ADMIN_TOKEN", ADMIN),
+        ("API_USER_TOKENS", &format!("alice={ALICE}")),
+        ("EMBEDDING_PROVIDER", "builtin"),
+        ("MIGRATE_EXISTING_DATA", "true"),
+        ("LEGACY_LANCEDB_URI", &original_uri),
+    ];
+    let server = start(w, &env);
+    assert_eq!(server.documents().await, 2, "migrated before serving");
+    assert!(
+        server
+            .search("sourdough starter flour")
+            .await
+            .iter()
+            .any(|u| u == "/srv/uploads/sourdough.txt")
+    );
+    // The scheduled sync of the garden keeps the adopted document and the kept upload.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server.documents().await, 2);
+    assert!(server.terminate().success());
+
+    // Every start migrates again, and finds everything migrated already.
+    let server = start(w, &env);
+    assert_eq!(server.documents().await, 2);
+    assert!(server.terminate().success());
+
+    // Without LEGACY_LANCEDB_URI the start is refused with the reason.
+    let out = Command::new(env!("CARGO_BIN_EXE_sync-server"))
+        .current_dir(w)
+        .env_clear()
+        .env("HOME", w)
+        .env("MIGRATE_EXISTING_DATA", "true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("LEGACY_LANCEDB_URI"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

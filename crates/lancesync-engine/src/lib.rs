@@ -311,6 +311,11 @@ impl Engine {
         self.embedder.identity()
     }
 
+    /// The embedder itself, for code that writes rows through [`UserTables`].
+    pub fn embedder_handle(&self) -> Arc<dyn Embedder> {
+        self.embedder.clone()
+    }
+
     /// A user's tables, opened (and created) once per engine.
     pub async fn tables(&self, user_id: &str) -> Result<UserTables> {
         let mut open = self.open.lock().await;

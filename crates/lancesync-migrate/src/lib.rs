@@ -23,10 +23,9 @@
 //!
 //! ```no_run
 //! # async fn run(engine: std::sync::Arc<lancesync_engine::Engine>,
-//! #              embedder: std::sync::Arc<dyn lancesync_ingest::Embedder>,
 //! #              settings: lancesync_config::Settings) -> lancesync_migrate::Result<()> {
 //! use lancesync_migrate::{MigrateOptions, Migrator};
-//! let migrator = Migrator::new(engine, embedder, settings, std::collections::BTreeMap::new());
+//! let migrator = Migrator::new(engine, settings, std::collections::BTreeMap::new());
 //! let mut options = MigrateOptions::new("/srv/old-app/lancedb");
 //! options.dry_run = true;
 //! let report = migrator.run(&options).await?;
@@ -142,18 +141,17 @@ struct Planned {
 }
 
 impl Migrator {
-    /// A migrator writing through `engine`, embedding with `embedder` (the engine's), reading
+    /// A migrator writing through `engine` and embedding with its embedder, reading
     /// users' sources from `settings`' state folder; `env` expands paths and credentials in
     /// source settings, as for a sync.
     pub fn new(
         engine: Arc<Engine>,
-        embedder: Arc<dyn Embedder>,
         settings: lancesync_config::Settings,
         env: BTreeMap<String, String>,
     ) -> Self {
         Self {
+            embedder: engine.embedder_handle(),
             engine,
-            embedder,
             settings,
             env,
         }
@@ -421,7 +419,7 @@ impl Migrator {
                 Found::Elsewhere if !options.keep_unmatched => {
                     report.not_adopted.push(NotAdopted::doc(
                         &doc,
-                        "in no configured source (keep it with --keep-unmatched)".into(),
+                        "in no configured source, and unmatched documents are not kept (--skip-unmatched)".into(),
                     ));
                     continue;
                 }

@@ -77,12 +77,7 @@ impl World {
             )
             .unwrap(),
         );
-        let migrator = Migrator::new(
-            engine.clone(),
-            embedder.clone(),
-            config.settings().clone(),
-            env.clone(),
-        );
+        let migrator = Migrator::new(engine.clone(), config.settings().clone(), env.clone());
         Self {
             dir,
             env,
@@ -531,7 +526,7 @@ async fn a_shared_database_with_missing_columns_and_timestamps() {
     assert!(
         reasons(alice)
             .join("\n")
-            .contains("old-t in no configured source (keep it with --keep-unmatched)"),
+            .contains("old-t in no configured source, and unmatched documents are not kept"),
         "{}",
         report.summary()
     );
