@@ -46,14 +46,14 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        Self::with_lancedb_uri(None)
+        Self::with_settings(None, &[])
     }
 
-    /// lancesync's tables at `lancedb_uri` (default: `{dir}/db`).
-    fn with_lancedb_uri(lancedb_uri: Option<&Path>) -> Self {
+    /// lancesync's tables at `lancedb_uri` (default: `{dir}/db`), with more settings.
+    fn with_settings(lancedb_uri: Option<&Path>, settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = lancedb_uri.map_or_else(|| dir.path().join("db"), Path::to_path_buf);
-        let env: BTreeMap<String, String> = [
+        let mut env: BTreeMap<String, String> = [
             ("HOME", dir.path().to_path_buf()),
             ("LANCEDB_URI", db),
             ("SYNC_STATE_DIR", dir.path().join("state")),
@@ -61,6 +61,7 @@ impl World {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned()))
         .collect();
+        env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let opts = LoadOptions {
             env: env.clone(),
             config_file: None,
@@ -576,7 +577,7 @@ async fn the_original_tables_where_lancesync_keeps_its_own_are_never_written() {
     let legacy = per_user_legacy(&outer).await;
     let before = snapshot(&legacy);
     // lancesync pointed at the original data: opening refuses, naming the way out.
-    let w = World::with_lancedb_uri(Some(&legacy));
+    let w = World::with_settings(Some(&legacy), &[]);
     let err = w.engine.tables("alice").await.unwrap_err();
     assert!(
         matches!(err, lancesync_engine::Error::LegacyTables { .. }),
@@ -601,4 +602,70 @@ async fn the_original_tables_where_lancesync_keeps_its_own_are_never_written() {
         err.to_string().contains("no original LanceDB data"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_s3_with_the_s3_settings() {
+    use lancesync_testkit::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+    if !python_lancedb_available() {
+        return;
+    }
+    let s3 = S3Server::start();
+    s3.create_bucket("original-app").await;
+    let endpoint = s3.endpoint();
+    let w = World::with_settings(
+        None,
+        &[
+            ("S3_ENDPOINT", &endpoint),
+            ("S3_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ],
+    );
+    let v = w.vectors(&[BREAD, TAXES]).await;
+    let dim = v[0].len();
+    let options = json!({
+        "aws_endpoint": endpoint,
+        "allow_http": "true",
+        "aws_region": "us-east-1",
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+    });
+    for (user, text, vector) in [("alice", BREAD, &v[0]), ("bob", TAXES, &v[1])] {
+        write_legacy_tables(
+            &format!("s3://original-app/backend/users/{user}"),
+            Some(options.clone()),
+            &[
+                LegacyTable::documents(dim).rows([legacy_document(
+                    "old-1",
+                    user,
+                    "/srv/uploads/note.txt",
+                    "",
+                    1,
+                    vector,
+                )]),
+                LegacyTable::chunks(dim).rows([legacy_chunk("old-1", user, 0, text, vector)]),
+            ],
+        );
+    }
+    let mut options = MigrateOptions::new("s3://original-app/backend");
+    options.legacy_model = Some(w.our_model());
+    let report = w.migrate(&options).await;
+    assert!(report.complete(), "{}", report.summary());
+    assert_eq!(report.layout, Layout::PerUser);
+    let users: Vec<&str> = report.users.iter().map(|u| u.user_id.as_str()).collect();
+    assert_eq!(users, ["alice", "bob"]);
+    assert_eq!(
+        (
+            user(&report, "bob").kept_unmatched,
+            user(&report, "bob").vectors_kept
+        ),
+        (1, 1)
+    );
+    let hits = w
+        .engine
+        .search("bob", &SearchRequest::new("tax return receipts"))
+        .await
+        .unwrap();
+    assert_eq!(hits[0].chunk_text, TAXES);
 }
