@@ -86,8 +86,14 @@ fn check_passes_on_the_defaults_and_show_agrees() {
         "{text}"
     );
     assert!(text.contains("storage mode:     local_only"), "{text}");
+    // Every setting is acted on now; the last was the migration's.
     assert!(
-        text.contains("MAX_RETRIES") && text.contains("accepted, not yet used"),
+        text.contains("MAX_RETRIES") && !text.contains("accepted, not yet used"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("MIGRATE_EXISTING_DATA") && l.contains("used: migration")),
         "{text}"
     );
 }
