@@ -366,6 +366,13 @@ impl UserTables {
         let (docs, chunks) = match opened {
             Some(both) => both,
             None => {
+                // An original documents table alone: refused before a lock file or a table is
+                // written beside it.
+                if names.contains(docs_name)
+                    && let Ok(docs) = connection.open_table(docs_name).execute().await
+                {
+                    ensure_not_original(&docs, &db.uri).await?;
+                }
                 let lock = FileLock::acquire(db.state_dir.join("tables.lock")).await?;
                 let names = connection.table_names().execute().await?;
                 let both = names.contains(docs_name) && names.contains(chunks_name);
@@ -385,22 +392,16 @@ impl UserTables {
                     }
                 };
                 let docs = open_or_create(docs_name, rows::doc_schema(dim)).await?;
+                // Checked before the other table is created beside an original one.
+                ensure_not_original(&docs, &db.uri).await?;
                 let chunks = open_or_create(chunks_name, rows::chunk_schema(dim)).await?;
                 // Held until the embedder identity is recorded below.
                 _creating = Some(lock);
                 (docs, chunks)
             }
         };
-        // The original system's tables share these names; lancesync must not touch them
-        // (recording the embedder identity would already write a version).
-        for (table, column) in [(&docs, "source_id"), (&chunks, "source_id")] {
-            if table.schema().await?.index_of(column).is_err() {
-                return Err(Error::LegacyTables {
-                    uri: db.uri.clone(),
-                    column,
-                });
-            }
-        }
+        ensure_not_original(&docs, &db.uri).await?;
+        ensure_not_original(&chunks, &db.uri).await?;
         let tables = Self {
             user_id: user_id.to_string(),
             uri: db.uri.clone(),
@@ -981,6 +982,18 @@ pub struct Maintenance {
 fn reader(batch: RecordBatch) -> Box<dyn arrow_array::RecordBatchReader + Send> {
     let schema = batch.schema();
     Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema))
+}
+
+/// The original system's tables share lancesync's names but lack `source_id`; lancesync must
+/// not touch them (recording the embedder identity would already write a version).
+async fn ensure_not_original(table: &Table, uri: &str) -> Result<()> {
+    if table.schema().await?.index_of("source_id").is_err() {
+        return Err(Error::LegacyTables {
+            uri: uri.to_string(),
+            column: "source_id",
+        });
+    }
+    Ok(())
 }
 
 /// Run a plain query; `columns` empty means all.

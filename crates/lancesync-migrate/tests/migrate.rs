@@ -584,6 +584,22 @@ async fn the_original_tables_where_lancesync_keeps_its_own_are_never_written() {
         "{err}"
     );
     assert!(err.to_string().contains("sync-cli migrate --from"), "{err}");
+    // Nor is a chunks table created beside an original documents table alone.
+    let lone = w.path("lone");
+    write_legacy_tables(
+        lone.join("users/carol").to_str().unwrap(),
+        None,
+        &[LegacyTable::documents(4)
+            .rows([legacy_document("1", "carol", "/a.txt", "", 0, &[0.0; 4])])],
+    );
+    let lone_before = snapshot(&lone);
+    let beside = World::with_settings(Some(&lone), &[]);
+    let err = beside.engine.tables("carol").await.unwrap_err();
+    assert!(
+        matches!(err, lancesync_engine::Error::LegacyTables { .. }),
+        "{err}"
+    );
+    assert_eq!(snapshot(&lone), lone_before);
     let report = w
         .migrate(&MigrateOptions::new(legacy.to_string_lossy()))
         .await;
