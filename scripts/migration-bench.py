@@ -74,7 +74,9 @@ def build(work, n):
 def run(cli, work, index, args, provider):
     env = {"HOME": work, "PATH": os.environ.get("PATH", ""), "EMBEDDING_PROVIDER": provider,
            "LANCEDB_URI": os.path.join(index, "db"), "SYNC_STATE_DIR": os.path.join(index, "state"),
-           "RUST_LOG": "warn"}
+           "RUST_LOG": "warn",
+           "EMBEDDING_MODEL_PATH": os.environ.get("EMBEDDING_MODEL_PATH", os.path.expanduser(
+               "~/.local/share/lancesync/models/all-MiniLM-L6-v2"))}
     started = time.monotonic()
     out = subprocess.run([cli] + args, env=env, capture_output=True, text=True, cwd=work)
     took = time.monotonic() - started

@@ -345,7 +345,9 @@ impl Migrator {
             )
             .await?;
         }
-        if tables.is_some() {
+        if let Some(tables) = &tables {
+            // Many batches leave many small fragments: compact and index now, as a sync would.
+            tables.maintain().await?;
             self.engine.after_write(user).await;
         }
         Ok(())
