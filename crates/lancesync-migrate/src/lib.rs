@@ -583,10 +583,10 @@ impl Migrator {
                 // Unknown stat and checksum: the next sync reads it and compares.
                 _ => (-1, -1, None, String::new()),
             };
-            match (&p.plan, &p.content) {
-                (Plan::Keep { .. } | Plan::Sync, _) => report.kept_unmatched += 1,
-                (Plan::Adopt { .. }, Content::Unchanged(_)) => report.adopted += 1,
-                (Plan::Adopt { .. }, Content::Changed) => report.adopted_changed += 1,
+            match (stat, &p.content) {
+                (None, _) => report.kept_unmatched += 1,
+                (Some(_), Content::Unchanged(_)) => report.adopted += 1,
+                (Some(_), Content::Changed) => report.adopted_changed += 1,
             }
             doc_rows.push((
                 first,
