@@ -69,7 +69,7 @@ pub fn sql_string(value: &str) -> String {
 }
 
 /// `column IN ('a', 'b')` with every value escaped.
-pub(crate) fn sql_in(column: &str, values: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+pub fn sql_in(column: &str, values: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     let list: Vec<String> = values.into_iter().map(|v| sql_string(v.as_ref())).collect();
     format!("{column} IN ({})", list.join(", "))
 }

@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use lancedb::Table;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancesync_engine::ids::{sql_string, validate_user_id};
+use lancesync_engine::ids::{sql_in, sql_string, validate_user_id};
 use lancesync_storage::S3Target;
 use serde::Serialize;
 
@@ -313,11 +313,6 @@ fn and(a: Option<&String>, b: String) -> String {
     }
 }
 
-pub(crate) fn in_list(column: &str, values: &[String]) -> String {
-    let list: Vec<String> = values.iter().map(|v| sql_string(v)).collect();
-    format!("{column} IN ({})", list.join(", "))
-}
-
 impl LegacyTables {
     /// The user's document rows, without vectors. Rows without a `doc_id` are counted, not
     /// returned (nothing can refer to them).
@@ -388,7 +383,7 @@ impl LegacyTables {
         if doc_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = and(self.user_filter.as_ref(), in_list("doc_id", doc_ids));
+        let filter = and(self.user_filter.as_ref(), sql_in("doc_id", doc_ids));
         let mut out = Vec::new();
         for batch in run(chunks, Some(filter), &CHUNK_COLUMNS).await? {
             let Some(ids) = strings(&batch, "doc_id")? else {

@@ -453,7 +453,7 @@ impl Migrator {
         let mut present = HashSet::new();
         for group in ids.chunks(500) {
             for row in tables
-                .docs_where_without_vectors(Some(legacy::in_list("doc_id", group)))
+                .docs_where_without_vectors(Some(ids::sql_in("doc_id", group)))
                 .await?
             {
                 present.insert(row.doc_id);
