@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::layers::{Layers, Origin};
@@ -134,6 +134,10 @@ pub struct SyncSettings {
     pub extract_timeout: Duration,
     /// `EXTRACT_MEMORY_MB`.
     pub extract_memory_mb: u64,
+    /// `DOCUMENT_TIMEOUT`.
+    pub document_timeout: Duration,
+    /// `MAX_DOCUMENT_TEXT_MB`.
+    pub max_document_text_mb: u64,
     /// `SYNC_ENABLED_BY_DEFAULT`.
     pub enabled_by_default: bool,
     /// `MASS_DELETE_MAX_SHARE`.
@@ -267,6 +271,18 @@ pub fn parse_user_tokens(value: &str) -> Result<Vec<(String, SecretString)>, Str
                 n + 1
             ));
         }
+        // One token for two users would let each act as the other (the first pair wins).
+        if let Some(earlier) = out
+            .iter()
+            .position(|(_, t): &(String, SecretString)| t.expose_secret() == token)
+        {
+            return Err(format!(
+                "pairs {} ({}) and {} ({user}) have the same token; every user needs a token of their own",
+                earlier + 1,
+                out[earlier].0,
+                n + 1
+            ));
+        }
         out.push((user.to_string(), SecretString::from(token.to_string())));
     }
     Ok(out)
@@ -379,6 +395,8 @@ impl<'a> Reader<'a> {
                 ocr_enabled: self.bool("OCR_ENABLED"),
                 extract_timeout: self.seconds("EXTRACT_TIMEOUT"),
                 extract_memory_mb: self.number("EXTRACT_MEMORY_MB"),
+                document_timeout: self.seconds("DOCUMENT_TIMEOUT"),
+                max_document_text_mb: self.number("MAX_DOCUMENT_TEXT_MB"),
                 enabled_by_default: self.bool("SYNC_ENABLED_BY_DEFAULT"),
                 mass_delete_max_share: self.required("MASS_DELETE_MAX_SHARE", parse_fraction),
             },

@@ -463,6 +463,24 @@ pub const SETTINGS: &[SettingSpec] = &[
         used_by: ENGINE,
     },
     SettingSpec {
+        name: "DOCUMENT_TIMEOUT",
+        aliases: &[],
+        group: Group::Sync,
+        kind: Kind::Seconds,
+        default: Default::Value("300"),
+        help: "How long extracting, chunking and embedding one document may take in all, whatever its type. A document over it is a recorded failure (retried on later runs like any other) and the run goes on; a PDF's parsing also stops at EXTRACT_TIMEOUT.",
+        used_by: ENGINE,
+    },
+    SettingSpec {
+        name: "MAX_DOCUMENT_TEXT_MB",
+        aliases: &[],
+        group: Group::Sync,
+        kind: Kind::Count,
+        default: Default::Value("32"),
+        help: "The most text, in MiB, one document may yield once extracted (a small DOCX or HTML file can unpack to far more text than its size). A document over it is a recorded failure, never chunked or embedded.",
+        used_by: ENGINE,
+    },
+    SettingSpec {
         name: "EXTRACT_MEMORY_MB",
         aliases: &[],
         group: Group::Sync,
@@ -635,7 +653,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         group: Group::Api,
         kind: Kind::Secret,
         default: Default::Unset,
-        help: "Bearer token that may act for every user and use the admin endpoints (pipeline, status, cleanup). With no token configured at all, sync-server listens on 127.0.0.1 only.",
+        help: "Bearer token that may act for every user and use the admin endpoints (pipeline, status, storage, metrics) and clean up any user's failures. With no token configured at all, sync-server listens on 127.0.0.1 only.",
         used_by: SERVER,
     },
     SettingSpec {

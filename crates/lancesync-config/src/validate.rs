@@ -177,6 +177,20 @@ pub(crate) fn validate(
             "use a long random token, e.g. from `openssl rand -hex 32`",
         );
     }
+    // A user token equal to the admin token would act as the admin.
+    if let Some(admin) = &settings.api.admin_token
+        && let Some((user, _)) = settings
+            .api
+            .user_tokens
+            .iter()
+            .find(|(_, token)| token.expose_secret() == admin.expose_secret())
+    {
+        err(
+            "API_USER_TOKENS",
+            format!("API_USER_TOKENS: user {user}'s token is the admin token (API_ADMIN_TOKEN)"),
+            "give every user a token of their own, different from the admin's",
+        );
+    }
     for origin in &settings.api.cors_origins {
         let ok = url::Url::parse(origin)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/");

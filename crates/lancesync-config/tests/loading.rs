@@ -845,3 +845,38 @@ fn docs_configuration_md_is_generated_from_the_code() {
 fn checkout_dir() -> std::ffi::OsString {
     std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
 }
+
+/// A token shared by two users, or a user token equal to the admin token, would let one
+/// caller act as another: both are refused, naming users and pairs, never the token.
+#[test]
+fn api_tokens_are_never_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "admin-token-0123456789abcdef";
+    let shared = "shared-token-0123456789abcdef";
+    let users = format!("alice={shared},bob={shared}");
+    let text = problem_text(&opts(dir.path(), &[("API_USER_TOKENS", &users)]));
+    assert!(
+        text.contains("pairs 1 (alice) and 2 (bob) have the same token"),
+        "{text}"
+    );
+    assert!(!text.contains(shared), "{text}");
+
+    let users = format!("alice=alice-token-0123456789abcdef,bob={admin}");
+    let text = problem_text(&opts(
+        dir.path(),
+        &[("API_ADMIN_TOKEN", admin), ("API_USER_TOKENS", &users)],
+    ));
+    assert!(
+        text.contains("user bob's token is the admin token"),
+        "{text}"
+    );
+    assert!(!text.contains(admin), "{text}");
+
+    // Distinct tokens, and one user with two (a rotation), are fine.
+    let users = "alice=alice-token-0123456789abcdef,alice=alice-token-new-456789abcdef,bob=bob-token-0123456789abcdef";
+    let ok = opts(
+        dir.path(),
+        &[("API_ADMIN_TOKEN", admin), ("API_USER_TOKENS", users)],
+    );
+    assert!(problems(&ok).is_empty(), "{}", problem_text(&ok));
+}

@@ -104,8 +104,11 @@ pub struct EngineConfig {
     /// `CHECKSUM_ENABLED`.
     pub checksum_enabled: bool,
     /// How far extraction may go for one document: `OCR_ENABLED`, `EXTRACT_TIMEOUT`,
-    /// `EXTRACT_MEMORY_MB`.
+    /// `EXTRACT_MEMORY_MB`, `MAX_DOCUMENT_TEXT_MB`.
     pub extract: ExtractOptions,
+    /// `DOCUMENT_TIMEOUT`: how long extracting, chunking and embedding one document may take
+    /// in all; past it the document is a recorded failure and the work is abandoned.
+    pub document_timeout: Duration,
     /// Documents per write batch.
     pub batch_docs: usize,
     /// Chunks per write batch (a batch closes at whichever limit comes first).
@@ -144,7 +147,11 @@ impl EngineConfig {
             ocr: settings.sync.ocr_enabled,
             timeout: settings.sync.extract_timeout,
             memory_bytes: settings.sync.extract_memory_mb.saturating_mul(1 << 20),
+            max_text_bytes: usize::try_from(settings.sync.max_document_text_mb)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
         };
+        c.document_timeout = settings.sync.document_timeout;
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
         c.max_document_bytes = settings.sync.chunk_size_mb.saturating_mul(1 << 20);
         c.legacy_fallback = match &settings.integration.legacy_fallback_url {
@@ -182,6 +189,7 @@ impl EngineConfig {
             retry_backoff: Duration::from_secs(60),
             checksum_enabled: true,
             extract: ExtractOptions::default(),
+            document_timeout: Duration::from_secs(300),
             batch_docs: 256,
             batch_chunks: 8192,
             mass_delete: MassDeleteGuard::default(),

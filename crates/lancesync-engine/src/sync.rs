@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use lancesync_ingest::{Chunker, DocType, Embedder, extract_with};
+use lancesync_ingest::{Chunk, Chunker, DocType, Embedder, Extracted, extract_with};
 use lancesync_sources::{
     ChangeKind, Changes, DocumentSource, Listing, ListingIssue, SourceEntry, under,
 };
@@ -23,6 +23,18 @@ use crate::lock::FileLock;
 use crate::rows::{ChunkRow, DocRow, STATUS_FAILED, STATUS_OK};
 use crate::store::{DocPos, DocState, Maintenance, UserTables};
 use crate::{EngineConfig, Error, Result};
+
+/// Chunks embedded per call while indexing one document: the granularity at which a document
+/// over its deadline stops.
+const EMBED_BATCH: usize = 256;
+
+/// The recorded reason of a document that ran out of its time budget during `step`.
+fn out_of_time(budget: Duration, step: &str) -> String {
+    format!(
+        "timed out: {step} took over {} s (DOCUMENT_TIMEOUT); raise DOCUMENT_TIMEOUT or exclude the file",
+        budget.as_secs_f64()
+    )
+}
 
 /// Options of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -729,26 +741,21 @@ impl<'a> Run<'a> {
                 .unwrap_or_else(|| "(none)".into());
             (lancesync_ingest::Error::Unsupported(ext).to_string(), true)
         })?;
-        let chunker = self.chunker.clone();
-        let options = self.config.extract;
-        // Extraction and chunking are CPU work: keep them off the async workers.
-        let (extracted, chunks) = tokio::task::spawn_blocking(move || {
-            let extracted = extract_with(&bytes, doc_type, &options)?;
-            let chunks = chunker.chunk(&extracted, doc_type);
-            Ok::<_, lancesync_ingest::Error>((extracted, chunks))
-        })
-        .await
-        .map_err(|e| (format!("extraction crashed: {e}"), true))?
-        .map_err(|e| (e.to_string(), true))?;
-        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
-        let vectors = if texts.is_empty() {
-            Vec::new()
-        } else {
-            self.embedder
-                .embed(&texts)
-                .await
-                .map_err(|e| (e.to_string(), false))?
-        };
+        let budget = self.config.document_timeout;
+        let deadline = Instant::now() + budget;
+        let work = self.extract_chunk_embed(bytes, doc_type, deadline);
+        let (extracted, chunks, vectors) =
+            match tokio::time::timeout_at(deadline.into(), work).await {
+                Ok(done) => done?,
+                // The work is dropped here: chunking checks the deadline between windows and
+                // embedding goes batch by batch, so what is still running stops shortly.
+                Err(_) => {
+                    return Err((
+                        out_of_time(budget, "extracting, chunking and embedding"),
+                        false,
+                    ));
+                }
+            };
 
         let user_id = &self.tables.user_id;
         let source_id = self.source.id();
@@ -801,6 +808,47 @@ impl<'a> Run<'a> {
             vector: mean_vector(&vectors, self.tables.dim),
         };
         Ok((doc, chunk_rows))
+    }
+
+    /// The work of one document before its rows are built, stopped at `deadline`: extraction
+    /// and chunking on a blocking thread, then embedding in batches. The error says whether
+    /// the legacy fallback may take the document (not when the embedder failed or time ran out).
+    async fn extract_chunk_embed(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        doc_type: DocType,
+        deadline: Instant,
+    ) -> Result<(Extracted, Vec<Chunk>, Vec<Vec<f32>>), (String, bool)> {
+        let chunker = self.chunker.clone();
+        let options = self.config.extract;
+        let budget = self.config.document_timeout;
+        // Extraction and chunking are CPU work: keep them off the async workers.
+        let (extracted, chunks) = tokio::task::spawn_blocking(move || {
+            let extracted = extract_with(&bytes, doc_type, &options)?;
+            let chunks = chunker.chunk_until(&extracted, doc_type, Some(deadline))?;
+            Ok::<_, lancesync_ingest::Error>((extracted, chunks))
+        })
+        .await
+        .map_err(|e| (format!("extraction crashed: {e}"), true))?
+        .map_err(|e| match e {
+            lancesync_ingest::Error::OutOfTime(step) => (out_of_time(budget, &step), false),
+            other => (other.to_string(), true),
+        })?;
+        let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+        let mut vectors = Vec::with_capacity(texts.len());
+        // In batches, so that a document over its deadline stops within one batch.
+        for batch in texts.chunks(EMBED_BATCH) {
+            if Instant::now() >= deadline {
+                return Err((out_of_time(budget, "embedding"), false));
+            }
+            let found = self
+                .embedder
+                .embed(batch)
+                .await
+                .map_err(|e| (e.to_string(), false))?;
+            vectors.extend(found);
+        }
+        Ok((extracted, chunks, vectors))
     }
 
     /// Write one batch: chunks (replacing the batch's documents' chunks atomically), then

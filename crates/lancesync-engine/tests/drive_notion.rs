@@ -601,6 +601,38 @@ async fn notion_keeps_to_three_requests_a_second_and_honours_retry_after() {
     );
 }
 
+/// A provider's `Retry-After` is a number it chose: one beyond any wait (`1e300`, `inf`)
+/// ends the run with a clear error instead of a panic, nothing is deleted, and the next run
+/// works; one that is no number of seconds is an ordinary backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notion_absurd_retry_after_values_end_the_run_cleanly() {
+    let server = NotionServer::start(NOTION_TOKEN).await;
+    let db = server.add_database(None, "Notes");
+    server.add_row(
+        &db,
+        "Note",
+        vec![],
+        &[NotionBlock::paragraph("herons wade")],
+    );
+    let index = Index::new();
+    let source = notion(&server, |c| c.database_ids = vec![db.clone()]);
+    assert_eq!(index.sync(&source).await.created, 1);
+    for absurd in ["1e300", "inf", "18446744073709551616"] {
+        server.throttle_saying(1, absurd);
+        let err = index.try_sync(&source).await.unwrap_err().to_string();
+        assert!(
+            err.contains("asks to wait") && err.contains(absurd),
+            "{absurd}: {err}"
+        );
+        assert_eq!(index.uris().await.len(), 1, "nothing deleted");
+    }
+    for odd in ["NaN", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+        server.throttle_saying(1, odd);
+        let report = index.sync(&source).await;
+        assert_eq!(report.unchanged, 1, "{odd}: {report:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notion_an_edit_within_the_same_rounded_minute_is_not_missed() {
     let server = NotionServer::start(NOTION_TOKEN).await;

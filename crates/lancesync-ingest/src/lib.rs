@@ -19,7 +19,7 @@ mod chunk;
 mod embed;
 mod extract;
 
-pub use chunk::{Chunk, ChunkConfig, Chunker};
+pub use chunk::{Chunk, ChunkConfig, Chunker, window_bytes as chunk_window_bytes};
 pub use embed::{
     Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, OpenAiConfig, OpenAiEmbedder,
     StaticEmbedder, distill_static_model,
@@ -50,6 +50,21 @@ pub enum Error {
         "encrypted PDF: it needs a password to be read; remove the password or exclude the file"
     )]
     Encrypted,
+    /// The document's work ran past its deadline (`DOCUMENT_TIMEOUT`); the step it was in.
+    #[error(
+        "out of time while {0}: the document's work is over its time budget (DOCUMENT_TIMEOUT); raise it or exclude the file"
+    )]
+    OutOfTime(String),
+    /// The document's extracted text is larger than allowed (`MAX_DOCUMENT_TEXT_MB`).
+    #[error(
+        "the document's text is {size} bytes, over the limit of {limit} bytes (MAX_DOCUMENT_TEXT_MB); split the document or raise the limit"
+    )]
+    TextTooLarge {
+        /// Bytes of extracted text.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Chunk size and overlap do not fit together.
     #[error("invalid chunking: {0}")]
     InvalidChunking(String),

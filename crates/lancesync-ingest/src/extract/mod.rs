@@ -138,6 +138,10 @@ pub struct ExtractOptions {
     pub timeout: Duration,
     /// The address space a PDF parser or helper process may use (`EXTRACT_MEMORY_MB`).
     pub memory_bytes: u64,
+    /// The most text one document may yield, in bytes (`MAX_DOCUMENT_TEXT_MB`): a small
+    /// file can unpack to far more text than its size (a DOCX of 51 KB to 20 MB), and every
+    /// byte of text costs chunking and embedding.
+    pub max_text_bytes: usize,
 }
 
 impl Default for ExtractOptions {
@@ -146,6 +150,7 @@ impl Default for ExtractOptions {
             ocr: false,
             timeout: Duration::from_secs(60),
             memory_bytes: 1 << 30,
+            max_text_bytes: 32 << 20,
         }
     }
 }
@@ -163,6 +168,12 @@ pub fn extract_with(
         DocType::Pdf => pdf::extract(bytes, options)?,
         DocType::Docx => docx::extract(bytes)?,
     };
+    if extracted.text.len() > options.max_text_bytes {
+        return Err(Error::TextTooLarge {
+            size: extracted.text.len(),
+            limit: options.max_text_bytes,
+        });
+    }
     Ok(extracted)
 }
 
