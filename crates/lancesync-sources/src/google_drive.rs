@@ -564,6 +564,11 @@ impl GoogleDriveSource {
     /// limits (`userRateLimitExceeded`, `rateLimitExceeded`) waited out like 429s. Server
     /// errors that outlast the retries are `Err`.
     async fn get(&self, what: &str, path: &str, query: &[(&str, &str)]) -> Result<Answer> {
+        if !crate::http::plain_path(path) {
+            return Err(self.http.remote(format!(
+                "{what}: refused to request {path:?}: a Drive id holds characters ids never have"
+            )));
+        }
         let url = url::Url::parse_with_params(&format!("{}{path}", self.api), query)
             .map_err(|e| self.http.remote(format!("{what}: bad URL: {e}")))?;
         let mut token = self.tokens.get(None, || self.fetch_token()).await?;

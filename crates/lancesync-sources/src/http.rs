@@ -62,6 +62,12 @@ impl Default for HttpSettings {
     }
 }
 
+/// The slowest pace a source may ask for: one request an hour. Slower would stall a run for
+/// longer than any schedule, and the period must fit a `Duration`.
+const MIN_RATE: f64 = 1.0 / 3600.0;
+/// The fastest pace: a thousand requests a second (no provider allows more).
+const MAX_RATE: f64 = 1000.0;
+
 /// An HTTP client for one source.
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
@@ -82,9 +88,10 @@ impl Http {
         default_rate: f64,
     ) -> Result<Self> {
         let rate = settings.requests_per_second.unwrap_or(default_rate);
-        if !(rate.is_finite() && rate > 0.0) {
+        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
             return Err(Error::InvalidConfig(format!(
-                "source {source_id}: requests_per_second must be above 0, got {rate}"
+                "source {source_id}: requests_per_second must be from {MIN_RATE} (one request in {} s) to {MAX_RATE}, got {rate}",
+                1.0 / MIN_RATE
             )));
         }
         // A quota of one request per 1/rate seconds, bursting to a second's worth.
@@ -127,16 +134,16 @@ impl Http {
             let (wait, status) = match build().send().await {
                 Ok(response) if retryable(response.status()) && tries_left => {
                     let wait = match retry_after(&response) {
-                        Some(asked) if asked > self.max_retry_after() => {
+                        RetryAfter::Wait(asked) if asked <= self.max_retry_after() => asked,
+                        RetryAfter::Wait(_) | RetryAfter::TooLong => {
                             return Err(self.remote(format!(
-                                "{what}: {} asks to wait {} s before the next request (over the {} s this source waits); the next run goes on",
+                                "{what}: {} asks to wait {} before the next request (over the {} s this source waits); the next run goes on",
                                 self.service,
-                                asked.as_secs(),
+                                retry_after_text(&response),
                                 self.settings.max_retry_after_secs
                             )));
                         }
-                        Some(asked) => asked,
-                        None => self.backoff(attempt),
+                        RetryAfter::Absent => self.backoff(attempt),
                     };
                     (wait, Some(response.status().as_u16()))
                 }
@@ -193,6 +200,21 @@ impl Http {
     }
 }
 
+/// Whether `path` (`/v1/blocks/{id}/children`) is made only of segments a provider's ids and
+/// endpoint names use: letters, digits, `-` and `_`. An id from a configuration, a listing or a
+/// stored row that holds `.`, `%`, `?`, `#`, `@` or `:` would change which URL is asked for, so
+/// such a path is refused before a request is built.
+pub(crate) fn plain_path(path: &str) -> bool {
+    path.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    })
+}
+
 fn transient(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request()
 }
@@ -203,16 +225,133 @@ fn retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
+/// What a `Retry-After` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryAfter {
+    /// No header, or one that is not a number of seconds: back off as usual.
+    Absent,
+    /// Wait this long.
+    Wait(Duration),
+    /// A wait beyond any `Duration` (`1e300`): the same as any wait over the limit.
+    TooLong,
+}
+
 /// `Retry-After` in seconds (the form Dropbox, Google and Notion send).
-fn retry_after(response: &Response) -> Option<Duration> {
+fn retry_after(response: &Response) -> RetryAfter {
     response
         .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map_or(RetryAfter::Absent, parse_retry_after)
+}
+
+/// The header as text, shortened, for an error message.
+fn retry_after_text(response: &Response) -> String {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    format!("{} s", value.trim().chars().take(32).collect::<String>())
+}
+
+/// A `Retry-After` value in seconds, whole or fractional; never panics, whatever the text.
+pub(crate) fn parse_retry_after(value: &str) -> RetryAfter {
+    match value.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_nan() || seconds < 0.0 => RetryAfter::Absent,
+        Ok(0.0) => RetryAfter::Wait(Duration::ZERO),
+        Ok(seconds) => {
+            Duration::try_from_secs_f64(seconds).map_or(RetryAfter::TooLong, RetryAfter::Wait)
+        }
+        Err(_) => RetryAfter::Absent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn retry_after_values() {
+        assert_eq!(
+            parse_retry_after("3"),
+            RetryAfter::Wait(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after(" 0.5 "),
+            RetryAfter::Wait(Duration::from_millis(500))
+        );
+        assert_eq!(parse_retry_after("1e300"), RetryAfter::TooLong);
+        assert_eq!(parse_retry_after("inf"), RetryAfter::TooLong);
+        assert_eq!(parse_retry_after("NaN"), RetryAfter::Absent);
+        assert_eq!(parse_retry_after("-1"), RetryAfter::Absent);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            RetryAfter::Absent
+        );
+    }
+
+    #[test]
+    fn rates_outside_the_range_are_refused_with_the_key_named() {
+        for rate in [1e-300, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e9] {
+            let settings = HttpSettings {
+                requests_per_second: Some(rate),
+                ..HttpSettings::default()
+            };
+            let err = Http::new("n", "Notion", &settings, 3.0)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("requests_per_second"), "{rate}: {err}");
+        }
+        for rate in [MIN_RATE, 0.5, 3.0, MAX_RATE] {
+            let settings = HttpSettings {
+                requests_per_second: Some(rate),
+                ..HttpSettings::default()
+            };
+            Http::new("n", "Notion", &settings, 3.0).unwrap();
+        }
+    }
+
+    #[test]
+    fn plain_paths() {
+        assert!(plain_path("/v1/blocks/1a2b-3c_4d/children"));
+        for bad in [
+            "/v1/blocks/../x",
+            "/v1/pages/a%2f",
+            "/v1/pages/a?x=1",
+            "/v1/pages/a#f",
+            "/v1/pages/a@h",
+            "/v1/pages/a:1",
+            "/v1//x",
+            "v1/x",
+            "/v1/pag\u{e9}s",
+        ] {
+            assert!(!plain_path(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        // Whatever a provider sends, parsing gives an answer and never panics; a number gives
+        // a wait or "too long", and the wait is exactly the number of seconds.
+        #[test]
+        fn retry_after_never_panics(value in ".{0,40}") {
+            let _ = parse_retry_after(&value);
+        }
+
+        #[test]
+        fn retry_after_numbers(seconds in proptest::num::f64::ANY) {
+            match parse_retry_after(&seconds.to_string()) {
+                RetryAfter::Wait(d) => prop_assert!((d.as_secs_f64() - seconds).abs() <= seconds * 1e-9 + 1e-9),
+                RetryAfter::TooLong => prop_assert!(seconds > 1e18),
+                RetryAfter::Absent => prop_assert!(seconds.is_nan() || seconds < 0.0),
+            }
+        }
+
+        #[test]
+        fn any_rate_builds_or_is_refused(rate in proptest::num::f64::ANY) {
+            let settings = HttpSettings { requests_per_second: Some(rate), ..HttpSettings::default() };
+            let _ = Http::new("n", "Notion", &settings, 3.0);
+        }
+    }
 }

@@ -371,20 +371,109 @@ impl DocumentSource for LocalFsSource {
                 reason: "not under this source's watch paths".into(),
             });
         }
-        let read_error = |e: std::io::Error| Error::Read {
-            uri: entry.uri.clone(),
-            reason: e.to_string(),
-        };
-        if let Some(limit) = self.walker.config.max_file_size {
-            let size = tokio::fs::metadata(path).await.map_err(read_error)?.len();
-            if size > limit {
-                return Err(Error::TooLarge {
-                    uri: entry.uri.clone(),
-                    size,
-                    limit,
-                });
-            }
-        }
-        tokio::fs::read(path).await.map_err(read_error)
+        let owned = path.to_path_buf();
+        let limit = self.walker.config.max_file_size;
+        let uri = entry.uri.clone();
+        tokio::task::spawn_blocking(move || read_regular_file(&owned, &uri, limit))
+            .await
+            .map_err(|e| Error::Read {
+                uri: entry.uri.clone(),
+                reason: e.to_string(),
+            })?
+    }
+}
+
+/// The bytes of the regular file at `path`, at most `limit`. Opened without blocking and
+/// checked on the open handle, so a file replaced by a FIFO, socket or device between listing
+/// and reading is refused instead of hanging the run (and nothing is swapped in after the check).
+fn read_regular_file(path: &Path, uri: &str, limit: Option<u64>) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let failed = |reason: String| Error::Read {
+        uri: uri.to_string(),
+        reason,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| failed(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(failed(
+            "not a regular file (a FIFO, socket or device took its place); not read".into(),
+        ));
+    }
+    let too_large = |size: u64, limit: u64| Error::TooLarge {
+        uri: uri.to_string(),
+        size,
+        limit,
+    };
+    if let Some(limit) = limit
+        && meta.len() > limit
+    {
+        return Err(too_large(meta.len(), limit));
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(1 << 30) as usize);
+    // The file may grow after the check: never read past the limit.
+    file.take(limit.map_or(u64::MAX, |l| l.saturating_add(1)))
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(limit) = limit
+        && bytes.len() as u64 > limit
+    {
+        return Err(too_large(bytes.len() as u64, limit));
+    }
+    Ok(bytes)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fifo_in_place_of_a_listed_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("notes.md");
+        std::fs::write(&file, "# Notes\n\nhello").unwrap();
+        let source = LocalFsSource::new(
+            "docs",
+            LocalFsConfig::new([dir.path().display().to_string()]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let listing = source.list().await.unwrap();
+        assert_eq!(listing.entries.len(), 1);
+        let entry = listing.entries[0].clone();
+        assert_eq!(source.read(&entry).await.unwrap(), b"# Notes\n\nhello");
+        // Replaced by a FIFO with no writer between listing and reading: a blocking open
+        // would wait forever.
+        std::fs::remove_file(&file).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), source.read(&entry))
+            .await
+            .expect("reading a FIFO must not block");
+        let err = read.unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_grew_past_the_limit_is_not_read_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.txt");
+        std::fs::write(&file, "x".repeat(10)).unwrap();
+        let mut config = LocalFsConfig::new([dir.path().display().to_string()]);
+        config.max_file_size = Some(100);
+        let source = LocalFsSource::new("docs", config, &BTreeMap::new()).unwrap();
+        let entry = source.list().await.unwrap().entries[0].clone();
+        std::fs::write(&file, "x".repeat(1000)).unwrap();
+        let err = source.read(&entry).await.unwrap_err();
+        assert!(matches!(err, Error::TooLarge { limit: 100, .. }), "{err}");
     }
 }

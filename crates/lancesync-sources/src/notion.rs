@@ -513,6 +513,11 @@ impl NotionSource {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<std::result::Result<Value, (StatusCode, ApiError)>> {
+        if !crate::http::plain_path(path) {
+            return Err(self.http.remote(format!(
+                "{what}: refused to request {path:?}: a Notion id holds characters ids never have"
+            )));
+        }
         let url = url::Url::parse_with_params(&format!("{}{path}", self.api), query)
             .map_err(|e| self.http.remote(format!("{what}: bad URL: {e}")))?;
         let response = self

@@ -330,6 +330,105 @@ mod tests {
         assert!(err.contains("unknown field `bukket`"), "{err}");
     }
 
+    /// Every value of a spec that reaches a URL, for every source type that has one, refuses
+    /// the shapes that would change where a request goes: user info (`@`), a path (`/`), a
+    /// port (`:`), a fragment (`#`), a query (`?`), percent-encodings, dots and non-ASCII
+    /// (IDN) look-alikes. (Dropbox's `path` travels in a JSON body, never in a URL; a
+    /// local folder's paths never reach one; a Notion page's URL is accepted, but only the
+    /// 32 hex digits of its id are kept, so shapes are tried after the id.)
+    #[test]
+    fn url_bearing_values_refuse_every_bypass_shape() {
+        let env = BTreeMap::new();
+        let shapes = [
+            "x@127.0.0.1:19999/",
+            "a/b",
+            "a:1",
+            "a#b",
+            "a?b=c",
+            "a%2eb",
+            "a..b",
+            "ａｂｃ",
+            "a b",
+            "a\nb",
+        ];
+        let notion_page = "1a2b3c4d5e6f4a8b9c0d1e2f3a4b5c6d";
+        // (source type, field, the spec's other settings, whether the field is a list, the
+        // value to try with a shape in it)
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static str,
+            bool,
+            fn(&str) -> String,
+        );
+        let cases: [Case; 6] = [
+            ("s3", "region", "bucket = 'docs'", false, |v| v.to_string()),
+            ("s3", "bucket", "", false, |v| v.to_string()),
+            (
+                "google_drive",
+                "folder_ids",
+                "access_token = 't'",
+                true,
+                |v| v.to_string(),
+            ),
+            (
+                "google_drive",
+                "drive_ids",
+                "access_token = 't'",
+                true,
+                |v| v.to_string(),
+            ),
+            ("notion", "page_ids", "api_key = 'k'", true, |v| {
+                format!("1a2b3c4d5e6f4a8b9c0d1e2f3a4b5c6d{v}")
+            }),
+            ("notion", "database_ids", "api_key = 'k'", true, |v| {
+                format!("1a2b3c4d5e6f4a8b9c0d1e2f3a4b5c6d{v}")
+            }),
+        ];
+        for (source_type, field, others, list, value) in cases {
+            for shape in shapes {
+                let mut config: toml::Table = toml::from_str(others).unwrap();
+                let tried = toml::Value::String(value(shape));
+                config.insert(
+                    field.into(),
+                    if list {
+                        toml::Value::Array(vec![tried])
+                    } else {
+                        tried
+                    },
+                );
+                let spec = SourceSpec::new("x", source_type, config);
+                let err = match spec.build(&env) {
+                    Ok(_) => panic!("{source_type}.{field} accepted {shape:?}"),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    err.contains("source x"),
+                    "{source_type}.{field} {shape:?}: {err}"
+                );
+            }
+        }
+        // The ordinary values still build.
+        for (source_type, text) in [
+            (
+                "s3",
+                "bucket = 'docs.example-1'\nregion = 'eu-west-1'".to_string(),
+            ),
+            (
+                "google_drive",
+                "folder_ids = ['root', '1AbC_d-E']\naccess_token = 't'".to_string(),
+            ),
+            (
+                "notion",
+                format!("api_key = 'k'\npage_ids = ['https://www.notion.so/Plans-{notion_page}']"),
+            ),
+        ] {
+            SourceSpec::new("x", source_type, toml::from_str(&text).unwrap())
+                .build(&env)
+                .unwrap_or_else(|e| panic!("{source_type}: {e}"));
+        }
+    }
+
     #[test]
     fn untrusted_specs_cannot_use_the_server_s_environment_or_identity() {
         let spec = |ty: &str, text: &str| SourceSpec::new("x", ty, toml::from_str(text).unwrap());

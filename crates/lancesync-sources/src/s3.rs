@@ -98,13 +98,29 @@ pub struct S3Source {
     max_file_size: Option<u64>,
 }
 
-/// Bucket names as S3 allows them (3-63 of lowercase letters, digits, `.` and `-`), which
-/// also keeps them safe inside uris.
+/// Bucket names as S3 allows them (3-63 of lowercase letters, digits, `.` and `-`, starting
+/// and ending with a letter or digit, no `..`), which also keeps them safe inside URLs.
 fn valid_bucket(name: &str) -> bool {
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     (3..=63).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && edge(name.bytes().next())
+        && edge(name.bytes().last())
+        && !name.contains("..")
+}
+
+/// Regions as AWS names them (`eu-west-1`; S3-compatible servers use the same shape): the
+/// region becomes part of a host name (`s3.{region}.amazonaws.com`), so anything else
+/// (`x@host:port/`, `.evil.example`, `%2e`, non-ASCII) could send requests elsewhere.
+pub(crate) fn valid_region(region: &str) -> bool {
+    (1..=64).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-')
 }
 
 impl S3Source {
@@ -142,10 +158,19 @@ impl S3Source {
             .or_else(|| env.get("AWS_REGION").cloned())
             .or_else(|| env.get("AWS_DEFAULT_REGION").cloned())
             .unwrap_or_else(|| "us-east-1".into());
+        if !valid_region(&region) {
+            return Err(invalid(format!(
+                "region {:?} is not an AWS region name (lowercase letters, digits and '-', like eu-west-1)",
+                region.chars().take(80).collect::<String>()
+            )));
+        }
         target = target.with_option("aws_region", region);
         match (&config.access_key_id, &config.secret_access_key) {
             (Some(key), Some(secret)) => {
+                // Its own keys and nothing of the server's (no AWS_SESSION_TOKEN, profile or
+                // endpoint from the server's environment).
                 target = target
+                    .isolated_from_environment()
                     .with_option(
                         "aws_access_key_id",
                         key.resolve("access_key_id", env)?.expose_secret(),

@@ -22,6 +22,7 @@ pub struct S3Target {
     prefix: String,
     options: Vec<(String, String)>,
     retry_timeout: Duration,
+    isolated: bool,
     store: Arc<tokio::sync::OnceCell<Arc<dyn ObjectStore>>>,
 }
 
@@ -51,6 +52,7 @@ impl S3Target {
             prefix: prefix.into().trim_matches('/').to_string(),
             options: Vec::new(),
             retry_timeout: Duration::from_secs(30),
+            isolated: false,
             store: Arc::default(),
         }
     }
@@ -78,6 +80,15 @@ impl S3Target {
     /// gives up and is queued for later. Default 30 s.
     pub fn with_retry_timeout(mut self, timeout: Duration) -> Self {
         self.retry_timeout = timeout;
+        self.store = Arc::default();
+        self
+    }
+
+    /// Take nothing from the process environment (`AWS_SESSION_TOKEN`, `AWS_ENDPOINT`,
+    /// credentials, profiles): only this target's own options. For a target whose owner
+    /// brings their own keys, so the server's AWS identity never travels with their requests.
+    pub fn isolated_from_environment(mut self) -> Self {
+        self.isolated = true;
         self.store = Arc::default();
         self
     }
@@ -232,7 +243,12 @@ impl S3Target {
         let client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(60));
-        let mut builder = AmazonS3Builder::from_env()
+        let base = if self.isolated {
+            AmazonS3Builder::new()
+        } else {
+            AmazonS3Builder::from_env()
+        };
+        let mut builder = base
             .with_client_options(client)
             .with_bucket_name(&self.bucket)
             .with_retry(RetryConfig {
@@ -250,7 +266,7 @@ impl S3Target {
         // LanceDB uses (environment, shared profile, web identity, ECS and EC2 roles), so both
         // sides authenticate alike.
         let explicit = self.option("aws_access_key_id").is_some()
-            || std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+            || (!self.isolated && std::env::var_os("AWS_ACCESS_KEY_ID").is_some());
         if !explicit {
             let (credentials, _) = lance_io::object_store::providers::aws::build_aws_credential(
                 Duration::from_secs(60),

@@ -172,7 +172,8 @@ struct Shared {
     clock: u64,
     real_clock: bool,
     page_size: usize,
-    throttle: VecDeque<Option<u64>>,
+    /// Per coming request: `Some(value)` answers 429 with `Retry-After: value`.
+    throttle: VecDeque<Option<String>>,
     /// Routes whose requests fail with 500: (requests let through first, failures).
     failing: HashMap<String, (usize, usize)>,
     requests: crate::requests::RequestLog,
@@ -533,9 +534,15 @@ impl NotionServer {
 
     /// The next `n` requests get 429 `rate_limited` with `Retry-After: secs`.
     pub fn throttle(&self, n: usize, secs: u64) {
+        self.throttle_saying(n, &secs.to_string());
+    }
+
+    /// The next `n` requests get 429 with `Retry-After: value`, whatever it says (`1e300`,
+    /// `NaN`, a date): what a misbehaving provider or a proxy might send.
+    pub fn throttle_saying(&self, n: usize, value: &str) {
         self.lock()
             .throttle
-            .extend(std::iter::repeat_n(Some(secs), n));
+            .extend(std::iter::repeat_n(Some(value.to_string()), n));
     }
 
     /// Let the next `pass` requests through, then answer `n` with 429 and
@@ -543,7 +550,8 @@ impl NotionServer {
     pub fn throttle_after(&self, pass: usize, n: usize, secs: u64) {
         let mut s = self.lock();
         s.throttle.extend(std::iter::repeat_n(None, pass));
-        s.throttle.extend(std::iter::repeat_n(Some(secs), n));
+        s.throttle
+            .extend(std::iter::repeat_n(Some(secs.to_string()), n));
     }
 
     /// Forget throttling still to come.
@@ -597,7 +605,7 @@ fn admit(s: &mut Shared, route: &str, headers: &HeaderMap) -> Option<Response> {
             "You have been rate limited. Please try again in a few minutes.",
         );
         r.headers_mut()
-            .insert("Retry-After", secs.to_string().parse().expect("header"));
+            .insert("Retry-After", secs.parse().expect("header"));
         return Some(r);
     }
     if let Some((pass, n)) = s.failing.get_mut(route)

@@ -18,6 +18,8 @@ pub struct ProxiedRequest {
     pub path: String,
     /// The query string, without `?`.
     pub query: String,
+    /// The names of its headers, lowercase (values are not kept: they carry credentials).
+    pub header_names: Vec<String>,
 }
 
 impl ProxiedRequest {
@@ -119,6 +121,11 @@ async fn forward(State(up): State<Upstream>, request: Request) -> Response {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or_default().to_string(),
+        header_names: parts
+            .headers
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .collect(),
     };
     let fault = {
         let mut shared = up.shared.lock().expect("proxy");
