@@ -43,6 +43,8 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     // Before any thread starts: index builds and compaction otherwise peak far higher.
     lancesync::tune_allocator();
+    // Indexes, uploads and state are private to the service account (umask 077).
+    lancesync::private_files();
     // PDFs are parsed in copies of this program, bounded in memory and time; in such a copy
     // this call serves and exits.
     lancesync::ingest::enable_pdf_isolation();
@@ -75,7 +77,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, opts, args)) {
+    let outcome = runtime.block_on(serve(config, opts, args));
+    // Work abandoned at shutdown (a document still being chunked or embedded on a blocking
+    // thread) must not keep the process alive: give it a moment, then exit regardless.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -137,11 +143,26 @@ async fn serve(config: Config, opts: LoadOptions, args: Args) -> anyhow::Result<
     eprintln!("sync-server listening on http://{address} ({sources} source(s) loaded)");
     tracing::info!(%address, sources, "listening");
 
-    lancesync_api::serve(listener, api.router(), shutdown_signal()).await?;
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let serve_options = lancesync_api::ServeOptions {
+        shutdown_grace: grace,
+        ..Default::default()
+    };
+    // One grace for both steps: requests in flight, then runs in progress.
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let signal = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = signalled.set(std::time::Instant::now());
+        }
+    };
+    lancesync_api::serve_with(listener, api.router(), signal, serve_options).await?;
     tracing::info!("stopped accepting requests; finishing runs");
-    orchestrator
-        .shutdown(Duration::from_secs(args.shutdown_grace))
-        .await;
+    let spent = signalled
+        .get()
+        .map_or(Duration::ZERO, |at: &std::time::Instant| at.elapsed());
+    orchestrator.shutdown(grace.saturating_sub(spent)).await;
     eprintln!("sync-server stopped");
     Ok(())
 }

@@ -26,8 +26,13 @@ impl Drop for Server {
 }
 
 fn start(work: &Path, extra: &[(&str, &str)]) -> Server {
+    start_with_args(work, extra, &[])
+}
+
+fn start_with_args(work: &Path, extra: &[(&str, &str)], args: &[&str]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-server"));
-    cmd.current_dir(work)
+    cmd.args(args)
+        .current_dir(work)
         .env_clear()
         .env("HOME", work)
         .env("LANCEDB_URI", work.join("db"))
@@ -417,4 +422,54 @@ async fn migrate_existing_data_at_start_up_adopts_the_original_tables_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// SIGTERM while a large upload is being chunked and embedded: the server is gone within its
+/// shutdown grace (plus a moment), not kept alive by the abandoned work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_within_its_grace_during_a_long_upload() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let tokens = [
+        ("API_ADMIN_TOKEN", ADMIN.to_string()),
+        ("API_USER_TOKENS", format!("alice={ALICE}")),
+        ("API_MAX_BODY_MB", "50".to_string()),
+    ];
+    let extra: Vec<(&str, &str)> = tokens.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = start_with_args(w, &extra, &["--shutdown-grace", "1"]);
+    // 30 MB of text with no line break, in a DOCX of a few hundred KB.
+    let sentence = "The tide turns twice a day and the marsh floods slowly. ";
+    let docx = lancesync_testkit::Docx::new()
+        .paragraph(&sentence.repeat((30 << 20) / sentence.len()))
+        .build();
+    let url = format!("{}/api/v1/documents", server.base);
+    let upload = tokio::spawn(async move {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(docx).file_name("tides.docx"),
+        );
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(ALICE)
+            .multipart(form)
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !upload.is_finished(),
+        "the upload should still be in progress"
+    );
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "{took:?}, {status:?}");
+    // The client saw its connection end, with or without an answer.
+    tokio::time::timeout(Duration::from_secs(10), upload)
+        .await
+        .expect("the upload's connection ends")
+        .unwrap()
+        .ok();
 }

@@ -26,7 +26,7 @@ mod schemas;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
@@ -52,6 +52,9 @@ pub struct Api {
     pub(crate) auth: Auth,
     pub(crate) metrics: Arc<Metrics>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    /// The last readiness answer and when it was computed.
+    pub(crate) readiness:
+        Arc<tokio::sync::Mutex<Option<(Instant, lancesync_orchestrator::ComponentHealth)>>>,
     max_body_bytes: usize,
     cors_origins: Vec<String>,
 }
@@ -78,6 +81,7 @@ impl Api {
             orchestrator,
             config,
             limiter,
+            readiness: Arc::default(),
             max_body_bytes: api.max_body_bytes.min(usize::MAX as u64) as usize,
             cors_origins: api.cors_origins,
         }
@@ -110,6 +114,10 @@ impl Api {
                     "this endpoint does not take that method; see /openapi.json",
                 )
             })
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                hide_server_paths,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 rate_limit,
@@ -158,9 +166,76 @@ async fn record(State(api): State<Api>, request: Request, next: Next) -> Respons
     response
 }
 
-/// Per-token (or, without a valid token, per-address) rate limit: 429 past it.
+/// Uploaded documents live in the server's state folder, and their rows name that absolute
+/// path. Callers see `uploads/{name}` instead: where the server keeps files is none of their
+/// business (and the uri stays as stored, so ids do not change).
+async fn hide_server_paths(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !json {
+        return response;
+    }
+    let root = format!(
+        "{}/",
+        api.orchestrator
+            .settings()
+            .monitoring
+            .state_dir
+            .join("users")
+            .display()
+    );
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains(&root) {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(
+        parts,
+        axum::body::Body::from(strip_upload_roots(&text, &root)),
+    )
+}
+
+/// `text` with every `{root}{user}/uploads/` replaced by `uploads/`.
+fn strip_upload_roots(text: &str, root: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(root) {
+        let after_root = &rest[at + root.len()..];
+        let user_end = after_root.find('/').unwrap_or(after_root.len());
+        match after_root[user_end..].strip_prefix("/uploads/") {
+            Some(tail) => {
+                out.push_str(&rest[..at]);
+                out.push_str("uploads/");
+                rest = tail;
+            }
+            None => {
+                out.push_str(&rest[..at + root.len()]);
+                rest = after_root;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Paths that liveness and readiness probes call: never rate limited, since behind a proxy
+/// every probe shares one address with everyone else's bad requests.
+const PROBE_PATHS: [&str; 2] = ["/health/live", "/health/ready"];
+
+/// Per-token (or, without a valid token, per-address) rate limit: 429 past it, with
+/// `Retry-After` saying when the next request is allowed. Probes are exempt.
 async fn rate_limit(State(api): State<Api>, request: Request, next: Next) -> Response {
-    if let Some(limiter) = &api.limiter {
+    if let Some(limiter) = &api.limiter
+        && !PROBE_PATHS.contains(&request.uri().path())
+    {
         let key = match api.auth.authenticate(request.headers()) {
             Ok(p) if api.auth.is_enabled() => p.limit_key(),
             _ => request
@@ -169,27 +244,142 @@ async fn rate_limit(State(api): State<Api>, request: Request, next: Next) -> Res
                 .map(|c| format!("ip:{}", c.0.ip()))
                 .unwrap_or_else(|| "ip:unknown".into()),
         };
-        if limiter.check_key(&key).is_err() {
-            return ApiError::new(
+        if let Err(not_until) = limiter.check_key(&key) {
+            use governor::clock::{Clock, DefaultClock};
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let mut response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many requests for this token; slow down and retry shortly",
+                "too many requests for this token; slow down and retry after the seconds in Retry-After",
             )
             .into_response();
+            // Whole seconds, rounded up, at least 1 (RFC 9110's delay-seconds).
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(seconds.max(1)),
+            );
+            return response;
         }
     }
     next.run(request).await
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves, then finish requests in flight.
+/// How the server treats connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed (a slow or half-sent request line never holds a connection open).
+    pub header_read_timeout: Duration,
+    /// How long requests in flight get to finish once shutdown begins; connections still
+    /// open then are closed.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then finish requests in flight
+/// (see [`serve_with`] for the limits).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, router, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with options: HTTP/1 and HTTP/2, each request told its peer's address
+/// (`ConnectInfo<SocketAddr>`), headers read within `header_read_timeout`, and at shutdown
+/// `shutdown_grace` for requests in flight before the remaining connections are dropped.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use tower::ServiceExt;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service =
+            router
+                .clone()
+                .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(remote));
+                    request.map(axum::body::Body::new)
+                });
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = options.shutdown_grace.as_secs(),
+            "requests still in flight after the shutdown grace; closing their connections"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_upload_roots;
+
+    #[test]
+    fn upload_roots_are_stripped() {
+        let root = "/srv/state/users/";
+        assert_eq!(
+            strip_upload_roots(
+                r#"{"source_uri":"/srv/state/users/alice/uploads/a.md","e":"cannot read /srv/state/users/bob/uploads/b.pdf: x"}"#,
+                root
+            ),
+            r#"{"source_uri":"uploads/a.md","e":"cannot read uploads/b.pdf: x"}"#
+        );
+        // Other files under the root (a registry) are left alone.
+        assert_eq!(
+            strip_upload_roots("/srv/state/users/alice/sources.toml", root),
+            "/srv/state/users/alice/sources.toml"
+        );
+        assert_eq!(strip_upload_roots("no paths", root), "no paths");
+    }
 }

@@ -242,15 +242,26 @@ async fn live() -> ApiResult {
     (status = 503, description = "Not ready", body = ProbeAnswer),
 ))]
 async fn ready(State(api): State<Api>) -> ApiResult {
-    let h = api.orchestrator.health().await;
-    let database = h.components.get("database").cloned();
-    match database {
-        Some(d) if d.status != HealthStatus::Unhealthy => ok(json!({ "status": "ready" })),
-        other => Ok((
+    // Probes are never rate limited, so the answer is computed at most once a second however
+    // often they ask (one write probe of the database folder), and callers in between share it.
+    let mut cached = api.readiness.lock().await;
+    let database = match &*cached {
+        Some((at, health)) if at.elapsed() < std::time::Duration::from_secs(1) => health.clone(),
+        _ => {
+            let health = api.orchestrator.database_health().await;
+            *cached = Some((std::time::Instant::now(), health.clone()));
+            health
+        }
+    };
+    drop(cached);
+    if database.status != HealthStatus::Unhealthy {
+        ok(json!({ "status": "ready" }))
+    } else {
+        Ok((
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "database": other })),
+            Json(json!({ "status": "not_ready", "database": database })),
         )
-            .into_response()),
+            .into_response())
     }
 }
 
@@ -860,6 +871,7 @@ pub(crate) struct UploadForm {
     responses(
         (status = 201, description = "Indexed: doc_id and chunk count", body = IndexedAnswer),
         (status = 413, description = "Over API_MAX_BODY_MB", body = ErrorBody),
+        (status = 415, description = "A type lancesync does not read (by the file name's extension); nothing stored", body = ErrorBody),
         (status = 422, description = "Stored but not processable: the row says why (error_message)", body = IndexedAnswer),
 ))]
 async fn upload_document(
@@ -922,6 +934,7 @@ pub(crate) struct ManualDocument {
 #[utoipa::path(post, path = "/api/v1/sync/manual", request_body = ManualDocument, responses(
     (status = 201, description = "Indexed: doc_id and chunk count", body = IndexedAnswer),
     (status = 400, description = "Invalid request", body = ErrorBody),
+    (status = 415, description = "A type lancesync does not read (by the file name's extension); nothing stored", body = ErrorBody),
     (status = 422, description = "Stored but not processable: the row says why (error_message)", body = IndexedAnswer),
 ))]
 async fn manual_sync(

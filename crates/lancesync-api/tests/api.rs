@@ -617,34 +617,6 @@ fn a_token_configuration_problem_is_reported_without_the_token() {
     );
 }
 
-fn multipart(filename: &str, content: &[u8]) -> (String, Vec<u8>) {
-    let boundary = "lancesync-test-boundary-7d2f";
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-impl Server {
-    async fn upload(&self, token: &str, filename: &str, content: &[u8]) -> Reply {
-        let (content_type, body) = multipart(filename, content);
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/api/v1/documents")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(body))
-            .unwrap();
-        self.send(req).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_and_manual_documents_are_indexed_at_once() {
     let s = server(&[]);

@@ -151,6 +151,9 @@ pub enum Error {
     /// The source spec or an id is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// An upload of a type lancesync does not read; nothing was stored.
+    #[error("{0}")]
+    Unsupported(String),
     /// The orchestrator is shutting down.
     #[error("shutting down")]
     ShuttingDown,
@@ -612,11 +615,28 @@ impl Orchestrator {
             s.running = true;
             s.pending = false;
         }
-        let outcome = self
+        // A panic inside a run (a bug, never an input we expect) must not leave the source
+        // marked running forever: it ends this run as failed, and the next run starts afresh.
+        let run = self
             .inner
             .engine
-            .sync(&key.user_id, source, SyncOptions::default(), progress)
-            .await;
+            .sync(&key.user_id, source, SyncOptions::default(), progress);
+        let outcome = match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(user = %key.user_id, source = %key.source_id, panic = %what, "run stopped on an internal error");
+                Err(lancesync_engine::Error::Internal(format!(
+                    "the run stopped ({what}); the next run starts afresh"
+                )))
+            }
+        };
         let mut s = state.lock().expect("lock");
         s.running = false;
         let mut counters = self.inner.counters.lock().expect("lock");
@@ -821,6 +841,19 @@ impl Orchestrator {
         }
         ids::validate_user_id(user_id)?;
         let name = upload_name(filename)?;
+        // Refused before anything is stored: a file no sync would index would sit in the
+        // uploads folder with no row through which the API could delete it.
+        if lancesync_ingest::DocType::from_path(std::path::Path::new(&name)).is_none() {
+            return Err(Error::Unsupported(format!(
+                "{name}: {}; nothing was stored",
+                lancesync_ingest::Error::Unsupported(
+                    std::path::Path::new(&name)
+                        .extension()
+                        .map(|e| e.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                )
+            )));
+        }
         let dir = self.uploads_dir(user_id);
         let path = dir.join(&name);
         let io = |e: std::io::Error| Error::Invalid(format!("cannot store the upload: {e}"));
@@ -864,16 +897,16 @@ impl Orchestrator {
             .map(|root| root.join(&name).display().to_string())
             .unwrap_or_default();
         let doc_id = ids::doc_id(user_id, UPLOADS, &uri);
-        self.inner
-            .engine
-            .document(user_id, &doc_id)
-            .await?
-            .map(|d| d.document)
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{name} was stored but not indexed; see the server log"
-                ))
-            })
+        match self.inner.engine.document(user_id, &doc_id).await? {
+            Some(found) => Ok(found.document),
+            None => {
+                // Not indexed, so no row could ever delete it: do not keep it.
+                let _ = tokio::fs::remove_file(&path).await;
+                Err(Error::Invalid(format!(
+                    "{name} could not be indexed and was not kept; see the server log"
+                )))
+            }
+        }
     }
 
     /// Write a document the caller chunked (and perhaps embedded) under the `manual` source.
@@ -928,6 +961,12 @@ impl Orchestrator {
             .count()
             + self.inner.jobs.active();
         c
+    }
+
+    /// Whether the database folder can be written: what a readiness probe asks, without the
+    /// rest of [`health`](Self::health) (no S3 request).
+    pub async fn database_health(&self) -> ComponentHealth {
+        health::check_database(&self.inner.engine.config().base_dir).await
     }
 
     /// Check the database, S3 and every source now.

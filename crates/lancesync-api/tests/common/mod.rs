@@ -164,3 +164,33 @@ impl Server {
         r.json()
     }
 }
+
+/// A multipart body with one `file` field, and its content type.
+pub fn multipart(filename: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "lancesync-test-boundary-7d2f";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Server {
+    /// Upload `content` as `filename` with `token`.
+    pub async fn upload(&self, token: &str, filename: &str, content: &[u8]) -> Reply {
+        let (content_type, body) = multipart(filename, content);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/documents")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+}
