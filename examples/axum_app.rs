@@ -106,6 +106,8 @@ fn main() -> Result<(), BoxError> {
     // As sync-server does: glibc's allocator tuned for large syncs, and PDFs parsed in
     // worker copies of this program (a worker started by it runs and exits here).
     lancesync::tune_allocator();
+    // Indexes, uploads and state are private to the service account (umask 077).
+    lancesync::private_files();
     lancesync::ingest::enable_pdf_isolation();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

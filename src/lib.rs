@@ -61,6 +61,35 @@ pub fn tune_allocator() -> bool {
     }
 }
 
+/// Keep every file and folder the process creates private to its own user: the process's
+/// umask gains `077` (group and others get no bits), so indexes, uploads, state and logs are
+/// created 0600/0700 instead of world-readable. Bits the umask already had are kept. Call it
+/// first thing in `main`, before any thread starts; `sync-cli` and `sync-server` do.
+/// Returns the umask now in force (`None` where there is no umask).
+pub fn private_files() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        Some(restrict_umask())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn restrict_umask() -> u32 {
+    // SAFETY: umask only swaps the process's file-creation mask and cannot fail; reading it
+    // means setting it, so it is set twice, before other threads exist to create files.
+    let old = unsafe { libc::umask(0o077) };
+    let new = old | 0o077;
+    unsafe { libc::umask(new) };
+    // mode_t is u32 on Linux and u16 elsewhere.
+    #[allow(clippy::useless_conversion)]
+    u32::from(new)
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn set_malloc_parameter(parameter: libc::c_int, value: libc::c_int) -> bool {

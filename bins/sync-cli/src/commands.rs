@@ -19,6 +19,7 @@ use crate::cli::{
     BackupArgs, Command, LayoutArg, MigrateArgs, Mode, ReindexArgs, RestoreArgs, SearchArgs,
     SourcesCommand, StorageCommand, SyncArgs, UserArgs, WatchArgs,
 };
+use crate::output::{one_line, terminal};
 
 /// Exit codes beyond 0 (success) and 1 (failure).
 pub mod exit {
@@ -132,7 +133,7 @@ async fn migrate(ctx: Ctx, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.summary());
+        print!("{}", terminal(&report.summary()));
     }
     Ok(if report.complete() {
         ExitCode::SUCCESS
@@ -275,7 +276,7 @@ fn print(
     if user.json {
         println!("{}", serde_json::to_string_pretty(json)?);
     } else {
-        println!("{}", text());
+        println!("{}", terminal(&text()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -378,7 +379,7 @@ async fn sync_sources(
                     code = code.max(exit::DOCUMENTS_FAILED);
                 }
                 if !args.user.json {
-                    println!("{}", report_text(&report));
+                    println!("{}", terminal(&report_text(&report)));
                 }
                 reports.push(report);
             }
@@ -495,12 +496,17 @@ fn report_text(r: &SyncReport) -> String {
         ));
     }
     for f in &r.failures {
-        out.push_str(&format!("\n  failed: {}: {}", f.uri, f.reason));
+        out.push_str(&format!(
+            "\n  failed: {}: {}",
+            one_line(&f.uri),
+            one_line(&f.reason)
+        ));
     }
     for i in &r.issues {
         out.push_str(&format!(
             "\n  skipped: {}: {} (nothing under it was deleted)",
-            i.uri, i.reason
+            one_line(&i.uri),
+            one_line(&i.reason)
         ));
     }
     if let Some(storage) = &r.storage {
@@ -550,10 +556,10 @@ async fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<ExitCode> {
                     "{:>2}. {:.3}  {}  (chunk {}, {})\n    {}",
                     i + 1,
                     h.score,
-                    h.source_uri,
+                    one_line(&h.source_uri),
                     h.chunk_index,
-                    h.title,
-                    text
+                    one_line(&h.title),
+                    one_line(&text)
                 )
             })
             .collect::<Vec<_>>()
@@ -614,10 +620,10 @@ async fn failed(ctx: &Ctx, user: &UserArgs) -> anyhow::Result<ExitCode> {
             .map(|d| {
                 format!(
                     "{}  (attempts {}, last {})\n    {}",
-                    d.source_uri,
+                    one_line(&d.source_uri),
                     d.attempts,
-                    d.last_synced,
-                    d.error_message.as_deref().unwrap_or("")
+                    one_line(&d.last_synced),
+                    one_line(d.error_message.as_deref().unwrap_or(""))
                 )
             })
             .collect::<Vec<_>>()
@@ -716,10 +722,10 @@ async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<ExitCode> {
                     .map(|s| {
                         format!(
                             "{}  {}  {}  {}",
-                            s.id,
-                            s.source_type,
+                            one_line(&s.id),
+                            one_line(&s.source_type),
                             if s.enabled { "enabled" } else { "disabled" },
-                            describe(s)
+                            one_line(&describe(s))
                         )
                     })
                     .collect::<Vec<_>>()

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod config_cmd;
+mod output;
 
 use std::process::ExitCode;
 
@@ -14,6 +15,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     // Before any thread starts: index builds and compaction otherwise peak far higher.
     lancesync::tune_allocator();
+    // Indexes, uploads and state are private to the service account (umask 077).
+    lancesync::private_files();
     // PDFs are parsed in copies of this program, bounded in memory and time; in such a copy
     // this call serves and exits.
     lancesync::ingest::enable_pdf_isolation();
@@ -22,7 +25,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", output::terminal(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

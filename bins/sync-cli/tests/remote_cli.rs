@@ -347,3 +347,89 @@ async fn google_drive_and_notion_sources_through_the_cli() {
     let third = json(&run(w, &["sync", "--json", "--source", "drv"]).await);
     assert_eq!(third[0]["deleted"], 1, "{third}");
 }
+
+/// A source with its own keys uses only them: the server's AWS identity in its environment
+/// (a session token, other keys) travels with none of the source's requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_source_with_its_own_keys_sends_nothing_of_the_server_s_identity() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().to_path_buf();
+    let moto = S3Server::start();
+    moto.create_bucket("own-keys").await;
+    object_store::ObjectStoreExt::put(
+        &moto.client("own-keys"),
+        &object_store::path::Path::from("notes/herons.md"),
+        b"# Notes\n\nHerons.".to_vec().into(),
+    )
+    .await
+    .unwrap();
+    let proxy = lancesync_testkit::HttpProxy::start(&moto.endpoint()).await;
+    let with_server_identity = |args: Vec<String>| {
+        let w = w.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_sync-cli"))
+                .args(&args)
+                .current_dir(&w)
+                .env_clear()
+                .env("HOME", &w)
+                .env("LANCEDB_URI", w.join("db"))
+                .env("SYNC_STATE_DIR", w.join("state"))
+                // The server's own identity: none of it may reach the source's endpoint.
+                .env("AWS_ACCESS_KEY_ID", "AKIDSERVERIDENTITY")
+                .env("AWS_SECRET_ACCESS_KEY", "server-secret-never-sent")
+                .env("AWS_SESSION_TOKEN", "server-session-token-never-sent")
+                .output()
+                .expect("sync-cli runs")
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let added = with_server_identity(args(&[
+        "sources",
+        "add",
+        "own",
+        "--type",
+        "s3",
+        "--option",
+        "bucket=own-keys",
+        "--option",
+        &format!("endpoint={}", proxy.url),
+        "--option",
+        "region=us-east-1",
+        "--option",
+        &format!("access_key_id={ACCESS_KEY}"),
+        "--option",
+        &format!("secret_access_key={SECRET_KEY}"),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(
+        added.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let synced = with_server_identity(args(&["sync"])).await.unwrap();
+    let shown = String::from_utf8_lossy(&synced.stdout).to_string();
+    assert_eq!(
+        synced.status.code(),
+        Some(0),
+        "{shown} {}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    let requests = proxy.requests();
+    assert!(requests.iter().any(|r| r.is_s3_list()), "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.header_names.iter().any(|h| h == "x-amz-security-token")),
+        "the server's session token was sent: {requests:?}"
+    );
+    let found = with_server_identity(args(&["search", "herons", "--json"]))
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&found.stdout).contains("s3://own-keys/notes/herons.md"),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+}

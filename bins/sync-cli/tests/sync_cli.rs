@@ -380,3 +380,76 @@ fn watch_follows_file_events_and_stops_on_sigterm() {
     assert!(out.status.success(), "exit {:?}", out.status);
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopped watching"));
 }
+
+/// Names and documents an attacker controls: a file name with terminal escapes and a line
+/// break is printed as visible escapes by every command; a one-line 3 MB Markdown file is
+/// indexed like any other; and what the run writes is private to the user running it.
+#[test]
+fn hostile_names_are_shown_escaped_and_files_stay_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let docs = w.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let evil = "red\u{1b}[31mnote\nforged: all good.md";
+    std::fs::write(docs.join(evil), "# Herons\n\nHerons wade in the shallows.").unwrap();
+    std::fs::write(docs.join("bad\u{1b}]0;pwned\u{7}.pdf"), b"%PDF-1.7 broken").unwrap();
+    let sentence = "The marsh floods slowly when the tide turns. ";
+    std::fs::write(
+        docs.join("line.md"),
+        sentence.repeat((3 << 20) / sentence.len()),
+    )
+    .unwrap();
+
+    let raw = |out: &Output| {
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "raw control characters reached the terminal: {text:?}"
+        );
+        text
+    };
+    let synced = run(w, &["sync", "docs"]);
+    assert_eq!(synced.status.code(), Some(4), "{}", raw(&synced));
+    let text = raw(&synced);
+    assert!(text.contains("bad\\u{1b}]0;pwned\\u{7}.pdf"), "{text}");
+    // The one-line file: 3 MB in chunks of at most 300 characters.
+    let status = json(&run(w, &["status", "--json"]));
+    assert_eq!(status["status"]["failed"], 1, "{status}");
+    assert!(
+        status["status"]["chunks"].as_u64().unwrap() > 10_000,
+        "{status}"
+    );
+
+    let found = run(w, &["search", "herons wade", "--mode", "full-text"]);
+    let text = raw(&found);
+    assert!(
+        text.contains("red\\u{1b}[31mnote\\u{a}forged: all good.md"),
+        "{text}"
+    );
+    assert!(!text.contains("\nforged"), "{text}");
+    let failed = run(w, &["failed"]);
+    assert!(raw(&failed).contains("pwned\\u{7}.pdf"));
+
+    let folder = docs.join("sub\u{1b}[2Jdir");
+    std::fs::create_dir_all(&folder).unwrap();
+    let added = run(w, &["sources", "add", "weird", folder.to_str().unwrap()]);
+    assert_eq!(added.status.code(), Some(0), "{}", raw(&added));
+    let listed = run(w, &["sources", "list"]);
+    assert!(raw(&listed).contains("sub\\u{1b}[2Jdir"));
+
+    // Tables, state and lock files: no group or other permission bits.
+    let mut checked = 0;
+    let mut stack = vec![w.join("db"), w.join("state")];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        checked += 1;
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(checked > 10, "{checked}");
+}
