@@ -9,7 +9,8 @@
 //! - `no spaces`: one unbroken run of letters,
 //!
 //! each at `--sizes` MB (default 0.25,0.5,1,2,4), default chunk settings (1,000 characters,
-//! 200 overlap). The baseline runs only where it takes under `--baseline-limit` seconds
+//! 200 overlap), through the plain-text splitter (txt, html, pdf) and the Markdown splitter
+//! (md, and docx, whose text is Markdown). The baseline runs only where it takes under `--baseline-limit` seconds
 //! (default 60) at the previous size, doubling, so the quadratic cases stop early.
 //!
 //! Run: cargo bench --locked -p lancesync-ingest --bench chunk -- [--sizes 0.25,0.5,1,2,4]
@@ -17,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use lancesync_ingest::{ChunkConfig, Chunker, DocType, Extracted};
-use text_splitter::{ChunkConfig as SplitterConfig, TextSplitter};
+use text_splitter::{ChunkConfig as SplitterConfig, MarkdownSplitter, TextSplitter};
 
 /// A small deterministic generator (xorshift), so every run chunks the same text.
 struct Words(u64);
@@ -98,11 +99,13 @@ fn main() {
     }
     let config = ChunkConfig::default();
     let chunker = Chunker::new(config).unwrap();
-    let whole = TextSplitter::new(
+    let splitter_config = || {
         SplitterConfig::new(config.size)
             .with_overlap(config.overlap)
-            .unwrap(),
-    );
+            .unwrap()
+    };
+    let whole_text = TextSplitter::new(splitter_config());
+    let whole_markdown = MarkdownSplitter::new(splitter_config());
     println!(
         "chunk size {}, overlap {}, window {} bytes",
         config.size,
@@ -110,43 +113,48 @@ fn main() {
         lancesync_ingest::chunk_window_bytes(config)
     );
     println!(
-        "| shape | MB | chunks | lancesync s | s per MB | whole text at once (before) s | ratio |"
+        "| splitter | shape | MB | chunks | lancesync s | s per MB | whole text at once (before) s | before ÷ now |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for shape in [
-        "paragraphs",
-        "one paragraph",
-        "one line of words",
-        "no spaces",
-    ] {
-        let mut baseline_ok = true;
-        for &mb in &sizes {
-            let doc = Extracted {
-                text: text(shape, (mb * 1_048_576.0) as usize),
-                ..Default::default()
-            };
-            let (chunks, ours) = time(|| chunker.chunk(&doc, DocType::Txt));
-            let before = if baseline_ok {
-                let (_, t) = time(|| whole.chunk_indices(&doc.text).count());
-                baseline_ok = t.as_secs_f64() * 4.0 < baseline_limit;
-                Some(t)
-            } else {
-                None
-            };
-            println!(
-                "| {shape} | {mb} | {} | {:.3} | {:.3} | {} | {} |",
-                chunks.len(),
-                ours.as_secs_f64(),
-                ours.as_secs_f64() / mb,
-                before.map_or("not run (quadratic)".into(), |t| format!(
-                    "{:.3}",
-                    t.as_secs_f64()
-                )),
-                before.map_or("—".into(), |t| format!(
-                    "{:.1}×",
-                    t.as_secs_f64() / ours.as_secs_f64()
-                )),
-            );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (splitter, doc_type) in [("text", DocType::Txt), ("markdown", DocType::Md)] {
+        for shape in [
+            "paragraphs",
+            "one paragraph",
+            "one line of words",
+            "no spaces",
+        ] {
+            let mut baseline_ok = true;
+            for &mb in &sizes {
+                let doc = Extracted {
+                    text: text(shape, (mb * 1_048_576.0) as usize),
+                    ..Default::default()
+                };
+                let (chunks, ours) = time(|| chunker.chunk(&doc, doc_type));
+                let before = if baseline_ok {
+                    let (_, t) = time(|| match doc_type {
+                        DocType::Md => whole_markdown.chunk_indices(&doc.text).count(),
+                        _ => whole_text.chunk_indices(&doc.text).count(),
+                    });
+                    baseline_ok = t.as_secs_f64() * 4.0 < baseline_limit;
+                    Some(t)
+                } else {
+                    None
+                };
+                println!(
+                    "| {splitter} | {shape} | {mb} | {} | {:.3} | {:.3} | {} | {} |",
+                    chunks.len(),
+                    ours.as_secs_f64(),
+                    ours.as_secs_f64() / mb,
+                    before.map_or("not run (quadratic)".into(), |t| format!(
+                        "{:.3}",
+                        t.as_secs_f64()
+                    )),
+                    before.map_or("—".into(), |t| format!(
+                        "{:.1}×",
+                        t.as_secs_f64() / ours.as_secs_f64()
+                    )),
+                );
+            }
         }
     }
 }
