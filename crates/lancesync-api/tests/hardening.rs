@@ -237,3 +237,33 @@ async fn shutdown_does_not_wait_past_its_grace_for_a_stuck_request() {
         "{took:?}"
     );
 }
+
+/// A rate a user chose that no `Duration` can hold (`1e-300` requests a second is one request
+/// in 1e300 s) is a 400 naming the key, not a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_request_rates_are_refused_naming_the_key() {
+    let s = server(&[]);
+    for rate in [1e-300, 0.0, -3.0, 1e12] {
+        let r = s
+            .post(
+                "/api/v1/sources",
+                Some(ALICE),
+                json!({
+                    "source_id": "wiki",
+                    "source_type": "notion",
+                    "config": {
+                        "api_key": "secret_notion_key",
+                        "database_ids": ["1a2b3c4d5e6f4a8b9c0d1e2f3a4b5c6d"],
+                        "requests_per_second": rate
+                    }
+                }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{rate}: {}", r.text);
+        assert!(
+            r.error().1.contains("requests_per_second"),
+            "{rate}: {}",
+            r.text
+        );
+    }
+}
