@@ -53,6 +53,8 @@ pub struct Api {
     pub(crate) metrics: Arc<Metrics>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     /// The last readiness answer and when it was computed.
+    /// `{SYNC_STATE_DIR}/users/`: where uploads are kept, hidden from answers.
+    users_root: Arc<str>,
     pub(crate) readiness:
         Arc<tokio::sync::Mutex<Option<(Instant, lancesync_orchestrator::ComponentHealth)>>>,
     max_body_bytes: usize,
@@ -75,12 +77,23 @@ impl Api {
         let api = config.settings().api.clone();
         let limiter = NonZeroU32::new(api.rate_limit_per_minute.min(u32::MAX as u64) as u32)
             .map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))));
+        let users_root = format!(
+            "{}/",
+            orchestrator
+                .settings()
+                .monitoring
+                .state_dir
+                .join("users")
+                .display()
+        )
+        .into();
         Self {
             auth: Auth::from_settings(&api),
             metrics: Metrics::new(orchestrator.clone()),
             orchestrator,
             config,
             limiter,
+            users_root,
             readiness: Arc::default(),
             max_body_bytes: api.max_body_bytes.min(usize::MAX as u64) as usize,
             cors_origins: api.cors_origins,
@@ -178,28 +191,20 @@ async fn hide_server_paths(State(api): State<Api>, request: Request, next: Next)
     if !json {
         return response;
     }
-    let root = format!(
-        "{}/",
-        api.orchestrator
-            .settings()
-            .monitoring
-            .state_dir
-            .join("users")
-            .display()
-    );
+    let root = &*api.users_root;
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
     };
     let text = String::from_utf8_lossy(&bytes);
-    if !text.contains(&root) {
+    if !text.contains(root) {
         return Response::from_parts(parts, axum::body::Body::from(bytes));
     }
     let mut parts = parts;
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(
         parts,
-        axum::body::Body::from(strip_upload_roots(&text, &root)),
+        axum::body::Body::from(strip_upload_roots(&text, root)),
     )
 }
 

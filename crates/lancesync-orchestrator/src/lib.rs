@@ -843,15 +843,12 @@ impl Orchestrator {
         let name = upload_name(filename)?;
         // Refused before anything is stored: a file no sync would index would sit in the
         // uploads folder with no row through which the API could delete it.
-        if lancesync_ingest::DocType::from_path(std::path::Path::new(&name)).is_none() {
+        let named = std::path::Path::new(&name);
+        if lancesync_ingest::DocType::from_path(named).is_none() {
+            let extension = named.extension().unwrap_or_default().to_string_lossy();
+            let why = lancesync_ingest::Error::Unsupported(extension.into_owned());
             return Err(Error::Unsupported(format!(
-                "{name}: {}; nothing was stored",
-                lancesync_ingest::Error::Unsupported(
-                    std::path::Path::new(&name)
-                        .extension()
-                        .map(|e| e.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                )
+                "{name}: {why}; nothing was stored"
             )));
         }
         let dir = self.uploads_dir(user_id);

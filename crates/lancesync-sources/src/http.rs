@@ -236,22 +236,22 @@ pub(crate) enum RetryAfter {
     TooLong,
 }
 
-/// `Retry-After` in seconds (the form Dropbox, Google and Notion send).
-fn retry_after(response: &Response) -> RetryAfter {
+/// The `Retry-After` header's text, if it is text.
+fn retry_after_header(response: &Response) -> Option<&str> {
     response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .map_or(RetryAfter::Absent, parse_retry_after)
+}
+
+/// `Retry-After` in seconds (the form Dropbox, Google and Notion send).
+fn retry_after(response: &Response) -> RetryAfter {
+    retry_after_header(response).map_or(RetryAfter::Absent, parse_retry_after)
 }
 
 /// The header as text, shortened, for an error message.
 fn retry_after_text(response: &Response) -> String {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let value = retry_after_header(response).unwrap_or_default();
     format!("{} s", value.trim().chars().take(32).collect::<String>())
 }
 
@@ -259,6 +259,7 @@ fn retry_after_text(response: &Response) -> String {
 pub(crate) fn parse_retry_after(value: &str) -> RetryAfter {
     match value.trim().parse::<f64>() {
         Ok(seconds) if seconds.is_nan() || seconds < 0.0 => RetryAfter::Absent,
+        // -0.0 too, which `try_from_secs_f64` would call negative.
         Ok(0.0) => RetryAfter::Wait(Duration::ZERO),
         Ok(seconds) => {
             Duration::try_from_secs_f64(seconds).map_or(RetryAfter::TooLong, RetryAfter::Wait)
