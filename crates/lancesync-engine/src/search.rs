@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{sql_string, validate_source_id};
 use crate::rows::Columns;
-use crate::store::UserTables;
+use crate::tables::UserTables;
 use crate::{Error, Result};
 
 /// The largest `limit` a search accepts.

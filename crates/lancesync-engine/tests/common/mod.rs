@@ -3,31 +3,12 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use lancesync_engine::{Engine, EngineConfig, NoProgress, SearchRequest, SyncOptions};
-use lancesync_ingest::{Embedder, EmbedderIdentity, HashingEmbedder};
 use lancesync_sources::DocumentSource;
 
-/// An embedder that counts the texts it embeds.
-#[derive(Debug, Default)]
-pub struct CountingEmbedder {
-    inner: HashingEmbedder,
-    pub texts: AtomicUsize,
-}
-
-#[async_trait]
-impl Embedder for CountingEmbedder {
-    fn identity(&self) -> EmbedderIdentity {
-        self.inner.identity()
-    }
-    async fn embed(&self, texts: &[String]) -> lancesync_ingest::Result<Vec<Vec<f32>>> {
-        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
-        self.inner.embed(texts).await
-    }
-}
+pub use lancesync_testkit::CountingEmbedder;
 
 pub struct Index {
     _dir: tempfile::TempDir,
@@ -63,7 +44,7 @@ impl Index {
     }
 
     pub fn embedded(&self) -> usize {
-        self.embedder.texts.load(Ordering::SeqCst)
+        self.embedder.embedded()
     }
 
     pub async fn uris(&self) -> Vec<String> {

@@ -1,0 +1,308 @@
+//! Keeping the tables fast: the full-text, key and vector indexes, folding new rows into them,
+//! compaction and pruning.
+
+use lancedb::DistanceType;
+use lancedb::index::Index;
+use lancedb::index::vector::IvfPqIndexBuilder;
+use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
+
+use super::UserTables;
+use crate::Result;
+
+/// Unindexed chunk rows (or 5% of the table, if more) before maintenance folds them into the
+/// indexes.
+const FOLD_MIN_ROWS: usize = 2_000;
+
+/// Size of one full-text index partition, in MiB of lance's estimate of its builder's memory.
+///
+/// Lance writes a partition when a build worker's postings reach its share of the build's
+/// memory limit, and merges the workers' leftovers up to the same size. Everything that
+/// later rewrites the index does so a partition at a time: a compaction remaps it by loading
+/// a partition's postings back into a builder. With lance's default (2 GiB per worker) or a
+/// 128 MiB budget, the index of a 100,000-document corpus was one partition, and remapping it
+/// raised memory by about 100 MB at the end of the run, growing with the corpus. At 4 MiB a
+/// partition holds about 60,000 chunks (347,513 chunks made 6 partitions), which a query
+/// searches side by side.
+const FTS_PARTITION_MB: u64 = 4;
+
+/// Workers building the full-text index; the memory limit given to lance is one partition
+/// per worker, so a partition's size does not depend on the machine's core count.
+fn fts_build_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+impl UserTables {
+    /// Build the full-text index on `chunk_text` if it is missing; full-text and hybrid
+    /// search need it. Returns whether it was built now.
+    pub async fn ensure_fts_index(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.fts_ready.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let indices = self.chunks.list_indices().await?;
+        if indices
+            .iter()
+            .any(|i| i.columns.iter().any(|c| c == "chunk_text"))
+        {
+            self.fts_ready.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        self.chunks
+            .create_index(
+                &["chunk_text"],
+                Index::FTS(
+                    lancedb::index::scalar::FtsIndexBuilder::default()
+                        .num_workers(fts_build_workers())
+                        .memory_limit_mb(FTS_PARTITION_MB * fts_build_workers() as u64),
+                ),
+            )
+            .execute()
+            .await?;
+        self.fts_ready.store(true, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// During a long run, after a batch: build the vector index as soon as the table passes
+    /// the size threshold, then fold new rows into it every `fold_during_run_rows`. Searches
+    /// during a long first sync use the index, and the end of the run has little left to
+    /// fold. Returns whether it did anything.
+    pub async fn index_during_run(&self) -> Result<bool> {
+        let rows = self.chunks.count_rows(None).await?;
+        if rows < self.settings.vector_index_rows {
+            return Ok(false);
+        }
+        let indices = self.chunks.list_indices().await?;
+        let Some(vector_index) = indices
+            .iter()
+            .find(|i| i.columns.iter().any(|c| c == "vector"))
+        else {
+            let step = std::time::Instant::now();
+            self.create_vector_index().await?;
+            tracing::debug!(
+                rows,
+                ms = step.elapsed().as_millis() as u64,
+                "built the vector index during the run"
+            );
+            return Ok(true);
+        };
+        let unindexed = self
+            .chunks
+            .index_stats(&vector_index.name)
+            .await?
+            .map_or(0, |s| s.num_unindexed_rows);
+        if unindexed < self.settings.fold_during_run_rows {
+            return Ok(false);
+        }
+        self.fold_into_indexes(unindexed).await?;
+        Ok(true)
+    }
+
+    /// Fold rows written since the indexes were built into them: no retraining, and each
+    /// index stays one segment.
+    ///
+    /// Merging into the latest segment (`merge(1)`) rather than lance's default keeps the
+    /// IVF partitions as trained: the default splits a grown partition, which reloads its
+    /// raw vectors and merges every delta (measured: 5 s and +170 MB at 350,000 rows, against
+    /// 0.3 s and no rise), and appending a delta per fold instead would leave searches one
+    /// more segment to scan each time.
+    async fn fold_into_indexes(&self, unindexed: usize) -> Result<()> {
+        let step = std::time::Instant::now();
+        self.chunks
+            .optimize(OptimizeAction::Index(OptimizeOptions::merge(1)))
+            .await?;
+        tracing::debug!(
+            unindexed,
+            ms = step.elapsed().as_millis() as u64,
+            "folded new rows into the indexes"
+        );
+        Ok(())
+    }
+
+    async fn create_vector_index(&self) -> Result<()> {
+        self.chunks
+            .create_index(&["vector"], Index::IvfPq(vector_index_builder(self.dim)))
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the full-text index is known to exist (then the table has had rows).
+    pub fn fts_known(&self) -> bool {
+        self.fts_ready.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Keep the tables fast: full-text index present and current, a vector index past the
+    /// size threshold, small fragments compacted, old versions pruned.
+    pub async fn maintain(&self) -> Result<Maintenance> {
+        let mut done = Maintenance::default();
+        let rows = self.chunks.count_rows(None).await?;
+        if rows > 0 {
+            let indices = self.chunks.list_indices().await?;
+            let has = |column: &str| {
+                indices
+                    .iter()
+                    .any(|i| i.columns.iter().any(|c| c == column))
+            };
+            let step = std::time::Instant::now();
+            if self.ensure_fts_index().await? {
+                tracing::debug!(
+                    rows,
+                    ms = step.elapsed().as_millis() as u64,
+                    "built the full-text index"
+                );
+                done.created_indexes.push("chunk_text (full text)".into());
+            }
+            if !has("chunk_id") {
+                let step = std::time::Instant::now();
+                self.chunks
+                    .create_index(&["chunk_id"], Index::BTree(Default::default()))
+                    .execute()
+                    .await?;
+                tracing::debug!(
+                    rows,
+                    ms = step.elapsed().as_millis() as u64,
+                    "built the chunk_id index"
+                );
+                done.created_indexes.push("chunk_id (btree)".into());
+            }
+            // Searches rank by cosine distance: an index built for another metric is not used
+            // (lance falls back to a brute-force scan), so one is rebuilt.
+            let vector_index = indices
+                .iter()
+                .find(|i| i.columns.iter().any(|c| c == "vector"));
+            let cosine = match vector_index {
+                Some(index) => self
+                    .chunks
+                    .index_stats(&index.name)
+                    .await?
+                    .is_some_and(|s| s.distance_type == Some(DistanceType::Cosine)),
+                None => false,
+            };
+            if rows >= self.settings.vector_index_rows && !cosine {
+                let step = std::time::Instant::now();
+                self.create_vector_index().await?;
+                tracing::debug!(
+                    rows,
+                    ms = step.elapsed().as_millis() as u64,
+                    "built the vector index"
+                );
+                done.created_indexes.push("vector (IVF-PQ, cosine)".into());
+            }
+            // Fold rows written since the indexes were built into them once there are enough
+            // to matter: searches scan unindexed rows anyway, and folding rewrites index
+            // files, which would dominate a small incremental run.
+            let mut unindexed = 0;
+            for index in self.chunks.list_indices().await? {
+                if let Some(stats) = self.chunks.index_stats(&index.name).await? {
+                    unindexed = unindexed.max(stats.num_unindexed_rows);
+                }
+            }
+            if unindexed >= FOLD_MIN_ROWS.max(rows / 20) {
+                self.fold_into_indexes(unindexed).await?;
+            }
+        }
+        for (table, options) in [
+            (&self.docs, documents_compaction()),
+            (&self.chunks, chunks_compaction()),
+        ] {
+            let stats = table.stats().await?;
+            // Lancedb counts fragments under 100,000 rows as small, which a compacted
+            // documents table's full fragments are too: compact only when there are this many
+            // more fragments than compaction would leave.
+            let compacted = stats
+                .num_rows
+                .div_ceil(options.target_rows_per_fragment)
+                .max(1);
+            let piled_up = stats.fragment_stats.num_small_fragments
+                >= self.settings.compact_small_fragments
+                && stats.fragment_stats.num_fragments
+                    >= compacted + self.settings.compact_small_fragments;
+            if piled_up {
+                let step = std::time::Instant::now();
+                table
+                    .optimize(OptimizeAction::Compact {
+                        options,
+                        remap_options: None,
+                    })
+                    .await?;
+                table
+                    .optimize(OptimizeAction::Prune {
+                        older_than: Some(lancedb::table::Duration::days(
+                            self.settings.keep_versions_days,
+                        )),
+                        delete_unverified: None,
+                        error_if_tagged_old_versions: None,
+                    })
+                    .await?;
+                tracing::debug!(
+                    table = table.name(),
+                    ms = step.elapsed().as_millis() as u64,
+                    "compacted and pruned"
+                );
+                done.compacted.push(table.name().to_string());
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// The vector index: IVF-PQ for cosine distance with 4-bit codes, one sub-vector per four
+/// dimensions.
+///
+/// Lance's default (8-bit codes, one sub-vector per 16 dimensions) trains 256 centroids per
+/// sub-vector on a sample of 65,536 vectors: at 100,000 chunks the build took 19 to 26 s and
+/// raised memory by about 250 MB, a fixed cost that made the peak of a large first sync. 4-bit
+/// codes train 16 centroids on 4,096 vectors: the same build takes under 1 s, with no visible
+/// rise in `sync-cli` (whose allocator is tuned, see `lancesync::tune_allocator`), and with
+/// four times the sub-vectors recall@10 is about the default's (0.44 vs 0.46 against exact
+/// search on the benchmark corpus, `scripts/vector-recall.py`; docs/benchmarks.md). 4-bit codes need an even number of
+/// sub-vectors; other dimensions keep lance's default.
+fn vector_index_builder(dim: usize) -> IvfPqIndexBuilder {
+    let builder = IvfPqIndexBuilder::default().distance_type(DistanceType::Cosine);
+    if dim >= 8 && dim.is_multiple_of(8) {
+        builder.num_bits(4).num_sub_vectors((dim / 4) as u32)
+    } else {
+        builder
+    }
+}
+
+/// Rows per compacted fragment of the documents table.
+///
+/// The documents table is re-encoded when compacted: a rescan reads nine of its columns
+/// whole, and copied pages would keep the small pages of every batch that wrote it (the state
+/// of 100,000 documents then took 500 ms to read instead of 100 to 250 ms). Lance's writer
+/// buffers up to 8 MiB per column before it writes a page, so re-encoding 100,000 documents
+/// into one fragment raised a first sync's peak by about 30 MB; fragments of this size keep
+/// what it buffers small.
+const DOCUMENTS_FRAGMENT_ROWS: usize = 32_768;
+
+/// Compaction of the documents table: re-encoded, into fragments of
+/// [`DOCUMENTS_FRAGMENT_ROWS`], one task at a time.
+fn documents_compaction() -> CompactionOptions {
+    CompactionOptions {
+        compaction_mode: Some(lancedb::table::CompactionMode::Reencode),
+        target_rows_per_fragment: DOCUMENTS_FRAGMENT_ROWS,
+        num_threads: Some(1),
+        ..CompactionOptions::default()
+    }
+}
+
+/// Compaction of the chunks table, which is read by row and through its indexes: encoded pages
+/// are copied where the files allow it (no decode and re-encode), one task at a time, which
+/// bounds the memory of rewriting a large table.
+fn chunks_compaction() -> CompactionOptions {
+    CompactionOptions {
+        compaction_mode: Some(lancedb::table::CompactionMode::TryBinaryCopy),
+        num_threads: Some(1),
+        ..CompactionOptions::default()
+    }
+}
+
+/// What maintenance did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Maintenance {
+    /// Indexes created.
+    pub created_indexes: Vec<String>,
+    /// Tables compacted.
+    pub compacted: Vec<String>,
+}

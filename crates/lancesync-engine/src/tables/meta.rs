@@ -1,0 +1,119 @@
+//! What lives in the tables' manifests: the embedder identity and the sources' change cursors.
+
+use lancesync_ingest::EmbedderIdentity;
+
+use super::UserTables;
+use crate::{Error, Result};
+
+/// Key of the embedder identity in the chunks table's manifest config.
+const EMBEDDER_KEY: &str = "lancesync.embedder";
+
+/// The manifest key of a source's change cursor (source ids are validated: no separators).
+fn cursor_key(source_id: &str) -> String {
+    format!("lancesync.cursor.{source_id}")
+}
+
+impl UserTables {
+    /// Compare the stored embedder identity with ours; record ours if none is stored and
+    /// `record` (a read-only opener, such as a cache replica, never writes).
+    pub(super) async fn check_embedder(
+        &self,
+        embedder: &EmbedderIdentity,
+        record: bool,
+    ) -> Result<()> {
+        let native = self
+            .chunks
+            .as_native()
+            .ok_or_else(|| Error::Internal("chunks table is not a local table".into()))?;
+        let json = match native.manifest().await?.config.get(EMBEDDER_KEY).cloned() {
+            Some(json) => json,
+            None if !record => return Ok(()),
+            None => {
+                let ours =
+                    serde_json::to_string(embedder).map_err(|e| Error::Internal(e.to_string()))?;
+                match native
+                    .update_config([(EMBEDDER_KEY.to_string(), ours)])
+                    .await
+                {
+                    Ok(()) => return Ok(()),
+                    Err(write_error) => {
+                        // Another opener recorded an identity first: compare with theirs.
+                        self.chunks.checkout_latest().await?;
+                        native
+                            .manifest()
+                            .await?
+                            .config
+                            .get(EMBEDDER_KEY)
+                            .cloned()
+                            .ok_or(write_error)?
+                    }
+                }
+            }
+        };
+        let stored: EmbedderIdentity = serde_json::from_str(&json)
+            .map_err(|e| Error::Internal(format!("unreadable embedder identity {json:?}: {e}")))?;
+        if &stored == embedder {
+            Ok(())
+        } else {
+            Err(Error::EmbedderMismatch {
+                user_id: self.user_id.clone(),
+                stored: Box::new(stored),
+                configured: Box::new(embedder.clone()),
+            })
+        }
+    }
+
+    /// The embedder identity stored with the tables.
+    pub async fn stored_embedder(&self) -> Result<Option<EmbedderIdentity>> {
+        let native = self
+            .chunks
+            .as_native()
+            .ok_or_else(|| Error::Internal("chunks table is not a local table".into()))?;
+        Ok(native
+            .manifest()
+            .await?
+            .config
+            .get(EMBEDDER_KEY)
+            .and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    /// The change cursor stored for a source (a remote API's cursor or page token).
+    ///
+    /// Cursors live in the documents table's manifest, not in a file beside it: they are
+    /// written after the changes they cover, in a commit of their own, and they travel with
+    /// the data through backups, restores, multi-device sync and re-indexing, so a cursor can
+    /// never be ahead of the tables it describes.
+    pub async fn cursor(&self, source_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .native_docs()?
+            .manifest()
+            .await?
+            .config
+            .get(&cursor_key(source_id))
+            .cloned())
+    }
+
+    /// Store a source's cursor (after the changes it covers are written).
+    pub async fn set_cursor(&self, source_id: &str, cursor: &str) -> Result<()> {
+        self.native_docs()?
+            .update_config([(cursor_key(source_id), cursor.to_string())])
+            .await?;
+        Ok(())
+    }
+
+    /// Forget a source's cursor (its documents were removed): its next run lists in full.
+    pub async fn clear_cursor(&self, source_id: &str) -> Result<()> {
+        if self.cursor(source_id).await?.is_some() {
+            self.native_docs()?
+                .delete_config_keys(&[cursor_key(source_id).as_str()])
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn native_docs(&self) -> Result<&lancedb::table::NativeTable> {
+        self.docs
+            .as_native()
+            .ok_or_else(|| Error::Internal("documents table is not a local table".into()))
+    }
+}

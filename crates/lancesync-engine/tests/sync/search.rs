@@ -1,0 +1,158 @@
+//! Search modes, filters and injection; reads that create nothing.
+
+use super::*;
+
+#[tokio::test]
+async fn search_modes_filters_and_injection() {
+    let f = Fixture::new(|_| {});
+    f.write(
+        "a.md",
+        format!("# Astronomy\n\n{}", text("telescopes and galaxies", 4)),
+    );
+    f.write("b.txt", text("sourdough bread baking", 4));
+    f.write(
+        "c.pdf",
+        pdf(&["Telescopes gather light from distant galaxies."]),
+    );
+    f.sync().await;
+    for mode in [SearchMode::Vector, SearchMode::FullText, SearchMode::Hybrid] {
+        let hits = f
+            .engine
+            .search(
+                "alice",
+                &SearchRequest {
+                    mode,
+                    limit: 3,
+                    ..SearchRequest::new("bread baking")
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!hits.is_empty() && hits.len() <= 3, "{mode:?}");
+        assert!(
+            hits[0].source_uri.ends_with("b.txt"),
+            "{mode:?}: {:?}",
+            hits[0]
+        );
+        assert!(
+            hits.windows(2).all(|w| w[0].score >= w[1].score),
+            "{mode:?} sorted by score"
+        );
+        let h = &hits[0];
+        assert!(
+            !h.doc_id.is_empty()
+                && h.source_id == "docs"
+                && h.doc_type == "txt"
+                && !h.chunk_text.is_empty()
+        );
+    }
+    let pdf_only = SearchRequest {
+        doc_type: Some(DocType::Pdf),
+        ..SearchRequest::new("galaxies telescopes")
+    };
+    let hits = f.engine.search("alice", &pdf_only).await.unwrap();
+    assert!(!hits.is_empty() && hits.iter().all(|h| h.doc_type == "pdf"));
+    let other_source = SearchRequest {
+        source_id: Some("elsewhere".into()),
+        ..SearchRequest::new("galaxies")
+    };
+    assert!(
+        f.engine
+            .search("alice", &other_source)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Injection attempts are refused before they reach a filter.
+    let evil = SearchRequest {
+        source_id: Some("docs' OR '1'='1".into()),
+        ..SearchRequest::new("x")
+    };
+    assert!(matches!(
+        f.engine.search("alice", &evil).await,
+        Err(Error::InvalidId { .. })
+    ));
+    for user in ["../bob", "a/b", "x' OR 1=1 --", ""] {
+        assert!(
+            matches!(
+                f.engine.search(user, &SearchRequest::new("x")).await,
+                Err(Error::InvalidId { .. })
+            ),
+            "{user}"
+        );
+    }
+    assert!(
+        f.engine
+            .search("alice", &SearchRequest::new("  "))
+            .await
+            .is_err()
+    );
+    assert!(
+        f.engine
+            .search(
+                "alice",
+                &SearchRequest {
+                    limit: 0,
+                    ..SearchRequest::new("x")
+                }
+            )
+            .await
+            .is_err()
+    );
+    // Another user sees nothing of alice's.
+    assert!(
+        f.engine
+            .search("bob", &SearchRequest::new("galaxies"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn reads_for_an_unknown_user_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        EngineConfig::new(dir.path().join("db")),
+        Arc::new(HashingEmbedder::default()),
+    )
+    .unwrap();
+    let status = engine.status("nobody").await.unwrap();
+    assert_eq!(
+        (status.documents, status.chunks, status.embedder),
+        (0, 0, None)
+    );
+    assert!(
+        engine
+            .search("nobody", &SearchRequest::new("x"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(engine.failed("nobody").await.unwrap().is_empty());
+    assert_eq!(engine.clear_failures("nobody").await.unwrap(), 0);
+    assert_eq!(
+        engine
+            .remove_source_documents("nobody", "docs")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(engine.last_runs("nobody").await.unwrap().is_empty());
+    assert!(!engine.user_exists("nobody").await.unwrap());
+    // Requests are still checked, and ids still validated.
+    assert!(
+        engine
+            .search("nobody", &SearchRequest::new("  "))
+            .await
+            .is_err()
+    );
+    assert!(engine.status("../etc").await.is_err());
+    assert!(
+        !dir.path().join("db").join("users").join("nobody").exists(),
+        "a read must not create the user's database"
+    );
+    engine.tables("nobody").await.unwrap();
+    assert!(engine.user_exists("nobody").await.unwrap());
+}

@@ -1,0 +1,282 @@
+//! The tables: versions, the embedder identity, concurrent openers and runs, indexes, compaction.
+
+use super::*;
+
+#[tokio::test]
+async fn versions_grow_with_batches_not_documents() {
+    let f = Fixture::new(|c| c.batch_docs = 100);
+    for i in 0..250 {
+        f.write(
+            &format!("d{i:03}.txt"),
+            format!("document number {i} about topic {}", i % 7),
+        );
+    }
+    let tables = f.engine.tables("alice").await.unwrap();
+    let (d0, c0) = (
+        tables.docs.version().await.unwrap(),
+        tables.chunks.version().await.unwrap(),
+    );
+    let r = f.sync().await;
+    assert_eq!(r.created, 250);
+    let (d1, c1) = (
+        tables.docs.version().await.unwrap(),
+        tables.chunks.version().await.unwrap(),
+    );
+    // 3 batches: one docs write each; chunks: one write each plus index maintenance.
+    assert!(
+        d1 - d0 <= 5,
+        "documents table went from version {d0} to {d1}"
+    );
+    assert!(c1 - c0 <= 10, "chunks table went from version {c0} to {c1}");
+    f.assert_consistent().await;
+}
+
+#[tokio::test]
+async fn another_embedder_is_refused_with_the_reindex_command() {
+    let f = Fixture::new(|_| {});
+    f.write("a.md", "text");
+    f.sync().await;
+    let other = Engine::new(EngineConfig::new(&f.db), Arc::new(HashingEmbedder::new(64))).unwrap();
+    let err = other
+        .search("alice", &SearchRequest::new("text"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EmbedderMismatch { .. }));
+    assert!(
+        err.to_string().contains("sync-cli reindex --user alice"),
+        "{err}"
+    );
+    // Dropping the user's tables lets the other embedder rebuild them.
+    other.drop_user("alice").await.unwrap();
+    let r = other
+        .sync("alice", &f.source, SyncOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(r.created, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn engines_opening_the_same_new_user_at_once_share_the_tables() {
+    // Several processes (here engines on worker threads) creating one user's tables at the
+    // same moment: all succeed and share the same tables. Repeated over users, because the
+    // window this guards is a few milliseconds wide.
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("a.md"), "# A\n\nshared tables").unwrap();
+    let engines: Vec<Arc<Engine>> = (0..4)
+        .map(|_| {
+            Arc::new(
+                Engine::new(
+                    EngineConfig::new(dir.path().join("db")),
+                    Arc::new(HashingEmbedder::default()),
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    for user in ["carol", "dave", "erin", "frank", "grace", "heidi"] {
+        let tasks = engines.iter().map(|e| {
+            let e = Arc::clone(e);
+            tokio::spawn(async move { e.tables(user).await.map(|_| ()) })
+        });
+        let opened = futures::future::join_all(tasks).await;
+        let errors: Vec<String> = opened
+            .into_iter()
+            .map(|joined| joined.unwrap())
+            .filter_map(|r| r.err().map(|e| e.to_string()))
+            .collect();
+        assert!(errors.is_empty(), "user {user}: {errors:?}");
+        let source = local_source("docs", &docs);
+        engines[0]
+            .sync(user, &source, SyncOptions::default(), &NoProgress)
+            .await
+            .unwrap();
+        for engine in &engines {
+            assert_eq!(engine.status(user).await.unwrap().documents, 1, "{user}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_of_the_same_source_is_refused_while_one_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..40 {
+        std::fs::write(
+            docs.join(format!("d{i}.md")),
+            format!("# Doc {i}\n\n{}", "words to embed ".repeat(400)),
+        )
+        .unwrap();
+    }
+    let engine = |_| {
+        Arc::new(
+            Engine::new(
+                EngineConfig::new(dir.path().join("db")),
+                Arc::new(HashingEmbedder::default()),
+            )
+            .unwrap(),
+        )
+    };
+    let (first, second) = (engine(0), engine(1));
+    // The first run holds the source's lock from before listing until it has written; a
+    // progress callback tells us it is inside.
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    type Channels = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+    struct Gate(Mutex<Option<Channels>>);
+    impl Progress for Gate {
+        fn start(&self, _total: usize) {
+            if let Some((inside, release)) = self.0.lock().unwrap().take() {
+                inside.send(()).unwrap();
+                release.recv().unwrap();
+            }
+        }
+    }
+    let gate = Gate(Mutex::new(Some((inside_tx, release_rx))));
+    let source = local_source("docs", &docs);
+    let running = tokio::spawn({
+        let first = Arc::clone(&first);
+        let source = local_source("docs", &docs);
+        async move {
+            first
+                .sync("ivan", &source, SyncOptions::default(), &gate)
+                .await
+        }
+    });
+    tokio::task::spawn_blocking(move || inside_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let refused = second
+        .sync("ivan", &source, SyncOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::Busy { source_id, holder, .. }
+            if source_id == "docs" && *holder == Some(std::process::id())),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("being synced by another run"),
+        "{refused}"
+    );
+    // Another source of the same user is not held up.
+    let other = local_source("other", &docs);
+    second
+        .sync("ivan", &other, SyncOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    release_tx.send(()).unwrap();
+    let report = running.await.unwrap().unwrap();
+    assert_eq!(report.created, 40);
+    // Once the first run is over the source is free again, and nothing is left to do.
+    let again = second
+        .sync("ivan", &source, SyncOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!((again.created, again.unchanged), (0, 40));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_builds_the_vector_index_midway_and_keeps_it_current() {
+    let f = Fixture::new(|c| {
+        c.batch_docs = 20;
+        c.tables.vector_index_rows = 600;
+        c.tables.fold_during_run_rows = 300;
+    });
+    for i in 0..150 {
+        f.write(&format!("n{i:03}.md"), text(&format!("topic{i}"), 25));
+    }
+    let report = f.sync().await;
+    assert_eq!(report.created, 150);
+    let tables = f.engine.existing_tables("alice").await.unwrap().unwrap();
+    let rows = tables.chunks.count_rows(None).await.unwrap();
+    assert!(rows > 1_500, "enough rows to need folds: {rows}");
+    let indices = tables.chunks.list_indices().await.unwrap();
+    let vector = indices
+        .iter()
+        .find(|i| i.columns.iter().any(|c| c == "vector"))
+        .expect("a vector index was built during the run");
+    let stats = tables
+        .chunks
+        .index_stats(&vector.name)
+        .await
+        .unwrap()
+        .unwrap();
+    // Built at the threshold, then folded during the run: what is left unindexed is less
+    // than one fold's worth (the end of the run folds only past its own threshold).
+    assert!(stats.num_unindexed_rows < 300, "{stats:?}");
+    assert_eq!(stats.num_indexed_rows + stats.num_unindexed_rows, rows);
+    // Folded after the build (more rows indexed than the build saw, which is at most one
+    // batch past the threshold), into the index's one segment (searches scan one).
+    assert!(
+        stats.num_indexed_rows >= 600 + 300,
+        "folded during the run: {stats:?}"
+    );
+    assert_eq!(stats.num_indices, Some(1), "one segment: {stats:?}");
+    assert!(
+        !report
+            .maintenance
+            .created_indexes
+            .iter()
+            .any(|i| i.starts_with("vector")),
+        "the index was not left for the end: {:?}",
+        report.maintenance
+    );
+    let mut request = SearchRequest::new("topic42");
+    request.mode = SearchMode::Vector;
+    let hits = f.engine.search("alice", &request).await.unwrap();
+    assert!(
+        hits.iter().any(|h| h.chunk_text.contains("topic42")),
+        "{hits:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_fragments_are_compacted_once_they_pile_up() {
+    let f = Fixture::new(|c| c.batch_docs = 2);
+    for i in 0..40 {
+        f.write(&format!("c{i:02}.md"), text(&format!("subject{i}"), 3));
+    }
+    let report = f.sync().await;
+    assert_eq!(report.created, 40);
+    // 20 batches wrote 20 fragments to each table: compacted at the end of the run.
+    assert_eq!(
+        report.maintenance.compacted,
+        ["processed_documents", "document_chunks"]
+    );
+    let tables = f.engine.existing_tables("alice").await.unwrap().unwrap();
+    let docs = tables.docs.stats().await.unwrap();
+    assert_eq!(
+        (docs.num_rows, docs.fragment_stats.num_fragments),
+        (40, 1),
+        "{docs:?}"
+    );
+    assert_eq!(
+        tables
+            .chunks
+            .stats()
+            .await
+            .unwrap()
+            .fragment_stats
+            .num_fragments,
+        1
+    );
+
+    // Ten updates in five batches leave six fragments: fewer than would be worth a rewrite.
+    for i in 0..10 {
+        f.write(&format!("c{i:02}.md"), text(&format!("changed{i}"), 4));
+    }
+    let report = f.sync().await;
+    assert_eq!(report.updated, 10);
+    assert!(report.maintenance.compacted.is_empty(), "{report:?}");
+    f.assert_consistent().await;
+    let mut request = SearchRequest::new("changed7");
+    request.mode = SearchMode::FullText;
+    let hits = f.engine.search("alice", &request).await.unwrap();
+    assert!(
+        hits.iter().any(|h| h.chunk_text.contains("changed7")),
+        "{hits:?}"
+    );
+}
