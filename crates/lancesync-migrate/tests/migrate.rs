@@ -5,12 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use lancesync_config::{Config, EnvFile, LoadOptions};
 use lancesync_engine::{Engine, EngineConfig, NoProgress, SearchRequest, SyncOptions};
-use lancesync_ingest::{Embedder, EmbedderIdentity, HashingEmbedder};
+use lancesync_ingest::{Embedder, HashingEmbedder};
 use lancesync_migrate::{Layout, MigrateOptions, MigrationReport, Migrator, UserMigration};
 use lancesync_sources::{LocalFsConfig, SourceRegistry, SourceSpec};
 use lancesync_testkit::{
@@ -19,22 +17,7 @@ use lancesync_testkit::{
 };
 use serde_json::json;
 
-#[derive(Debug, Default)]
-struct CountingEmbedder {
-    inner: HashingEmbedder,
-    texts: AtomicUsize,
-}
-
-#[async_trait]
-impl Embedder for CountingEmbedder {
-    fn identity(&self) -> EmbedderIdentity {
-        self.inner.identity()
-    }
-    async fn embed(&self, texts: &[String]) -> lancesync_ingest::Result<Vec<Vec<f32>>> {
-        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
-        self.inner.embed(texts).await
-    }
-}
+use lancesync_testkit::CountingEmbedder;
 
 struct World {
     dir: tempfile::TempDir,
@@ -110,7 +93,8 @@ impl World {
 
     async fn vectors(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
-        self.embedder.inner.embed(&texts).await.unwrap()
+        // The same vectors as the counting embedder gives, without counting them.
+        HashingEmbedder::default().embed(&texts).await.unwrap()
     }
 
     fn our_model(&self) -> String {
@@ -118,7 +102,7 @@ impl World {
     }
 
     fn embedded(&self) -> usize {
-        self.embedder.texts.load(Ordering::SeqCst)
+        self.embedder.embedded()
     }
 
     async fn migrate(&self, options: &MigrateOptions) -> MigrationReport {
