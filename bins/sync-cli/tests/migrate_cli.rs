@@ -4,20 +4,14 @@
 //! Run: cargo test --workspace --test migrate_cli
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use lancesync_testkit::{LegacyTable, legacy_chunk, legacy_document, md5_hex};
 use serde_json::Value;
 
 fn run(work: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-cli"));
-    cmd.args(args)
-        .current_dir(work)
-        .env_clear()
-        .env("HOME", work)
-        .env("LANCEDB_URI", work.join("db"))
-        .env("SYNC_STATE_DIR", work.join("state"))
-        .env("EMBEDDING_PROVIDER", "builtin");
+    let mut cmd = lancesync_testkit::cli::isolated(env!("CARGO_BIN_EXE_sync-cli"), work);
+    cmd.args(args).env("EMBEDDING_PROVIDER", "builtin");
     for (k, v) in extra {
         cmd.env(k, v);
     }

@@ -15,13 +15,8 @@ const TOKEN: &str = "sl.cli-token-never-shown";
 const NOTION_TOKEN: &str = "ntn_cli-token-never-shown";
 
 fn sync_cli(work: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sync-cli"))
+    lancesync_testkit::cli::isolated(env!("CARGO_BIN_EXE_sync-cli"), work)
         .args(args)
-        .current_dir(work)
-        .env_clear()
-        .env("HOME", work)
-        .env("LANCEDB_URI", work.join("db"))
-        .env("SYNC_STATE_DIR", work.join("state"))
         .env("DROPBOX_TOKEN", TOKEN)
         .env("S3_SOURCE_KEY", ACCESS_KEY)
         .env("S3_SOURCE_SECRET", SECRET_KEY)

@@ -3,20 +3,15 @@
 //! Run: cargo test --workspace --test storage_cli
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use lancesync_testkit::S3Server;
 use lancesync_testkit::s3::{ACCESS_KEY, SECRET_KEY};
 use serde_json::Value;
 
 fn run(work: &Path, endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sync-cli"))
+    lancesync_testkit::cli::isolated(env!("CARGO_BIN_EXE_sync-cli"), work)
         .args(args)
-        .current_dir(work)
-        .env_clear()
-        .env("HOME", work)
-        .env("LANCEDB_URI", work.join("db"))
-        .env("SYNC_STATE_DIR", work.join("state"))
         .env("FRONTEND_TYPE", "desktop")
         .env("S3_BACKUP_ENABLED", "true")
         .env("S3_BACKUP_BUCKET", "cli-backups")

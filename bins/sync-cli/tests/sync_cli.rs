@@ -9,13 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 fn sync_cli(work: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-cli"));
+    let mut cmd = lancesync_testkit::cli::isolated(env!("CARGO_BIN_EXE_sync-cli"), work);
     cmd.args(args)
-        .current_dir(work)
-        .env_clear()
-        .env("HOME", work)
-        .env("LANCEDB_URI", work.join("db"))
-        .env("SYNC_STATE_DIR", work.join("state"))
         .env("CHUNK_CHARACTERS", "300")
         .env("CHUNK_OVERLAP", "50");
     cmd

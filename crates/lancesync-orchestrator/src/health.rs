@@ -1,9 +1,13 @@
 //! Health checks of the local database, S3 and each source.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::{Orchestrator, SourceKey};
 
 /// healthy, degraded (serving, but something needs attention) or unhealthy (cannot serve).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -95,5 +99,137 @@ pub(crate) async fn check_roots(roots: &[std::path::PathBuf]) -> ComponentHealth
             "cannot read {} (nothing under it is deleted until it is back)",
             missing.join("; ")
         ))
+    }
+}
+
+impl Orchestrator {
+    /// Whether the database folder can be written: what a readiness probe asks, without the
+    /// rest of [`health`](Self::health) (no S3 request).
+    pub async fn database_health(&self) -> ComponentHealth {
+        check_database(&self.inner.engine.config().base_dir).await
+    }
+
+    /// Check the database, S3 and every source now.
+    pub async fn health(&self) -> Health {
+        let mut components = BTreeMap::new();
+        components.insert(
+            "database".to_string(),
+            check_database(&self.inner.engine.config().base_dir).await,
+        );
+        components.insert("s3".to_string(), self.s3_health().await);
+        components.insert(
+            "pipeline".to_string(),
+            if self.is_running() {
+                ComponentHealth::ok("started")
+            } else {
+                ComponentHealth::degraded("stopped: scheduled runs wait until it is started")
+            },
+        );
+        let sources: Vec<(SourceKey, Vec<PathBuf>, Option<String>)> = {
+            let sources = self.inner.sources.lock().expect("lock");
+            sources
+                .iter()
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        s.source.watch_roots(),
+                        s.state.lock().expect("lock").last_error.clone(),
+                    )
+                })
+                .collect()
+        };
+        for (key, roots, last_error) in sources {
+            let mut check = check_roots(&roots).await;
+            if check.status == HealthStatus::Healthy
+                && let Some(e) = last_error
+            {
+                check = ComponentHealth::degraded(format!("last run failed: {e}"));
+            }
+            components.insert(format!("source:{}/{}", key.user_id, key.source_id), check);
+        }
+        let status = components
+            .values()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy);
+        Health {
+            status,
+            components,
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.inner.started.elapsed().as_secs(),
+            users: self.users().len(),
+            checked_at: lancesync_engine::now_rfc3339(),
+        }
+    }
+
+    /// S3: whether it answers, and the backlog of copies waiting for it.
+    pub(crate) async fn s3_health(&self) -> ComponentHealth {
+        let storage = self.inner.engine.storage();
+        let Some(target) = storage.remote() else {
+            return ComponentHealth::ok("not configured (local_only)");
+        };
+        if let Err(e) = storage.probe().await {
+            // Local-primary modes keep serving from local disk; S3-primary ones cannot.
+            return if storage.mode().s3_is_primary() {
+                ComponentHealth::unhealthy(e.to_string())
+            } else {
+                ComponentHealth::degraded(format!("{e}; copies are queued until S3 answers"))
+            };
+        }
+        let conflicts = storage.conflicts();
+        if !conflicts.is_empty() {
+            return ComponentHealth::degraded(format!(
+                "{} answers; {} user(s) have a multi-device conflict (see /api/v1/storage/status)",
+                target.describe(),
+                conflicts.len()
+            ));
+        }
+        let backlog = storage.backlog();
+        if backlog.is_empty() {
+            ComponentHealth::ok(format!(
+                "{} answers ({})",
+                target.describe(),
+                storage.mode()
+            ))
+        } else {
+            // A count only: /health names no user (who waits is in /api/v1/storage/status).
+            ComponentHealth::degraded(format!(
+                "{} answers; {} user(s) have changes waiting to be copied",
+                target.describe(),
+                backlog.len()
+            ))
+        }
+    }
+
+    /// Log the health status whenever it changes, every `HEALTH_CHECK_INTERVAL`.
+    pub(crate) fn spawn_health_log(&self) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let every = this
+                .inner
+                .settings
+                .monitoring
+                .health_check_interval
+                .max(Duration::from_secs(1));
+            let mut last = None;
+            let mut shutdown = this.inner.shutdown.subscribe();
+            loop {
+                let h = this.health().await;
+                if last != Some(h.status) {
+                    let bad: Vec<String> = h
+                        .components
+                        .iter()
+                        .filter(|(_, c)| c.status != HealthStatus::Healthy)
+                        .map(|(n, c)| format!("{n}: {}", c.message))
+                        .collect();
+                    tracing::info!(status = ?h.status, problems = ?bad, "health");
+                    last = Some(h.status);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        })
     }
 }

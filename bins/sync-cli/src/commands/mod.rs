@@ -1,0 +1,125 @@
+//! The index commands, a file a group: [`sync`](mod@sync) (sync, retry, watch),
+//! [`index`] (search, status, failed, reindex), [`sources`](mod@sources),
+//! [`storage`] (backup, restore, storage status) and [`migrate`](mod@migrate). Each prints text, or JSON with `--json`.
+
+mod index;
+mod migrate;
+mod sources;
+mod storage;
+mod sync;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use lancesync_config::{Config, LoadOptions, Settings};
+use lancesync_engine::{
+    Engine, EngineConfig, Progress, SearchMode, SearchRequest, SyncOptions, SyncReport,
+    embedder_from_settings,
+};
+use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource, SourceRegistry, SourceSpec};
+
+use crate::cli::{
+    BackupArgs, Command, LayoutArg, MigrateArgs, Mode, ReindexArgs, RestoreArgs, SearchArgs,
+    SourcesCommand, StorageCommand, SyncArgs, UserArgs, WatchArgs,
+};
+use crate::output::{one_line, terminal};
+use lancesync_orchestrator::{WatchOptions, Watcher};
+
+use index::{failed, reindex, search, status};
+use migrate::migrate;
+use sources::sources;
+use storage::{backup, restore, storage_status, storage_text};
+use sync::{sync, watch};
+
+/// Exit codes beyond 0 (success) and 1 (failure).
+pub mod exit {
+    /// Invalid configuration or usage.
+    pub const INVALID: u8 = 2;
+    /// Deletions withheld by the mass-delete guard.
+    pub const MASS_DELETE_BLOCKED: u8 = 3;
+    /// The run finished, but some documents failed.
+    pub const DOCUMENTS_FAILED: u8 = 4;
+    /// Another run of the same source is in progress; nothing was done.
+    pub const BUSY: u8 = 5;
+}
+
+/// What every index command needs.
+struct Ctx {
+    settings: Settings,
+    env: std::collections::BTreeMap<String, String>,
+    engine: Engine,
+}
+
+impl Ctx {
+    fn registry(&self, user: &str) -> anyhow::Result<SourceRegistry> {
+        lancesync_engine::ids::validate_user_id(user)?;
+        Ok(SourceRegistry::at(
+            self.settings
+                .monitoring
+                .state_dir
+                .join("users")
+                .join(user)
+                .join("sources.toml"),
+        ))
+    }
+}
+
+pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(opts) {
+        Ok(c) => c,
+        Err(lancesync_config::Error::Invalid { problems }) => {
+            eprintln!("{}", lancesync_config::Problems(problems));
+            return Ok(ExitCode::from(exit::INVALID));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let settings = config.settings().clone();
+    let embedder = embedder_from_settings(&settings)?;
+    let engine = Engine::new(EngineConfig::from_config(&config)?, embedder)?;
+    let ctx = Ctx {
+        settings,
+        env: opts.env.clone(),
+        engine,
+    };
+    match cmd {
+        Command::Config(_) => unreachable!("handled before loading"),
+        Command::Sync(args) => sync(&ctx, &args, false).await,
+        Command::Retry(args) => sync(&ctx, &args, true).await,
+        Command::Watch(args) => watch(&ctx, &args).await,
+        Command::Search(args) => search(&ctx, &args).await,
+        Command::Status(user) => status(&ctx, &user).await,
+        Command::Failed(user) => failed(&ctx, &user).await,
+        Command::Cleanup(user) => {
+            let n = ctx.engine.clear_failures(&user.user).await?;
+            print(&user, &serde_json::json!({ "cleared": n }), || {
+                format!(
+                    "cleared {n} failure record(s); the next sync treats those documents as new"
+                )
+            })
+        }
+        Command::Reindex(args) => reindex(&ctx, &args).await,
+        Command::Sources(cmd) => sources(&ctx, cmd).await,
+        Command::Backup(args) => backup(&ctx, &args).await,
+        Command::Restore(args) => restore(&ctx, &args).await,
+        Command::Storage(StorageCommand::Status { json }) => storage_status(&ctx, json).await,
+        Command::Migrate(args) => migrate(ctx, &args).await,
+    }
+}
+
+fn print(
+    user: &UserArgs,
+    json: &serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<ExitCode> {
+    if user.json {
+        println!("{}", serde_json::to_string_pretty(json)?);
+    } else {
+        println!("{}", terminal(&text()));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,240 @@
+//! The persisted sources of every user: loading them at start, adding and removing them, and
+//! what the orchestrator tells of each.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lancesync_engine::{SyncReport, ids};
+use lancesync_sources::{SourceRegistry, SourceSpec};
+use serde::Serialize;
+
+use crate::scheduler::Scheduled;
+use crate::{Error, MANUAL, Orchestrator, Result, UPLOADS};
+
+/// A source's place: user and source id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SourceKey {
+    /// User.
+    pub user_id: String,
+    /// Source id, unique per user.
+    pub source_id: String,
+}
+
+/// What the orchestrator knows of one source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceInfo {
+    /// User.
+    pub user_id: String,
+    /// Source id, unique per user.
+    pub source_id: String,
+    /// Source type.
+    pub source_type: String,
+    /// Scheduled.
+    pub enabled: bool,
+    /// The type's settings, as persisted.
+    pub config: toml::Table,
+    /// Seconds between scheduled runs.
+    pub poll_interval_seconds: u64,
+    /// A run is in progress.
+    pub running: bool,
+    /// A scheduled run is waiting for the pipeline to start again.
+    pub pending: bool,
+    /// Runs since the orchestrator started.
+    pub runs: u64,
+    /// The last finished run's report.
+    pub last_report: Option<SyncReport>,
+    /// The last run's error, if it failed as a whole.
+    pub last_error: Option<String>,
+    /// RFC 3339 time of the last finished run.
+    pub last_run_at: Option<String>,
+}
+
+impl Orchestrator {
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.inner.settings.monitoring.state_dir.join("users")
+    }
+
+    pub(crate) fn registry(&self, user_id: &str) -> Result<SourceRegistry> {
+        ids::validate_user_id(user_id)?;
+        Ok(SourceRegistry::at(
+            self.state_dir().join(user_id).join("sources.toml"),
+        ))
+    }
+
+    /// Load every user's persisted sources and schedule them (they run once the pipeline is
+    /// started). Returns how many sources were loaded. A source that no longer builds (its
+    /// spec names an unknown type) is logged and skipped, not fatal.
+    pub async fn initialize(&self) -> Result<usize> {
+        let users = self.users_with_sources();
+        let mut loaded = 0;
+        for user in users {
+            for spec in self.registry(&user)?.list()? {
+                match spec.build(&self.inner.env) {
+                    Ok(source) => {
+                        self.schedule(&user, spec, source);
+                        loaded += 1;
+                    }
+                    Err(e) => {
+                        tracing::error!(user = %user, source = %spec.id, error = %e, "source skipped")
+                    }
+                }
+            }
+        }
+        self.spawn_background();
+        tracing::info!(sources = loaded, "orchestrator initialized");
+        Ok(loaded)
+    }
+
+    pub(crate) fn users_with_sources(&self) -> Vec<String> {
+        let mut users = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(self.state_dir()) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if ids::validate_user_id(&name).is_ok()
+                    && entry.path().join("sources.toml").is_file()
+                {
+                    users.push(name);
+                }
+            }
+        }
+        users.sort();
+        users
+    }
+
+    /// Users known to the orchestrator: with a source, or with an index.
+    pub fn users(&self) -> BTreeSet<String> {
+        let mut users: BTreeSet<String> = self.users_with_sources().into_iter().collect();
+        if let Ok(dir) = std::fs::read_dir(self.inner.engine.config().base_dir.join("users")) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if ids::validate_user_id(&name).is_ok() && entry.path().is_dir() {
+                    users.insert(name);
+                }
+            }
+        }
+        users
+    }
+
+    /// Every source (of one user, or of all).
+    pub fn sources(&self, user_id: Option<&str>) -> Vec<SourceInfo> {
+        let sources = self.inner.sources.lock().expect("lock");
+        sources
+            .iter()
+            .filter(|(k, _)| user_id.is_none_or(|u| k.user_id == u))
+            .map(|(k, s)| self.info(k, s))
+            .collect()
+    }
+
+    /// One source, by type and id.
+    pub fn source(&self, user_id: &str, source_type: &str, source_id: &str) -> Result<SourceInfo> {
+        let sources = self.inner.sources.lock().expect("lock");
+        let key = SourceKey {
+            user_id: user_id.into(),
+            source_id: source_id.into(),
+        };
+        match sources.get(&key) {
+            Some(s) if s.spec.source_type == source_type => Ok(self.info(&key, s)),
+            _ => Err(Error::NotFound {
+                user_id: user_id.into(),
+                source_type: source_type.into(),
+                source_id: source_id.into(),
+            }),
+        }
+    }
+
+    pub(crate) fn info(&self, key: &SourceKey, s: &Scheduled) -> SourceInfo {
+        let state = s.state.lock().expect("lock");
+        SourceInfo {
+            user_id: key.user_id.clone(),
+            source_id: s.spec.id.clone(),
+            source_type: s.spec.source_type.clone(),
+            enabled: s.spec.enabled,
+            config: s.spec.redacted_config(),
+            poll_interval_seconds: self.poll_interval(&s.spec).as_secs(),
+            running: state.running,
+            pending: state.pending,
+            runs: state.runs,
+            last_report: state.last_report.clone(),
+            last_error: state.last_error.clone(),
+            last_run_at: state.last_run_at.clone(),
+        }
+    }
+
+    pub(crate) fn poll_interval(&self, spec: &SourceSpec) -> Duration {
+        spec.poll_interval
+            .map(Duration::from_secs)
+            .unwrap_or(self.inner.settings.monitoring.default_poll_interval)
+            .max(Duration::from_secs(1))
+    }
+
+    /// Add a source for a user: validated, persisted, scheduled at once. `enabled: None`
+    /// takes SYNC_ENABLED_BY_DEFAULT.
+    pub fn add_source(&self, user_id: &str, mut spec: SourceSpec) -> Result<SourceInfo> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        ids::validate_source_id(&spec.id)?;
+        if spec.id == UPLOADS || spec.id == MANUAL || spec.id == lancesync_engine::MIGRATED_SOURCE {
+            return Err(Error::Conflict(format!(
+                "the source ids {UPLOADS:?}, {MANUAL:?} and {:?} are reserved for documents sent to the API or migrated; pick another",
+                lancesync_engine::MIGRATED_SOURCE
+            )));
+        }
+        let registry = self.registry(user_id)?;
+        if registry.get(&spec.id)?.is_some() {
+            return Err(Error::Conflict(format!(
+                "user {user_id} has a source {:?} already; delete it first or pick another id",
+                spec.id
+            )));
+        }
+        let source = spec
+            .build(&self.inner.env)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        if spec.poll_interval == Some(0) {
+            spec.poll_interval = None;
+        }
+        registry.add(spec.clone(), &self.inner.env)?;
+        let key = self.schedule(user_id, spec, source);
+        tracing::info!(user = %key.user_id, source = %key.source_id, "source added");
+        let sources = self.inner.sources.lock().expect("lock");
+        Ok(self.info(&key, &sources[&key]))
+    }
+
+    /// Remove a source: unscheduled, forgotten, and its documents removed from the user's
+    /// index. Returns how many documents were removed.
+    pub async fn remove_source(
+        &self,
+        user_id: &str,
+        source_type: &str,
+        source_id: &str,
+    ) -> Result<usize> {
+        self.source(user_id, source_type, source_id)?;
+        let key = SourceKey {
+            user_id: user_id.into(),
+            source_id: source_id.into(),
+        };
+        // Unschedule first, so no new run starts; a run in progress is waited for by the
+        // engine's per-source lock below.
+        let removed = self.inner.sources.lock().expect("lock").remove(&key);
+        drop(removed);
+        self.registry(user_id)?.remove(source_id)?;
+        let mut attempts = 0;
+        let documents = loop {
+            match self
+                .inner
+                .engine
+                .remove_source_documents(user_id, source_id)
+                .await
+            {
+                Err(lancesync_engine::Error::Busy { .. }) if attempts < 600 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
+        };
+        tracing::info!(user = %user_id, source = %source_id, documents, "source removed");
+        Ok(documents)
+    }
+}

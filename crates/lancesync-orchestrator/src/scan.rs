@@ -1,0 +1,62 @@
+//! Scans on request, as jobs with progress, and waiting for jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Error, InProgress, Job, Orchestrator, Result, SourceKey, jobs};
+
+impl Orchestrator {
+    /// Scan a source now (whether or not the pipeline is started): returns a job id at once;
+    /// follow it with [`job`](Self::job) or [`wait_job`](Self::wait_job).
+    pub fn scan(&self, user_id: &str, source_type: &str, source_id: &str) -> Result<Job> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        self.source(user_id, source_type, source_id)?;
+        let key = SourceKey {
+            user_id: user_id.into(),
+            source_id: source_id.into(),
+        };
+        let (source, state) = {
+            let sources = self.inner.sources.lock().expect("lock");
+            let s = &sources[&key];
+            (Arc::clone(&s.source), Arc::clone(&s.state))
+        };
+        let id = self.inner.jobs.create("scan", user_id, source_id);
+        let this = self.clone();
+        let job_id = id.clone();
+        // Counted from now, so a shutdown right after this call waits for it.
+        let working = InProgress::new(&self.inner);
+        tokio::spawn(async move {
+            let _working = working;
+            let handle = jobs::JobHandle::attach(&this.inner.jobs, job_id);
+            handle.running();
+            let outcome = this
+                .run(&key, source.as_ref(), &state, &handle)
+                .await
+                .map_err(|e| e.to_string());
+            handle.finish(&outcome);
+        });
+        self.job(&id)
+    }
+
+    /// A job's state.
+    pub fn job(&self, id: &str) -> Result<Job> {
+        self.inner
+            .jobs
+            .get(id)
+            .ok_or_else(|| Error::NoSuchJob(id.into()))
+    }
+
+    /// Wait up to `timeout` for a job to finish; returns its state either way.
+    pub async fn wait_job(&self, id: &str, timeout: Duration) -> Result<Job> {
+        let mut rx = self
+            .inner
+            .jobs
+            .subscribe(id)
+            .ok_or_else(|| Error::NoSuchJob(id.into()))?;
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|j| j.state.is_finished())).await;
+        let job = rx.borrow().clone();
+        Ok(job)
+    }
+}
