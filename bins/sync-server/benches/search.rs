@@ -9,9 +9,8 @@
 //! Run: cargo bench --locked --workspace --bench search -- [--docs 10000] [--clients 8]
 //!      [--seconds 20] [--dir /tmp/lancesync-search-bench] [--embedder builtin|static|local]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -73,7 +72,8 @@ impl Drop for Server {
 fn start(work: &Path, embedder: &str) -> Server {
     let model = PathBuf::from(std::env::var_os("HOME").expect("HOME"))
         .join(".local/share/lancesync/models/all-MiniLM-L6-v2");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sync-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sync-server"));
+    command
         .current_dir(work)
         .env_clear()
         .env("HOME", work)
@@ -87,26 +87,8 @@ fn start(work: &Path, embedder: &str) -> Server {
         .env("CHUNK_OVERLAP", "50")
         .env("RUST_LOG", "warn")
         .env("EMBEDDING_PROVIDER", embedder)
-        .env("EMBEDDING_MODEL_PATH", model)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sync-server starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sync-server listening on ") {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(60)).expect("address");
+        .env("EMBEDDING_MODEL_PATH", model);
+    let (child, base) = lancesync_testkit::cli::spawn_server(command);
     Server { child, base }
 }
 

@@ -5,14 +5,14 @@
 //! API on API_HOST:API_PORT, and shuts down gracefully on SIGINT or SIGTERM: the listener
 //! stops, requests in flight finish, runs get a grace period and are then abandoned safely.
 //!
+//! What the server does is `lancesync_server::run`; this file parses, initialises and calls it.
+//!
 //! Exit codes: 0 after a clean shutdown, 1 on failure, 2 on invalid configuration.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use lancesync_config::{Config, EnvFile, LoadOptions};
 
@@ -77,15 +77,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(serve(config, opts, args));
+    let options = lancesync_server::ServerOptions {
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    let outcome = runtime.block_on(lancesync_server::run(
+        config,
+        opts.env,
+        options,
+        shutdown_signal(),
+    ));
     // Work abandoned at shutdown (a document still being chunked or embedded on a blocking
     // thread) must not keep the process alive: give it a moment, then exit regardless.
     runtime.shutdown_timeout(Duration::from_secs(2));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -104,69 +112,6 @@ fn init_tracing(json: bool) {
     }
 }
 
-async fn serve(config: Config, opts: LoadOptions, args: Args) -> anyhow::Result<()> {
-    let settings = config.settings().clone();
-    let engine = Arc::new(lancesync_engine::Engine::new(
-        lancesync_engine::EngineConfig::from_config(&config)?,
-        lancesync_engine::embedder_from_settings(&settings)?,
-    )?);
-    for note in config.notes() {
-        tracing::info!("{note}");
-    }
-    tracing::info!(embedder = %engine.embedder(), "embedder ready");
-    check_s3(engine.storage()).await?;
-    if settings.integration.migrate_existing_data {
-        migrate_existing_data(&engine, &settings, &opts.env).await?;
-    }
-    // Without any token the API would be open to the network: listen on loopback only.
-    let host = if settings.api.auth_configured() {
-        settings.api.host.clone()
-    } else {
-        if settings.api.host != "127.0.0.1" && settings.api.host != "localhost" {
-            tracing::warn!(
-                configured = %settings.api.host,
-                "no API token is configured (API_ADMIN_TOKEN, API_USER_TOKENS): listening on 127.0.0.1 only"
-            );
-        }
-        "127.0.0.1".to_string()
-    };
-    let listener = tokio::net::TcpListener::bind((host.as_str(), settings.api.port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{}", settings.api.port))?;
-    let address = listener.local_addr()?;
-
-    let orchestrator = lancesync_orchestrator::Orchestrator::new(settings, opts.env, engine);
-    let sources = orchestrator.initialize().await?;
-    orchestrator.start();
-    let api = lancesync_api::Api::new(orchestrator.clone(), Arc::new(config));
-    // Tests and supervisors read this line to learn the port (API_PORT=0 picks one).
-    eprintln!("sync-server listening on http://{address} ({sources} source(s) loaded)");
-    tracing::info!(%address, sources, "listening");
-
-    let grace = Duration::from_secs(args.shutdown_grace);
-    let serve_options = lancesync_api::ServeOptions {
-        shutdown_grace: grace,
-        ..Default::default()
-    };
-    // One grace for both steps: requests in flight, then runs in progress.
-    let signalled = Arc::new(std::sync::OnceLock::new());
-    let signal = {
-        let signalled = signalled.clone();
-        async move {
-            shutdown_signal().await;
-            let _ = signalled.set(std::time::Instant::now());
-        }
-    };
-    lancesync_api::serve_with(listener, api.router(), signal, serve_options).await?;
-    tracing::info!("stopped accepting requests; finishing runs");
-    let spent = signalled
-        .get()
-        .map_or(Duration::ZERO, |at: &std::time::Instant| at.elapsed());
-    orchestrator.shutdown(grace.saturating_sub(spent)).await;
-    eprintln!("sync-server stopped");
-    Ok(())
-}
-
 async fn shutdown_signal() {
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -181,65 +126,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
     }
-}
-
-/// MIGRATE_EXISTING_DATA: adopt the original system's data before serving. Documents already
-/// migrated are skipped, so every start may do it; unreadable original data stops the start,
-/// while a user whose migration fails is logged and served as they are (the next start
-/// tries again).
-async fn migrate_existing_data(
-    engine: &Arc<lancesync_engine::Engine>,
-    settings: &lancesync_config::Settings,
-    env: &std::collections::BTreeMap<String, String>,
-) -> anyhow::Result<()> {
-    let options = lancesync_migrate::MigrateOptions::from_settings(settings)
-        .context("MIGRATE_EXISTING_DATA=true needs LEGACY_LANCEDB_URI")?;
-    let migrator = lancesync_migrate::Migrator::new(engine.clone(), settings.clone(), env.clone());
-    let report = migrator
-        .run(&options)
-        .await
-        .context("MIGRATE_EXISTING_DATA: the original data cannot be migrated")?;
-    for user in &report.users {
-        match &user.error {
-            None => tracing::info!(user = %user.user_id, "{}", user.summary(false)),
-            Some(_) => tracing::warn!(user = %user.user_id, "{}", user.summary(false)),
-        }
-    }
-    let adopted: usize = report
-        .users
-        .iter()
-        .map(|u| u.adopted + u.adopted_changed + u.kept_unmatched)
-        .sum();
-    let not_adopted: usize = report.users.iter().map(|u| u.not_adopted_documents()).sum();
-    eprintln!(
-        "migrated {} user(s) from {}: {adopted} document(s) adopted, {not_adopted} not adopted{}",
-        report.users.len(),
-        report.from,
-        if report.complete() {
-            String::new()
-        } else {
-            " (some users stopped: see the log)".to_string()
-        }
-    );
-    Ok(())
-}
-
-/// At start-up: a missing bucket or refused credentials stop the server with a clear error;
-/// S3 merely unreachable stops it only when S3 is the primary (local-primary modes serve
-/// from local disk and queue their copies).
-async fn check_s3(storage: &lancesync_engine::Storage) -> anyhow::Result<()> {
-    let Err(e) = storage.probe().await else {
-        return Ok(());
-    };
-    let fatal = match &e {
-        lancesync_storage::Error::Probe { failure, .. } => {
-            failure.is_configuration() || storage.mode().s3_is_primary()
-        }
-        _ => true,
-    };
-    if fatal {
-        anyhow::bail!("S3 check failed at start-up: {e}");
-    }
-    tracing::warn!(error = %e, "S3 does not answer; serving from local disk and queueing copies until it does");
-    Ok(())
 }

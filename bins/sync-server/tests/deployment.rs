@@ -6,10 +6,8 @@
 //! Run: cargo test --workspace --test deployment
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use lancesync_testkit::S3Server;
 use lancesync_testkit::s3::{ACCESS_KEY, SECRET_KEY};
@@ -284,33 +282,14 @@ async fn the_compose_environment_runs_and_answers_the_kubernetes_probes() {
         work.path().join("sync_state").display().to_string(),
     );
     env.insert("API_PORT".into(), "0".into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sync-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sync-server"));
+    command
         .current_dir(work.path())
         .env_clear()
         .env("HOME", work.path())
         .envs(&env)
-        .env("LOG_FORMAT", "text")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sync-server starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sync-server listening on ") {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("sync-server announces its address");
+        .env("LOG_FORMAT", "text");
+    let (child, base) = lancesync_testkit::cli::spawn_server(command);
     let server = Server { child, base };
     assert!(
         !server.base.contains("127.0.0.1"),

@@ -3,9 +3,8 @@
 //! with the state intact; and without tokens it binds to loopback only.
 //! Run: cargo test --workspace --test server
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -30,41 +29,17 @@ fn start(work: &Path, extra: &[(&str, &str)]) -> Server {
 }
 
 fn start_with_args(work: &Path, extra: &[(&str, &str)], args: &[&str]) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-server"));
+    let mut cmd = lancesync_testkit::cli::isolated(env!("CARGO_BIN_EXE_sync-server"), work);
     cmd.args(args)
-        .current_dir(work)
-        .env_clear()
-        .env("HOME", work)
-        .env("LANCEDB_URI", work.join("db"))
-        .env("SYNC_STATE_DIR", work.join("state"))
         .env("API_PORT", "0")
         .env("DEFAULT_POLL_INTERVAL", "1")
         .env("CHUNK_CHARACTERS", "300")
         .env("CHUNK_OVERLAP", "50")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .env("RUST_LOG", "info");
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("sync-server starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sync-server listening on ") {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("sync-server announces its address");
+    let (child, base) = lancesync_testkit::cli::spawn_server(cmd);
     Server { child, base }
 }
 

@@ -24,7 +24,8 @@ async fn document(s: &Server) -> Value {
 /// router cannot list its routes.
 fn served_routes() -> BTreeSet<(String, String)> {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let source = std::fs::read_to_string(format!("{dir}/src/routes.rs")).expect("routes.rs");
+    let source =
+        std::fs::read_to_string(format!("{dir}/src/routes/mod.rs")).expect("routes/mod.rs");
     let body = &source[source.find("pub(crate) fn routes()").expect("routes()")..];
     let body = &body[..body.find("\n}\n").expect("end of routes()")];
     let mut out = BTreeSet::new();

@@ -1,0 +1,215 @@
+//! The common flows, end to end.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_common_flows_work_end_to_end() {
+    let s = server(&[]);
+    let docs = s.folder(
+        "alice-docs",
+        &[
+            (
+                "tomatoes.md",
+                "# Tomatoes\n\nWater tomatoes deeply twice a week.",
+            ),
+            ("bread.txt", "Sourdough bread needs a lively starter."),
+            (
+                "notes.html",
+                "<html><body><h1>Notes</h1><p>Compost feeds the garden soil.</p></body></html>",
+            ),
+        ],
+    );
+
+    let r = s.get("/", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["name"], "lancesync");
+    for path in ["/health", "/health/live", "/health/ready"] {
+        let r = s.get(path, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+    }
+
+    // Add a source, scan it (the answer carries the run's report).
+    let job = s.add_and_scan("alice", "garden", &docs).await;
+    assert_eq!(job["state"], "succeeded");
+    assert_eq!(job["report"]["created"], 3, "{job}");
+    let job_id = job["id"].as_str().unwrap();
+    let r = s.get(&format!("/api/v1/jobs/{job_id}"), Some(ALICE)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["report"]["created"], 3);
+
+    // The source as alice sees it, and in the admin's list.
+    let r = s
+        .get("/api/v1/sources/local_filesystem/garden", Some(ALICE))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["last_report"]["created"], 3);
+    assert_eq!(
+        s.get("/api/v1/sources", Some(ADMIN)).await.json()["count"],
+        1
+    );
+
+    // Search in every mode, with filters.
+    for mode in ["vector", "full_text", "hybrid"] {
+        let r = s
+            .post(
+                "/api/v1/search",
+                Some(ALICE),
+                json!({ "query": "watering tomatoes", "mode": mode, "limit": 2 }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{mode}: {}", r.text);
+        let v = r.json();
+        assert!(v["count"].as_u64().unwrap() >= 1, "{mode}: {v}");
+        assert!(
+            v["results"][0]["source_uri"]
+                .as_str()
+                .unwrap()
+                .ends_with("tomatoes.md"),
+            "{mode}: {v}"
+        );
+    }
+    let r = s
+        .post(
+            "/api/v1/search",
+            Some(ALICE),
+            json!({ "query": "garden", "doc_type": "txt" }),
+        )
+        .await;
+    assert!(
+        r.json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["doc_type"] == "txt")
+    );
+
+    // Documents: list with paging and filters, one with its chunks, delete one.
+    let page = s.get("/api/v1/documents?limit=2", Some(ALICE)).await.json();
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["items"].as_array().unwrap().len()
+        ),
+        (Some(3), 2)
+    );
+    let page2 = s
+        .get("/api/v1/documents?limit=2&offset=2", Some(ALICE))
+        .await
+        .json();
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    let md = s
+        .get("/api/v1/documents?doc_type=md", Some(ALICE))
+        .await
+        .json();
+    assert_eq!(md["total"], 1);
+    let doc_id = md["items"][0]["doc_id"].as_str().unwrap().to_string();
+    let doc = s
+        .get(&format!("/api/v1/documents/{doc_id}"), Some(ALICE))
+        .await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let doc = doc.json();
+    assert_eq!(doc["title"], "Tomatoes");
+    assert!(
+        doc["chunks"][0]["chunk_text"]
+            .as_str()
+            .unwrap()
+            .contains("Water tomatoes")
+    );
+    assert!(doc.get("vector").is_none(), "vectors are not sent");
+    let r = s
+        .delete(&format!("/api/v1/documents/{doc_id}"), Some(ALICE))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        s.get(&format!("/api/v1/documents/{doc_id}"), Some(ALICE))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.delete(&format!("/api/v1/documents/{doc_id}"), Some(ALICE))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Status for a user, cleanup, the system status, pipeline control.
+    let st = s.get("/api/v1/sync/status", Some(ALICE)).await.json();
+    assert_eq!(st["status"]["documents"], 2);
+    assert_eq!(st["last_runs"][0]["source_id"], "garden");
+    let r = s.post("/api/v1/sync/cleanup", Some(ALICE), json!({})).await;
+    assert_eq!(r.json()["cleared"], 0);
+    let sys = s.get("/api/v1/status", Some(ADMIN)).await;
+    assert_eq!(sys.status, StatusCode::OK, "{}", sys.text);
+    let v = sys.json();
+    assert_eq!(v["storage_mode"], "local_only", "{v}");
+    assert_eq!(
+        v["metrics"]["sources_monitored"], 0,
+        "monitoring is off in this test"
+    );
+    assert_eq!(v["metrics"]["s3_backup_enabled"], false);
+    assert!(v["backend_location_reason"].is_string());
+    for secret in [ADMIN, ALICE, BOB] {
+        assert!(!sys.text.contains(secret), "the status shows no token");
+    }
+    assert_eq!(
+        s.post("/api/v1/pipeline/stop", Some(ADMIN), json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(s.get("/", None).await.json()["status"], "stopped");
+    assert_eq!(
+        s.post("/api/v1/pipeline/start", Some(ADMIN), json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Metrics and the API description.
+    let m = s.get("/metrics", Some(ADMIN)).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(
+        m.text
+            .contains("lancesync_runs_total{outcome=\"succeeded\"} 1"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("lancesync_documents_total{outcome=\"created\"} 3"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("lancesync_http_request_duration_seconds_bucket"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("route=\"/api/v1/search\""), "{}", m.text);
+    let spec = s.get("/openapi.json", None).await.json();
+    for path in [
+        "/api/v1/sources",
+        "/api/v1/search",
+        "/api/v1/documents/{doc_id}",
+        "/health",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} documented");
+    }
+    assert!(s.get("/docs", None).await.text.contains("/openapi.json"));
+
+    // Removing the source removes its documents.
+    let r = s
+        .delete(
+            "/api/v1/sources/local_filesystem/garden?user_id=alice",
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["documents_removed"], 2);
+    assert_eq!(
+        s.get("/api/v1/sync/status", Some(ALICE)).await.json()["status"]["documents"],
+        0
+    );
+}
