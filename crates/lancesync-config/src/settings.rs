@@ -1,4 +1,7 @@
 //! The typed settings, parsed from the gathered layers.
+//!
+//! Over the usual size because it is one thing: the settings structs, one per group, each field
+//! documented, and their parsing from the layers.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

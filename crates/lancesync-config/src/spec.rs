@@ -2,6 +2,8 @@
 //!
 //! One table drives loading, `config generate`, `config show` and
 //! `docs/configuration.md`, so they cannot drift apart.
+//!
+//! Over the usual size because it is one thing: the table, a row per setting.
 
 use serde::Serialize;
 

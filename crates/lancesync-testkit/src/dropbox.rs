@@ -8,6 +8,9 @@
 //!
 //! Files are changed through its methods; every change goes into a log that cursors point
 //! into, so `list_folder/continue` reports what changed since a cursor, as Dropbox does.
+//!
+//! One file, over the usual size: it is one fake service (files, cursors, tokens and their
+//! routes share one state), and splitting it would spread one wire format over several files.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

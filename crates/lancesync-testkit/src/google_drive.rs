@@ -12,6 +12,9 @@
 //!
 //! Int64 fields (`size`) are strings, as Drive sends them. Files change through its methods;
 //! each change goes into the log that change tokens point into.
+//!
+//! One file, over the usual size: it is one fake service (state, routes and the token endpoint
+//! share one lock), and splitting it would spread one wire format over several files.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

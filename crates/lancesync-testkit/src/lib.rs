@@ -9,9 +9,12 @@
 //! assert!(docx.starts_with(b"PK"));
 //! ```
 
+pub mod cli;
+pub mod conformance;
 pub mod corpus;
 mod docx;
 mod dropbox;
+mod embedder;
 mod google_drive;
 mod legacy;
 mod legacy_tables;
@@ -24,6 +27,7 @@ pub mod s3;
 
 pub use docx::Docx;
 pub use dropbox::DropboxServer;
+pub use embedder::CountingEmbedder;
 pub use google_drive::{DriveServer, TEST_SERVICE_ACCOUNT_EMAIL, test_service_account_key};
 pub use legacy::{LegacyIngestServer, LegacyUpload};
 pub use legacy_tables::{

@@ -7,6 +7,9 @@
 //! (`{"object": "error", "status", "code", "message"}`), 401 `unauthorized`, 400
 //! `missing_version` without a `Notion-Version` header, 404 `object_not_found`, and 429
 //! `rate_limited` with `Retry-After`.
+//!
+//! One file, over the usual size: it is one fake service (pages, blocks and their routes share
+//! one state), and splitting it would spread one wire format over several files.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

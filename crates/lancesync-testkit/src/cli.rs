@@ -1,0 +1,74 @@
+//! Running lancesync's binaries in tests: in a work folder, with nothing inherited from the
+//! environment but what the test sets, and reading their answers.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `binary` (pass `env!("CARGO_BIN_EXE_sync-cli")`) run in `work` with a clean environment:
+/// `HOME={work}`, `LANCEDB_URI={work}/db`, `SYNC_STATE_DIR={work}/state`, nothing else. Add
+/// settings with `.env(..)`.
+pub fn isolated(binary: &str, work: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .current_dir(work)
+        .env_clear()
+        .env("HOME", work)
+        .env("LANCEDB_URI", work.join("db"))
+        .env("SYNC_STATE_DIR", work.join("state"));
+    command
+}
+
+/// Both streams, for a failure message.
+pub fn streams(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Standard output of a run that must have succeeded (panics with both streams otherwise).
+pub fn succeeded(out: &Output) -> String {
+    assert!(out.status.success(), "{}", streams(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Standard output parsed as JSON (panics with both streams when it is not JSON).
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("output is not JSON ({e}): {}", streams(out)))
+}
+
+/// Spawn a `sync-server` command (stdout discarded, stderr read) and wait up to 60 s for the
+/// line it prints once it accepts requests (`sync-server listening on http://ADDR ...`).
+/// Returns the running child and its base URL (`http://ADDR`); with `API_PORT=0` the port is
+/// the one it picked.
+pub fn spawn_server(mut command: Command) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sync-server starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("sync-server listening on ") {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("sync-server announces its address");
+    (child, base)
+}
