@@ -1,7 +1,9 @@
 //! Converting the original's rows: statuses, chunks in order with their vectors checked,
 //! document types and metadata.
 
-use crate::*;
+use std::collections::BTreeMap;
+
+use crate::legacy::{LegacyChunk, LegacyDoc};
 
 /// Whether a status of the original means the document was indexed (a missing status column
 /// means every row was).
@@ -114,6 +116,7 @@ pub(crate) fn doc_metadata(doc: &LegacyDoc, location: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::newest_by;
 
     fn chunk(
         index: Option<i64>,

@@ -1,7 +1,18 @@
 //! Copying a batch of adopted documents: chunks in order, vectors kept or text embedded again,
 //! chunks written before their documents.
 
-use crate::*;
+use std::collections::HashMap;
+
+use lancesync_engine::rows::{ChunkRow, DocRow, STATUS_OK};
+use lancesync_engine::{MIGRATED_SOURCE, UserTables, ids};
+
+use crate::Migrator;
+use crate::convert::{doc_metadata, doc_type, json_text, usable_chunks};
+use crate::error::Result;
+use crate::legacy::{LegacyChunk, LegacyTables};
+use crate::matching::Content;
+use crate::plan::{Plan, Planned};
+use crate::report::{NotAdopted, UserMigration};
 
 impl Migrator {
     /// Copy one batch of documents' chunks (embedding where needed) and write them.

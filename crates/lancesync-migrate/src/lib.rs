@@ -43,15 +43,13 @@ mod options;
 mod plan;
 mod report;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::StreamExt;
-use lancesync_engine::rows::{ChunkRow, DocRow, STATUS_OK};
-use lancesync_engine::{Engine, MIGRATED_SOURCE, UserTables, ids};
+use lancesync_engine::{Engine, ids};
 use lancesync_ingest::Embedder;
-use lancesync_sources::{DocumentSource, SourceEntry, SourceRegistry};
+use lancesync_sources::SourceRegistry;
 use lancesync_storage::S3Target;
 
 pub use error::{Error, Result};
@@ -59,10 +57,9 @@ pub use legacy::Layout;
 pub use options::MigrateOptions;
 pub use report::{MigrationReport, NotAdopted, UserMigration};
 
-use convert::{completed, doc_metadata, doc_type, json_text, usable_chunks};
-use legacy::{LegacyChunk, LegacyDoc, LegacyStore, LegacyTables};
-use matching::{Content, Found, SourceIndex};
-use plan::{Plan, Planned, compare_contents, newest_by};
+use legacy::LegacyStore;
+use matching::SourceIndex;
+use plan::{Plan, compare_contents, newest_by};
 
 /// Documents per write (and per chunk read from the original tables).
 const BATCH_DOCUMENTS: usize = 200;

@@ -2,7 +2,21 @@
 //! original checksum), kept under the `legacy` source, or not adopted, and the newest of
 //! duplicate rows.
 
-use crate::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use lancesync_engine::{MIGRATED_SOURCE, ids};
+use lancesync_sources::{DocumentSource, SourceEntry};
+
+use crate::convert::completed;
+use crate::error::{Error, Result};
+use crate::legacy::LegacyDoc;
+use crate::matching::{Content, Found, SourceIndex};
+use crate::options::MigrateOptions;
+use crate::report::{NotAdopted, UserMigration};
+use crate::{Migrator, matching};
 
 /// Sources read at once to compare content with the original checksums.
 pub(crate) const READS_AT_ONCE: usize = 8;

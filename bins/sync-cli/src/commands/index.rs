@@ -1,6 +1,14 @@
 //! Reading the index: `search`, `status`, `failed`; rebuilding it: `reindex`.
 
-use super::*;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use lancesync_engine::{SearchMode, SearchRequest};
+
+use super::sync::sync;
+use super::{Ctx, print};
+use crate::cli::{Mode, ReindexArgs, SearchArgs, SyncArgs, UserArgs};
+use crate::output::one_line;
 
 pub(super) async fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     let doc_type = args.doc_type.as_deref().map(str::parse).transpose()?;

@@ -1,6 +1,11 @@
 //! `migrate`: adopting the original system's tables.
 
-use super::*;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{Ctx, exit};
+use crate::cli::{LayoutArg, MigrateArgs};
+use crate::output::terminal;
 
 pub(super) async fn migrate(ctx: Ctx, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let mut options = match (

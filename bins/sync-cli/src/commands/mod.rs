@@ -8,32 +8,19 @@ mod sources;
 mod storage;
 mod sync;
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use lancesync_config::{Config, LoadOptions, Settings};
-use lancesync_engine::{
-    Engine, EngineConfig, Progress, SearchMode, SearchRequest, SyncOptions, SyncReport,
-    embedder_from_settings,
-};
-use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource, SourceRegistry, SourceSpec};
+use lancesync_engine::{Engine, EngineConfig, embedder_from_settings};
+use lancesync_sources::SourceRegistry;
 
-use crate::cli::{
-    BackupArgs, Command, LayoutArg, MigrateArgs, Mode, ReindexArgs, RestoreArgs, SearchArgs,
-    SourcesCommand, StorageCommand, SyncArgs, UserArgs, WatchArgs,
-};
-use crate::output::{one_line, terminal};
-use lancesync_orchestrator::{WatchOptions, Watcher};
+use crate::cli::{Command, StorageCommand, UserArgs};
+use crate::output::terminal;
 
 use index::{failed, reindex, search, status};
 use migrate::migrate;
 use sources::sources;
-use storage::{backup, restore, storage_status, storage_text};
+use storage::{backup, restore, storage_status};
 use sync::{sync, watch};
 
 /// Exit codes beyond 0 (success) and 1 (failure).

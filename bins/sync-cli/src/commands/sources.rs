@@ -1,6 +1,13 @@
 //! `sources`: adding, listing, showing, enabling and removing a user's sources.
 
-use super::*;
+use std::path::Path;
+use std::process::ExitCode;
+
+use lancesync_sources::{LocalFsConfig, SourceSpec};
+
+use super::{Ctx, exit, print};
+use crate::cli::SourcesCommand;
+use crate::output::one_line;
 
 pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -1,6 +1,9 @@
 //! `backup`, `restore` and `storage status`.
 
-use super::*;
+use std::process::ExitCode;
+
+use super::{Ctx, print};
+use crate::cli::{BackupArgs, RestoreArgs};
 
 /// Users with a local database.
 pub(super) fn local_users(ctx: &Ctx) -> Vec<String> {

@@ -1,6 +1,21 @@
 //! `sync`, `retry` and `watch`: running sources now, or whenever their folders change.
 
-use super::*;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use lancesync_engine::{Progress, SyncOptions, SyncReport};
+use lancesync_orchestrator::{WatchOptions, Watcher};
+use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource, SourceSpec};
+
+use super::storage::storage_text;
+use super::{Ctx, exit};
+use crate::cli::{SyncArgs, WatchArgs};
+use crate::output::{one_line, terminal};
 
 /// An ad-hoc source for folders named on the command line. Its id comes from the folders, so
 /// syncing the same folders again is incremental.

@@ -1,7 +1,17 @@
 //! Tokens (refreshed before they expire and once on a 401), RPC calls and the shapes of
 //! Dropbox's answers.
 
-use super::*;
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{Auth, DropboxSource};
+use crate::oauth::{TokenAnswer, request_token};
+use crate::{Error, Result};
 
 #[derive(Deserialize)]
 pub(super) struct ListFolderResult {

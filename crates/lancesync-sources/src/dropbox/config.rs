@@ -1,6 +1,10 @@
 //! A Dropbox source's settings.
 
-use super::*;
+use serde::{Deserialize, Serialize};
+
+use crate::SecretRef;
+use crate::http::HttpSettings;
+use crate::local::default_patterns;
 
 /// Configuration of a Dropbox source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -1,6 +1,10 @@
 //! Listing a folder in full, and the changes since a stored cursor.
 
-use super::*;
+use serde::{Deserialize, Serialize};
+
+use super::client::{ApiError, FileMetadata, ListFolderResult, Metadata};
+use super::{DropboxSource, PAGE_LIMIT};
+use crate::{ChangeKind, Listing, ListingIssue, Result, SourceEntry};
 
 /// The cursor as stored: Dropbox's, with the folder it is for, so a cursor of another
 /// folder is never used.

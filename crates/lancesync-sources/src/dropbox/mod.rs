@@ -24,23 +24,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-use crate::http::{Http, HttpSettings};
-use crate::local::default_patterns;
-use crate::oauth::{TokenAnswer, TokenCache, request_token};
+use crate::http::Http;
+use crate::oauth::TokenCache;
 use crate::patterns::Filter;
-use crate::{
-    ChangeKind, Changes, DocumentSource, Error, Listing, ListingIssue, Result, SecretRef,
-    SourceEntry,
-};
+use crate::{ChangeKind, Changes, DocumentSource, Error, Listing, Result, SourceEntry};
 
 pub use config::DropboxConfig;
 
-use client::{ApiError, FileMetadata, ListFolderResult, Metadata, header_json};
+use client::{ApiError, header_json};
 use listing::StoredCursor;
 
 const API_URL: &str = "https://api.dropboxapi.com";
@@ -274,6 +268,7 @@ impl DocumentSource for DropboxSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SecretRef;
 
     #[test]
     fn content_hash_is_dropbox_s_block_hash() {

@@ -1,6 +1,16 @@
 //! Tokens: a service account's signed JWT, an OAuth refresh token, or a bare access token.
 
-use super::*;
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{GoogleDriveSource, SCOPE};
+use crate::oauth::{TokenAnswer, request_token};
+use crate::{Error, Result};
 
 /// A service account's JSON key, as Google's console downloads it.
 #[derive(Deserialize)]

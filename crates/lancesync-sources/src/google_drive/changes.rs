@@ -1,6 +1,14 @@
 //! The change feed: Drive's page token, and what changed since it.
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::client::{Change, ChangeList, StartPageToken};
+use super::listing::Folder;
+use super::{FILE_FIELDS, FOLDER, GoogleDriveSource, PAGE_SIZE};
+use crate::{ChangeKind, Result};
 
 /// The cursor as stored: Drive's page token, the scope it is for, and the folders in scope
 /// (so a change can be placed without asking Drive).

@@ -1,7 +1,12 @@
 //! Requests to Drive (bearer token, refreshed once on a 401; rate limits waited out) and the
 //! shapes of its answers.
 
-use super::*;
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::{GoogleDriveSource, SCOPE};
+use crate::{Error, Result};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,6 +1,12 @@
 //! Reading a file: binary content with `alt=media`, Google's own formats exported.
 
-use super::*;
+use md5::Digest;
+use md5::Md5;
+use reqwest::StatusCode;
+
+use super::client::{Answer, DriveFile};
+use super::{FILE_FIELDS, GoogleDriveSource, valid_id};
+use crate::{Error, Result, SourceEntry};
 
 /// The largest export Drive makes of one Google Docs, Sheets or Slides file.
 pub(super) const EXPORT_LIMIT: &str = "10 MB";

@@ -1,6 +1,15 @@
 //! Complete listings: every folder in scope, walked breadth first, and every file in them.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::changes::StoredCursor;
+use super::client::{DriveFile, FileList};
+use super::export::export_of;
+use super::{FILE_FIELDS, FOLDER, FOLDERS_PER_QUERY, GoogleDriveSource, NATIVE, PAGE_SIZE, millis};
+use crate::{Listing, ListingIssue, Result, SourceEntry};
 
 /// A folder in scope: its parent (`None` for a configured root) and name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

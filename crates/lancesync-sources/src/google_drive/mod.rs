@@ -30,27 +30,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use md5::{Digest, Md5};
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
 use crate::http::Http;
-use crate::oauth::{TokenAnswer, TokenCache, request_token};
+use crate::oauth::TokenCache;
 use crate::patterns::Filter;
-use crate::{
-    ChangeKind, Changes, DocumentSource, Error, Listing, ListingIssue, Result, SourceEntry,
-};
+use crate::{ChangeKind, Changes, DocumentSource, Error, Listing, Result, SourceEntry};
 
 pub use config::GoogleDriveConfig;
 
 use auth::{Grant, ServiceAccountKey, pem_body};
 use changes::StoredCursor;
-use client::{Answer, Change, ChangeList, DriveFile, FileList, StartPageToken};
-use export::export_of;
-use listing::Folder;
 
 const API_URL: &str = "https://www.googleapis.com";
 const TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -280,6 +270,7 @@ impl DocumentSource for GoogleDriveSource {
 
 #[cfg(test)]
 mod tests {
+    use super::export::export_of;
     use super::*;
     use crate::SecretRef;
 

@@ -1,6 +1,13 @@
 //! Requests to Notion's API and its refusals.
 
-use super::*;
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::render::Block;
+use super::{MAX_DEPTH, NOTION_VERSION, NotionSource, PAGE_SIZE, PageMeta, page_meta};
+use crate::{Error, Result};
 
 /// Notion's error body.
 #[derive(Debug, Default, Deserialize)]

@@ -28,14 +28,14 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::http::{Http, HttpSettings};
 use crate::{ChangeKind, Changes, DocumentSource, Error, Listing, Result, SecretRef, SourceEntry};
 
-use render::{Below, Block, document, plain, property_text};
+use render::{Below, document, plain, property_text};
 
 const API_URL: &str = "https://api.notion.com";
 /// The API version this parser was written against.
@@ -436,6 +436,7 @@ impl DocumentSource for NotionSource {
 
 #[cfg(test)]
 mod tests {
+    use super::render::Block;
     use super::*;
     use serde_json::json;
 
