@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::Output;
 
+use lancesync_testkit::cli::succeeded as ok;
 use lancesync_testkit::{LegacyTable, legacy_chunk, legacy_document, md5_hex};
 use serde_json::Value;
 
@@ -16,16 +17,6 @@ fn run(work: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("sync-cli runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

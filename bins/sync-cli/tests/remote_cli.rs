@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use lancesync_testkit::cli::{json, succeeded as ok};
 use lancesync_testkit::s3::{ACCESS_KEY, SECRET_KEY};
 use lancesync_testkit::{DriveServer, DropboxServer, NotionBlock, NotionServer, S3Server};
-use serde_json::Value;
 
 const TOKEN: &str = "sl.cli-token-never-shown";
 const NOTION_TOKEN: &str = "ntn_cli-token-never-shown";
@@ -40,16 +40,6 @@ async fn run(work: &Path, args: &[&str]) -> Output {
     })
     .await
     .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {} / {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,16 +183,6 @@ async fn dropbox_and_s3_sources_through_the_cli() {
     dropbox.delete("/Recipes/soup.txt");
     let third = json(&run(w, &["sync", "--json"]).await);
     assert_eq!(third[0]["deleted"], 1, "{third}");
-}
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{} / {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,15 +24,8 @@ fn run(work: &Path, endpoint: &str, args: &[&str]) -> Output {
 }
 
 fn ok_json(out: &Output) -> Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    lancesync_testkit::cli::succeeded(out);
+    lancesync_testkit::cli::json(out)
 }
 
 fn hits(work: &Path, endpoint: &str) -> Vec<(String, i64)> {

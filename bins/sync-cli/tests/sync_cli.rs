@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use lancesync_testkit::cli::json;
 use serde_json::Value;
 
 fn sync_cli(work: &Path, args: &[&str]) -> Command {
@@ -18,11 +19,6 @@ fn sync_cli(work: &Path, args: &[&str]) -> Command {
 
 fn run(work: &Path, args: &[&str]) -> Output {
     sync_cli(work, args).output().expect("sync-cli runs")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn corpus(dir: &Path, n: usize) {
