@@ -107,7 +107,12 @@ fn capture_logs<T>(f: impl FnOnce() -> T) -> String {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    tracing::subscriber::with_default(subscriber, f);
+    tracing::subscriber::with_default(subscriber, || {
+        // Another test's thread may have met the logging call first, with no subscriber,
+        // and cached "never" for it: ask every call site again now that this one is set.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let bytes = buf.0.lock().unwrap().clone();
     let text = String::from_utf8(bytes).unwrap();
     assert!(
