@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand, ValueEnum};
 use lancesync_config::{EnvFile, LoadOptions};
+use lancesync_sources::SourceType;
 
 /// Keep a per-user LanceDB index true to your documents.
 #[derive(Debug, Parser)]
@@ -239,7 +241,8 @@ pub struct ReindexArgs {
 /// `sources ...`
 #[derive(Debug, Subcommand)]
 pub enum SourcesCommand {
-    /// Add a source: local folders, an S3 bucket or a Dropbox folder (docs/sources.md)
+    /// Add a source: local folders, an S3 bucket, a Dropbox folder, Google Drive or Notion
+    /// (docs/sources.md)
     #[command(after_help = "Examples:\n  \
         sync-cli sources add notes ~/Notes --pattern '*.md'\n  \
         sync-cli sources add reports --type s3 --option bucket=acme-docs --option prefix=reports --option region=eu-west-1\n  \
@@ -250,8 +253,9 @@ pub enum SourcesCommand {
         /// Folders or files to watch (local_filesystem only)
         #[arg(required_if_eq("source_type", "local_filesystem"))]
         paths: Vec<String>,
-        /// Source type: local_filesystem, s3 or dropbox
-        #[arg(long = "type", default_value = "local_filesystem")]
+        /// Source type
+        #[arg(long = "type", default_value = "local_filesystem",
+              value_parser = PossibleValuesParser::new(SourceType::names().iter().copied()))]
         source_type: String,
         /// A setting of the source type (repeatable; values parse as TOML when they can:
         /// numbers, booleans, ['a','b']). Credentials may be `env:VAR` references

@@ -242,6 +242,72 @@ fn configured_sources_and_the_mass_delete_guard() {
     assert_eq!(run(w, &["sync"]).status.code(), Some(1), "no sources left");
 }
 
+/// Source types come from one list: an unknown `--type` is refused with the types named.
+/// A sources-file entry that no longer checks (a hand edit, a type this build lacks) is shown
+/// as invalid, stops a sync that would run it, leaves the others usable, and is removed only
+/// when asked.
+#[test]
+fn source_types_are_checked_and_a_broken_entry_is_kept_and_shown() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("notes"), 3);
+    let docs = w.join("notes");
+    let out = run(w, &["sources", "add", "x", "--type", "sharepoint"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sharepoint") && err.contains("google_drive") && err.contains("notion"),
+        "{err}"
+    );
+    let out = run(
+        w,
+        &[
+            "sources", "add", "d", "--type", "dropbox", "--option", "paht=/x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `paht`"));
+
+    assert_eq!(
+        run(w, &["sources", "add", "notes", docs.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let file = w.join("state/users/default/sources.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\n[[source]]\nid = \"old\"\nsource_type = \"sharepoint\"\n\n[source.config]\nsite = \"intranet\"\n");
+    std::fs::write(&file, text).unwrap();
+
+    let listed = json(&run(w, &["sources", "list", "--json"]));
+    assert_eq!(listed[0]["id"], "notes");
+    assert_eq!(listed[1]["id"], "old");
+    assert!(
+        listed[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown source type \"sharepoint\""),
+        "{listed}"
+    );
+    let plain = String::from_utf8_lossy(&run(w, &["sources", "list"]).stdout).to_string();
+    assert!(plain.contains("old  sharepoint  invalid"), "{plain}");
+
+    let out = run(w, &["sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("source old"));
+    let out = run(w, &["sync", "--source", "notes", "--json"]);
+    assert_eq!(json(&out)[0]["created"], 3);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("sharepoint")
+    );
+
+    let out = run(w, &["sources", "remove", "old", "--json"]);
+    assert_eq!(json(&out)["removed"]["source_type"], "sharepoint");
+    assert_eq!(run(w, &["sync"]).status.code(), Some(0));
+}
+
 #[test]
 fn killed_mid_run_it_converges_with_no_duplicate_or_orphan_chunks() {
     let work = tempfile::tempdir().unwrap();

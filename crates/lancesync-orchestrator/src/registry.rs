@@ -63,13 +63,18 @@ impl Orchestrator {
     }
 
     /// Load every user's persisted sources and schedule them (they run once the pipeline is
-    /// started). Returns how many sources were loaded. A source that no longer builds (its
-    /// spec names an unknown type) is logged and skipped, not fatal.
+    /// started). Returns how many sources were loaded. A source that no longer checks or
+    /// builds (its entry names an unknown type or key, say) is logged and skipped, not fatal,
+    /// and stays in the user's sources file.
     pub async fn initialize(&self) -> Result<usize> {
         let users = self.users_with_sources();
         let mut loaded = 0;
         for user in users {
-            for spec in self.registry(&user)?.list()? {
+            let entries = self.registry(&user)?.load()?;
+            for (stored, e) in entries.invalid {
+                tracing::error!(user = %user, source = %stored.id, error = %e, "source skipped");
+            }
+            for spec in entries.sources {
                 match spec.build(&self.inner.env) {
                     Ok(source) => {
                         self.schedule(&user, spec, source);
@@ -134,7 +139,7 @@ impl Orchestrator {
             source_id: source_id.into(),
         };
         match sources.get(&key) {
-            Some(s) if s.spec.source_type == source_type => Ok(self.info(&key, s)),
+            Some(s) if s.spec.source_type().as_str() == source_type => Ok(self.info(&key, s)),
             _ => Err(Error::NotFound {
                 user_id: user_id.into(),
                 source_type: source_type.into(),
@@ -148,7 +153,7 @@ impl Orchestrator {
         SourceInfo {
             user_id: key.user_id.clone(),
             source_id: s.spec.id.clone(),
-            source_type: s.spec.source_type.clone(),
+            source_type: s.spec.source_type().as_str().into(),
             enabled: s.spec.enabled,
             config: s.spec.redacted_config(),
             poll_interval_seconds: self.poll_interval(&s.spec).as_secs(),
@@ -182,7 +187,7 @@ impl Orchestrator {
             )));
         }
         let registry = self.registry(user_id)?;
-        if registry.get(&spec.id)?.is_some() {
+        if registry.contains(&spec.id)? {
             return Err(Error::Conflict(format!(
                 "user {user_id} has a source {:?} already; delete it first or pick another id",
                 spec.id

@@ -28,6 +28,7 @@ mod patterns;
 mod registry;
 mod s3;
 mod secret;
+mod spec;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,11 @@ pub use google_drive::{GoogleDriveConfig, GoogleDriveSource};
 pub use http::HttpSettings;
 pub use local::{DEFAULT_PATTERNS, LocalFsConfig, LocalFsSource};
 pub use notion::{NotionConfig, NotionSource};
-pub use registry::{SOURCE_TYPES, SourceRegistry, SourceSpec};
+pub use patterns::FilterSettings;
+pub use registry::{Loaded, SourceRegistry};
 pub use s3::{S3Source, S3SourceConfig};
 pub use secret::SecretRef;
+pub use spec::{SourceConfig, SourceSpec, SourceType, StoredSource};
 
 /// One document as a source lists it: enough to detect change without reading content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

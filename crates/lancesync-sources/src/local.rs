@@ -13,15 +13,11 @@ use std::time::UNIX_EPOCH;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::patterns::Patterns;
+use crate::patterns::{FilterSettings, Patterns};
 use crate::{DocumentSource, Error, Listing, ListingIssue, Result, SourceEntry};
 
 /// The file patterns used when a source names none.
 pub const DEFAULT_PATTERNS: &[&str] = &["*.pdf", "*.docx", "*.txt", "*.md", "*.html"];
-
-pub(crate) fn default_patterns() -> Vec<String> {
-    DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect()
-}
 
 /// Configuration of a local folder source, with the seeds' field names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -29,22 +25,15 @@ pub(crate) fn default_patterns() -> Vec<String> {
 pub struct LocalFsConfig {
     /// Folders (or single files) to index; `~` and `${VAR}` expand.
     pub watch_paths: Vec<String>,
-    /// Include globs. A pattern without `/` matches file names (`*.pdf`); with `/`, paths
-    /// relative to the watch path (`reports/**/*.md`). Case-insensitive.
-    #[serde(default = "default_patterns")]
-    pub file_patterns: Vec<String>,
-    /// Exclude globs, matched like `file_patterns`, against files and folders.
-    #[serde(default)]
-    pub exclude_patterns: Vec<String>,
+    /// Which files, and the size limit.
+    #[serde(flatten)]
+    pub filter: FilterSettings,
     /// Index hidden files and descend into hidden folders.
     #[serde(default)]
     pub include_hidden: bool,
     /// Follow symbolic links (loops are detected and reported).
     #[serde(default)]
     pub follow_symlinks: bool,
-    /// Skip documents larger than this many bytes (recorded as failures by the engine).
-    #[serde(default)]
-    pub max_file_size: Option<u64>,
 }
 
 impl LocalFsConfig {
@@ -52,12 +41,24 @@ impl LocalFsConfig {
     pub fn new<S: Into<String>>(watch_paths: impl IntoIterator<Item = S>) -> Self {
         Self {
             watch_paths: watch_paths.into_iter().map(Into::into).collect(),
-            file_patterns: default_patterns(),
-            exclude_patterns: Vec::new(),
+            filter: FilterSettings::default(),
             include_hidden: false,
             follow_symlinks: false,
-            max_file_size: None,
         }
+    }
+}
+
+impl crate::spec::Settings for LocalFsConfig {
+    fn build(&self, id: &str, env: &BTreeMap<String, String>) -> Result<Arc<dyn DocumentSource>> {
+        Ok(Arc::new(LocalFsSource::new(id, self.clone(), env)?))
+    }
+
+    fn describe(&self) -> String {
+        self.watch_paths.join(", ")
+    }
+
+    fn refused_for_untrusted(&self) -> Option<String> {
+        Some("local_filesystem sources read the server's disk: only the admin may add them".into())
     }
 }
 
@@ -106,8 +107,8 @@ impl LocalFsSource {
         let id = id.into();
         let walker = Walker {
             id: id.clone(),
-            include: Patterns::new(&config.file_patterns)?,
-            exclude: Patterns::new(&config.exclude_patterns)?,
+            include: Patterns::new(&config.filter.includes(DEFAULT_PATTERNS))?,
+            exclude: Patterns::new(&config.filter.exclude_patterns)?,
             config,
             roots,
         };
@@ -372,7 +373,7 @@ impl DocumentSource for LocalFsSource {
             });
         }
         let owned = path.to_path_buf();
-        let limit = self.walker.config.max_file_size;
+        let limit = self.walker.config.filter.max_file_size;
         let uri = entry.uri.clone();
         tokio::task::spawn_blocking(move || read_regular_file(&owned, &uri, limit))
             .await
@@ -469,7 +470,7 @@ mod tests {
         let file = dir.path().join("big.txt");
         std::fs::write(&file, "x".repeat(10)).unwrap();
         let mut config = LocalFsConfig::new([dir.path().display().to_string()]);
-        config.max_file_size = Some(100);
+        config.filter.max_file_size = Some(100);
         let source = LocalFsSource::new("docs", config, &BTreeMap::new()).unwrap();
         let entry = source.list().await.unwrap().entries[0].clone();
         std::fs::write(&file, "x".repeat(1000)).unwrap();

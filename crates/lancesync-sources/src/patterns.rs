@@ -4,8 +4,50 @@
 use std::path::Path;
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
+
+/// Which files a source indexes: the settings every file source takes, flattened into its
+/// configuration once (`file_patterns`, `exclude_patterns`, `max_file_size`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSettings {
+    /// Include globs. A pattern without `/` matches file names (`*.pdf`); one with `/`, paths
+    /// relative to the source's root (`reports/**/*.md`). Case-insensitive. Unset: the
+    /// source type's defaults ([`crate::DEFAULT_PATTERNS`]; Google Drive adds `*.csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_patterns: Option<Vec<String>>,
+    /// Exclude globs, matched like `file_patterns` against files and every folder above them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_patterns: Vec<String>,
+    /// Documents larger than this many bytes are recorded as failures, never read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<u64>,
+}
+
+impl FilterSettings {
+    /// Only these include globs.
+    pub fn including<S: Into<String>>(patterns: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            file_patterns: Some(patterns.into_iter().map(Into::into).collect()),
+            ..Self::default()
+        }
+    }
+
+    /// The include globs: those set, or `defaults`.
+    pub fn includes(&self, defaults: &[&str]) -> Vec<String> {
+        match &self.file_patterns {
+            Some(patterns) => patterns.clone(),
+            None => defaults.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// The compiled filter, with `defaults` for unset include globs.
+    pub(crate) fn filter(&self, defaults: &[&str]) -> Result<Filter> {
+        Filter::new(&self.includes(defaults), &self.exclude_patterns)
+    }
+}
 
 /// Globs split by what they match: file names, or paths relative to the watch path.
 #[derive(Debug)]

@@ -19,8 +19,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::local::default_patterns;
-use crate::patterns::Filter;
+use crate::local::DEFAULT_PATTERNS;
+use crate::patterns::{Filter, FilterSettings};
 use crate::{DocumentSource, Error, Listing, Result, SecretRef, SourceEntry};
 
 /// Configuration of an S3 bucket source.
@@ -49,19 +49,32 @@ pub struct S3SourceConfig {
     /// Session token of temporary credentials (inline or `env:VAR`).
     #[serde(default)]
     pub session_token: Option<SecretRef>,
-    /// Include globs, matched against object names (`*.pdf`) or keys relative to the prefix
-    /// (`2026/**/*.md`). Case-insensitive.
-    #[serde(default = "default_patterns")]
-    pub file_patterns: Vec<String>,
-    /// Exclude globs, matched like `file_patterns` against every folder of a key too.
-    #[serde(default)]
-    pub exclude_patterns: Vec<String>,
-    /// Objects larger than this many bytes are recorded as failures, never downloaded.
-    #[serde(default)]
-    pub max_file_size: Option<u64>,
+    /// Which files, and the size limit.
+    #[serde(flatten)]
+    pub filter: FilterSettings,
     /// How long a request is retried (5xx, 429, timeouts) before the run gives up, seconds.
     #[serde(default = "default_retry_timeout")]
     pub retry_timeout_secs: u64,
+}
+
+impl crate::spec::Settings for S3SourceConfig {
+    fn build(&self, id: &str, env: &BTreeMap<String, String>) -> Result<Arc<dyn DocumentSource>> {
+        Ok(Arc::new(S3Source::new(id, self.clone(), env)?))
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    fn refused_for_untrusted(&self) -> Option<String> {
+        if self.endpoint.is_some() {
+            return Some("only the admin may set endpoint".into());
+        }
+        if self.access_key_id.is_none() || self.secret_access_key.is_none() {
+            return Some("an S3 source needs its own access_key_id and secret_access_key (the server's AWS credentials are the admin's)".into());
+        }
+        None
+    }
 }
 
 fn default_retry_timeout() -> u64 {
@@ -79,9 +92,7 @@ impl S3SourceConfig {
             access_key_id: None,
             secret_access_key: None,
             session_token: None,
-            file_patterns: default_patterns(),
-            exclude_patterns: Vec::new(),
-            max_file_size: None,
+            filter: FilterSettings::default(),
             retry_timeout_secs: default_retry_timeout(),
         }
     }
@@ -195,14 +206,16 @@ impl S3Source {
         }
         Ok(Self {
             filter: Arc::new(
-                Filter::new(&config.file_patterns, &config.exclude_patterns)
+                config
+                    .filter
+                    .filter(DEFAULT_PATTERNS)
                     .map_err(|e| invalid(e.to_string()))?,
             ),
             id,
             bucket: config.bucket,
             prefix,
             target,
-            max_file_size: config.max_file_size,
+            max_file_size: config.filter.max_file_size,
         })
     }
 

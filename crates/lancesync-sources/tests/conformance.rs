@@ -44,7 +44,7 @@ impl LocalFolder {
 
     fn source_over(&self, paths: Vec<PathBuf>, limit: Option<u64>) -> Box<dyn DocumentSource> {
         let mut config = LocalFsConfig::new(paths.iter().map(|p| p.display().to_string()));
-        config.max_file_size = limit;
+        config.filter.max_file_size = limit;
         Box::new(LocalFsSource::new("local", config, &BTreeMap::new()).expect("source"))
     }
 }
@@ -204,7 +204,7 @@ impl Fixture for Bucket {
 
     fn source_with_limit(&self, bytes: u64) -> Option<Box<dyn DocumentSource>> {
         let mut config = self.config(&self.proxy.url, BUCKET);
-        config.max_file_size = Some(bytes);
+        config.filter.max_file_size = Some(bytes);
         Some(Self::build(config))
     }
 }
@@ -299,7 +299,7 @@ impl Fixture for Dropbox {
 
     fn source_with_limit(&self, bytes: u64) -> Option<Box<dyn DocumentSource>> {
         let mut config = self.config("/Team", DROPBOX_TOKEN);
-        config.max_file_size = Some(bytes);
+        config.filter.max_file_size = Some(bytes);
         Some(Self::build(config))
     }
 }
@@ -408,7 +408,7 @@ impl Fixture for Drive {
 
     fn source_with_limit(&self, bytes: u64) -> Option<Box<dyn DocumentSource>> {
         let mut config = self.config(&self.folder);
-        config.max_file_size = Some(bytes);
+        config.filter.max_file_size = Some(bytes);
         Some(Self::build(config))
     }
 }

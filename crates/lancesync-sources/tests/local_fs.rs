@@ -67,7 +67,7 @@ async fn default_patterns_hidden_files_and_excludes() {
     );
     assert!(listing.issues.is_empty() && listing.unlisted.is_empty());
 
-    config.exclude_patterns = vec!["node_modules".into(), "*.tmp.md".into()];
+    config.filter.exclude_patterns = vec!["node_modules".into(), "*.tmp.md".into()];
     config.include_hidden = true;
     let listing = source(config.clone()).list().await.unwrap();
     assert_eq!(
@@ -84,8 +84,8 @@ async fn default_patterns_hidden_files_and_excludes() {
         ]
     );
 
-    config.file_patterns = vec!["sub/**/*.md".into()];
-    config.exclude_patterns = vec![];
+    config.filter.file_patterns = Some(vec!["sub/**/*.md".into()]);
+    config.filter.exclude_patterns = vec![];
     let listing = source(config).list().await.unwrap();
     assert_eq!(names(root, &listing), ["sub/deep/f.md", "sub/skip.tmp.md"]);
     let entry = &listing.entries[0];
@@ -237,7 +237,7 @@ async fn read_checks_roots_and_size_limit() {
     write(dir.path(), "a.md", "hello");
     write(dir.path(), "big.md", &"x".repeat(100));
     let mut config = LocalFsConfig::new([dir.path().to_str().unwrap()]);
-    config.max_file_size = Some(50);
+    config.filter.max_file_size = Some(50);
     let src = source(config);
     let listing = src.list().await.unwrap();
     assert_eq!(src.read(&listing.entries[0]).await.unwrap(), b"hello");
@@ -300,7 +300,7 @@ fn bad_configurations_are_errors() {
             .contains("${NOPE} is not set")
     );
     let mut c = LocalFsConfig::new(["/tmp"]);
-    c.file_patterns = vec!["[".into()];
+    c.filter.file_patterns = Some(vec!["[".into()]);
     assert!(
         LocalFsSource::new("x", c, &env)
             .unwrap_err()
@@ -310,7 +310,7 @@ fn bad_configurations_are_errors() {
     // The seeds' field names parse (sources are stored as TOML); unknown fields are refused.
     let c: LocalFsConfig =
         toml::from_str("watch_paths = [\"~/Documents\"]\nfile_patterns = [\"*.pdf\"]").unwrap();
-    assert_eq!(c.file_patterns, ["*.pdf"]);
+    assert_eq!(c.filter.includes(&[]), ["*.pdf"]);
     let err = toml::from_str::<LocalFsConfig>("watch_paths = []\nwatch_path = \"x\"").unwrap_err();
     assert!(
         err.to_string().contains("unknown field `watch_path`"),

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use lancesync_sources::{LocalFsConfig, SourceSpec};
+use lancesync_sources::{LocalFsConfig, SourceConfig, SourceSpec, StoredSource};
 
 use super::{Ctx, exit, print};
 use crate::cli::SourcesCommand;
@@ -22,8 +22,8 @@ pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<Ex
             user,
         } => {
             lancesync_engine::ids::validate_source_id(&id)?;
-            let mut spec = if source_type == "local_filesystem" {
-                SourceSpec::local(&id, &LocalFsConfig::new(paths.iter().map(|p| absolute(p))))
+            let mut config = if source_type == "local_filesystem" {
+                SourceConfig::from(LocalFsConfig::new(paths.iter().map(|p| absolute(p)))).to_table()
             } else {
                 if !paths.is_empty() {
                     eprintln!(
@@ -31,18 +31,24 @@ pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<Ex
                     );
                     return Ok(ExitCode::from(exit::INVALID));
                 }
-                SourceSpec::new(&id, &source_type, toml::Table::new())
+                toml::Table::new()
             };
             for (key, value) in options {
-                spec.config.insert(key, option_value(&value));
+                config.insert(key, option_value(&value));
             }
             if !patterns.is_empty() {
-                spec.config.insert("file_patterns".into(), patterns.into());
+                config.insert("file_patterns".into(), patterns.into());
             }
             if !excludes.is_empty() {
-                spec.config
-                    .insert("exclude_patterns".into(), excludes.into());
+                config.insert("exclude_patterns".into(), excludes.into());
             }
+            let mut spec = match SourceSpec::from_table(&id, &source_type, config) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(exit::INVALID));
+                }
+            };
             spec.poll_interval = poll_interval;
             spec.enabled = ctx.settings.sync.enabled_by_default;
             let registry = ctx.registry(&user.user)?;
@@ -54,33 +60,44 @@ pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<Ex
                 format!(
                     "added {source_type} source {id} for user {}: {}",
                     user.user,
-                    describe(&spec)
+                    spec.describe()
                 )
             })
         }
         SourcesCommand::List(user) => {
-            let specs = ctx.registry(&user.user)?.list()?;
-            let shown_specs = specs
+            let loaded = ctx.registry(&user.user)?.load()?;
+            let mut shown_specs = loaded
+                .sources
                 .iter()
                 .map(shown)
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            for (stored, e) in &loaded.invalid {
+                let mut value = serde_json::to_value(stored.redacted())?;
+                value["error"] = e.to_string().into();
+                shown_specs.push(value);
+            }
             print(&user, &serde_json::Value::Array(shown_specs), || {
-                if specs.is_empty() {
+                if loaded.sources.is_empty() && loaded.invalid.is_empty() {
                     return format!("user {} has no sources", user.user);
                 }
-                specs
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "{}  {}  {}  {}",
-                            one_line(&s.id),
-                            one_line(&s.source_type),
-                            if s.enabled { "enabled" } else { "disabled" },
-                            one_line(&describe(s))
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                let valid = loaded.sources.iter().map(|s| {
+                    format!(
+                        "{}  {}  {}  {}",
+                        one_line(&s.id),
+                        s.source_type(),
+                        if s.enabled { "enabled" } else { "disabled" },
+                        one_line(&s.describe())
+                    )
+                });
+                let invalid = loaded.invalid.iter().map(|(s, e)| {
+                    format!(
+                        "{}  {}  invalid  {}",
+                        one_line(&s.id),
+                        one_line(&s.source_type),
+                        one_line(&e.to_string())
+                    )
+                });
+                valid.chain(invalid).collect::<Vec<_>>().join("\n")
             })
         }
         SourcesCommand::Remove {
@@ -96,7 +113,7 @@ pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<Ex
             };
             print(
                 &user,
-                &serde_json::json!({ "removed": shown(&removed)?, "documents_removed": documents }),
+                &serde_json::json!({ "removed": removed.redacted(), "documents_removed": documents }),
                 || {
                     format!(
                         "removed source {id} and {documents} of its documents from user {}'s index",
@@ -109,70 +126,10 @@ pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<Ex
 }
 
 /// A spec as the CLI prints it: inline credentials masked.
-pub(super) fn shown(spec: &SourceSpec) -> anyhow::Result<serde_json::Value> {
-    let mut value = serde_json::to_value(spec)?;
-    value["config"] = serde_json::to_value(spec.redacted_config())?;
-    Ok(value)
-}
-
-/// Where a source reads, in a few words.
-pub(super) fn describe(spec: &SourceSpec) -> String {
-    let get = |key: &str| spec.config.get(key).and_then(|v| v.as_str()).unwrap_or("");
-    match spec.source_type.as_str() {
-        "s3" => format!("s3://{}/{}", get("bucket"), get("prefix")),
-        "dropbox" => format!(
-            "dropbox:{}",
-            if get("path").is_empty() {
-                "/"
-            } else {
-                get("path")
-            }
-        ),
-        "google_drive" | "notion" => {
-            let ids = |key: &str| {
-                spec.config
-                    .get(key)
-                    .and_then(|v| v.as_array())
-                    .map(|ids| ids.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>())
-                    .unwrap_or_default()
-            };
-            let (first, second, scheme) = if spec.source_type == "notion" {
-                (
-                    ("pages", ids("page_ids")),
-                    ("databases", ids("database_ids")),
-                    "notion",
-                )
-            } else {
-                (
-                    ("folders", ids("folder_ids")),
-                    ("drives", ids("drive_ids")),
-                    "gdrive",
-                )
-            };
-            let parts: Vec<String> = [first, second]
-                .into_iter()
-                .filter(|(_, ids)| !ids.is_empty())
-                .map(|(what, ids)| format!("{what} {}", ids.join(", ")))
-                .collect();
-            if parts.is_empty() {
-                format!("{scheme}: everything shared with the integration")
-            } else {
-                format!("{scheme}: {}", parts.join("; "))
-            }
-        }
-        _ => spec
-            .config
-            .get("watch_paths")
-            .and_then(|v| v.as_array())
-            .map(|paths| {
-                paths
-                    .iter()
-                    .filter_map(|p| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default(),
-    }
+fn shown(spec: &SourceSpec) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::to_value(
+        StoredSource::from(spec.clone()).redacted(),
+    )?)
 }
 
 /// A `--option` value: TOML when it parses as a value (numbers, booleans, arrays), else the

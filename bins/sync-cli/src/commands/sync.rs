@@ -62,7 +62,15 @@ pub(super) fn resolve_sources(ctx: &Ctx, args: &SyncArgs) -> anyhow::Result<Vec<
     if !args.paths.is_empty() {
         return Ok(vec![(Arc::new(adhoc_source(&args.paths, &ctx.env)?), None)]);
     }
-    let specs = ctx.registry(user)?.list()?;
+    let loaded = ctx.registry(user)?.load()?;
+    // An entry that no longer checks stops the command when it is one it would sync.
+    if let Some((_, e)) = loaded.invalid.iter().find(|(s, _)| match &args.source {
+        Some(id) => &s.id == id,
+        None => s.enabled,
+    }) {
+        bail!("{e}");
+    }
+    let specs = loaded.sources;
     let chosen: Vec<&SourceSpec> = match &args.source {
         Some(id) => specs.iter().filter(|s| &s.id == id).collect(),
         None => specs.iter().filter(|s| s.enabled).collect(),

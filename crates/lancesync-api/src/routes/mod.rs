@@ -33,18 +33,6 @@ type ApiResult<T = Response> = Result<T, ApiError>;
 // patterns: user ids ^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$, source ids
 // ^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$ (tests/openapi.rs checks them against the validators).
 
-/// Source types (documentation only: paths take them as text).
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub(crate) enum SourceType {
-    LocalFilesystem,
-    S3,
-    Dropbox,
-    GoogleDrive,
-    Notion,
-}
-
 /// Document types a filter takes.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -83,12 +71,24 @@ pub(crate) enum DocStatus {
     paths(
         health::root, health::health, health::live, health::ready, health::metrics, health::openapi, health::docs, sources::list_sources, sources::add_source, sources::get_source, sources::delete_source, sources::scan_source, jobs::get_job, status::system_status, status::sync_status, status::sync_cleanup, status::pipeline_start, status::pipeline_stop, search::search, documents::list_documents, documents::upload_document, documents::get_document, documents::delete_document, documents::manual_sync, storage::storage_status, storage::storage_backup, storage::storage_restore
     ),
-    components(schemas(ErrorBody, lancesync_sources::LocalFsConfig, lancesync_sources::S3SourceConfig, lancesync_sources::DropboxConfig, lancesync_sources::GoogleDriveConfig, lancesync_sources::NotionConfig, AddSource, SearchBody, ManualDocument, UploadForm, SourceType, DocTypeName, SearchModeName, DocStatus)),
-    modifiers(&BearerAuth, &CommonResponses)
+    components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument, UploadForm, lancesync_sources::SourceType, DocTypeName, SearchModeName, DocStatus)),
+    modifiers(&BearerAuth, &CommonResponses, &SourceSettings)
 )]
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// Every source type's settings schema, from the source types themselves.
+struct SourceSettings;
+
+impl utoipa::Modify for SourceSettings {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, schema) in sources::source_config_schemas() {
+            components.schemas.insert(name, schema);
+        }
+    }
+}
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -5,12 +5,11 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use lancesync_sources::SourceSpec;
+use lancesync_sources::{SourceSpec, SourceType};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::SourceType;
 use super::extract::{ActsFor, Caller, ForUser, UserBody, UserQuery, UserScoped};
 use super::jobs::answer_job;
 use super::{ApiResult, ok};
@@ -37,7 +36,7 @@ pub(crate) struct AddSource {
     #[serde(alias = "id")]
     #[schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     source_id: String,
-    /// `local_filesystem` (admin only), `s3`, `dropbox`, `google_drive` or `notion`.
+    /// The source type; `local_filesystem` (the default) only the admin may add.
     #[serde(default = "local_filesystem")]
     #[schema(value_type = Option<SourceType>)]
     source_type: String,
@@ -52,20 +51,36 @@ pub(crate) struct AddSource {
     config: Value,
 }
 
-/// `config` of [`AddSource`]: the settings of one of the source types.
+/// `config` of [`AddSource`]: the settings of one of the source types, by
+/// [`SourceType::settings_schema`].
 pub(super) fn source_config_schema() -> utoipa::openapi::Schema {
     use utoipa::openapi::{Ref, schema::AnyOfBuilder};
-    AnyOfBuilder::new()
-        .item(Ref::from_schema_name("LocalFsConfig"))
-        .item(Ref::from_schema_name("S3SourceConfig"))
-        .item(Ref::from_schema_name("DropboxConfig"))
-        .item(Ref::from_schema_name("GoogleDriveConfig"))
-        .item(Ref::from_schema_name("NotionConfig"))
-        .description(Some(
-            "by source_type: local_filesystem takes LocalFsConfig, s3 S3SourceConfig, dropbox DropboxConfig, google_drive GoogleDriveConfig, notion NotionConfig; unknown keys are refused",
-        ))
+    let mut builder = AnyOfBuilder::new();
+    let mut by_type = Vec::new();
+    for ty in SourceType::all() {
+        let name = ty.settings_schema(&mut Vec::new());
+        by_type.push(format!("{ty} takes {name}"));
+        builder = builder.item(Ref::from_schema_name(name));
+    }
+    builder
+        .description(Some(format!(
+            "by source_type: {}; unknown keys are refused",
+            by_type.join(", ")
+        )))
         .build()
         .into()
+}
+
+/// The settings schemas of every source type, for the OpenAPI document's components.
+pub(super) fn source_config_schemas() -> Vec<(
+    String,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)> {
+    let mut schemas = Vec::new();
+    for ty in SourceType::all() {
+        ty.settings_schema(&mut schemas);
+    }
+    schemas
 }
 
 pub(super) fn local_filesystem() -> String {
@@ -86,12 +101,6 @@ impl ActsFor for AddSource {
 ))]
 pub(super) async fn add_source(State(api): State<Api>, request: UserBody<AddSource>) -> ApiResult {
     let UserBody { user, body, caller } = request;
-    // A folder source reads the server's disk: only the admin may point one anywhere.
-    if body.source_type == "local_filesystem" {
-        caller.require_admin().map_err(|_| {
-            ApiError::forbidden("local_filesystem sources read the server's disk: only the admin token may add them")
-        })?;
-    }
     let config = match toml::Value::try_from(&body.config) {
         Ok(toml::Value::Table(t)) => t,
         _ => {
@@ -100,15 +109,14 @@ pub(super) async fn add_source(State(api): State<Api>, request: UserBody<AddSour
             ));
         }
     };
-    let spec = SourceSpec {
-        id: body.source_id,
-        source_type: body.source_type,
-        enabled: body
-            .enabled
-            .unwrap_or(api.orchestrator.settings().sync.enabled_by_default),
-        poll_interval: body.poll_interval,
-        config,
-    };
+    let mut spec = SourceSpec::from_table(body.source_id, &body.source_type, config)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    spec.enabled = body
+        .enabled
+        .unwrap_or(api.orchestrator.settings().sync.enabled_by_default);
+    spec.poll_interval = body.poll_interval;
+    // Folder sources read the server's disk, and endpoint overrides, env: references and S3
+    // without its own keys act as the server: only the admin may configure those.
     if caller.require_admin().is_err() {
         spec.check_untrusted()
             .map_err(|e| ApiError::forbidden(e.to_string()))?;

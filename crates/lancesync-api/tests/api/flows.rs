@@ -197,6 +197,29 @@ async fn the_common_flows_work_end_to_end() {
     ] {
         assert!(spec["paths"][path].is_object(), "{path} documented");
     }
+    // Every source type and its settings are documented, from the source types themselves.
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(
+        schemas["SourceType"]["enum"],
+        json!([
+            "local_filesystem",
+            "s3",
+            "dropbox",
+            "google_drive",
+            "notion"
+        ])
+    );
+    for name in [
+        "LocalFsConfig",
+        "S3SourceConfig",
+        "DropboxConfig",
+        "GoogleDriveConfig",
+        "NotionConfig",
+        "FilterSettings",
+        "HttpSettings",
+    ] {
+        assert!(schemas[name].is_object(), "{name} documented");
+    }
     assert!(s.get("/docs", None).await.text.contains("/openapi.json"));
 
     // Removing the source removes its documents.

@@ -51,6 +51,17 @@ async fn remote_sources_are_added_scanned_and_shown_without_secrets() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert!(r.error().1.contains("unknown field `paht`"), "{}", r.text);
+    // So is a type this build does not have, with the types it has.
+    let r = s
+        .post("/api/v1/sources", Some(ADMIN), json!({ "user_id": "alice", "source_id": "sp", "source_type": "sharepoint", "config": {} }))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.error().1.contains("unknown source type \"sharepoint\"")
+            && r.error().1.contains("google_drive"),
+        "{}",
+        r.text
+    );
 
     // The admin adds a Dropbox source for alice; she scans it and searches it.
     let r = s

@@ -73,7 +73,7 @@ impl Fixture {
         let embedder = Arc::new(CountingEmbedder::default());
         let engine = Engine::new(config, embedder.clone()).unwrap();
         let mut local = LocalFsConfig::new([docs.to_str().unwrap()]);
-        local.file_patterns = patterns.iter().map(|p| p.to_string()).collect();
+        local.filter.file_patterns = Some(patterns.iter().map(|p| p.to_string()).collect());
         let source = Counting {
             inner: LocalFsSource::new("docs", local, &BTreeMap::new()).unwrap(),
             reads: Mutex::default(),

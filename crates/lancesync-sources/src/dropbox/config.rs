@@ -1,10 +1,14 @@
 //! A Dropbox source's settings.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::SecretRef;
+use super::DropboxSource;
 use crate::http::HttpSettings;
-use crate::local::default_patterns;
+use crate::patterns::FilterSettings;
+use crate::{DocumentSource, Result, SecretRef};
 
 /// Configuration of a Dropbox source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -25,15 +29,9 @@ pub struct DropboxConfig {
     /// The app secret (inline or `env:VAR`); not needed for refresh tokens from a PKCE flow.
     #[serde(default)]
     pub app_secret: Option<SecretRef>,
-    /// Include globs, matched against file names (`*.pdf`) or paths relative to `path`.
-    #[serde(default = "default_patterns")]
-    pub file_patterns: Vec<String>,
-    /// Exclude globs, matched like `file_patterns` against every folder of a path too.
-    #[serde(default)]
-    pub exclude_patterns: Vec<String>,
-    /// Files larger than this many bytes are recorded as failures, never downloaded.
-    #[serde(default)]
-    pub max_file_size: Option<u64>,
+    /// Which files, and the size limit.
+    #[serde(flatten)]
+    pub filter: FilterSettings,
     /// Rate limit, timeouts and retries.
     #[serde(default, flatten)]
     pub http: HttpSettings,
@@ -45,6 +43,31 @@ pub struct DropboxConfig {
     pub content_url: Option<String>,
 }
 
+impl crate::spec::Settings for DropboxConfig {
+    fn build(&self, id: &str, env: &BTreeMap<String, String>) -> Result<Arc<dyn DocumentSource>> {
+        Ok(Arc::new(DropboxSource::new(id, self.clone(), env)?))
+    }
+
+    fn describe(&self) -> String {
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        format!("dropbox:{path}")
+    }
+
+    fn refused_for_untrusted(&self) -> Option<String> {
+        [
+            ("api_url", &self.api_url),
+            ("content_url", &self.content_url),
+        ]
+        .into_iter()
+        .find(|(_, value)| value.is_some())
+        .map(|(key, _)| format!("only the admin may set {key}"))
+    }
+}
+
 impl DropboxConfig {
     /// The folder `path` read with `access_token`.
     pub fn with_token(path: impl Into<String>, access_token: SecretRef) -> Self {
@@ -54,9 +77,7 @@ impl DropboxConfig {
             refresh_token: None,
             app_key: None,
             app_secret: None,
-            file_patterns: default_patterns(),
-            exclude_patterns: Vec::new(),
-            max_file_size: None,
+            filter: FilterSettings::default(),
             http: HttpSettings::default(),
             api_url: None,
             content_url: None,

@@ -28,6 +28,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use crate::http::Http;
+use crate::local::DEFAULT_PATTERNS;
 use crate::oauth::TokenCache;
 use crate::patterns::Filter;
 use crate::{ChangeKind, Changes, DocumentSource, Error, Listing, Result, SourceEntry};
@@ -145,12 +146,14 @@ impl DropboxSource {
             api: base(&config.api_url, API_URL)?,
             content: base(&config.content_url, CONTENT_URL)?,
             http: Http::new(&id, "Dropbox", &config.http, 10.0)?,
-            filter: Filter::new(&config.file_patterns, &config.exclude_patterns)
+            filter: config
+                .filter
+                .filter(DEFAULT_PATTERNS)
                 .map_err(|e| invalid(e.to_string()))?,
             root: root_display.to_lowercase(),
             root_display,
             auth: Arc::new(auth),
-            max_file_size: config.max_file_size,
+            max_file_size: config.filter.max_file_size,
             id,
         })
     }

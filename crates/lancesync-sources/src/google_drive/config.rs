@@ -1,12 +1,16 @@
 //! A Google Drive source's settings.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::SecretRef;
+use super::GoogleDriveSource;
 use crate::http::HttpSettings;
-use crate::local::default_patterns;
+use crate::patterns::FilterSettings;
+use crate::spec::described_ids;
+use crate::{DocumentSource, Result, SecretRef};
 
 /// Configuration of a Google Drive source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -40,16 +44,9 @@ pub struct GoogleDriveConfig {
     /// An access token used as it is (it expires within the hour; for trials).
     #[serde(default)]
     pub access_token: Option<SecretRef>,
-    /// Include globs, matched against file names (Google's own formats by their export name:
-    /// `Plan.md`, `Budget.csv`, `Deck.txt`) or paths relative to the folder.
-    #[serde(default = "drive_patterns")]
-    pub file_patterns: Vec<String>,
-    /// Exclude globs, matched like `file_patterns`.
-    #[serde(default)]
-    pub exclude_patterns: Vec<String>,
-    /// Files larger than this many bytes are recorded as failures, never downloaded.
-    #[serde(default)]
-    pub max_file_size: Option<u64>,
+    /// Which files, and the size limit.
+    #[serde(flatten)]
+    pub filter: FilterSettings,
     /// Rate limit, timeouts and retries.
     #[serde(default, flatten)]
     pub http: HttpSettings,
@@ -61,10 +58,35 @@ pub struct GoogleDriveConfig {
     pub token_url: Option<String>,
 }
 
-fn drive_patterns() -> Vec<String> {
-    let mut patterns = default_patterns();
-    patterns.push("*.csv".into());
-    patterns
+/// Google Drive's default include globs: the file sources' defaults, and `*.csv`, the form
+/// Google Sheets export to.
+pub(crate) const DRIVE_PATTERNS: &[&str] = &["*.pdf", "*.docx", "*.txt", "*.md", "*.html", "*.csv"];
+
+impl crate::spec::Settings for GoogleDriveConfig {
+    fn build(&self, id: &str, env: &BTreeMap<String, String>) -> Result<Arc<dyn DocumentSource>> {
+        Ok(Arc::new(GoogleDriveSource::new(id, self.clone(), env)?))
+    }
+
+    fn describe(&self) -> String {
+        described_ids(
+            "gdrive",
+            [("folders", &self.folder_ids), ("drives", &self.drive_ids)],
+        )
+    }
+
+    fn refused_for_untrusted(&self) -> Option<String> {
+        let set = [
+            (
+                "service_account_key_file",
+                self.service_account_key_file.is_some(),
+            ),
+            ("api_url", self.api_url.is_some()),
+            ("token_url", self.token_url.is_some()),
+        ];
+        set.into_iter()
+            .find(|(_, set)| *set)
+            .map(|(key, _)| format!("only the admin may set {key}"))
+    }
 }
 
 impl GoogleDriveConfig {
@@ -83,12 +105,22 @@ impl GoogleDriveConfig {
             client_secret: None,
             refresh_token: None,
             access_token: None,
-            file_patterns: drive_patterns(),
-            exclude_patterns: Vec::new(),
-            max_file_size: None,
+            filter: FilterSettings::default(),
             http: HttpSettings::default(),
             api_url: None,
             token_url: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::DEFAULT_PATTERNS;
+
+    #[test]
+    fn drive_patterns_are_the_defaults_and_csv() {
+        assert_eq!(&DRIVE_PATTERNS[..DEFAULT_PATTERNS.len()], DEFAULT_PATTERNS);
+        assert_eq!(DRIVE_PATTERNS[DEFAULT_PATTERNS.len()..], ["*.csv"]);
     }
 }

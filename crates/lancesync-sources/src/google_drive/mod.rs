@@ -37,6 +37,7 @@ use crate::oauth::TokenCache;
 use crate::patterns::Filter;
 use crate::{ChangeKind, Changes, DocumentSource, Error, Listing, Result, SourceEntry};
 
+use config::DRIVE_PATTERNS;
 pub use config::GoogleDriveConfig;
 
 use auth::{Grant, ServiceAccountKey, pem_body};
@@ -211,13 +212,15 @@ impl GoogleDriveSource {
             api: base(&config.api_url, API_URL)?,
             token_url: base(&config.token_url, TOKEN_URL)?,
             http: Http::new(&id, "Google Drive", &config.http, DEFAULT_RATE)?,
-            filter: Filter::new(&config.file_patterns, &config.exclude_patterns)
+            filter: config
+                .filter
+                .filter(DRIVE_PATTERNS)
                 .map_err(|e| invalid(e.to_string()))?,
             folder_ids: config.folder_ids,
             drive_ids: config.drive_ids,
             grant,
             tokens,
-            max_file_size: config.max_file_size,
+            max_file_size: config.filter.max_file_size,
             exports: Mutex::new(HashMap::new()),
             id,
         })

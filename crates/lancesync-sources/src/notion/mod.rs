@@ -72,6 +72,33 @@ pub struct NotionConfig {
     pub api_url: Option<String>,
 }
 
+impl crate::spec::Settings for NotionConfig {
+    fn build(
+        &self,
+        id: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<std::sync::Arc<dyn DocumentSource>> {
+        Ok(std::sync::Arc::new(NotionSource::new(
+            id,
+            self.clone(),
+            env,
+        )?))
+    }
+
+    fn describe(&self) -> String {
+        crate::spec::described_ids(
+            "notion",
+            [("pages", &self.page_ids), ("databases", &self.database_ids)],
+        )
+    }
+
+    fn refused_for_untrusted(&self) -> Option<String> {
+        self.api_url
+            .is_some()
+            .then(|| "only the admin may set api_url".into())
+    }
+}
+
 impl NotionConfig {
     /// Every page the integration can see.
     pub fn with_key(api_key: SecretRef) -> Self {
