@@ -5,7 +5,9 @@
 #   python3 scripts/ab-corpus.py /tmp/ab/corpus 10000
 #   scripts/ab-sync.sh /tmp/ab/corpus 3 /tmp/ab/sync-cli-before /tmp/ab/sync-cli-after
 # Each line: binary, seconds for the three steps, documents the last one updated. The corpus is
-# changed by the third step (every run appends a line to 100 files).
+# changed by the third step (every run appends a line to 100 files). The embedder is the
+# built-in one unless AB_EMBEDDER names another (static needs EMBEDDING_MODEL_PATH or the
+# model scripts/env.sh installs; HOME is the run's own folder, so give the path).
 set -euo pipefail
 corpus=$1
 repeat=${2:-3}
@@ -14,7 +16,7 @@ now() { date +%s.%N; }
 for r in $(seq 1 "$repeat"); do
     for bin in "$@"; do
         work=$(mktemp -d)
-        export HOME=$work LANCEDB_URI=$work/db SYNC_STATE_DIR=$work/state EMBEDDING_PROVIDER=builtin
+        export HOME=$work LANCEDB_URI=$work/db SYNC_STATE_DIR=$work/state EMBEDDING_PROVIDER=${AB_EMBEDDER:-builtin}
         s=$(now); "$bin" sync "$corpus" --json >/dev/null 2>"$work/err"
         m=$(now); "$bin" sync "$corpus" --json >/dev/null 2>>"$work/err"
         e=$(now)

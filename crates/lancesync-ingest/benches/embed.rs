@@ -5,9 +5,12 @@
 //!
 //! Workload: the first `--docs` documents of the mixed corpus (default 1,000), extracted and
 //! chunked with the default chunker; the chunks embedded in calls of 64 (the engine's batch),
-//! then `--queries` single short queries one after another.
+//! then `--queries` single short queries one after another. The static model's row is followed
+//! by its tokenizer alone on the same chunks: a static model's vector is a table lookup and a
+//! mean of the tokens' rows, so the tokenizer's rate is the most it can reach.
 //!
 //! Run: cargo bench --locked --workspace --bench embed -- [--docs 1000] [--queries 200]
+//! [--embedders builtin,static,local] (default: all three)
 //! Needs the model scripts/env.sh's `lancesync_model_setup` installs (or EMBEDDING_MODEL_PATH).
 
 use std::path::PathBuf;
@@ -37,12 +40,21 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn main() {
     let mut docs = 1_000;
     let mut queries = 200;
+    let mut chosen = vec!["builtin".to_string(), "static".into(), "local".into()];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse().ok()).expect("a number");
         match arg.as_str() {
             "--docs" => docs = value(),
             "--queries" => queries = value(),
+            "--embedders" => {
+                chosen = args
+                    .next()
+                    .expect("a list of embedders")
+                    .split(',')
+                    .map(str::to_string)
+                    .collect()
+            }
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -63,33 +75,40 @@ async fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    let started = Instant::now();
-    let local = LocalEmbedder::load(&model_folder()).expect("the model loads");
-    println!(
-        "local model loaded in {:.2} s: {}",
-        started.elapsed().as_secs_f64(),
-        local.identity()
-    );
-    let started = Instant::now();
-    let distilled = StaticEmbedder::load_or_distill(&model_folder()).expect("the static model");
-    println!(
-        "static model loaded (or distilled) in {:.2} s: {}",
-        started.elapsed().as_secs_f64(),
-        distilled.identity()
-    );
-    let hashing = HashingEmbedder::default();
-    let embedders: [(&str, &dyn Embedder); 3] = [
-        ("builtin hashing", &hashing),
-        ("static model (distilled)", &distilled),
-        ("local model", &local),
-    ];
+    let wanted = |name: &str| chosen.iter().any(|c| c == name);
+    let mut embedders: Vec<(&str, Box<dyn Embedder>)> = Vec::new();
+    let mut tokenizer = None;
+    if wanted("builtin") {
+        embedders.push(("builtin hashing", Box::new(HashingEmbedder::default())));
+    }
+    if wanted("static") {
+        let started = Instant::now();
+        let distilled = StaticEmbedder::load_or_distill(&model_folder()).expect("the static model");
+        println!(
+            "static model loaded (or distilled) in {:.2} s: {}",
+            started.elapsed().as_secs_f64(),
+            distilled.identity()
+        );
+        tokenizer = Some(distilled.clone());
+        embedders.push(("static model (distilled)", Box::new(distilled)));
+    }
+    if wanted("local") {
+        let started = Instant::now();
+        let local = LocalEmbedder::load(&model_folder()).expect("the model loads");
+        println!(
+            "local model loaded in {:.2} s: {}",
+            started.elapsed().as_secs_f64(),
+            local.identity()
+        );
+        embedders.push(("local model", Box::new(local)));
+    }
 
     println!(
         "\n| embedder | chunks/s | seconds for {} chunks | query p50 ms | query p99 ms |",
         texts.len()
     );
     println!("| --- | --- | --- | --- | --- |");
-    for (name, embedder) in embedders {
+    for (name, embedder) in &embedders {
         let started = Instant::now();
         for batch in texts.chunks(64) {
             embedder.embed(batch).await.unwrap();
@@ -108,6 +127,23 @@ async fn main() {
             texts.len() as f64 / took,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99)
+        );
+    }
+    if let Some(model) = tokenizer {
+        // The same chunks in the same batches through the static model's tokenizer alone.
+        let started = Instant::now();
+        let mut tokens = 0;
+        for batch in texts.chunks(64) {
+            tokens += model.count_tokens(batch).unwrap();
+        }
+        let took = started.elapsed().as_secs_f64();
+        println!(
+            "| static model's tokenizer alone (its limit) | {:.0} | {took:.2} | | |",
+            texts.len() as f64 / took
+        );
+        println!(
+            "\n{tokens} tokens, {:.0} per chunk",
+            tokens as f64 / texts.len() as f64
         );
     }
 }

@@ -143,6 +143,10 @@ async fn a_static_model_distilled_from_it_ranks_by_meaning_and_is_reused() {
     ]
     .map(String::from);
     let v = model.embed(&texts).await.unwrap();
+    // Tokens as the model's tokenizer counts them, without [CLS]/[SEP]: "how often should i
+    // water my tomato plants ?" is 9, the empty text none.
+    assert_eq!(model.count_tokens(&texts[..1]).unwrap(), 9);
+    assert_eq!(model.count_tokens(&texts[3..]).unwrap(), 0);
     let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-4, "normalised: {norm}");
     assert!(

@@ -177,16 +177,26 @@ impl StaticEmbedder {
 
     /// Embed texts on this thread.
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let encodings = self
-            .inner
-            .tokenizer
-            .encode_batch(inputs, false)
-            .map_err(|e| Error::Embed(format!("static model: {e}")))?;
-        Ok(encodings
+        Ok(self
+            .encode(texts)?
             .iter()
             .map(|e| self.inner.vector(e.get_ids()))
             .collect())
+    }
+
+    /// How many tokens the texts are, counted by the model's tokenizer without embedding them:
+    /// the model's own speed limit (a static model's vector is a table lookup and a mean of
+    /// these tokens' rows), and the measure of what embedding them costs.
+    pub fn count_tokens(&self, texts: &[String]) -> Result<usize> {
+        Ok(self.encode(texts)?.iter().map(|e| e.len()).sum())
+    }
+
+    fn encode(&self, texts: &[String]) -> Result<Vec<tokenizers::Encoding>> {
+        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.inner
+            .tokenizer
+            .encode_batch(inputs, false)
+            .map_err(|e| Error::Embed(format!("static model: {e}")))
     }
 }
 
