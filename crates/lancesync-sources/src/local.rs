@@ -87,28 +87,28 @@ impl LocalFsSource {
         config: LocalFsConfig,
         env: &BTreeMap<String, String>,
     ) -> Result<Self> {
+        let id = id.into();
+        let invalid = |m: String| Error::InvalidConfig(format!("source {id}: {m}"));
         if config.watch_paths.is_empty() {
-            return Err(Error::InvalidConfig(
+            return Err(invalid(
                 "a local_filesystem source needs at least one watch path".into(),
             ));
         }
         let mut roots = Vec::new();
         for raw in &config.watch_paths {
             let expanded = lancesync_config::expand_path(raw, env)
-                .map_err(|e| Error::InvalidConfig(format!("watch path {raw:?}: {e}")))?;
+                .map_err(|e| invalid(format!("watch path {raw:?}: {e}")))?;
             let path = PathBuf::from(expanded);
             if !path.is_absolute() {
-                return Err(Error::InvalidConfig(format!(
-                    "watch path {raw:?} is not absolute"
-                )));
+                return Err(invalid(format!("watch path {raw:?} is not absolute")));
             }
             roots.push(path);
         }
-        let id = id.into();
+        let patterns = |list: &[String]| Patterns::new(list).map_err(|e| invalid(e.to_string()));
         let walker = Walker {
             id: id.clone(),
-            include: Patterns::new(&config.filter.includes(DEFAULT_PATTERNS))?,
-            exclude: Patterns::new(&config.filter.exclude_patterns)?,
+            include: patterns(&config.filter.includes(DEFAULT_PATTERNS))?,
+            exclude: patterns(&config.filter.exclude_patterns)?,
             config,
             roots,
         };

@@ -297,15 +297,7 @@ impl SourceSpec {
     /// Build the source. `env` expands `~` and `${VAR}` in paths and resolves `env:VAR`
     /// credentials.
     pub fn build(&self, env: &BTreeMap<String, String>) -> Result<Arc<dyn DocumentSource>> {
-        self.config
-            .settings()
-            .build(&self.id, env)
-            .map_err(|e| match e {
-                Error::InvalidConfig(why) if !why.starts_with("source ") => {
-                    Error::InvalidConfig(format!("source {}: {why}", self.id))
-                }
-                other => other,
-            })
+        self.config.settings().build(&self.id, env)
     }
 }
 
