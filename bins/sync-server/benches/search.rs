@@ -8,6 +8,7 @@
 //!
 //! Run: cargo bench --locked --workspace --bench search -- [--docs 10000] [--clients 8]
 //!      [--seconds 20] [--dir /tmp/lancesync-search-bench] [--embedder builtin|static|local]
+//!      [--mode hybrid|vector|full_text]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -31,6 +32,7 @@ struct Args {
     dir: PathBuf,
     /// EMBEDDING_PROVIDER: `builtin` (default), `static` or `local` (the installed model).
     embedder: String,
+    mode: String,
 }
 
 fn parse_args() -> Args {
@@ -40,6 +42,7 @@ fn parse_args() -> Args {
         seconds: 20,
         dir: std::env::temp_dir().join("lancesync-search-bench"),
         embedder: "builtin".into(),
+        mode: "hybrid".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +53,7 @@ fn parse_args() -> Args {
             "--seconds" => args.seconds = value().parse().expect("--seconds N"),
             "--dir" => args.dir = PathBuf::from(value()),
             "--embedder" => args.embedder = value(),
+            "--mode" => args.mode = value(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -145,13 +149,14 @@ struct Phase {
     seconds: f64,
 }
 
-async fn load(base: &str, clients: usize, seconds: u64) -> Phase {
+async fn load(base: &str, clients: usize, seconds: u64, mode: &str) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let base = base.to_string();
         let stop = Arc::clone(&stop);
+        let mode = mode.to_string();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let (mut latencies, mut errors, mut n) = (Vec::new(), 0usize, c);
@@ -167,7 +172,7 @@ async fn load(base: &str, clients: usize, seconds: u64) -> Phase {
                 let res = client
                     .post(format!("{base}/api/v1/search"))
                     .bearer_auth(TOKEN)
-                    .json(&json!({ "user_id": "bench", "query": query, "limit": 10 }))
+                    .json(&json!({ "user_id": "bench", "query": query, "limit": 10, "mode": mode }))
                     .send()
                     .await;
                 let ok = match res {
@@ -239,17 +244,18 @@ async fn main() {
     assert_eq!(job["state"], "succeeded", "{job}");
     let chunks = job["report"]["chunks_written"].as_u64().unwrap_or(0);
     let mut lines = vec![format!(
-        "index: {} docs, {chunks} chunks, built in {:.0} s; {} clients, hybrid search, limit 10",
+        "index: {} docs, {chunks} chunks, built in {:.0} s; {} clients, {} search, limit 10",
         args.docs,
         t.elapsed().as_secs_f64(),
-        args.clients
+        args.clients,
+        args.mode
     )];
-    let idle = load(&server.base, args.clients, args.seconds).await;
+    let idle = load(&server.base, args.clients, args.seconds, &args.mode).await;
     lines.push(describe("idle", &idle));
 
     // A sync of another source of the same user runs while the clients search.
     let job = add_and_scan(&client, &server.base, "live", &live, false).await;
-    let busy = load(&server.base, args.clients, args.seconds).await;
+    let busy = load(&server.base, args.clients, args.seconds, &args.mode).await;
     let still_running = {
         let res = client
             .get(format!(

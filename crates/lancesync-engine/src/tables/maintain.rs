@@ -3,7 +3,8 @@
 
 use lancedb::DistanceType;
 use lancedb::index::Index;
-use lancedb::index::vector::IvfPqIndexBuilder;
+use lancedb::index::vector::IvfSqIndexBuilder;
+use lancedb::index::{IndexConfig, IndexType};
 use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
 
 use super::UserTables;
@@ -72,12 +73,9 @@ impl UserTables {
             return Ok(false);
         }
         let indices = self.chunks.list_indices().await?;
-        let Some(vector_index) = indices
-            .iter()
-            .find(|i| i.columns.iter().any(|c| c == "vector"))
-        else {
+        let Some(vector_index) = current_vector_index(&indices, rows) else {
             let step = std::time::Instant::now();
-            self.create_vector_index().await?;
+            self.create_vector_index(&indices, rows).await?;
             tracing::debug!(
                 rows,
                 ms = step.elapsed().as_millis() as u64,
@@ -118,9 +116,21 @@ impl UserTables {
         Ok(())
     }
 
-    async fn create_vector_index(&self) -> Result<()> {
+    /// Train the vector index on the table's `rows` rows, replacing any other index on the
+    /// vector column (another kind, metric, or one trained on a much smaller table).
+    async fn create_vector_index(&self, indices: &[IndexConfig], rows: usize) -> Result<()> {
+        for old in indices
+            .iter()
+            .filter(|i| i.columns.iter().any(|c| c == "vector"))
+        {
+            self.chunks.drop_index(&old.name).await?;
+        }
         self.chunks
-            .create_index(&["vector"], Index::IvfPq(vector_index_builder(self.dim)))
+            .create_index(
+                &["vector"],
+                Index::IvfSq(IvfSqIndexBuilder::default().distance_type(DistanceType::Cosine)),
+            )
+            .name(vector_index_name(rows))
             .execute()
             .await?;
         Ok(())
@@ -165,28 +175,17 @@ impl UserTables {
                 );
                 done.created_indexes.push("chunk_id (btree)".into());
             }
-            // Searches rank by cosine distance: an index built for another metric is not used
-            // (lance falls back to a brute-force scan), so one is rebuilt.
-            let vector_index = indices
-                .iter()
-                .find(|i| i.columns.iter().any(|c| c == "vector"));
-            let cosine = match vector_index {
-                Some(index) => self
-                    .chunks
-                    .index_stats(&index.name)
-                    .await?
-                    .is_some_and(|s| s.distance_type == Some(DistanceType::Cosine)),
-                None => false,
-            };
-            if rows >= self.settings.vector_index_rows && !cosine {
+            if rows >= self.settings.vector_index_rows
+                && current_vector_index(&indices, rows).is_none()
+            {
                 let step = std::time::Instant::now();
-                self.create_vector_index().await?;
+                self.create_vector_index(&indices, rows).await?;
                 tracing::debug!(
                     rows,
                     ms = step.elapsed().as_millis() as u64,
                     "built the vector index"
                 );
-                done.created_indexes.push("vector (IVF-PQ, cosine)".into());
+                done.created_indexes.push("vector (IVF-SQ, cosine)".into());
             }
             // Fold rows written since the indexes were built into them once there are enough
             // to matter: searches scan unindexed rows anyway, and folding rewrites index
@@ -246,24 +245,37 @@ impl UserTables {
     }
 }
 
-/// The vector index: IVF-PQ for cosine distance with 4-bit codes, one sub-vector per four
-/// dimensions.
+/// Prefix of the vector index's name; the rest is the row count it was trained on.
 ///
-/// Lance's default (8-bit codes, one sub-vector per 16 dimensions) trains 256 centroids per
-/// sub-vector on a sample of 65,536 vectors: at 100,000 chunks the build took 19 to 26 s and
-/// raised memory by about 250 MB, a fixed cost that made the peak of a large first sync. 4-bit
-/// codes train 16 centroids on 4,096 vectors: the same build takes under 1 s, with no visible
-/// rise in `sync-cli` (whose allocator is tuned, see `lancesync::tune_allocator`), and with
-/// four times the sub-vectors recall@10 is about the default's (0.44 vs 0.46 against exact
-/// search on the benchmark corpus, `scripts/vector-recall.py`; docs/benchmarks.md). 4-bit codes need an even number of
-/// sub-vectors; other dimensions keep lance's default.
-fn vector_index_builder(dim: usize) -> IvfPqIndexBuilder {
-    let builder = IvfPqIndexBuilder::default().distance_type(DistanceType::Cosine);
-    if dim >= 8 && dim.is_multiple_of(8) {
-        builder.num_bits(4).num_sub_vectors((dim / 4) as u32)
-    } else {
-        builder
-    }
+/// The index is IVF-SQ for cosine distance (8-bit scalar codes). Searches rank by cosine: an
+/// index built for another metric is not used (lance falls back to a brute-force scan), and
+/// the 4-bit IVF-PQ index of earlier versions reached recall@10 0.88 with re-ranking where
+/// IVF-SQ reaches 1.00 and builds as fast (docs/benchmarks.md, "Vector index from 5,000
+/// rows"). Any vector index without this prefix is replaced at the next maintenance.
+const VECTOR_INDEX_PREFIX: &str = "vector_ivf_sq_cosine_";
+
+/// The vector index is trained again once the table has this many times the rows it was
+/// trained on: its partitions are fixed at training (lance aims at a few thousand rows
+/// each), and folds only append to them, so an index trained on 5,000 rows would leave a
+/// million-row table in one partition, scanned whole by every search. Growing by four
+/// each time keeps retraining to a small share of the work that wrote the rows.
+const VECTOR_INDEX_GROWTH: usize = 4;
+
+fn vector_index_name(rows: usize) -> String {
+    format!("{VECTOR_INDEX_PREFIX}{rows}")
+}
+
+/// The vector index, if it is of the current kind and was trained on enough of the table's
+/// `rows`; `None` means it has to be (re)built.
+fn current_vector_index(indices: &[IndexConfig], rows: usize) -> Option<&IndexConfig> {
+    indices.iter().find(|i| {
+        i.columns.iter().any(|c| c == "vector")
+            && i.index_type == IndexType::IvfSq
+            && i.name
+                .strip_prefix(VECTOR_INDEX_PREFIX)
+                .and_then(|trained| trained.parse::<usize>().ok())
+                .is_some_and(|trained| rows < trained.saturating_mul(VECTOR_INDEX_GROWTH))
+    })
 }
 
 /// Rows per compacted fragment of the documents table.

@@ -48,7 +48,7 @@ impl Default for TableSettings {
         Self {
             documents_table: "processed_documents".into(),
             chunks_table: "document_chunks".into(),
-            vector_index_rows: 100_000,
+            vector_index_rows: 5_000,
             fold_during_run_rows: 50_000,
             compact_small_fragments: 16,
             keep_versions_days: 7,
