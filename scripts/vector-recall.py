@@ -1,5 +1,5 @@
-"""Recall@10 of IVF-PQ settings against exact search, with LanceDB's Python package: the
-recall table of docs/benchmarks.md (why the vector index uses 4-bit codes).
+"""Recall@10 of vector index settings against exact search, with LanceDB's Python package: the
+recall tables of docs/benchmarks.md (why the vector index is IVF-SQ).
 
     python3 scripts/vector-recall.py DB_DIR [QUERIES]
 
@@ -14,13 +14,13 @@ import time
 
 import lancedb
 import numpy as np
-from lancedb.index import IvfPq
+from lancedb.index import IvfHnswSq, IvfPq, IvfSq
 
 SETTINGS = [
-    dict(num_bits=8),  # lance's default: one sub-vector per 16 dimensions
-    dict(num_bits=4, num_sub_vectors=24),
-    dict(num_bits=4, num_sub_vectors=48),
-    dict(num_bits=4, num_sub_vectors=96),  # one per 4 dimensions: lancesync's choice at 384
+    IvfPq(distance_type="cosine"),  # lance's default: 8 bits, one sub-vector per 16 dimensions
+    IvfPq(distance_type="cosine", num_bits=4, num_sub_vectors=96),  # lancesync before 2026-12-06
+    IvfHnswSq(distance_type="cosine"),
+    IvfSq(distance_type="cosine"),  # lancesync's choice
 ]
 
 table = lancedb.connect(sys.argv[1]).open_table("document_chunks")
@@ -43,7 +43,7 @@ truth = [top10(q, exact=True) for q in queries]
 print(f"{table.count_rows()} rows, {count} queries")
 for setting in SETTINGS:
     started = time.time()
-    table.create_index("vector", config=IvfPq(distance_type="cosine", **setting), replace=True)
+    table.create_index("vector", config=setting, replace=True)
     built = time.time() - started
     recalls = []
     for refine in (None, 5):

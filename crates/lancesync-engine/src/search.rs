@@ -106,10 +106,11 @@ pub struct SearchHit {
 
 /// Candidates per requested hit that an indexed vector search re-ranks by exact distance.
 ///
-/// The vector index's 8-bit scalar codes rank approximately: on the benchmark table (73,017
-/// chunks, the static model) recall@10 against exact search was 0.96 without re-ranking and
-/// 1.00 re-ranking five times the requested hits by their stored vectors, for about 1 ms per
-/// search (docs/benchmarks.md). Without an index the search is exact and this does nothing.
+/// The vector index's 8-bit scalar codes rank approximately: on the search benchmark's table
+/// (102,882 chunks, the static model) recall@10 against exact search was 0.97 without
+/// re-ranking and 1.00 re-ranking five times the requested hits by their stored vectors
+/// (`scripts/vector-recall.py`, docs/benchmarks.md). Without an index the search is exact and
+/// this does nothing.
 const REFINE_FACTOR: u32 = 5;
 
 const COLUMNS: [&str; 7] = [
