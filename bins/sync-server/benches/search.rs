@@ -8,7 +8,10 @@
 //!
 //! Run: cargo bench --locked --workspace --bench search -- [--docs 10000] [--clients 8]
 //!      [--seconds 20] [--dir /tmp/lancesync-search-bench] [--embedder builtin|static|local]
-//!      [--mode hybrid|vector|full_text]
+//!      [--mode hybrid|vector|full_text] [--reuse]
+//!
+//! `--reuse` searches the index a previous run left in `--dir` (idle phase only), so the
+//! server can be profiled or its settings compared without building the index again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -33,6 +36,7 @@ struct Args {
     /// EMBEDDING_PROVIDER: `builtin` (default), `static` or `local` (the installed model).
     embedder: String,
     mode: String,
+    reuse: bool,
 }
 
 fn parse_args() -> Args {
@@ -43,6 +47,7 @@ fn parse_args() -> Args {
         dir: std::env::temp_dir().join("lancesync-search-bench"),
         embedder: "builtin".into(),
         mode: "hybrid".into(),
+        reuse: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +59,7 @@ fn parse_args() -> Args {
             "--dir" => args.dir = PathBuf::from(value()),
             "--embedder" => args.embedder = value(),
             "--mode" => args.mode = value(),
+            "--reuse" => args.reuse = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -230,6 +236,18 @@ fn describe(name: &str, p: &Phase) -> String {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args = parse_args();
+    if args.reuse {
+        let server = start(&args.dir, &args.embedder);
+        let idle = load(&server.base, args.clients, args.seconds, &args.mode).await;
+        println!(
+            "reused index in {}; {} clients, {} search, limit 10",
+            args.dir.display(),
+            args.clients,
+            args.mode
+        );
+        println!("{}", describe("idle", &idle));
+        return;
+    }
     let _ = std::fs::remove_dir_all(&args.dir);
     std::fs::create_dir_all(&args.dir).unwrap();
     let indexed = args.dir.join("indexed");

@@ -233,6 +233,104 @@ async fn a_long_run_builds_the_vector_index_midway_and_keeps_it_current() {
     );
 }
 
+/// The vector index on `tables`' chunks: its name and kind.
+async fn vector_indexes(tables: &lancesync_engine::UserTables) -> Vec<(String, String)> {
+    tables
+        .chunks
+        .list_indices()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.columns.iter().any(|c| c == "vector"))
+        .map(|i| (i.name, format!("{:?}", i.index_type)))
+        .collect()
+}
+
+/// The row count a `vector_ivf_sq_cosine_<rows>` index was trained on.
+fn trained_rows(name: &str) -> usize {
+    name.strip_prefix("vector_ivf_sq_cosine_")
+        .and_then(|rows| rows.parse().ok())
+        .unwrap_or_else(|| panic!("not lancesync's vector index name: {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_kind_of_vector_index_is_replaced_and_a_grown_table_retrains_it() {
+    let f = Fixture::new(|c| c.tables.vector_index_rows = 600);
+    for i in 0..70 {
+        f.write(&format!("a{i:03}.md"), text(&format!("alpha{i}"), 25));
+    }
+    assert_eq!(f.sync().await.created, 70);
+    let tables = f.engine.existing_tables("alice").await.unwrap().unwrap();
+    let rows = tables.chunks.count_rows(None).await.unwrap();
+    let [(name, kind)] = &vector_indexes(&tables).await[..] else {
+        panic!("one vector index: {:?}", vector_indexes(&tables).await)
+    };
+    assert_eq!(kind, "IvfSq");
+    assert!(
+        trained_rows(name) >= 600 && trained_rows(name) <= rows,
+        "{name} at {rows} rows"
+    );
+
+    // An index as lancesync built it before IVF-SQ: 4-bit IVF-PQ, lance's default name.
+    tables.chunks.drop_index(name).await.unwrap();
+    tables
+        .chunks
+        .create_index(
+            &["vector"],
+            lancedb::index::Index::IvfPq(
+                lancedb::index::vector::IvfPqIndexBuilder::default()
+                    .distance_type(lancedb::DistanceType::Cosine)
+                    .num_bits(4)
+                    .num_sub_vectors(32),
+            ),
+        )
+        .name("vector_idx".into())
+        .execute()
+        .await
+        .unwrap();
+    let done = tables.maintain().await.unwrap();
+    assert!(
+        done.created_indexes.iter().any(|i| i.starts_with("vector")),
+        "{done:?}"
+    );
+    let [(name, kind)] = &vector_indexes(&tables).await[..] else {
+        panic!(
+            "the old index was dropped: {:?}",
+            vector_indexes(&tables).await
+        )
+    };
+    assert_eq!((kind.as_str(), trained_rows(name)), ("IvfSq", rows));
+    // Current: maintenance leaves it alone.
+    let again = tables.maintain().await.unwrap();
+    assert!(again.created_indexes.is_empty(), "{again:?}");
+
+    // Grow the table past four times the rows the index was trained on: retrained, once.
+    for i in 0..240 {
+        f.write(&format!("b{i:03}.md"), text(&format!("beta{i}"), 25));
+    }
+    assert_eq!(f.sync().await.created, 240);
+    let grown = tables.chunks.count_rows(None).await.unwrap();
+    assert!(grown >= 4 * rows, "{grown} rows after growing from {rows}");
+    let [(name, kind)] = &vector_indexes(&tables).await[..] else {
+        panic!("one vector index: {:?}", vector_indexes(&tables).await)
+    };
+    assert_eq!(kind, "IvfSq");
+    assert!(
+        trained_rows(name) >= 4 * rows,
+        "retrained past {} rows: {name}",
+        4 * rows
+    );
+    let stats = tables.chunks.index_stats(name).await.unwrap().unwrap();
+    assert_eq!(stats.num_indexed_rows + stats.num_unindexed_rows, grown);
+    let mut request = SearchRequest::new("beta117");
+    request.mode = SearchMode::Vector;
+    let hits = f.engine.search("alice", &request).await.unwrap();
+    assert!(
+        hits.iter().any(|h| h.chunk_text.contains("beta117")),
+        "{hits:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_fragments_are_compacted_once_they_pile_up() {
     let f = Fixture::new(|c| c.batch_docs = 2);
