@@ -172,3 +172,108 @@ async fn a_static_model_distilled_from_it_ranks_by_meaning_and_is_reused() {
     assert_eq!(reused.identity(), identity, "the same model");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// A static model folder with the installed model's tokenizer and a small table of vectors:
+/// enough to compare the static model's two tokenizations.
+fn static_model_with_the_teacher_tokenizer() -> &'static lancesync_ingest::StaticEmbedder {
+    static MODEL: std::sync::OnceLock<(tempfile::TempDir, lancesync_ingest::StaticEmbedder)> =
+        std::sync::OnceLock::new();
+    let (_, model) = MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let tokenizer = std::fs::read_to_string(model_folder().join("tokenizer.json")).unwrap();
+        let vocabulary = serde_json::from_str::<Value>(&tokenizer).unwrap()["model"]["vocab"]
+            .as_object()
+            .unwrap()
+            .len();
+        std::fs::write(dir.path().join("tokenizer.json"), tokenizer).unwrap();
+        std::fs::write(dir.path().join("config.json"), r#"{"normalize": true}"#).unwrap();
+        let table: Vec<f32> = (0..vocabulary * 4).map(|i| (i % 13) as f32 - 6.0).collect();
+        let embeddings =
+            candle_core::Tensor::from_vec(table, (vocabulary, 4), &candle_core::Device::Cpu)
+                .unwrap();
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("embeddings".to_string(), embeddings)]),
+            dir.path().join("model.safetensors"),
+        )
+        .unwrap();
+        let model = lancesync_ingest::StaticEmbedder::load(dir.path()).unwrap();
+        (dir, model)
+    });
+    model
+}
+
+/// The static model's specialised WordPiece against `tokenizers` with the same
+/// tokenizer.json, token for token.
+fn assert_same_tokens(texts: &[String]) {
+    let model = static_model_with_the_teacher_tokenizer();
+    assert!(model.has_specialised_tokenizer());
+    let fast = model.token_ids(texts).unwrap();
+    let general = model.general_ids(texts).unwrap();
+    for ((text, fast), general) in texts.iter().zip(&fast).zip(&general) {
+        assert_eq!(fast, general, "tokens of {text:?}");
+    }
+}
+
+#[test]
+fn the_specialised_tokenizer_gives_the_tokens_tokenizers_gives() {
+    let long = "a".repeat(100);
+    let too_long = "b".repeat(101);
+    let texts = [
+        "How often should I water my tomato plants?",
+        "Café naïve résumé — déjà vu… “quoted” 'single' don't U.S.A. e-mail C++ x²+y³≤z",
+        "İstanbul STRASSE Straße ΩΜΈΓΑ Ωμέγα Привет ﬁnance ǅemal",
+        "中文字符 and 日本語のテキスト 한국어 텍스트 \u{F900}\u{2F800} 𠀀",
+        "हिन्दी ไทย العربية עברית e\u{0301} a\u{0308}\u{0323} \u{1E9E}",
+        "tabs\tnew\nlines\r\nvertical\u{000B}feed\u{000C}nbsp\u{00A0}ideographic\u{3000}space",
+        "control\u{0007}bell zero\u{0000}byte replacement\u{FFFD}char soft\u{00AD}hyphen zw\u{200B}sp",
+        "emoji 🎉🚀 flags 🇩🇪 keycap 1\u{FE0F}\u{20E3} $100 €5 ¥7 #hash @at 50% (a) [b] {c} <d>",
+        "[CLS] typed into a document [SEP] and [UNK] [MASK] [PAD] [unk] [cls]",
+        "",
+        "   ",
+        "unaffable unbelievably antidisestablishmentarianism pneumonoultramicroscopic",
+        long.as_str(),
+        too_long.as_str(),
+        "ＦＵＬＬＷＩＤＴＨ ｋａｔａｋａｎａ ｶﾀｶﾅ ①②③ Ⅻ ㎏",
+    ]
+    .map(String::from);
+    assert_same_tokens(&texts);
+    // Chunks of the mixed benchmark corpus (Markdown, HTML, plain text).
+    let corpus = tempfile::tempdir().unwrap();
+    lancesync_testkit::corpus::write_mixed(corpus.path(), 60).unwrap();
+    let mut chunks = Vec::new();
+    for entry in walk(corpus.path()) {
+        if let Ok(text) = std::fs::read_to_string(&entry) {
+            chunks.extend(
+                text.chars()
+                    .collect::<Vec<_>>()
+                    .chunks(1000)
+                    .map(String::from_iter),
+            );
+        }
+    }
+    assert!(chunks.len() > 50, "{} chunks", chunks.len());
+    assert_same_tokens(&chunks);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn the_specialised_tokenizer_agrees_on_any_text(
+        text in "(?s)([a-zA-Z0-9 .,;:!?'\"()\\-\t\n]|[à-ÿ]|[\u{0300}-\u{036F}]|[\u{0370}-\u{03FF}]|[\u{0400}-\u{04FF}]|[\u{3040}-\u{30FF}]|[\u{4E00}-\u{4E2F}]|[\u{AC00}-\u{AC2F}]|[\u{F900}-\u{F90F}]|[\u{2000}-\u{206F}]|[\u{0000}-\u{001F}]|[\u{1F600}-\u{1F60F}]|.){0,120}"
+    ) {
+        assert_same_tokens(&[text]);
+    }
+}

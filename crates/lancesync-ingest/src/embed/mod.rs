@@ -4,6 +4,7 @@ mod builtin;
 mod local;
 mod openai;
 mod static_model;
+mod wordpiece;
 
 use std::fmt;
 

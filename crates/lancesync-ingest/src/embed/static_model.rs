@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use super::wordpiece::WordPiece;
 use super::{Embedder, EmbedderIdentity, LocalEmbedder};
 use crate::{Error, Result};
 
@@ -59,6 +61,8 @@ pub struct StaticEmbedder {
 
 struct Loaded {
     tokenizer: Tokenizer,
+    /// The same tokenization without offsets, when the tokenizer is BERT's WordPiece.
+    wordpiece: Option<WordPiece>,
     /// `[vocabulary × dimension]`, row-major.
     table: Vec<f32>,
     dimension: usize,
@@ -101,12 +105,16 @@ impl StaticEmbedder {
                 .map_err(|e| load_error(folder, format!("config.json: {e}")))?,
         )
         .map_err(|e| load_error(folder, format!("config.json: {e}")))?;
-        let mut tokenizer = Tokenizer::from_file(folder.join("tokenizer.json"))
+        let tokenizer_json = std::fs::read_to_string(folder.join("tokenizer.json"))
+            .map_err(|e| load_error(folder, format!("tokenizer.json: {e}")))?;
+        let mut tokenizer: Tokenizer = tokenizer_json
+            .parse()
             .map_err(|e| load_error(folder, format!("tokenizer.json: {e}")))?;
         tokenizer
             .with_truncation(None)
             .map_err(|e| load_error(folder, format!("tokenizer: {e}")))?;
         tokenizer.with_padding(None);
+        let wordpiece = WordPiece::from_json(&tokenizer_json);
         let bytes = std::fs::read(folder.join("model.safetensors"))
             .map_err(|e| load_error(folder, format!("model.safetensors: {e}")))?;
         let fingerprint = blake3::hash(&bytes).to_hex()[..12].to_string();
@@ -139,6 +147,7 @@ impl StaticEmbedder {
         Ok(Self {
             inner: Arc::new(Loaded {
                 tokenizer,
+                wordpiece,
                 table,
                 dimension,
                 normalize: config.normalize,
@@ -177,26 +186,66 @@ impl StaticEmbedder {
 
     /// Embed texts on this thread.
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        Ok(self
-            .encode(texts)?
-            .iter()
-            .map(|e| self.inner.vector(e.get_ids()))
-            .collect())
+        if self.inner.wordpiece.is_none() {
+            return Ok(self
+                .general_ids(texts)?
+                .iter()
+                .map(|ids| self.inner.vector(ids))
+                .collect());
+        }
+        let one = |text: &String| self.text_ids(text).map(|ids| self.inner.vector(&ids));
+        if texts.len() <= 8 {
+            texts.iter().map(one).collect()
+        } else {
+            texts.par_iter().map(one).collect()
+        }
     }
 
     /// How many tokens the texts are, counted by the model's tokenizer without embedding them:
     /// the model's own speed limit (a static model's vector is a table lookup and a mean of
     /// these tokens' rows), and the measure of what embedding them costs.
     pub fn count_tokens(&self, texts: &[String]) -> Result<usize> {
-        Ok(self.encode(texts)?.iter().map(|e| e.len()).sum())
+        Ok(self.token_ids(texts)?.iter().map(Vec::len).sum())
     }
 
-    fn encode(&self, texts: &[String]) -> Result<Vec<tokenizers::Encoding>> {
+    /// Each text's token ids, without special tokens: by the specialised WordPiece where it
+    /// applies (about twice as fast; docs/benchmarks.md), else by `tokenizers`.
+    pub fn token_ids(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        if self.inner.wordpiece.is_none() {
+            return self.general_ids(texts);
+        }
+        texts.par_iter().map(|text| self.text_ids(text)).collect()
+    }
+
+    /// One text's token ids (the specialised path is known to apply or not be needed).
+    fn text_ids(&self, text: &String) -> Result<Vec<u32>> {
+        match &self.inner.wordpiece {
+            Some(wordpiece) if !wordpiece.needs_general(text) => {
+                let mut ids = Vec::with_capacity(text.len() / 4);
+                wordpiece.encode_into(text, &mut ids);
+                Ok(ids)
+            }
+            _ => Ok(self.general_ids(std::slice::from_ref(text))?.remove(0)),
+        }
+    }
+
+    /// Whether the model's tokenizer is BERT's uncased WordPiece, which the static model runs
+    /// by its own specialised code; any other runs through `tokenizers`.
+    pub fn has_specialised_tokenizer(&self) -> bool {
+        self.inner.wordpiece.is_some()
+    }
+
+    /// Each text's token ids by the general `tokenizers` pipeline.
+    pub fn general_ids(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
         let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        self.inner
+        Ok(self
+            .inner
             .tokenizer
             .encode_batch(inputs, false)
-            .map_err(|e| Error::Embed(format!("static model: {e}")))
+            .map_err(|e| Error::Embed(format!("static model: {e}")))?
+            .iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 }
 
