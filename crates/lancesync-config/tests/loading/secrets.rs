@@ -88,7 +88,7 @@ fn a_malformed_secret_is_not_echoed() {
     );
 }
 
-fn capture_logs<T>(f: impl FnOnce() -> T) -> String {
+fn capture_logs<T>(f: impl Fn() -> T) -> String {
     use std::sync::{Arc, Mutex};
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
@@ -101,20 +101,28 @@ fn capture_logs<T>(f: impl FnOnce() -> T) -> String {
             Ok(())
         }
     }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        // Another test's thread may have met the logging call first, with no subscriber,
-        // and cached "never" for it: ask every call site again now that this one is set.
-        tracing::callsite::rebuild_interest_cache();
-        f()
-    });
-    let bytes = buf.0.lock().unwrap().clone();
-    let text = String::from_utf8(bytes).unwrap();
+    // Another test's thread may meet the logging call for the first time, with no subscriber,
+    // while this one is being set, and cache "never" for it after this thread asked every call
+    // site again: then nothing is captured, and the call is run again (the call site is
+    // registered by then, so asking again is enough).
+    let mut text = String::new();
+    for _ in 0..5 {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::callsite::rebuild_interest_cache();
+            f()
+        });
+        let bytes = buf.0.lock().unwrap().clone();
+        text = String::from_utf8(bytes).unwrap();
+        if !text.is_empty() {
+            break;
+        }
+    }
     assert!(
         text.contains("configuration problem"),
         "logging was captured: {text}"
