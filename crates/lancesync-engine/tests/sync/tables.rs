@@ -224,12 +224,17 @@ async fn a_long_run_builds_the_vector_index_midway_and_keeps_it_current() {
         "the index was not left for the end: {:?}",
         report.maintenance
     );
-    let mut request = SearchRequest::new("topic42");
+    assert_vector_search_finds(&f, "topic42").await;
+}
+
+/// A vector search of alice's index for `word` finds a chunk holding it.
+async fn assert_vector_search_finds(f: &Fixture, word: &str) {
+    let mut request = SearchRequest::new(word);
     request.mode = SearchMode::Vector;
     let hits = f.engine.search("alice", &request).await.unwrap();
     assert!(
-        hits.iter().any(|h| h.chunk_text.contains("topic42")),
-        "{hits:?}"
+        hits.iter().any(|h| h.chunk_text.contains(word)),
+        "{word}: {hits:?}"
     );
 }
 
@@ -322,13 +327,7 @@ async fn an_old_kind_of_vector_index_is_replaced_and_a_grown_table_retrains_it()
     );
     let stats = tables.chunks.index_stats(name).await.unwrap().unwrap();
     assert_eq!(stats.num_indexed_rows + stats.num_unindexed_rows, grown);
-    let mut request = SearchRequest::new("beta117");
-    request.mode = SearchMode::Vector;
-    let hits = f.engine.search("alice", &request).await.unwrap();
-    assert!(
-        hits.iter().any(|h| h.chunk_text.contains("beta117")),
-        "{hits:?}"
-    );
+    assert_vector_search_finds(&f, "beta117").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
