@@ -62,6 +62,10 @@ struct Model {
 #[derive(Deserialize)]
 struct AddedToken {
     content: String,
+    /// Whether `tokenizers` matches it in the normalised text (lower-cased, for instance)
+    /// rather than the raw text.
+    #[serde(default)]
+    normalized: bool,
 }
 
 /// A BERT-style uncased WordPiece tokenizer.
@@ -115,6 +119,10 @@ impl WordPiece {
             || t.pre_tokenizer?.kind != "BertPreTokenizer"
             || t.model.kind != "WordPiece"
         {
+            return None;
+        }
+        // Added tokens matched after normalising would need the normaliser's offsets to find.
+        if t.added_tokens.iter().any(|a| a.normalized) {
             return None;
         }
         let unk = *t.model.vocab.get(&t.model.unk_token)?;
