@@ -237,35 +237,19 @@ fn the_specialised_tokenizer_gives_the_tokens_tokenizers_gives() {
     ]
     .map(String::from);
     assert_same_tokens(&texts);
-    // Chunks of the mixed benchmark corpus (Markdown, HTML, plain text).
-    let corpus = tempfile::tempdir().unwrap();
-    lancesync_testkit::corpus::write_mixed(corpus.path(), 60).unwrap();
-    let mut chunks = Vec::new();
-    for entry in walk(corpus.path()) {
-        if let Ok(text) = std::fs::read_to_string(&entry) {
-            chunks.extend(
-                text.chars()
-                    .collect::<Vec<_>>()
-                    .chunks(1000)
-                    .map(String::from_iter),
-            );
-        }
-    }
+    // Chunks of the mixed benchmark corpus's text documents (Markdown, HTML, plain text).
+    let chunks: Vec<String> = (0..60)
+        .filter_map(|i| String::from_utf8(lancesync_testkit::corpus::mixed_document(i, 0)).ok())
+        .flat_map(|text| {
+            let chars: Vec<char> = text.chars().collect();
+            chars
+                .chunks(1000)
+                .map(String::from_iter)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert!(chunks.len() > 50, "{} chunks", chunks.len());
     assert_same_tokens(&chunks);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 proptest::proptest! {

@@ -251,7 +251,8 @@ impl UserTables {
 /// index built for another metric is not used (lance falls back to a brute-force scan), and
 /// the 4-bit IVF-PQ index of earlier versions reached recall@10 0.93 with re-ranking where
 /// IVF-SQ reaches 1.00 and builds faster (0.7 s against 2.0 s at 102,882 rows;
-/// `scripts/vector-recall.py`, docs/benchmarks.md, "Vector index from 5,000 rows"). Any vector index without this prefix is replaced at the next maintenance.
+/// `scripts/vector-recall.py`, docs/benchmarks.md, "Vector index from 5,000 rows"). Any
+/// vector index without this prefix is replaced at the next maintenance.
 const VECTOR_INDEX_PREFIX: &str = "vector_ivf_sq_cosine_";
 
 /// The vector index is trained again once the table has this many times the rows it was

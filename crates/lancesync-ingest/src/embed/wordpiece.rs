@@ -212,7 +212,7 @@ fn normalize(text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         for b in text.bytes() {
             let c = b as char;
-            if b == 0 || is_control(c) {
+            if is_control(c) {
                 continue;
             }
             out.push(if is_whitespace(c) {
