@@ -213,6 +213,9 @@ pub struct SearchArgs {
     /// Only this document type (pdf, docx, html, md, txt)
     #[arg(long = "type")]
     pub doc_type: Option<String>,
+    /// Hybrid only: the vector half's share of the score, 0 to 1 (default SEARCH_VECTOR_WEIGHT)
+    #[arg(long)]
+    pub vector_weight: Option<f32>,
     #[command(flatten)]
     pub user: UserArgs,
 }
@@ -224,7 +227,7 @@ pub enum Mode {
     Vector,
     /// BM25 full text
     FullText,
-    /// Both, fused
+    /// Both: a weighted sum of their 0-1 scores
     Hybrid,
 }
 

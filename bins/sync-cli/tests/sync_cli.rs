@@ -73,6 +73,41 @@ fn sync_search_status_and_exit_codes() {
     ] {
         assert!(hits[0].get(key).is_some(), "{key} missing from {hits}");
     }
+    let score = |hit: &Value| hit["score"].as_f64().unwrap();
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .all(|h| (0.0..=1.0).contains(&score(h))),
+        "scores are 0 to 1: {hits}"
+    );
+    // --vector-weight 0 ranks by full text, whose best hit scores 1.
+    let by_text = json(&run(
+        w,
+        &["search", "topic 5 detail", "--json", "--vector-weight", "0"],
+    ));
+    assert_eq!(score(&by_text[0]), 1.0, "{by_text}");
+    let out = run(
+        w,
+        &[
+            "search",
+            "topic",
+            "--mode",
+            "vector",
+            "--vector-weight",
+            "0.5",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a weight for a vector search is a usage error"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hybrid searches only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let status = json(&run(w, &["status", "--json"]));
     assert_eq!(status["status"]["documents"], 12);

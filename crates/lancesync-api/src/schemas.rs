@@ -139,7 +139,8 @@ pub(crate) struct SearchAnswer {
     /// Hits.
     count: u64,
     /// Chunks, best first: doc_id, source_id, source_uri, title, doc_type, chunk_index,
-    /// chunk_text, score.
+    /// chunk_text, score (0 to 1, higher is better: cosine similarity for vector, BM25 relative
+    /// to the best hit for full text, their weighted sum for hybrid).
     #[schema(value_type = Vec<Object>)]
     results: Vec<Value>,
 }

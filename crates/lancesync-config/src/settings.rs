@@ -204,6 +204,8 @@ pub struct EmbeddingSettings {
     pub api_key: Option<SecretString>,
     /// `EMBEDDING_BATCH_SIZE`.
     pub batch_size: u64,
+    /// `SEARCH_VECTOR_WEIGHT`; `None` (auto) takes the embedder's default.
+    pub search_vector_weight: Option<f64>,
 }
 
 /// Source monitoring and health checks.
@@ -431,6 +433,12 @@ impl<'a> Reader<'a> {
                         .unwrap_or(default_dimension),
                     api_key: self.secret("EMBEDDING_API_KEY"),
                     batch_size: self.number("EMBEDDING_BATCH_SIZE"),
+                    search_vector_weight: self
+                        .get("SEARCH_VECTOR_WEIGHT", |s| match s {
+                            "auto" => Ok(None),
+                            s => parse_fraction(s).map(Some),
+                        })
+                        .flatten(),
                 }
             },
             monitoring: MonitoringSettings {

@@ -593,6 +593,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "Texts per embedding request.",
         used_by: ENGINE,
     },
+    SettingSpec {
+        name: "SEARCH_VECTOR_WEIGHT",
+        aliases: &[],
+        group: Group::Embedding,
+        kind: Kind::Fraction,
+        default: Default::Auto("by embedder: builtin 0.05, static 0.15, local and openai 0.6"),
+        help: "A hybrid search's score is this share of the vector similarity plus the rest of the full-text (BM25) score, both 0 to 1; 0 ranks by full text alone. A search may set its own (vector_weight, --vector-weight).",
+        used_by: ENGINE,
+    },
     // --- Monitoring ---
     SettingSpec {
         name: "ENABLE_SOURCE_MONITORING",

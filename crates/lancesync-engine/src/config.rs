@@ -66,6 +66,9 @@ pub struct EngineConfig {
     /// `ENABLE_LEGACY_FALLBACK` with `LEGACY_FALLBACK_URL`: where documents lancesync cannot
     /// take are posted instead of only failing.
     pub legacy_fallback: Option<LegacyFallback>,
+    /// `SEARCH_VECTOR_WEIGHT`: the vector half's share of a hybrid search's score; `None`
+    /// takes [`crate::default_vector_weight`] for the embedder.
+    pub search_vector_weight: Option<f32>,
 }
 
 impl EngineConfig {
@@ -99,6 +102,7 @@ impl EngineConfig {
         c.document_timeout = settings.sync.document_timeout;
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
         c.max_document_bytes = settings.sync.chunk_size_mb.saturating_mul(1 << 20);
+        c.search_vector_weight = settings.embedding.search_vector_weight.map(|w| w as f32);
         c.legacy_fallback = match &settings.integration.legacy_fallback_url {
             Some(url) if settings.integration.legacy_fallback => {
                 match LegacyFallback::new(url.clone(), Duration::from_secs(120)) {
@@ -140,6 +144,7 @@ impl EngineConfig {
             mass_delete: MassDeleteGuard::default(),
             max_document_bytes: 50 << 20,
             legacy_fallback: None,
+            search_vector_weight: None,
         }
     }
 }

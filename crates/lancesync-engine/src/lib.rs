@@ -48,7 +48,7 @@ pub use documents::{
 };
 pub use error::{Error, Result};
 pub use fallback::{LegacyFallback, STATUS_LEGACY};
-pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest};
+pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest, default_vector_weight};
 pub use sync::{Failure, MassDeleteBlocked, NoProgress, Progress, SyncOptions, SyncReport};
 pub use tables::{DocPos, DocState, Maintenance, SourceDocs, TableSettings, UserTables};
 
@@ -270,7 +270,13 @@ impl Engine {
             request.validate()?;
             return Ok(Vec::new());
         };
-        search::search(&tables, self.embedder.as_ref(), request).await
+        search::search(
+            &tables,
+            self.embedder.as_ref(),
+            self.config.search_vector_weight,
+            request,
+        )
+        .await
     }
 
     /// Counts for a user.

@@ -1,11 +1,31 @@
-//! Search over a user's chunks: vector, full-text (BM25) and hybrid (reciprocal-rank fusion).
+//! Search over a user's chunks: vector, full-text (BM25) and hybrid (a weighted sum of the
+//! two, each on a 0-1 scale).
+//!
+//! Every hit's `score` is on a 0-1 scale, higher is better:
+//! - vector: the cosine similarity of the query's and the chunk's vectors (below 0 shown as 0);
+//! - full text: the chunk's BM25 score divided by the best BM25 score of the query's hits, so
+//!   the best match scores 1;
+//! - hybrid: `w * vector + (1 - w) * full text`, both as above, a half the chunk is not among
+//!   the candidates of counting 0; `w` is [`SearchRequest::vector_weight`] or the default for
+//!   the embedder ([`default_vector_weight`]). When the question has three or more terms (as
+//!   the full-text index sees them: stemmed, stop words dropped) and no full-text hit holds two
+//!   of them, full text has no evidence to give (a question in other words that shares one
+//!   stray word with some document) and the hit's score is its vector score alone.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
+use lance_tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    StopWordFilter, TextAnalyzer, TokenStream,
+};
 use lancedb::DistanceType;
 use lancedb::index::scalar::FullTextSearchQuery;
-use lancedb::query::{ExecutableQuery, QueryBase, QueryExecutionOptions, Select};
-use lancesync_ingest::{DocType, Embedder};
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancesync_ingest::{DocType, Embedder, EmbedderIdentity};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{sql_string, validate_source_id};
@@ -24,13 +44,13 @@ pub enum SearchMode {
     Vector,
     /// Full-text BM25.
     FullText,
-    /// Both, fused by reciprocal rank.
+    /// Both, fused by a weighted sum of their 0-1 scores.
     #[default]
     Hybrid,
 }
 
 /// A search.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchRequest {
     /// What to look for.
     pub query: String,
@@ -46,6 +66,10 @@ pub struct SearchRequest {
     /// Only this document type.
     #[serde(default)]
     pub doc_type: Option<DocType>,
+    /// Hybrid only: the vector half's share of the fused score, 0 to 1 (0 ranks by full text
+    /// alone, 1 by vectors alone); `None` takes the engine's default for its embedder.
+    #[serde(default)]
+    pub vector_weight: Option<f32>,
 }
 
 fn default_limit() -> usize {
@@ -61,6 +85,7 @@ impl SearchRequest {
             limit: 10,
             source_id: None,
             doc_type: None,
+            vector_weight: None,
         }
     }
 
@@ -78,6 +103,18 @@ impl SearchRequest {
         }
         if let Some(source) = &self.source_id {
             validate_source_id(source)?;
+        }
+        if let Some(w) = self.vector_weight {
+            if self.mode != SearchMode::Hybrid {
+                return Err(Error::InvalidRequest(
+                    "vector_weight applies to hybrid searches only".into(),
+                ));
+            }
+            if !(0.0..=1.0).contains(&w) {
+                return Err(Error::InvalidRequest(format!(
+                    "vector_weight must be 0 to 1, not {w}"
+                )));
+            }
         }
         Ok(())
     }
@@ -100,7 +137,8 @@ pub struct SearchHit {
     pub chunk_index: i32,
     /// The chunk's text.
     pub chunk_text: String,
-    /// Higher is better: cosine similarity (vector), BM25 (full text), fused relevance (hybrid).
+    /// 0 to 1, higher is better: cosine similarity (vector), BM25 relative to the query's best
+    /// hit (full text), their weighted sum (hybrid); see the module's documentation.
     pub score: f32,
 }
 
@@ -112,6 +150,27 @@ pub struct SearchHit {
 /// (`scripts/vector-recall.py`, docs/benchmarks.md). Without an index the search is exact and
 /// this does nothing.
 const REFINE_FACTOR: u32 = 5;
+
+/// Candidates each half of a hybrid search brings to the fusion, when the search asks for
+/// fewer hits. A chunk only one half found counts 0 for the other; deeper lists make that rarer.
+/// On SciFact's train queries (docs/benchmarks.md) 100 ranked at least as well as 10 or 30
+/// with every embedder, and a search of these tables reads 100 rows little slower than 10.
+const HYBRID_CANDIDATES: usize = 100;
+
+/// The vector half's default share of a hybrid search's score for an embedder: how much its
+/// similarities can add to BM25. Chosen on SciFact's train queries (docs/benchmarks.md),
+/// never on the queries the figures are reported for: the best weight (local), or within the
+/// plateau of weights within 0.002 nDCG@10 of the best (static: its middle; builtin, whose
+/// plateau runs from 0 to 0.2: its low end).
+pub fn default_vector_weight(embedder: &EmbedderIdentity) -> f32 {
+    match embedder.name.as_str() {
+        // Feature hashing matches words, as BM25 does, only worse: a tie-breaker.
+        "builtin" => 0.05,
+        "static" => 0.15,
+        // Sentence-embedding models: the local transformer and OpenAI-compatible servers.
+        _ => 0.6,
+    }
+}
 
 const COLUMNS: [&str; 7] = [
     "doc_id",
@@ -126,6 +185,7 @@ const COLUMNS: [&str; 7] = [
 pub(crate) async fn search(
     tables: &UserTables,
     embedder: &dyn Embedder,
+    default_weight: Option<f32>,
     req: &SearchRequest,
 ) -> Result<Vec<SearchHit>> {
     req.validate()?;
@@ -142,65 +202,195 @@ pub(crate) async fn search(
     if !tables.fts_known() && tables.chunks.count_rows(None).await? == 0 {
         return Ok(Vec::new());
     }
-    let vector = || async {
-        let mut v = embedder.embed(std::slice::from_ref(&req.query)).await?;
-        Ok::<_, Error>(v.pop().unwrap_or_default())
-    };
-    let select = Select::columns(&COLUMNS);
-    // Vector searches name their distance column, as lance will require.
-    let mut with_distance = COLUMNS.to_vec();
-    with_distance.push("_distance");
-    let select_distance = Select::columns(&with_distance);
-    let (batches, score_column): (Vec<RecordBatch>, &str) = match req.mode {
+    let filter = filter.as_deref();
+    let hits = match req.mode {
         SearchMode::Vector => {
-            let mut q = tables
-                .chunks
-                .vector_search(vector().await?)?
-                .distance_type(DistanceType::Cosine)
-                .refine_factor(REFINE_FACTOR)
-                .limit(req.limit)
-                .select(select_distance);
-            if let Some(f) = &filter {
-                q = q.only_if(f);
-            }
-            (q.execute().await?.try_collect().await?, "_distance")
+            let v = query_vector(embedder, &req.query).await?;
+            vector_hits(tables, v, filter, req.limit).await?
         }
         SearchMode::FullText => {
-            tables.ensure_fts_index().await?;
-            let mut q = tables
-                .chunks
-                .query()
-                .full_text_search(FullTextSearchQuery::new(req.query.clone()))
-                .limit(req.limit)
-                .select(select);
-            if let Some(f) = &filter {
-                q = q.only_if(f);
-            }
-            (q.execute().await?.try_collect().await?, "_score")
+            relative_bm25(text_hits(tables, &req.query, filter, req.limit).await?)
         }
         SearchMode::Hybrid => {
-            tables.ensure_fts_index().await?;
-            let mut q = tables
-                .chunks
-                .query()
-                .full_text_search(FullTextSearchQuery::new(req.query.clone()))
-                .nearest_to(vector().await?)?
-                .distance_type(DistanceType::Cosine)
-                .refine_factor(REFINE_FACTOR)
-                .limit(req.limit)
-                .select(select);
-            if let Some(f) = &filter {
-                q = q.only_if(f);
+            let weight = req
+                .vector_weight
+                .or(default_weight)
+                .unwrap_or_else(|| default_vector_weight(&embedder.identity()));
+            let depth = req.limit.max(HYBRID_CANDIDATES);
+            let vectors = async {
+                let v = query_vector(embedder, &req.query).await?;
+                vector_hits(tables, v, filter, depth).await
+            };
+            let (vectors, texts) =
+                futures::try_join!(vectors, text_hits(tables, &req.query, filter, depth))?;
+            if full_text_has_evidence(&req.query, &texts) {
+                fuse(vectors, relative_bm25(texts), weight, req.limit)
+            } else {
+                fuse(vectors, Vec::new(), 1.0, req.limit)
             }
-            (
-                q.execute_hybrid(QueryExecutionOptions::default())
-                    .await?
-                    .try_collect()
-                    .await?,
-                "_relevance_score",
-            )
         }
     };
+    Ok(hits)
+}
+
+async fn query_vector(embedder: &dyn Embedder, query: &str) -> Result<Vec<f32>> {
+    let mut v = embedder.embed(&[query.to_string()]).await?;
+    Ok(v.pop().unwrap_or_default())
+}
+
+/// The `limit` nearest chunks, scored by cosine similarity (below 0 as 0), best first.
+async fn vector_hits(
+    tables: &UserTables,
+    vector: Vec<f32>,
+    filter: Option<&str>,
+    limit: usize,
+) -> Result<Vec<SearchHit>> {
+    // Vector searches name their distance column, as lance will require.
+    let mut columns = COLUMNS.to_vec();
+    columns.push("_distance");
+    let mut q = tables
+        .chunks
+        .vector_search(vector)?
+        .distance_type(DistanceType::Cosine)
+        .refine_factor(REFINE_FACTOR)
+        .limit(limit)
+        .select(Select::columns(&columns));
+    if let Some(f) = filter {
+        q = q.only_if(f);
+    }
+    let batches: Vec<RecordBatch> = q.execute().await?.try_collect().await?;
+    // Cosine distance is 1 - similarity.
+    hits(&batches, "_distance", |d| (1.0 - d).clamp(0.0, 1.0), limit)
+}
+
+/// The `limit` best BM25 matches, scored by their raw BM25 score, best first.
+async fn text_hits(
+    tables: &UserTables,
+    query: &str,
+    filter: Option<&str>,
+    limit: usize,
+) -> Result<Vec<SearchHit>> {
+    tables.ensure_fts_index().await?;
+    let mut q = tables
+        .chunks
+        .query()
+        .full_text_search(FullTextSearchQuery::new(query.to_string()))
+        .limit(limit)
+        .select(Select::columns(&COLUMNS));
+    if let Some(f) = filter {
+        q = q.only_if(f);
+    }
+    let batches: Vec<RecordBatch> = q.execute().await?.try_collect().await?;
+    hits(&batches, "_score", |s| s, limit)
+}
+
+/// A question needs at least this many terms before a hybrid search asks full text for
+/// evidence of two of them.
+const EVIDENCE_TERMS: usize = 3;
+
+/// The analyzer of lancedb's full-text index with its default settings (as the index on
+/// `chunk_text` is built): simple words of at most 40 bytes, lower-cased, stemmed (English),
+/// English stop words dropped, accents folded.
+static ANALYZER: LazyLock<TextAnalyzer> = LazyLock::new(|| {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::English))
+        .filter(StopWordFilter::new(Language::English).expect("English has stop words"))
+        .filter(AsciiFoldingFilter)
+        .build()
+});
+
+/// A text's distinct terms as the full-text index sees them.
+fn terms(text: &str) -> HashSet<String> {
+    let mut analyzer = ANALYZER.clone();
+    let mut stream = analyzer.token_stream(text);
+    let mut terms = HashSet::new();
+    while let Some(token) = stream.next() {
+        terms.insert(token.text.clone());
+    }
+    terms
+}
+
+/// Whether full text has evidence for a hybrid search of `query`: a question of fewer than
+/// [`EVIDENCE_TERMS`] terms takes any hit, a longer one needs a hit that holds two of its
+/// terms. On the public sets of docs/benchmarks.md this changed no ranking (SciFact's train
+/// queries: -0.001 nDCG@10), while a question in other words that shares one stray term
+/// with some document ("make" in "how do I make a loaf ...") is ranked by meaning.
+fn full_text_has_evidence(query: &str, hits: &[SearchHit]) -> bool {
+    let asked = terms(query);
+    if asked.len() < EVIDENCE_TERMS {
+        return true;
+    }
+    hits.iter().any(|hit| {
+        let mut analyzer = ANALYZER.clone();
+        let mut stream = analyzer.token_stream(&hit.chunk_text);
+        let mut found = HashSet::new();
+        while let Some(token) = stream.next() {
+            if asked.contains(&token.text) {
+                found.insert(token.text.clone());
+                if found.len() >= 2 {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// BM25 scores divided by the best one, so the best hit scores 1.
+fn relative_bm25(mut hits: Vec<SearchHit>) -> Vec<SearchHit> {
+    let best = hits.iter().map(|h| h.score).fold(0.0_f32, f32::max);
+    for h in &mut hits {
+        h.score = if best > 0.0 { h.score / best } else { 0.0 };
+    }
+    hits
+}
+
+/// Both halves' hits, each chunk once, scored `weight * vector + (1 - weight) * text`, best
+/// first; a half that did not find a chunk counts 0 for it.
+fn fuse(
+    vectors: Vec<SearchHit>,
+    texts: Vec<SearchHit>,
+    weight: f32,
+    limit: usize,
+) -> Vec<SearchHit> {
+    let mut fused: HashMap<(String, i32), SearchHit> = HashMap::new();
+    for (hits, share) in [(vectors, weight), (texts, 1.0 - weight)] {
+        for mut hit in hits {
+            let part = share * hit.score;
+            match fused.entry((hit.doc_id.clone(), hit.chunk_index)) {
+                Entry::Occupied(mut seen) => seen.get_mut().score += part,
+                Entry::Vacant(slot) => {
+                    hit.score = part;
+                    slot.insert(hit);
+                }
+            }
+        }
+    }
+    let mut hits: Vec<SearchHit> = fused.into_values().collect();
+    sort_best_first(&mut hits);
+    hits.truncate(limit);
+    hits
+}
+
+/// Best first; equal scores in a stable order (document, then chunk).
+fn sort_best_first(hits: &mut [SearchHit]) {
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.doc_id.cmp(&b.doc_id))
+            .then_with(|| a.chunk_index.cmp(&b.chunk_index))
+    });
+}
+
+/// The hits in `batches`, scored by `score` applied to `score_column`, best first.
+fn hits(
+    batches: &[RecordBatch],
+    score_column: &str,
+    score: impl Fn(f32) -> f32,
+    limit: usize,
+) -> Result<Vec<SearchHit>> {
     let mut hits = Vec::new();
     // An empty result may come as a batch without the selected columns.
     for b in batches.iter().filter(|b| b.num_rows() > 0) {
@@ -218,7 +408,6 @@ pub(crate) async fn search(
             c.str("chunk_text")?,
         );
         for i in 0..b.num_rows() {
-            let raw = scores.value(i);
             hits.push(SearchHit {
                 doc_id: doc_id.value(i).into(),
                 source_id: source_id.value(i).into(),
@@ -227,15 +416,141 @@ pub(crate) async fn search(
                 doc_type: doc_type.value(i).into(),
                 chunk_index: index.value(i),
                 chunk_text: text.value(i).into(),
-                score: if score_column == "_distance" {
-                    1.0 - raw
-                } else {
-                    raw
-                },
+                score: score(scores.value(i)),
             });
         }
     }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    hits.truncate(req.limit);
+    sort_best_first(&mut hits);
+    hits.truncate(limit);
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(doc: &str, chunk: i32, score: f32) -> SearchHit {
+        SearchHit {
+            doc_id: doc.into(),
+            source_id: "s".into(),
+            source_uri: format!("/{doc}"),
+            title: doc.into(),
+            doc_type: "txt".into(),
+            chunk_index: chunk,
+            chunk_text: String::new(),
+            score,
+        }
+    }
+
+    fn order(hits: &[SearchHit]) -> Vec<(&str, i32)> {
+        hits.iter()
+            .map(|h| (h.doc_id.as_str(), h.chunk_index))
+            .collect()
+    }
+
+    #[test]
+    fn the_fused_score_is_the_weighted_sum_of_both_halves_and_a_missing_half_counts_zero() {
+        let vectors = vec![hit("a", 0, 0.9), hit("b", 0, 0.5)];
+        let texts = vec![hit("b", 0, 1.0), hit("c", 1, 0.4)];
+        let fused = fuse(vectors, texts, 0.25, 10);
+        let score = |doc: &str| fused.iter().find(|h| h.doc_id == doc).unwrap().score;
+        assert!((score("a") - 0.25 * 0.9).abs() < 1e-6);
+        assert!((score("b") - (0.25 * 0.5 + 0.75 * 1.0)).abs() < 1e-6);
+        assert!((score("c") - 0.75 * 0.4).abs() < 1e-6);
+        assert_eq!(order(&fused), [("b", 0), ("c", 1), ("a", 0)]);
+    }
+
+    #[test]
+    fn weight_zero_keeps_the_text_order_and_one_the_vector_order() {
+        let vectors = || vec![hit("a", 0, 0.9), hit("b", 0, 0.8), hit("c", 0, 0.1)];
+        let texts = || vec![hit("c", 0, 1.0), hit("b", 0, 0.6), hit("d", 0, 0.2)];
+        let by_text = fuse(vectors(), texts(), 0.0, 3);
+        assert_eq!(order(&by_text), [("c", 0), ("b", 0), ("d", 0)]);
+        let by_vector = fuse(vectors(), texts(), 1.0, 3);
+        assert_eq!(order(&by_vector), [("a", 0), ("b", 0), ("c", 0)]);
+    }
+
+    #[test]
+    fn the_same_chunk_twice_is_one_hit_and_chunks_of_one_document_stay_apart() {
+        let vectors = vec![hit("a", 0, 0.5), hit("a", 1, 0.5)];
+        let texts = vec![hit("a", 1, 1.0)];
+        let fused = fuse(vectors, texts, 0.5, 10);
+        assert_eq!(order(&fused), [("a", 1), ("a", 0)]);
+        assert!((fused[0].score - 0.75).abs() < 1e-6);
+    }
+
+    #[test]
+    fn ties_are_ordered_by_document_and_chunk() {
+        let vectors = vec![hit("b", 0, 0.5), hit("a", 2, 0.5), hit("a", 1, 0.5)];
+        let fused = fuse(vectors, Vec::new(), 1.0, 10);
+        assert_eq!(order(&fused), [("a", 1), ("a", 2), ("b", 0)]);
+    }
+
+    #[test]
+    fn terms_are_seen_as_the_full_text_index_sees_them() {
+        let seen = terms("The Loaves, a LOAF; baking café-baked breads!");
+        let want: HashSet<String> = ["loav", "loaf", "bake", "cafe", "bread"]
+            .map(String::from)
+            .into();
+        assert_eq!(seen, want, "stems, no stop words, accents folded");
+    }
+
+    #[test]
+    fn full_text_needs_two_terms_of_a_longer_question() {
+        let with_text = |text: &str| {
+            let mut h = hit("a", 0, 1.0);
+            h.chunk_text = text.into();
+            h
+        };
+        let question = "how do I make a loaf with a natural leaven at home";
+        let stray = [with_text("LanceDB makes search fast.")];
+        assert!(!full_text_has_evidence(question, &stray));
+        let real = [stray[0].clone(), with_text("A loaf made at home.")];
+        assert!(full_text_has_evidence(question, &real));
+        // Short questions take any hit: one term is all they have.
+        assert!(full_text_has_evidence("loaf", &stray));
+        assert!(full_text_has_evidence("making loaves", &stray));
+        assert!(!full_text_has_evidence(question, &[]));
+    }
+
+    #[test]
+    fn bm25_is_shown_relative_to_the_best_hit() {
+        let hits = relative_bm25(vec![hit("a", 0, 8.0), hit("b", 0, 2.0)]);
+        assert_eq!(hits[0].score, 1.0);
+        assert!((hits[1].score - 0.25).abs() < 1e-6);
+        assert!(relative_bm25(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_weight_is_checked_and_only_for_hybrid() {
+        let mut req = SearchRequest::new("x");
+        for ok in [0.0, 0.3, 1.0] {
+            req.vector_weight = Some(ok);
+            req.validate().unwrap();
+        }
+        for bad in [-0.1, 1.5, f32::NAN] {
+            req.vector_weight = Some(bad);
+            let err = req.validate().unwrap_err().to_string();
+            assert!(err.contains("vector_weight must be 0 to 1"), "{err}");
+        }
+        req.vector_weight = Some(0.5);
+        req.mode = SearchMode::Vector;
+        let err = req.validate().unwrap_err().to_string();
+        assert!(err.contains("hybrid searches only"), "{err}");
+    }
+
+    #[test]
+    fn default_weights_grow_with_the_embedder_s_quality() {
+        let identity = |name: &str| EmbedderIdentity {
+            name: name.into(),
+            model: "m".into(),
+            dimension: 384,
+        };
+        let builtin = default_vector_weight(&identity("builtin"));
+        let fixed = default_vector_weight(&identity("static"));
+        let local = default_vector_weight(&identity("local"));
+        let openai = default_vector_weight(&identity("openai-compatible"));
+        assert!(0.0 < builtin && builtin < fixed && fixed < local && local <= 1.0);
+        assert_eq!(local, openai);
+    }
 }

@@ -81,18 +81,16 @@ impl Device {
 /// A hit: document, chunk, and score in millionths.
 type Hit = (String, i32, i64);
 
-/// What a user sees: counts and ranked results of a few vector and full-text searches.
-/// Hits with equal scores are put in a fixed order: among ties, order follows the physical
-/// row layout, which a restore and re-sync may change. (Hybrid scores are ranks, so a tie
-/// below them changes the scores themselves; its parts are compared instead.)
+/// What a user sees: counts and ranked results of a few searches in every mode. Hits with
+/// equal scores are put in a fixed order: which of several tied rows a search's limit keeps
+/// follows the physical row layout, which a restore and re-sync may change.
 async fn snapshot(engine: &Engine) -> (usize, usize, Vec<Vec<Hit>>) {
     let status = engine.status(USER).await.unwrap();
     let mut results = Vec::new();
     let queries = ["harbor", "quarterly report", "garden", "alpha beta"];
-    for (q, mode) in queries
-        .iter()
-        .flat_map(|q| [(q, SearchMode::Vector), (q, SearchMode::FullText)])
-    {
+    for (q, mode) in queries.iter().flat_map(|q| {
+        [SearchMode::Vector, SearchMode::FullText, SearchMode::Hybrid].map(|mode| (q, mode))
+    }) {
         let mut request = SearchRequest::new(*q);
         request.mode = mode;
         request.limit = 8;

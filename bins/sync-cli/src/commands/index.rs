@@ -22,7 +22,13 @@ pub(super) async fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<ExitC
         limit: args.limit,
         source_id: args.source.clone(),
         doc_type,
+        vector_weight: args.vector_weight,
     };
+    // A request the engine would refuse is a usage error (a limit of 0, a weight of 2).
+    if let Err(e) = request.validate() {
+        eprintln!("error: {}", crate::output::terminal(&e.to_string()));
+        return Ok(ExitCode::from(super::exit::INVALID));
+    }
     let hits = ctx.engine.search(&args.user.user, &request).await?;
     print(&args.user, &serde_json::to_value(&hits)?, || {
         if hits.is_empty() {

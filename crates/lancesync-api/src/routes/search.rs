@@ -37,6 +37,10 @@ pub(crate) struct SearchBody {
     /// Only this type.
     #[schema(value_type = Option<DocTypeName>)]
     doc_type: Option<DocType>,
+    /// Hybrid only: the vector half's share of the score, 0 to 1 (default
+    /// `SEARCH_VECTOR_WEIGHT`, or the embedder's own).
+    #[schema(minimum = 0, maximum = 1)]
+    vector_weight: Option<f32>,
 }
 
 impl ActsFor for SearchBody {
@@ -59,6 +63,7 @@ pub(super) async fn search(
         limit: b.limit.unwrap_or(10),
         source_id: b.source_id,
         doc_type: b.doc_type,
+        vector_weight: b.vector_weight,
     };
     let results = api.orchestrator.engine().search(&user, &request).await?;
     ok(json!({ "user_id": user, "count": results.len(), "results": results }))

@@ -162,6 +162,18 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         (
             Method::POST,
             "/api/v1/search",
+            raw(r#"{"query": "x", "vector_weight": 1.5}"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/v1/search",
+            raw(r#"{"query": "x", "mode": "vector", "vector_weight": 0.5}"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/v1/search",
             raw(r#"{"query": "x", "source_id": "a' OR '1'='1"}"#),
             StatusCode::BAD_REQUEST,
         ),

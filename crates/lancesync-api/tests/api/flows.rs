@@ -67,7 +67,19 @@ async fn the_common_flows_work_end_to_end() {
                 .ends_with("tomatoes.md"),
             "{mode}: {v}"
         );
+        let score = v["results"][0]["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{mode}: {v}");
     }
+    // A hybrid search may weigh its halves itself: 0 is full text alone, best hit 1.
+    let r = s
+        .post(
+            "/api/v1/search",
+            Some(ALICE),
+            json!({ "query": "watering tomatoes", "vector_weight": 0.0 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["results"][0]["score"], 1.0, "{}", r.text);
     let r = s
         .post(
             "/api/v1/search",

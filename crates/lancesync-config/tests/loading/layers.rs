@@ -233,6 +233,17 @@ fn the_embedding_model_folder_and_provider() {
         problem_text(&opts(dir.path(), &[("EMBEDDING_PROVIDER", "bert")]))
             .contains("EMBEDDING_PROVIDER=bert")
     );
+    // The hybrid search's vector weight: auto (the embedder's own) unless set.
+    let weight = |env: &[(&str, &str)]| {
+        Config::load(&opts(dir.path(), env))
+            .unwrap()
+            .settings()
+            .embedding
+            .search_vector_weight
+    };
+    assert_eq!(weight(&[]), None);
+    assert_eq!(weight(&[("SEARCH_VECTOR_WEIGHT", "auto")]), None);
+    assert_eq!(weight(&[("SEARCH_VECTOR_WEIGHT", "0.4")]), Some(0.4));
 }
 
 #[test]

@@ -195,6 +195,12 @@ fn every_validation_rule() {
             "S3_ENDPOINT",
             "only http:// and https://",
         ),
+        (
+            "a hybrid weight above 1",
+            vec![("SEARCH_VECTOR_WEIGHT", "1.5")],
+            "SEARCH_VECTOR_WEIGHT",
+            "is not a number from 0 to 1",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (what, env, setting, needle) in cases {

@@ -110,6 +110,91 @@ async fn search_modes_filters_and_injection() {
     );
 }
 
+/// Scores are on a 0-1 scale in every mode, and a hybrid search's weight moves its ranking
+/// from full text's (0) to the vectors' (1), on real tables.
+#[tokio::test]
+async fn scores_are_0_to_1_and_the_hybrid_weight_runs_from_full_text_to_vectors() {
+    let f = Fixture::new(|_| {});
+    let topics = [
+        "river otters and their dens",
+        "otters hunting fish in cold rivers",
+        "baking rye bread with a starter",
+        "river boats carrying grain",
+        "mountain goats on steep cliffs",
+        "fish markets at the harbour",
+    ];
+    for (i, topic) in topics.iter().enumerate() {
+        f.write(&format!("t{i}.txt"), text(topic, 2));
+    }
+    f.sync().await;
+    let search = |mode, vector_weight| {
+        let engine = &f.engine;
+        async move {
+            let request = SearchRequest {
+                mode,
+                vector_weight,
+                limit: 6,
+                ..SearchRequest::new("otters in rivers")
+            };
+            engine.search("alice", &request).await.unwrap()
+        }
+    };
+    let docs = |hits: &[lancesync_engine::SearchHit]| {
+        hits.iter()
+            .map(|h| (h.doc_id.clone(), h.chunk_index))
+            .collect::<Vec<_>>()
+    };
+    for mode in [SearchMode::Vector, SearchMode::FullText, SearchMode::Hybrid] {
+        let hits = search(mode, None).await;
+        assert!(!hits.is_empty(), "{mode:?}");
+        assert!(
+            hits.iter().all(|h| (0.0..=1.0).contains(&h.score)),
+            "{mode:?}: {:?}",
+            hits.iter().map(|h| h.score).collect::<Vec<_>>()
+        );
+    }
+    let full_text = search(SearchMode::FullText, None).await;
+    assert_eq!(full_text[0].score, 1.0, "the best BM25 match scores 1");
+    // Weight 0: full text's order (its hits first; chunks only the vectors found after, at 0).
+    let hybrid_text = search(SearchMode::Hybrid, Some(0.0)).await;
+    assert_eq!(
+        docs(&hybrid_text[..full_text.len()]),
+        docs(&full_text),
+        "weight 0 ranks by full text"
+    );
+    for (h, t) in hybrid_text.iter().zip(&full_text) {
+        assert!(
+            (h.score - t.score).abs() < 1e-6,
+            "{} vs {}",
+            h.score,
+            t.score
+        );
+    }
+    // Weight 1: the vectors' order and scores.
+    let vector = search(SearchMode::Vector, None).await;
+    let hybrid_vector = search(SearchMode::Hybrid, Some(1.0)).await;
+    assert_eq!(
+        docs(&hybrid_vector),
+        docs(&vector),
+        "weight 1 ranks by vectors"
+    );
+    for (h, v) in hybrid_vector.iter().zip(&vector) {
+        assert!(
+            (h.score - v.score).abs() < 1e-6,
+            "{} vs {}",
+            h.score,
+            v.score
+        );
+    }
+    // Out of range, or on another mode: refused with a reason.
+    let too_much = SearchRequest {
+        vector_weight: Some(1.5),
+        ..SearchRequest::new("otters")
+    };
+    let err = f.engine.search("alice", &too_much).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+}
+
 #[tokio::test]
 async fn reads_for_an_unknown_user_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
