@@ -13,8 +13,7 @@
 //! `--reuse` searches the index a previous run left in `--dir` (idle phase only), so the
 //! server can be profiled or its settings compared without building the index again.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,7 +21,18 @@ use std::time::{Duration, Instant};
 use lancesync_testkit::corpus;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "bench-admin-token-0123456789";
+mod common;
+use common::{TOKEN, add_and_scan, percentile};
+
+/// The server on `dir`'s index, chunking at 250 characters (overlap 50).
+fn start(dir: &std::path::Path, embedder: &str) -> common::Server {
+    common::start(
+        dir,
+        embedder,
+        &[("CHUNK_CHARACTERS", "250"), ("CHUNK_OVERLAP", "50")],
+    )
+}
+
 const WORDS: &[&str] = &[
     "garden", "tomato", "vector", "database", "search", "storage", "backup", "memory", "table",
     "schema", "policy", "network", "retry", "coffee", "museum", "physics", "guitar", "harvest",
@@ -65,88 +75,6 @@ fn parse_args() -> Args {
         }
     }
     args
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(work: &Path, embedder: &str) -> Server {
-    let model = PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-        .join(".local/share/lancesync/models/all-MiniLM-L6-v2");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sync-server"));
-    command
-        .current_dir(work)
-        .env_clear()
-        .env("HOME", work)
-        .env("LANCEDB_URI", work.join("db"))
-        .env("SYNC_STATE_DIR", work.join("state"))
-        .env("API_PORT", "0")
-        .env("API_ADMIN_TOKEN", TOKEN)
-        .env("API_RATE_LIMIT", "0")
-        .env("ENABLE_SOURCE_MONITORING", "false")
-        .env("CHUNK_CHARACTERS", "250")
-        .env("CHUNK_OVERLAP", "50")
-        .env("RUST_LOG", "warn")
-        .env("EMBEDDING_PROVIDER", embedder)
-        .env("EMBEDDING_MODEL_PATH", model);
-    let (child, base) = lancesync_testkit::cli::spawn_server(command);
-    Server { child, base }
-}
-
-async fn call(client: &reqwest::Client, base: &str, path: &str, body: Value) -> Value {
-    let res = client
-        .post(format!("{base}{path}"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("answered");
-    let status = res.status();
-    let v: Value = res.json().await.expect("JSON");
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
-}
-
-/// Add a folder source for user `bench` and scan it; with `wait`, until it finishes.
-async fn add_and_scan(
-    client: &reqwest::Client,
-    base: &str,
-    id: &str,
-    dir: &Path,
-    wait: bool,
-) -> Value {
-    call(
-        client,
-        base,
-        "/api/v1/sources",
-        json!({ "user_id": "bench", "source_id": id, "config": { "watch_paths": [dir] } }),
-    )
-    .await;
-    let path = format!("/api/v1/sources/local_filesystem/{id}/scan?user_id=bench&wait=0");
-    let job = call(client, base, &path, json!({})).await;
-    let id = job["id"].as_str().unwrap().to_string();
-    loop {
-        let res = client
-            .get(format!("{base}/api/v1/jobs/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let job: Value = res.json().await.unwrap();
-        if !wait || job["state"] == "succeeded" || job["state"] == "failed" {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 struct Phase {
@@ -209,13 +137,6 @@ async fn load(base: &str, clients: usize, seconds: u64, mode: &str) -> Phase {
     phase.seconds = started.elapsed().as_secs_f64();
     phase.latencies_ms.sort_by(f64::total_cmp);
     phase
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn describe(name: &str, p: &Phase) -> String {
