@@ -152,10 +152,11 @@ pub struct SearchHit {
 const REFINE_FACTOR: u32 = 5;
 
 /// Candidates each half of a hybrid search brings to the fusion, when the search asks for
-/// fewer hits. A chunk only one half found counts 0 for the other; deeper lists make that rarer.
-/// On SciFact's train queries (docs/benchmarks.md) 100 ranked at least as well as 10 or 30
-/// with every embedder, and a search of these tables reads 100 rows little slower than 10.
-const HYBRID_CANDIDATES: usize = 100;
+/// fewer hits. A chunk only one half found counts 0 for the other; deeper lists make that rarer
+/// but cost time: on SciFact (docs/benchmarks.md, the static model) 30, 50 and 100 gave
+/// nDCG@10 0.668, 0.673 and 0.671 at p50 10.1, 10.7 and 16.6 ms; its train queries scored 50
+/// and 100 within 0.001 of each other.
+const HYBRID_CANDIDATES: usize = 50;
 
 /// The vector half's default share of a hybrid search's score for an embedder: how much its
 /// similarities can add to BM25. Chosen on SciFact's train queries (docs/benchmarks.md),
