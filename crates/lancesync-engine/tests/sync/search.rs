@@ -174,7 +174,7 @@ async fn scores_are_0_to_1_and_the_hybrid_weight_runs_from_full_text_to_vectors(
     let hybrid_vector = search(SearchMode::Hybrid, Some(1.0)).await;
     assert_eq!(hybrid_vector.len(), vector.len());
     same(&hybrid_vector, &vector);
-    // Out of range, or on another mode: refused with a reason.
+    // Out of range: refused (a weight on another mode is checked by the unit and API tests).
     let too_much = SearchRequest {
         vector_weight: Some(1.5),
         ..SearchRequest::new("otters")
