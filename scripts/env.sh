@@ -97,6 +97,12 @@ lancesync_test_setup() {
         echo "installing poppler-utils and tesseract-ocr for the PDF repair and OCR tests" >&2
         lancesync_apt_install poppler-utils tesseract-ocr tesseract-ocr-eng
     fi
+    # The static model's folder is Model2Vec's layout: its own Python package must read it and
+    # give the vectors lancesync gives.
+    if command -v python3 >/dev/null 2>&1 && ! python3 -c "import model2vec" >/dev/null 2>&1; then
+        echo "installing model2vec for the static model's compatibility test" >&2
+        python3 -m pip install --quiet --disable-pip-version-check "model2vec>=0.6,<0.11" >&2
+    fi
     # The OpenAPI document is checked with a standard validator.
     if command -v python3 >/dev/null 2>&1 && ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
         echo "installing openapi-spec-validator for the OpenAPI document test" >&2

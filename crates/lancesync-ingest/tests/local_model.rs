@@ -162,6 +162,18 @@ async fn a_static_model_distilled_from_it_ranks_by_meaning_and_is_reused() {
     // The same texts give the same vectors, one at a time or together.
     let one = model.embed(&texts[..1]).await.unwrap();
     assert_eq!(one[0], v[0]);
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    assert!(
+        config["distillation"].as_str().is_some_and(|r| r.contains("sif")),
+        "the recipe is recorded: {config}"
+    );
+
+    // Model2Vec's own Python package reads the folder and gives the same vectors.
+    let python = model2vec_vectors(&folder, &texts[..3]);
+    for ((text, ours), theirs) in texts.iter().zip(&v).zip(&python) {
+        assert!(cosine(ours, theirs) > 0.9999, "{text:?}: {}", cosine(ours, theirs));
+    }
 
     // A folder that holds one already is loaded, not distilled again.
     let teacher_copy = dir.path().join("teacher");
@@ -171,6 +183,26 @@ async fn a_static_model_distilled_from_it_ranks_by_meaning_and_is_reused() {
     let reused = StaticEmbedder::load_or_distill(&teacher_copy).unwrap();
     assert_eq!(reused.identity(), identity, "the same model");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// The vectors Python's `model2vec` gives `texts` with the model in `folder` (scripts/env.sh
+/// installs the package for the tests).
+fn model2vec_vectors(folder: &std::path::Path, texts: &[String]) -> Vec<Vec<f32>> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\nfrom model2vec import StaticModel\nm = StaticModel.from_pretrained(sys.argv[1])\nprint(json.dumps(m.encode(json.loads(sys.argv[2])).tolist()))",
+        ])
+        .arg(folder)
+        .arg(serde_json::to_string(texts).unwrap())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "model2vec could not read the folder (install it with `python3 -m pip install model2vec`; scripts/env.sh does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("vectors as JSON")
 }
 
 /// A static model folder with the installed model's tokenizer and a small table of vectors:

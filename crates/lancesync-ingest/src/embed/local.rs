@@ -186,13 +186,13 @@ impl LocalEmbedder {
         self.inner.identity.model.clone()
     }
 
-    /// Embed rows of token ids of one length (no padding), pooled as the model pools;
-    /// normalised only when `normalize` is set.
-    pub(crate) fn embed_ids(&self, rows: &[Vec<u32>], normalize: bool) -> Result<Vec<Vec<f32>>> {
+    /// The model's output at `position` of each row of token ids (all of one length, no
+    /// padding): a token's vector in the context the rows give it.
+    pub(crate) fn output_at(&self, rows: &[Vec<u32>], position: usize) -> Result<Vec<Vec<f32>>> {
         let failed = |e: &dyn std::fmt::Display| Error::Embed(format!("local model: {e}"));
         let width = rows.first().map_or(0, Vec::len);
-        if rows.iter().any(|r| r.len() != width) {
-            return Err(failed(&"rows of token ids differ in length"));
+        if rows.iter().any(|r| r.len() != width) || position >= width {
+            return Err(failed(&"rows of token ids differ in length or are too short"));
         }
         let flat: Vec<u32> = rows.iter().flatten().copied().collect();
         let ids =
@@ -200,7 +200,9 @@ impl LocalEmbedder {
         let types = ids.zeros_like().map_err(|e| failed(&e))?;
         let mask = ids.ones_like().map_err(|e| failed(&e))?;
         self.inner
-            .pooled(&ids, &types, &mask, normalize)
+            .model
+            .forward(&ids, &types, Some(&mask))
+            .and_then(|hidden| hidden.narrow(1, position, 1)?.squeeze(1)?.to_vec2::<f32>())
             .map_err(|e| failed(&e))
     }
 
