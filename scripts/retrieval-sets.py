@@ -3,8 +3,9 @@
 
     python3 scripts/retrieval-sets.py RAW_DIR OUT_DIR
 
-RAW_DIR holds the files as obtained from public repositories (see RAW_DIR/SOURCES.md; the
-project keeps them in ../shared/datasets/retrieval, none are committed here). For each set,
+RAW_DIR holds the files as obtained from the public repositories below (none are committed
+here), one folder per set; each file is checked against the sha256 it had when the figures in
+docs/benchmarks.md were measured, and a set whose files differ is refused. For each set,
 OUT_DIR/<set>/ gets corpus.jsonl ({"_id", "title", "text"}), queries.jsonl ({"_id", "text"})
 and qrels/test.tsv (scifact also qrels/train.tsv; query-id, corpus-id, score; the score is the gain nDCG uses).
 
@@ -18,10 +19,19 @@ and qrels/test.tsv (scifact also qrels/train.tsv; query-id, corpus-id, score; th
   code -1 (no relevance given) is dropped.
 - cisi: CISI, 1,460 documents; only the 76 queries with judgments are kept, gain 1.
 
+Sources (public GitHub repositories, at these commits):
+- scifact/scifact.zip: sumithra-p-v/claimverifier b42f1c3444b28884ddcfadffafbfe223646c6c37,
+  data/scifact.zip (allenai/scifact's corpus_train.csv and claims_validation.csv)
+- cranfield/{cran.all.1400, cran.qry, cranqrel}: noramtboraas/information-retrieval
+  4ea1b8e02da1db64b68b0364d50620b3c95528dc
+- cisi/{CISI.ALL, CISI.QRY, CISI.REL}: Shakiba-Alipour/Information-Retrieval-on-CISI
+  7a23c34602e8949d795bb1835004546e00d1d1ba
+
 Only the standard library is used.
 """
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -140,10 +150,33 @@ def cisi(raw: Path, out: Path):
     write_set(out, corpus, queries, {"test": qrels})
 
 
+# The files the figures in docs/benchmarks.md were measured on.
+SHA256 = {
+    "scifact/scifact.zip": "a798a7046af0f6fa04476448459ce7cafeea5bd90d4d99c53a0e27dc5e1a4673",
+    "cranfield/cran.all.1400": "fbb8935a93263ab6c9fadefb507fd7cd5e101e7fbeb31c12e6bff6dd501315e8",
+    "cranfield/cran.qry": "99578ceb88941ef89c14faf7c63c23776a376d8fba319b990f01d0c601d8b03f",
+    "cranfield/cranqrel": "a90f56082cd44db70bf2c21ebca39a1a34e37c82ccb5ddf1bcc64f18795234c7",
+    "cisi/CISI.ALL": "c13934ad921234b571e7b424af3461fe39dccb16757cb21954b3aea5250d072e",
+    "cisi/CISI.QRY": "b72de0e0cb8aa5c93ac988e5be0400cc18949d0a94913a248783a37dd97d5470",
+    "cisi/CISI.REL": "f7396c92586c61953ccb7ae99ad8d3ac749ac3b989041fc93a9e311568f58997",
+}
+
+
+def check_files(raw: Path):
+    for name, want in SHA256.items():
+        path = raw / name
+        if not path.is_file():
+            sys.exit(f"{path} is missing (see the sources in this script's help)")
+        got = hashlib.sha256(path.read_bytes()).hexdigest()
+        if got != want:
+            sys.exit(f"{path}: sha256 {got}, expected {want}: not the file the figures came from")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     raw, out = Path(sys.argv[1]), Path(sys.argv[2])
+    check_files(raw)
     for name, build in (("scifact", scifact), ("cranfield", cranfield), ("cisi", cisi)):
         build(raw / name, out / name)
 

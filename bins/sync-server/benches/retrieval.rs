@@ -5,7 +5,7 @@
 //!
 //! Workload:
 //! - the public sets in `--sets` (default `~/.cache/lancesync/retrieval-sets`, which
-//!   `python3 scripts/retrieval-sets.py ../shared/datasets/retrieval DIR` builds): each a
+//!   `python3 scripts/retrieval-sets.py RAW_DIR DIR` builds from the public files): each a
 //!   folder in BEIR's layout (corpus.jsonl, queries.jsonl, qrels/test.tsv). Every document
 //!   becomes a Markdown file (`# title`, then the text) in one folder source;
 //! - `own`: `benches/retrieval/set.json`, 42 passages (paragraphs of this repository's docs
@@ -23,11 +23,12 @@
 //! top 10), and the search's p50 latency as the client saw it.
 //!
 //! Run: cargo bench --locked --profile dev --workspace --bench retrieval -- \
-//!      [--sets DIR] [--only scifact,own] [--embedders builtin,static,local] [--weight W]
-//!      [--split test|train]
-//! `--weight` sets SEARCH_VECTOR_WEIGHT for the hybrid rows (default: the embedder's own);
-//! `--split train` scores a set's training queries (SciFact's), on which the default weights
-//! were chosen: `-- --only scifact --split train --weight 0.15`.
+//!      [--sets DIR] [--only scifact,own] [--embedders builtin,static,local]
+//!      [--weights W1,W2,..] [--split test|train]
+//! The hybrid row uses the embedder's default weight; `--weights` adds a hybrid row per
+//! weight (each search's `vector_weight`, on the same index). `--split train` scores a set's
+//! training queries (SciFact's), on which the default weights were chosen:
+//! `-- --only scifact --split train --weights 0.1,0.15,0.2`.
 //! `local` (the transformer, 8 to 9 chunks/s on 2 cores) is not in the default list: SciFact
 //! alone takes it half an hour to index.
 
@@ -44,7 +45,7 @@ struct Args {
     sets: PathBuf,
     only: Option<Vec<String>>,
     embedders: Vec<String>,
-    weight: Option<String>,
+    weights: Vec<f64>,
     split: String,
 }
 
@@ -54,7 +55,7 @@ fn parse_args() -> Args {
             .join(".cache/lancesync/retrieval-sets"),
         only: None,
         embedders: vec!["builtin".into(), "static".into()],
-        weight: None,
+        weights: Vec::new(),
         split: "test".into(),
     };
     let list = |s: String| s.split(',').map(str::to_string).collect::<Vec<_>>();
@@ -65,7 +66,12 @@ fn parse_args() -> Args {
             "--sets" => args.sets = PathBuf::from(value()),
             "--only" => args.only = Some(list(value())),
             "--embedders" => args.embedders = list(value()),
-            "--weight" => args.weight = Some(value()),
+            "--weights" => {
+                args.weights = list(value())
+                    .iter()
+                    .map(|w| w.parse().unwrap_or_else(|_| panic!("--weights: {w}?")))
+                    .collect()
+            }
             "--split" => args.split = value(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -218,14 +224,25 @@ fn ranked(hits: &Value) -> Vec<String> {
     ids
 }
 
-async fn evaluate(client: &reqwest::Client, base: &str, set: &TestSet, mode: &str) -> Scores {
+/// Every query of `set` once in `mode` (with `weight` as the search's `vector_weight`).
+async fn evaluate(
+    client: &reqwest::Client,
+    base: &str,
+    set: &TestSet,
+    mode: &str,
+    weight: Option<f64>,
+) -> Scores {
     let mut scores = Scores::default();
     for (id, query) in &set.queries {
+        let mut body = json!({ "user_id": "bench", "query": query, "mode": mode, "limit": 10 });
+        if let Some(w) = weight {
+            body["vector_weight"] = json!(w);
+        }
         let started = Instant::now();
         let res = client
             .post(format!("{base}/api/v1/search"))
             .bearer_auth(TOKEN)
-            .json(&json!({ "user_id": "bench", "query": query, "mode": mode, "limit": 10 }))
+            .json(&body)
             .send()
             .await
             .expect("answered");
@@ -290,11 +307,7 @@ async fn main() {
         for (i, embedder) in args.embedders.iter().enumerate() {
             let state = work.path().join(format!("{}-{embedder}", set.name));
             std::fs::create_dir_all(&state).unwrap();
-            let mut settings = Vec::new();
-            if let Some(w) = &args.weight {
-                settings.push(("SEARCH_VECTOR_WEIGHT", w.as_str()));
-            }
-            let server = common::start(&state, embedder, &settings);
+            let server = common::start(&state, embedder, &[]);
             let started = Instant::now();
             let job = add_and_scan(&client, &server.base, &set.name, &folder, true).await;
             let seconds = started.elapsed().as_secs_f64();
@@ -313,11 +326,17 @@ async fn main() {
             } else {
                 &["vector", "hybrid"]
             };
-            for mode in modes {
-                let mut scores = evaluate(&client, &server.base, set, mode).await;
-                let what = match *mode {
-                    "full_text" => "full text (BM25)".to_string(),
-                    m => format!("{m}, {embedder}"),
+            let runs = modes.iter().map(|m| (*m, None)).chain(
+                args.weights
+                    .iter()
+                    .map(|w| ("hybrid", Some(*w))),
+            );
+            for (mode, weight) in runs {
+                let mut scores = evaluate(&client, &server.base, set, mode, weight).await;
+                let what = match (mode, weight) {
+                    ("full_text", _) => "full text (BM25)".to_string(),
+                    (m, Some(w)) => format!("{m}, {embedder}, w = {w}"),
+                    (m, None) => format!("{m}, {embedder}"),
                 };
                 let row = scores.row(&set.name, &what, set.queries.len());
                 println!("{row}");

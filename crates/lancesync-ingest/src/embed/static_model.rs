@@ -31,7 +31,8 @@ const MAX_TOKENS: usize = 512;
 /// Tokens run through the teacher together while distilling.
 const DISTILL_BATCH: usize = 512;
 /// The SIF weighting's smoothing: a token of probability `p` weighs `a / (a + p)`.
-/// Model2Vec's value; on SciFact's train queries it beat 3e-4 and 1e-3 (docs/benchmarks.md).
+/// Model2Vec's published value: SciFact's train queries do not separate it from 3e-4 or 1e-3
+/// (docs/benchmarks.md, "The static model's distillation").
 const SIF_A: f64 = 1e-4;
 /// How [`distill`] makes a model, recorded in its `config.json`: a folder made by an earlier
 /// recipe keeps working (tables hold its identity) until it is removed and re-distilled.
@@ -298,8 +299,8 @@ impl Loaded {
 ///
 /// Each token of the teacher's vocabulary is run through the teacher on its own (with the
 /// tokenizer's special tokens around it) and the output at the token is its vector (it ranks
-/// better than the teacher's mean over the special tokens too: SciFact +0.03 nDCG@10 on
-/// train, docs/benchmarks.md); the vectors are centred on their mean
+/// better than the teacher's mean that takes in the special tokens too: SciFact's train
+/// queries +0.02, docs/benchmarks.md); the vectors are centred on their mean
 /// (the direction every token shares carries no meaning) and weighted by SIF,
 /// `a / (a + p)`, with `p` a Zipf estimate of the token's frequency from its rank. WordPiece
 /// vocabularies list their special and single-character entries first and then words by
