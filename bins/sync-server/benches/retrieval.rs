@@ -326,11 +326,10 @@ async fn main() {
             } else {
                 &["vector", "hybrid"]
             };
-            let runs = modes.iter().map(|m| (*m, None)).chain(
-                args.weights
-                    .iter()
-                    .map(|w| ("hybrid", Some(*w))),
-            );
+            let runs = modes
+                .iter()
+                .map(|m| (*m, None))
+                .chain(args.weights.iter().map(|w| ("hybrid", Some(*w))));
             for (mode, weight) in runs {
                 let mut scores = evaluate(&client, &server.base, set, mode, weight).await;
                 let what = match (mode, weight) {

@@ -150,10 +150,10 @@ impl EngineConfig {
 }
 
 /// The embedder lancesync's settings choose. `auto` takes the static model distilled from the
-/// local model when `EMBEDDING_MODEL_PATH` holds one (distilling it on first use, about a
-/// minute, then loading it from `EMBEDDING_MODEL_PATH/static`), else the built-in embedder;
-/// `local` runs the local model itself (better, and about a hundred times slower); `static`
-/// insists on the static model.
+/// local model when `EMBEDDING_MODEL_PATH` holds one (distilling it on first use, about six
+/// minutes on 2 cores, then loading it from `EMBEDDING_MODEL_PATH/static`), else the built-in
+/// embedder; `local` runs the local model itself (better, and about a hundred times slower);
+/// `static` insists on the static model.
 pub fn embedder_from_settings(settings: &lancesync_config::Settings) -> Result<Arc<dyn Embedder>> {
     use lancesync_config::EmbeddingProvider;
     let e = &settings.embedding;

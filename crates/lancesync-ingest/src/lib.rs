@@ -21,8 +21,8 @@ mod extract;
 
 pub use chunk::{Chunk, ChunkConfig, Chunker, window_bytes as chunk_window_bytes};
 pub use embed::{
-    Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, OpenAiConfig, OpenAiEmbedder,
-    StaticEmbedder, distill_static_model,
+    DistillOptions, Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, OpenAiConfig,
+    OpenAiEmbedder, StaticEmbedder, distill_static_model,
 };
 pub use extract::{
     DocType, ExtractOptions, Extracted, enable_pdf_isolation, extract, extract_with,

@@ -192,7 +192,9 @@ impl LocalEmbedder {
         let failed = |e: &dyn std::fmt::Display| Error::Embed(format!("local model: {e}"));
         let width = rows.first().map_or(0, Vec::len);
         if rows.iter().any(|r| r.len() != width) || position >= width {
-            return Err(failed(&"rows of token ids differ in length or are too short"));
+            return Err(failed(
+                &"rows of token ids differ in length or are too short",
+            ));
         }
         let flat: Vec<u32> = rows.iter().flatten().copied().collect();
         let ids =

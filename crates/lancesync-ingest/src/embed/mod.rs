@@ -3,6 +3,7 @@
 mod builtin;
 mod local;
 mod openai;
+mod sentence_fit;
 mod static_model;
 mod wordpiece;
 
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use builtin::HashingEmbedder;
 pub use local::LocalEmbedder;
 pub use openai::{OpenAiConfig, OpenAiEmbedder};
-pub use static_model::{StaticEmbedder, distill as distill_static_model};
+pub use static_model::{DistillOptions, StaticEmbedder, distill as distill_static_model};
 
 use crate::Result;
 

@@ -1,11 +1,11 @@
 //! A static embedding model: one vector per token of a vocabulary, a text's vector the mean of
 //! its tokens' vectors. Distilled here, once and offline, from the local sentence-embedding
-//! model (after the Model2Vec recipe: every token run through the model on its own, the
+//! model: after the Model2Vec recipe, every token is run through the model on its own, the
 //! model's output at the token taken, the vectors centred, then weighted down by how common
-//! the token is), so it needs no download beyond
-//! the model `scripts/env.sh` installs. A hundred or more times cheaper than running the
-//! transformer, for a smaller loss in retrieval quality than feature hashing
-//! (docs/benchmarks.md).
+//! the token is; then the table is fitted to the model's vectors of WordNet's glosses
+//! (Tokenlearn's idea). It needs no download beyond what `scripts/env.sh`
+//! installs. A hundred or more times cheaper than running the transformer, for a smaller loss
+//! in retrieval quality than feature hashing (docs/benchmarks.md).
 //!
 //! The folder (`model.safetensors` with an `embeddings` tensor of `[vocabulary, dimension]`,
 //! `tokenizer.json`, `config.json`) is the layout Model2Vec writes, so its own models load too.
@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use super::sentence_fit;
 use super::wordpiece::WordPiece;
 use super::{Embedder, EmbedderIdentity, LocalEmbedder};
 use crate::{Error, Result};
@@ -34,9 +35,51 @@ const DISTILL_BATCH: usize = 512;
 /// Model2Vec's published value: SciFact's train queries do not separate it from 3e-4 or 1e-3
 /// (docs/benchmarks.md, "The static model's distillation").
 const SIF_A: f64 = 1e-4;
-/// How [`distill`] makes a model, recorded in its `config.json`: a folder made by an earlier
-/// recipe keeps working (tables hold its identity) until it is removed and re-distilled.
+/// How [`distill`] makes a model, recorded in its `config.json` (with the sentences it was
+/// fitted to, if any): a folder made by an earlier recipe keeps working (tables hold its
+/// identity) until it is removed and re-distilled.
 const RECIPE: &str = "token-output, centred, sif 1e-4 by zipf rank";
+/// The WordNet database `scripts/env.sh` installs, beside the teacher's folder.
+const WORDNET_FOLDER: &str = "wordnet-3.0";
+/// Glosses the table is fitted to by default: 10,000 rank about as 40,000 do
+/// (docs/benchmarks.md); 12,000 take the teacher about five minutes on 2 cores.
+const DEFAULT_SENTENCES: usize = 12_000;
+
+/// What [`distill`] fits the table to after distilling it token by token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistillOptions {
+    /// A WordNet 3.0 database folder whose glosses the table is fitted to; `None` leaves the
+    /// table as distilled token by token (a weaker model).
+    pub wordnet: Option<PathBuf>,
+    /// At most this many glosses, spread evenly over the database.
+    pub sentences: usize,
+}
+
+impl DistillOptions {
+    /// The defaults for the model in `teacher`: the WordNet database installed beside it, if
+    /// there is one, and 12,000 of its glosses.
+    pub fn for_teacher(teacher: &Path) -> Self {
+        let wordnet = teacher
+            .parent()
+            .map(|p| p.join(WORDNET_FOLDER))
+            .filter(|w| sentence_fit::is_wordnet(w));
+        Self {
+            wordnet,
+            sentences: DEFAULT_SENTENCES,
+        }
+    }
+
+    /// The recipe these options make, as recorded in `config.json`.
+    fn recipe(&self) -> String {
+        match &self.wordnet {
+            Some(_) => format!(
+                "{RECIPE}; fitted to up to {} WordNet glosses",
+                self.sentences
+            ),
+            None => RECIPE.to_string(),
+        }
+    }
+}
 
 /// `config.json` of a static model folder.
 #[derive(Debug, Serialize, Deserialize)]
@@ -173,14 +216,19 @@ impl StaticEmbedder {
     }
 
     /// The static model distilled from the sentence-embedding model in `teacher`: loaded
-    /// from [`StaticEmbedder::folder_for`] when it is there, else distilled first (about a
-    /// minute on 2 cores) and written there for next time.
+    /// from [`StaticEmbedder::folder_for`] when it is there, else distilled first (about six
+    /// minutes on 2 cores, with [`DistillOptions::for_teacher`]) and written there for next
+    /// time.
     pub fn load_or_distill(teacher: &Path) -> Result<Self> {
         let folder = Self::folder_for(teacher);
+        let options = DistillOptions::for_teacher(teacher);
         if !Self::is_model_folder(&folder) {
-            tracing::info!(teacher = %teacher.display(), "distilling a static embedding model from the local model (once; about a minute)");
+            if options.wordnet.is_none() {
+                tracing::warn!(teacher = %teacher.display(), "no WordNet database beside the model (scripts/env.sh installs it): the static model is distilled without fitting it to sentences, and ranks worse");
+            }
+            tracing::info!(teacher = %teacher.display(), "distilling a static embedding model from the local model (once; a few minutes)");
             let started = std::time::Instant::now();
-            distill(&LocalEmbedder::load(teacher)?, &folder)?;
+            distill(&LocalEmbedder::load(teacher)?, &folder, &options)?;
             tracing::info!(
                 folder = %folder.display(),
                 seconds = started.elapsed().as_secs_f64(),
@@ -188,7 +236,7 @@ impl StaticEmbedder {
             );
         }
         let model = Self::load(&folder)?;
-        if model.inner.recipe.as_deref() != Some(RECIPE) {
+        if model.inner.recipe.as_deref() != Some(options.recipe().as_str()) {
             tracing::info!(
                 folder = %folder.display(),
                 "the static model was distilled by an earlier recipe; it stays in use (the tables hold its identity). To move to the current one, remove the folder and run `sync-cli reindex`"
@@ -306,7 +354,10 @@ impl Loaded {
 /// vocabularies list their special and single-character entries first and then words by
 /// frequency, so a word's rank counts from the first word (`the`); the entries before it
 /// (punctuation, characters) count as the most frequent.
-pub fn distill(teacher: &LocalEmbedder, out: &Path) -> Result<()> {
+///
+/// With a WordNet database in `options`, the table is then fitted to the teacher's vectors of
+/// its glosses (ridge regression toward the token-by-token table; docs/benchmarks.md).
+pub fn distill(teacher: &LocalEmbedder, out: &Path, options: &DistillOptions) -> Result<()> {
     let failed = |e: &dyn std::fmt::Display| Error::Embed(format!("distilling: {e}"));
     let tokenizer = teacher.tokenizer();
     let vocabulary = tokenizer.get_vocab_size(true);
@@ -352,6 +403,9 @@ pub fn distill(teacher: &LocalEmbedder, out: &Path) -> Result<()> {
             .zip(&mean)
             .for_each(|(v, m)| *v = ((*v as f64 - m) * weight) as f32);
     }
+    if let Some(wordnet) = &options.wordnet {
+        fit_to_glosses(teacher, wordnet, options.sentences, &mut table, dimension)?;
+    }
 
     let parent = out
         .parent()
@@ -382,7 +436,7 @@ pub fn distill(teacher: &LocalEmbedder, out: &Path) -> Result<()> {
         normalize: true,
         hidden_dim: Some(dimension),
         distilled_from: Some(teacher.identity_model()),
-        distillation: Some(RECIPE.into()),
+        distillation: Some(options.recipe()),
     };
     std::fs::write(
         staging.join("config.json"),
@@ -402,6 +456,40 @@ pub fn distill(teacher: &LocalEmbedder, out: &Path) -> Result<()> {
             Err(failed(&e))
         }
     }
+}
+
+/// Fit `table` to the teacher's vectors of up to `limit` WordNet glosses.
+fn fit_to_glosses(
+    teacher: &LocalEmbedder,
+    wordnet: &Path,
+    limit: usize,
+    table: &mut [f32],
+    dimension: usize,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut glosses = sentence_fit::wordnet_glosses(wordnet, limit)?;
+    // By length, so that the teacher's batches pad little.
+    glosses.sort_by_key(String::len);
+    let targets = teacher.embed_blocking(&glosses)?;
+    let tokenizer = teacher.tokenizer();
+    let sentences: Vec<Vec<u32>> = glosses
+        .par_iter()
+        .map(|g| {
+            tokenizer
+                .encode(g.as_str(), false)
+                .map(|e| e.get_ids().iter().take(MAX_TOKENS).copied().collect())
+                .map_err(|e| Error::Embed(format!("distilling: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let embedded = started.elapsed().as_secs_f64();
+    sentence_fit::fit(table, dimension, &sentences, &targets);
+    tracing::info!(
+        glosses = glosses.len(),
+        teacher_seconds = embedded,
+        fit_seconds = started.elapsed().as_secs_f64() - embedded,
+        "static model fitted to WordNet's glosses"
+    );
+    Ok(())
 }
 
 #[async_trait]
