@@ -39,7 +39,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 mod common;
-use common::{TOKEN, add_and_scan, percentile};
+use common::{add_and_scan, call, percentile};
 
 struct Args {
     sets: PathBuf,
@@ -239,19 +239,10 @@ async fn evaluate(
             body["vector_weight"] = json!(w);
         }
         let started = Instant::now();
-        let res = client
-            .post(format!("{base}/api/v1/search"))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("answered");
-        let status = res.status();
-        let hits: Value = res.json().await.expect("JSON");
+        let hits = call(client, base, "/api/v1/search", body).await;
         scores
             .latencies_ms
             .push(started.elapsed().as_secs_f64() * 1000.0);
-        assert!(status.is_success(), "search: {status} {hits}");
         scores.add(&ranked(&hits), &set.judgments[id]);
     }
     scores
