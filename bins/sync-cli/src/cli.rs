@@ -179,6 +179,10 @@ pub struct SyncArgs {
     /// Apply deletions even when they exceed MASS_DELETE_MAX_SHARE of a source
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Write nothing: list, read and chunk as a run would, and report what it would do (every
+    /// path with --json) and what its embedding would cost in tokens, time and money
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub user: UserArgs,
 }

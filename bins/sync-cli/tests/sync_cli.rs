@@ -545,3 +545,91 @@ fn hostile_names_are_shown_escaped_and_files_stay_private() {
     }
     assert!(checked > 10, "{checked}");
 }
+
+#[test]
+fn a_dry_run_plans_with_its_cost_and_the_next_sync_does_exactly_that() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("docs"), 8);
+    assert_eq!(run(w, &["sync", "docs"]).status.code(), Some(0));
+    let status = |w: &Path| json(&run(w, &["status", "--json"]))["status"].clone();
+    let before = status(w);
+    assert!(before["versions"][0].as_u64().unwrap() > 0, "{before}");
+
+    std::fs::remove_file(w.join("docs/note-0001.md")).unwrap();
+    std::fs::write(
+        w.join("docs/note-0002.md"),
+        "# Note 2\n\nRewritten about tides.",
+    )
+    .unwrap();
+    corpus(&w.join("docs/more"), 3);
+    let out = run(w, &["sync", "docs", "--dry-run", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let planned = json(&out);
+    let plan = &planned[0]["plan"];
+    assert_eq!(planned[0]["dry_run"], true);
+    // more/note-0001.md has the removed note-0001.md's content: a move, not a new document.
+    assert_eq!(plan["created"].as_array().unwrap().len(), 2, "{planned}");
+    assert!(
+        plan["updated"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("note-0002.md")
+    );
+    assert!(
+        plan["moved"][0]["from"]
+            .as_str()
+            .unwrap()
+            .ends_with("docs/note-0001.md")
+    );
+    assert!(
+        plan["moved"][0]["to"]
+            .as_str()
+            .unwrap()
+            .ends_with("more/note-0001.md")
+    );
+    assert_eq!(plan["deleted"], serde_json::json!([]));
+    assert!(plan["cost"]["tokens"].as_u64().unwrap() > 0);
+    assert_eq!(plan["cost"]["tokens_exact"], true);
+    assert!(plan["cost"]["estimated_seconds"].as_f64().is_some());
+    assert_eq!(status(w)["versions"], before["versions"], "nothing written");
+
+    // The text form, with a price.
+    let text = sync_cli(w, &["sync", "docs", "--dry-run"])
+        .env("EMBEDDING_PRICE_PER_MILLION_TOKENS", "0.02")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("nothing was written"), "{text}");
+    assert!(
+        text.contains("a run would create 2, update 1, move 1"),
+        "{text}"
+    );
+    assert!(text.contains("per million tokens"), "{text}");
+    assert!(text.contains("move: "), "{text}");
+
+    let out = run(w, &["sync", "docs", "--json"]);
+    let real = json(&out);
+    for key in [
+        "created",
+        "updated",
+        "deleted",
+        "unchanged",
+        "chunks_written",
+        "tokens_embedded",
+        "chunks_saved",
+    ] {
+        assert_eq!(real[0][key], planned[0][key], "{key}");
+    }
+    assert!(real[0].get("plan").is_none());
+    assert_ne!(status(w)["versions"], before["versions"]);
+    assert!(
+        !run(w, &["watch", "docs", "--dry-run"]).status.success(),
+        "watch has no dry run"
+    );
+}

@@ -121,7 +121,8 @@ pub(crate) struct JobAnswer {
     created_at: String,
     /// When finished.
     finished_at: Option<String>,
-    /// A scan's report.
+    /// A scan's report (a dry run's has `dry_run: true`, and `plan`: what a scan would do
+    /// and what its embedding would cost).
     #[schema(value_type = Option<Object>)]
     report: Option<Value>,
     /// A backup's or restore's result.

@@ -258,7 +258,7 @@ fn key_value_template(format: TemplateFormat) -> String {
 fn toml_literal(kind: Kind, value: &str) -> String {
     let bare = (matches!(
         kind,
-        Kind::Bool | Kind::Count | Kind::Number | Kind::Port | Kind::Fraction
+        Kind::Bool | Kind::Count | Kind::Number | Kind::Port | Kind::Fraction | Kind::Amount
     ) && value != "auto")
         || (kind == Kind::Seconds && value.parse::<u64>().is_ok());
     if bare && !value.is_empty() {

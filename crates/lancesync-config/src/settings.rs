@@ -206,6 +206,8 @@ pub struct EmbeddingSettings {
     pub batch_size: u64,
     /// `SEARCH_VECTOR_WEIGHT`; `None` (auto) takes the embedder's default.
     pub search_vector_weight: Option<f64>,
+    /// `EMBEDDING_PRICE_PER_MILLION_TOKENS`, when set.
+    pub price_per_million_tokens: Option<f64>,
 }
 
 /// Source monitoring and health checks.
@@ -439,6 +441,8 @@ impl<'a> Reader<'a> {
                             s => parse_fraction(s).map(Some),
                         })
                         .flatten(),
+                    price_per_million_tokens: self
+                        .get("EMBEDDING_PRICE_PER_MILLION_TOKENS", parse_amount),
                 }
             },
             monitoring: MonitoringSettings {
@@ -654,6 +658,13 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
         _ => Err("is not a number from 0 to 1".into()),
+    }
+}
+
+fn parse_amount(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err("is not a number of 0 or more".into()),
     }
 }
 

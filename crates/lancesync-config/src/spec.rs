@@ -33,6 +33,8 @@ pub enum Kind {
     Secret,
     /// A number from 0 to 1.
     Fraction,
+    /// A decimal number of at least 0 (a price, say).
+    Amount,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ impl Kind {
             Kind::Choice(words) => format!("one of: {}", words.join(", ")),
             Kind::Secret => "a secret (never shown)".into(),
             Kind::Fraction => "a number from 0 to 1".into(),
+            Kind::Amount => "a number, 0 or more (0.02)".into(),
         }
     }
 }
@@ -591,6 +594,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Count,
         default: Default::Value("64"),
         help: "Texts per embedding request.",
+        used_by: ENGINE,
+    },
+    SettingSpec {
+        name: "EMBEDDING_PRICE_PER_MILLION_TOKENS",
+        aliases: &[],
+        group: Group::Embedding,
+        kind: Kind::Amount,
+        default: Default::Unset,
+        help: "What the embedding provider charges per million tokens (e.g. 0.02 for OpenAI's text-embedding-3-small), in any currency; a dry run (`sync-cli sync --dry-run`, `scan?dry_run=true`) multiplies the tokens it would embed by it. Unset: no price is shown.",
         used_by: ENGINE,
     },
     SettingSpec {

@@ -69,6 +69,8 @@ pub struct EngineConfig {
     /// `SEARCH_VECTOR_WEIGHT`: the vector half's share of a hybrid search's score; `None`
     /// takes [`crate::default_vector_weight`] for the embedder.
     pub search_vector_weight: Option<f32>,
+    /// `EMBEDDING_PRICE_PER_MILLION_TOKENS`: what a dry run prices its tokens at.
+    pub embedding_price_per_million_tokens: Option<f64>,
 }
 
 impl EngineConfig {
@@ -103,6 +105,7 @@ impl EngineConfig {
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
         c.max_document_bytes = settings.sync.chunk_size_mb.saturating_mul(1 << 20);
         c.search_vector_weight = settings.embedding.search_vector_weight.map(|w| w as f32);
+        c.embedding_price_per_million_tokens = settings.embedding.price_per_million_tokens;
         c.legacy_fallback = match &settings.integration.legacy_fallback_url {
             Some(url) if settings.integration.legacy_fallback => {
                 match LegacyFallback::new(url.clone(), Duration::from_secs(120)) {
@@ -145,6 +148,7 @@ impl EngineConfig {
             max_document_bytes: 50 << 20,
             legacy_fallback: None,
             search_vector_weight: None,
+            embedding_price_per_million_tokens: None,
         }
     }
 }

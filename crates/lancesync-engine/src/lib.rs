@@ -49,7 +49,10 @@ pub use documents::{
 pub use error::{Error, Result};
 pub use fallback::{LegacyFallback, STATUS_LEGACY};
 pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest, default_vector_weight};
-pub use sync::{Failure, MassDeleteBlocked, NoProgress, Progress, SyncOptions, SyncReport};
+pub use sync::{
+    EmbeddingCost, Failure, MassDeleteBlocked, NoProgress, PlannedMove, Progress, RunPlan,
+    SyncOptions, SyncReport,
+};
 pub use tables::{DocPos, DocState, Maintenance, SourceDocs, TableSettings, UserTables};
 
 /// The source id of documents migrated from the original system that are in no configured
@@ -236,7 +239,8 @@ impl Engine {
         Ok(self.existing_tables(user_id).await?.is_some())
     }
 
-    /// One sync run of `source` into `user_id`'s tables.
+    /// One sync run of `source` into `user_id`'s tables; with [`SyncOptions::dry_run`], its
+    /// plan, writing nothing.
     pub async fn sync(
         &self,
         user_id: &str,
@@ -245,6 +249,20 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<SyncReport> {
         ids::validate_user_id(user_id)?;
+        if options.dry_run {
+            // Writes nothing, so it creates no tables and fetches nothing from S3 first.
+            let tables = self.existing_tables(user_id).await?;
+            return sync::Run::new_for(
+                &self.config,
+                self.embedder.as_ref(),
+                &self.chunker,
+                user_id,
+                tables.as_ref(),
+                source,
+            )
+            .execute(options, progress)
+            .await;
+        }
         // Multi-device sync: fetch a newer remote first. S3 being away must not stop local
         // work, so a failure here is only logged; the copy after the run is then queued.
         if let Err(e) = self.config.storage.before_write(user_id).await {

@@ -22,7 +22,7 @@ mod extract;
 pub use chunk::{Chunk, ChunkConfig, Chunker, window_bytes as chunk_window_bytes};
 pub use embed::{
     DistillOptions, Embedder, EmbedderIdentity, HashingEmbedder, LocalEmbedder, OpenAiConfig,
-    OpenAiEmbedder, StaticEmbedder, distill_static_model,
+    OpenAiEmbedder, StaticEmbedder, TokenCount, distill_static_model,
 };
 pub use extract::{
     DocType, ExtractOptions, Extracted, enable_pdf_isolation, extract, extract_with,

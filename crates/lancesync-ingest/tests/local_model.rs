@@ -78,6 +78,13 @@ async fn vectors_match_sentence_transformers() {
     // Batching pads texts to the longest: one text alone gives the same vector.
     let alone = model.embed(&sentences[..1]).await.unwrap();
     assert!(cosine(&alone[0], &vectors[0]) > 0.9999);
+    // Tokens the model read, [CLS] and [SEP] included, padding not: counted alike by
+    // embedding and by the tokenizer alone.
+    let (_, counted) = model.embed_counted(&sentences).await.unwrap();
+    assert!(counted.exact && counted.tokens > 2 * sentences.len() as u64);
+    assert_eq!(model.count_tokens(&sentences).unwrap(), counted);
+    let (_, one) = model.embed_counted(&sentences[..1]).await.unwrap();
+    assert!(one.tokens < counted.tokens);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,6 +165,12 @@ async fn a_static_model_distilled_from_it_ranks_by_meaning_and_is_reused() {
     // water my tomato plants ?" is 9, the empty text none.
     assert_eq!(model.count_tokens(&texts[..1]).unwrap(), 9);
     assert_eq!(model.count_tokens(&texts[3..]).unwrap(), 0);
+    // What a run reports: the same count, exact, from the embedding itself.
+    let (again, counted) = Embedder::embed_counted(&model, &texts).await.unwrap();
+    assert_eq!(again, v);
+    let total = model.count_tokens(&texts).unwrap() as u64;
+    assert_eq!(counted, lancesync_ingest::TokenCount::exact(total));
+    assert_eq!(Embedder::count_tokens(&model, &texts).unwrap(), counted);
     let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-4, "normalised: {norm}");
     assert!(

@@ -139,3 +139,28 @@ async fn sends_dimensions_when_asked() {
         .unwrap();
     assert_eq!(server.bodies()[0]["dimensions"], 8);
 }
+
+#[tokio::test]
+async fn tokens_are_the_servers_count_and_openai_models_are_counted_by_their_tokenizer() {
+    let server = EmbeddingServer::start(DIM, Some(KEY), vec![]).await;
+    let embedder = OpenAiEmbedder::new(config(&server)).unwrap();
+    assert!(!embedder.runs_locally());
+    // The stand-in reports one token per input in `usage`, as a server's own count: the
+    // embedder takes it over its own (these texts are several tokens each in cl100k_base).
+    let (vectors, counted) = embedder.embed_counted(&texts(10)).await.unwrap();
+    assert_eq!(vectors.len(), 10);
+    assert_eq!((counted.tokens, counted.exact), (10, true));
+    // Without embedding: OpenAI's model by cl100k_base, exactly.
+    let phrase = vec!["hello world".to_string(), "tokenization".to_string()];
+    let counted = embedder.count_tokens(&phrase).unwrap();
+    assert_eq!((counted.tokens, counted.exact), (2 + 2, true));
+    assert_eq!(server.requests(), 3, "counting sends nothing");
+    // Another model behind the same API: estimated at four characters per token.
+    let mut other = config(&server);
+    other.model = "nomic-embed-text".into();
+    let counted = OpenAiEmbedder::new(other)
+        .unwrap()
+        .count_tokens(&phrase)
+        .unwrap();
+    assert_eq!((counted.tokens, counted.exact), (3 + 3, false));
+}

@@ -3,12 +3,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lancesync_engine::SyncOptions;
+
 use crate::{Error, InProgress, Job, Orchestrator, Result, SourceKey, jobs};
 
 impl Orchestrator {
     /// Scan a source now (whether or not the pipeline is started): returns a job id at once;
     /// follow it with [`job`](Self::job) or [`wait_job`](Self::wait_job).
     pub fn scan(&self, user_id: &str, source_type: &str, source_id: &str) -> Result<Job> {
+        self.scan_job(user_id, source_type, source_id, false)
+    }
+
+    /// Plan a scan of a source without writing anything (a dry run, [`SyncOptions::dry_run`]):
+    /// a job like [`scan`](Self::scan)'s, whose report says what a scan would do and what its
+    /// embedding would cost. It is not a run: the source's last run and the run counters stay.
+    pub fn dry_run_scan(&self, user_id: &str, source_type: &str, source_id: &str) -> Result<Job> {
+        self.scan_job(user_id, source_type, source_id, true)
+    }
+
+    fn scan_job(
+        &self,
+        user_id: &str,
+        source_type: &str,
+        source_id: &str,
+        dry_run: bool,
+    ) -> Result<Job> {
         if *self.inner.shutdown.borrow() {
             return Err(Error::ShuttingDown);
         }
@@ -22,7 +41,8 @@ impl Orchestrator {
             let s = &sources[&key];
             (Arc::clone(&s.source), Arc::clone(&s.state))
         };
-        let id = self.inner.jobs.create("scan", user_id, source_id);
+        let kind = if dry_run { "dry-run" } else { "scan" };
+        let id = self.inner.jobs.create(kind, user_id, source_id);
         let this = self.clone();
         let job_id = id.clone();
         // Counted from now, so a shutdown right after this call waits for it.
@@ -31,13 +51,42 @@ impl Orchestrator {
             let _working = working;
             let handle = jobs::JobHandle::attach(&this.inner.jobs, job_id);
             handle.running();
-            let outcome = this
-                .run(&key, source.as_ref(), &state, &handle)
-                .await
-                .map_err(|e| e.to_string());
+            let outcome = if dry_run {
+                this.dry_run(&key, source.as_ref(), &handle).await
+            } else {
+                this.run(&key, source.as_ref(), &state, &handle).await
+            }
+            .map_err(|e| e.to_string());
             handle.finish(&outcome);
         });
         self.job(&id)
+    }
+
+    /// A dry run of one source: bounded by the run slots like a run, and kept out of the
+    /// way of a restore, but recorded nowhere.
+    async fn dry_run(
+        &self,
+        key: &SourceKey,
+        source: &dyn lancesync_sources::DocumentSource,
+        progress: &dyn lancesync_engine::Progress,
+    ) -> Result<lancesync_engine::SyncReport> {
+        let _slot = self
+            .inner
+            .run_slots
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let gate = self.user_gate(&key.user_id);
+        let _no_restore = gate.read().await;
+        let options = SyncOptions {
+            dry_run: true,
+            ..SyncOptions::default()
+        };
+        Ok(self
+            .inner
+            .engine
+            .sync(&key.user_id, source, options, progress)
+            .await?)
     }
 
     /// A job's state.

@@ -91,6 +91,7 @@ impl Orchestrator {
                     SyncOptions {
                         allow_mass_delete: true,
                         retry_failed: true,
+                        dry_run: false,
                     },
                     &lancesync_engine::NoProgress,
                 )

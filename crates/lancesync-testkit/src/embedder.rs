@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use lancesync_ingest::{Embedder, EmbedderIdentity, HashingEmbedder};
+use lancesync_ingest::{Embedder, EmbedderIdentity, HashingEmbedder, TokenCount};
 
 /// The built-in hashing embedder, counting the texts it is given.
 #[derive(Debug, Default)]
@@ -29,5 +29,9 @@ impl Embedder for CountingEmbedder {
     async fn embed(&self, texts: &[String]) -> lancesync_ingest::Result<Vec<Vec<f32>>> {
         self.texts.fetch_add(texts.len(), Ordering::SeqCst);
         self.inner.embed(texts).await
+    }
+
+    fn count_tokens(&self, texts: &[String]) -> lancesync_ingest::Result<TokenCount> {
+        self.inner.count_tokens(texts)
     }
 }

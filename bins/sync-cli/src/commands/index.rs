@@ -143,6 +143,7 @@ pub(super) async fn reindex(ctx: &Ctx, args: &ReindexArgs) -> anyhow::Result<Exi
         paths: Vec::new(),
         source: None,
         allow_mass_delete: false,
+        dry_run: false,
         user: UserArgs {
             user: user.clone(),
             json: args.user.json,

@@ -109,6 +109,7 @@ pub(super) async fn sync_sources(
     let options = SyncOptions {
         allow_mass_delete: args.allow_mass_delete,
         retry_failed: retry,
+        dry_run: args.dry_run,
     };
     let mut reports = Vec::new();
     let mut code = 0u8;
@@ -117,7 +118,9 @@ pub(super) async fn sync_sources(
         match ctx.engine.sync(user, source.as_ref(), options, &bar).await {
             Ok(report) => {
                 bar.finish();
-                if report.mass_delete_blocked.is_some() {
+                // A plan that could be made is a success, whatever it foresees.
+                if report.dry_run {
+                } else if report.mass_delete_blocked.is_some() {
                     code = code.max(exit::MASS_DELETE_BLOCKED);
                 } else if report.failed > 0 {
                     code = code.max(exit::DOCUMENTS_FAILED);
@@ -148,6 +151,9 @@ pub(super) async fn sync_sources(
 }
 
 pub(super) async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<ExitCode> {
+    if args.sync.dry_run {
+        bail!("watch has no dry run: `sync-cli sync --dry-run` plans one run");
+    }
     let resolved = resolve_sources(ctx, &args.sync)?;
     let default_poll = ctx.settings.monitoring.default_poll_interval.as_secs();
     let poll = args
@@ -188,7 +194,13 @@ pub(super) async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<ExitCod
     Ok(code)
 }
 
+/// Uris listed per kind in a dry run's text; `--json` lists them all.
+const PLAN_LINES: usize = 20;
+
 pub(super) fn report_text(r: &SyncReport) -> String {
+    if let Some(plan) = r.plan.as_ref().filter(|_| r.dry_run) {
+        return plan_text(r, plan);
+    }
     let mut out = format!(
         "synced source {} for user {} in {:.2} s\n  created {}, updated {}, moved {}, touched {}, deleted {}, unchanged {}, failed {}",
         r.source_id,
@@ -209,6 +221,7 @@ pub(super) fn report_text(r: &SyncReport) -> String {
         r.docs_per_sec,
         r.mb_per_sec
     ));
+    out.push_str(&tokens_text(r));
     if r.legacy > 0 {
         out.push_str(&format!(
             "\n  {} handed to the legacy fallback (LEGACY_FALLBACK_URL)",
@@ -247,6 +260,118 @@ pub(super) fn report_text(r: &SyncReport) -> String {
     if let Some(b) = &r.mass_delete_blocked {
         out.push_str(&format!(
             "\n  deletions withheld: this run would delete {} of {} documents (more than {:.0}%); if that is intended, run again with --allow-mass-delete",
+            b.would_delete,
+            b.documents,
+            b.max_share * 100.0
+        ));
+    }
+    out
+}
+
+/// Tokens embedded and saved by the incremental path, when there are any.
+fn tokens_text(r: &SyncReport) -> String {
+    let mut out = String::new();
+    if r.chunks_written > 0 {
+        let how = if r.tokens_exact {
+            "counted by the embedder's tokenizer"
+        } else {
+            "estimated at 4 characters per token"
+        };
+        out.push_str(&format!(
+            "\n  {} tokens embedded ({how})",
+            r.tokens_embedded
+        ));
+    }
+    if r.chunks_saved > 0 {
+        out.push_str(&format!(
+            "\n  {} chunks (about {} tokens) of unchanged, touched and moved documents not embedded again",
+            r.chunks_saved, r.tokens_saved
+        ));
+    }
+    out
+}
+
+/// A dry run's report: what a run would do, and what its embedding would cost.
+fn plan_text(r: &SyncReport, plan: &lancesync_engine::RunPlan) -> String {
+    let mut out = format!(
+        "dry run of source {} for user {} in {:.2} s: nothing was written\n  a run would create {}, update {}, move {}, touch {}, delete {}, leave {} unchanged, fail {}",
+        r.source_id,
+        r.user_id,
+        r.duration_ms as f64 / 1000.0,
+        r.created,
+        r.updated,
+        r.moved,
+        r.touched,
+        r.deleted,
+        r.unchanged,
+        r.failed
+    );
+    let cost = &plan.cost;
+    let how = if cost.tokens_exact {
+        "counted by the embedder's tokenizer"
+    } else {
+        "estimated at 4 characters per token"
+    };
+    out.push_str(&format!(
+        "\n  embedding with {}: {} chunks, {} tokens ({how})",
+        cost.embedder, cost.chunks, cost.tokens
+    ));
+    if let (Some(seconds), Some(rate)) = (cost.estimated_seconds, cost.measured_tokens_per_second) {
+        out.push_str(&format!(
+            "\n  about {seconds:.1} s of embedding at {rate:.0} tokens/s, measured on this machine"
+        ));
+    }
+    if let (Some(price), Some(per_million)) = (cost.price, cost.price_per_million_tokens) {
+        out.push_str(&format!(
+            "\n  about {price:.4} at {per_million} per million tokens (EMBEDDING_PRICE_PER_MILLION_TOKENS)"
+        ));
+    }
+    if r.chunks_saved > 0 {
+        out.push_str(&format!(
+            "\n  {} chunks (about {} tokens) of unchanged, touched and moved documents would not be embedded again",
+            r.chunks_saved, r.tokens_saved
+        ));
+    }
+    if r.repaired > 0 {
+        out.push_str(&format!(
+            "\n  would first repair the leftovers of an interrupted run ({} document(s))",
+            r.repaired
+        ));
+    }
+    let moves: Vec<String> = plan
+        .moved
+        .iter()
+        .map(|m| format!("{} -> {}", m.from, m.to))
+        .collect();
+    let failures: Vec<String> = r
+        .failures
+        .iter()
+        .map(|f| format!("{}: {}", f.uri, f.reason))
+        .collect();
+    for (what, uris) in [
+        ("create", &plan.created),
+        ("update", &plan.updated),
+        ("touch", &plan.touched),
+        ("move", &moves),
+        ("delete", &plan.deleted),
+        ("withhold deleting", &plan.withheld),
+        ("retry", &plan.retried),
+        ("fail", &failures),
+        ("hand to the legacy fallback", &plan.legacy),
+    ] {
+        for uri in uris.iter().take(PLAN_LINES) {
+            out.push_str(&format!("\n  {what}: {}", one_line(uri)));
+        }
+        if uris.len() > PLAN_LINES {
+            out.push_str(&format!(
+                "\n  {what}: ... and {} more (--json lists all)",
+                uris.len() - PLAN_LINES
+            ));
+        }
+    }
+    if let Some(b) = &r.mass_delete_blocked {
+        out.push_str(&format!(
+            "\n  the mass-delete guard would withhold {} deletions of {} documents (more than {:.0}%); --allow-mass-delete applies them",
             b.would_delete,
             b.documents,
             b.max_share * 100.0

@@ -200,6 +200,11 @@ pub(crate) struct ScanQuery {
     /// 200 with the report; otherwise 202 with a job to poll.
     #[param(minimum = 0, maximum = 300, example = 5)]
     wait: Option<u64>,
+    /// Write nothing: the job's report says what a scan would do (`plan`: every document by
+    /// what would happen to it) and what its embedding would cost (tokens, time measured on
+    /// this machine, price at EMBEDDING_PRICE_PER_MILLION_TOKENS).
+    #[param(example = true)]
+    dry_run: Option<bool>,
 }
 
 impl ActsFor for ScanQuery {
@@ -219,6 +224,11 @@ pub(super) async fn scan_source(
     UserScoped { user, query }: UserScoped<ScanQuery>,
 ) -> ApiResult {
     let Path(p) = path?;
-    let job = api.orchestrator.scan(&user, &p.source_type, &p.source_id)?;
+    let job = if query.dry_run.unwrap_or(false) {
+        api.orchestrator
+            .dry_run_scan(&user, &p.source_type, &p.source_id)?
+    } else {
+        api.orchestrator.scan(&user, &p.source_type, &p.source_id)?
+    };
     answer_job(&api, job, query.wait).await
 }

@@ -74,6 +74,45 @@ async fn remote_sources_are_added_scanned_and_shown_without_secrets() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A dry run first: the plan, its cost, and nothing written or recorded as a run.
+    let r = s
+        .post(
+            "/api/v1/sources/dropbox/dbx/scan?wait=60&dry_run=true",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let planned = r.json();
+    assert_eq!(planned["kind"], "dry-run", "{}", r.text);
+    assert_eq!(planned["report"]["dry_run"], true, "{}", r.text);
+    let mut created: Vec<String> = planned["report"]["plan"]["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect();
+    created.sort();
+    assert_eq!(
+        created,
+        ["dropbox:/garden/compost.txt", "dropbox:/garden/tomatoes.md"]
+    );
+    assert!(
+        planned["report"]["plan"]["cost"]["tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let r = s.get("/api/v1/sources/dropbox/dbx", Some(ALICE)).await;
+    assert!(r.json()["last_report"].is_null(), "{}", r.text);
+    let r = s
+        .post(
+            "/api/v1/search",
+            Some(ALICE),
+            json!({ "query": "tomatoes" }),
+        )
+        .await;
+    assert_eq!(r.json()["results"], json!([]), "{}", r.text);
     let r = s
         .post(
             "/api/v1/sources/dropbox/dbx/scan?wait=60",

@@ -59,6 +59,8 @@ pub(crate) struct Plan {
     pub delete_candidates: Vec<DocState>,
     /// Documents not read: size, modification time and version unchanged.
     pub unchanged: usize,
+    /// The chunks of the unchanged documents: embedding not repeated.
+    pub unchanged_chunks: u64,
     /// Failed documents whose retry is not due.
     pub waiting_retry: usize,
     /// What the listing could not look at.
@@ -115,6 +117,7 @@ pub(crate) fn plan(stored: &SourceDocs, changes: ChangeKind, retry: &RetryPolicy
         jobs: Vec::new(),
         delete_candidates: Vec::new(),
         unchanged: 0,
+        unchanged_chunks: 0,
         waiting_retry: 0,
         issues,
         delta_is_empty: matches!(&gone, Gone::Only(d) if d.is_empty()) && entries.is_empty(),
@@ -145,6 +148,7 @@ pub(crate) fn plan(stored: &SourceDocs, changes: ChangeKind, retry: &RetryPolicy
             }
         } else if same_stat {
             plan.unchanged += 1;
+            plan.unchanged_chunks += stored.total_chunks(pos).max(0) as u64;
         } else {
             plan.jobs.push(Job {
                 entry,
@@ -165,6 +169,7 @@ pub(crate) fn plan(stored: &SourceDocs, changes: ChangeKind, retry: &RetryPolicy
             // Under a folder the listing could not see: left alone until it can.
         } else if stored.status(pos) != STATUS_FAILED {
             plan.unchanged += 1;
+            plan.unchanged_chunks += stored.total_chunks(pos).max(0) as u64;
         } else {
             let prior = stored.state(pos);
             if retry.due(&prior) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lancesync_ingest::{Chunk, DocType, Extracted, extract_with};
+use lancesync_ingest::{Chunk, DocType, Extracted, TokenCount, extract_with};
 use lancesync_sources::SourceEntry;
 
 use super::{Run, now};
@@ -33,6 +33,8 @@ pub(super) enum Outcome {
         chunks: Vec<ChunkRow>,
         prior: Option<DocState>,
         bytes: u64,
+        /// The chunks' tokens, as embedded (or, in a dry run, counted).
+        tokens: TokenCount,
     },
     Touched {
         prior: DocState,
@@ -171,17 +173,29 @@ impl Run<'_> {
             .index(&entry, bytes.clone(), &checksum, prior.as_ref())
             .await
         {
-            Ok((doc, chunks)) => Outcome::Indexed {
+            Ok((doc, chunks, tokens)) => Outcome::Indexed {
                 doc: Box::new(doc),
                 chunks,
                 prior,
                 bytes: size,
+                tokens,
             },
             Err((reason, takeable)) => {
                 let reason = match &self.config.legacy_fallback {
+                    // A dry run posts nothing: the fallback is expected to take it.
+                    Some(_) if takeable && self.dry_run => {
+                        return Outcome::Legacy {
+                            entry,
+                            prior,
+                            reason,
+                            checksum,
+                            bytes: size,
+                            status: 0,
+                        };
+                    }
                     Some(fallback) if takeable => {
                         let fields = [
-                            ("user_id", self.tables.user_id.as_str()),
+                            ("user_id", self.user_id.as_str()),
                             ("source_id", self.source.id()),
                             ("source_uri", entry.uri.as_str()),
                             ("filename", entry.file_name()),
@@ -236,7 +250,7 @@ impl Run<'_> {
         bytes: Arc<Vec<u8>>,
         checksum: &str,
         prior: Option<&DocState>,
-    ) -> Result<(DocRow, Vec<ChunkRow>), (String, bool)> {
+    ) -> Result<(DocRow, Vec<ChunkRow>, TokenCount), (String, bool)> {
         let path = std::path::Path::new(&entry.uri);
         let doc_type = DocType::from_path(path).ok_or_else(|| {
             let ext = path
@@ -248,7 +262,7 @@ impl Run<'_> {
         let budget = self.config.document_timeout;
         let deadline = Instant::now() + budget;
         let work = self.extract_chunk_embed(bytes, doc_type, deadline);
-        let (extracted, chunks, vectors) =
+        let (extracted, chunks, vectors, tokens) =
             match tokio::time::timeout_at(deadline.into(), work).await {
                 Ok(done) => done?,
                 // The work is dropped here: chunking checks the deadline between windows and
@@ -261,7 +275,7 @@ impl Run<'_> {
                 }
             };
 
-        let user_id = &self.tables.user_id;
+        let user_id = &self.user_id;
         let source_id = self.source.id();
         let id = doc_id(user_id, source_id, &entry.uri);
         let title = extracted
@@ -309,20 +323,21 @@ impl Run<'_> {
             size: entry.size as i64,
             modified: entry.modified_ms,
             source_version: entry.version.clone(),
-            vector: mean_vector(&vectors, self.tables.dim),
+            vector: mean_vector(&vectors, self.dim),
         };
-        Ok((doc, chunk_rows))
+        Ok((doc, chunk_rows, tokens))
     }
 
     /// The work of one document before its rows are built, stopped at `deadline`: extraction
-    /// and chunking on a blocking thread, then embedding in batches. The error says whether
-    /// the legacy fallback may take the document (not when the embedder failed or time ran out).
+    /// and chunking on a blocking thread, then embedding in batches (a dry run counts the
+    /// tokens instead, and its vectors are empty). The error says whether the legacy fallback
+    /// may take the document (not when the embedder failed or time ran out).
     async fn extract_chunk_embed(
         &self,
         bytes: Arc<Vec<u8>>,
         doc_type: DocType,
         deadline: Instant,
-    ) -> Result<(Extracted, Vec<Chunk>, Vec<Vec<f32>>), (String, bool)> {
+    ) -> Result<(Extracted, Vec<Chunk>, Vec<Vec<f32>>, TokenCount), (String, bool)> {
         let chunker = self.chunker.clone();
         let options = self.config.extract;
         let budget = self.config.document_timeout;
@@ -339,20 +354,32 @@ impl Run<'_> {
             other => (other.to_string(), true),
         })?;
         let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+        if self.dry_run {
+            let tokens = self
+                .embedder
+                .count_tokens(&texts)
+                .map_err(|e| (e.to_string(), false))?;
+            let mut sample = self.rate_sample.lock().expect("lock");
+            let room = super::RATE_SAMPLE_CHUNKS.saturating_sub(sample.len());
+            sample.extend(texts.iter().take(room).cloned());
+            return Ok((extracted, chunks, vec![Vec::new(); texts.len()], tokens));
+        }
         let mut vectors = Vec::with_capacity(texts.len());
+        let mut tokens = TokenCount::default();
         // In batches, so that a document over its deadline stops within one batch.
         for batch in texts.chunks(EMBED_BATCH) {
             if Instant::now() >= deadline {
                 return Err((out_of_time(budget, "embedding"), false));
             }
-            let found = self
+            let (found, counted) = self
                 .embedder
-                .embed(batch)
+                .embed_counted(batch)
                 .await
                 .map_err(|e| (e.to_string(), false))?;
             vectors.extend(found);
+            tokens.add(counted);
         }
-        Ok((extracted, chunks, vectors))
+        Ok((extracted, chunks, vectors, tokens))
     }
 }
 

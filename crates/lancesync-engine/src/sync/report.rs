@@ -27,6 +27,64 @@ pub struct MassDeleteBlocked {
     pub max_share: f64,
 }
 
+/// A document found moved: its chunks follow it without being embedded again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMove {
+    /// Where it was.
+    pub from: String,
+    /// Where it is now.
+    pub to: String,
+}
+
+/// What a dry run found a run would do, by document (uris in listing order within each list).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// New documents that would be indexed.
+    pub created: Vec<String>,
+    /// Changed documents that would be re-indexed.
+    pub updated: Vec<String>,
+    /// Documents whose content is unchanged under a new modification time (metadata only).
+    pub touched: Vec<String>,
+    /// Documents renamed or moved.
+    pub moved: Vec<PlannedMove>,
+    /// Documents that would be removed from the index.
+    pub deleted: Vec<String>,
+    /// Deletions the mass-delete guard would withhold (`--allow-mass-delete` applies them).
+    pub withheld: Vec<String>,
+    /// Documents that failed before and would be tried again now (whatever the outcome).
+    pub retried: Vec<String>,
+    /// Documents lancesync cannot take that would go to the legacy fallback.
+    pub legacy: Vec<String>,
+    /// What the embedding would cost.
+    pub cost: EmbeddingCost,
+}
+
+/// What embedding a run's new chunks would cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingCost {
+    /// The embedder, as stored with the tables.
+    pub embedder: String,
+    /// Chunks to embed.
+    pub chunks: u64,
+    /// Their tokens.
+    pub tokens: u64,
+    /// Counted by the embedder's own tokenizer, not estimated.
+    pub tokens_exact: bool,
+    /// `EMBEDDING_PRICE_PER_MILLION_TOKENS`, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_million_tokens: Option<f64>,
+    /// `tokens` at that price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// The embedder's speed on this machine, measured on a sample of the run's chunks (local
+    /// embedders only: a remote one is not called by a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_tokens_per_second: Option<f64>,
+    /// `tokens` at that speed: the embedding's share of the run's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_seconds: Option<f64>,
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncReport {
@@ -60,8 +118,31 @@ pub struct SyncReport {
     pub issues: Vec<ListingIssue>,
     /// Deletions withheld by the mass-delete guard.
     pub mass_delete_blocked: Option<MassDeleteBlocked>,
-    /// Chunk rows written.
+    /// Chunk rows written (in a dry run: that would be written).
     pub chunks_written: usize,
+    /// Tokens embedded for the chunks written, by the embedder's tokenizer (or its server's
+    /// count); in a dry run, tokens that would be embedded.
+    #[serde(default)]
+    pub tokens_embedded: u64,
+    /// Whether `tokens_embedded` was counted, not estimated (an embedder without a known
+    /// tokenizer is estimated at four characters per token).
+    #[serde(default)]
+    pub tokens_exact: bool,
+    /// Chunks not embedded again thanks to the incremental path: those of unchanged, touched
+    /// and moved documents.
+    #[serde(default)]
+    pub chunks_saved: u64,
+    /// About how many tokens `chunks_saved` are: their number times the mean tokens per chunk
+    /// (of the chunks this run embedded, else of a sample of the source's stored chunks).
+    #[serde(default)]
+    pub tokens_saved: u64,
+    /// A dry run: nothing was written, and `plan` says what a run would do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// What a run would do, document by document, with what its embedding would cost (dry
+    /// runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<RunPlan>,
     /// Bytes of documents read.
     pub bytes_read: u64,
     /// Orphan chunks removed after an interrupted earlier run (documents).

@@ -25,21 +25,32 @@ impl Run<'_> {
         options: SyncOptions,
         report: &mut SyncReport,
     ) -> Result<bool> {
-        let guard = &self.config.mass_delete;
-        let too_many = deletions.len() >= guard.min_documents
-            && deletions.len() as f64 > guard.max_share * documents_before as f64;
-        if too_many && !options.allow_mass_delete {
+        if let Some(blocked) = self.withheld(deletions.len(), documents_before, options) {
             tracing::warn!(source = %self.source.id(), would_delete = deletions.len(), documents = documents_before, "mass-delete guard: deletions withheld");
-            report.mass_delete_blocked = Some(MassDeleteBlocked {
-                would_delete: deletions.len(),
-                documents: documents_before,
-                max_share: guard.max_share,
-            });
+            report.mass_delete_blocked = Some(blocked);
             return Ok(false);
         }
-        self.tables.delete_docs(&deletions).await?;
+        self.tables()?.delete_docs(&deletions).await?;
         report.deleted = deletions.len();
         Ok(true)
+    }
+
+    /// Whether the mass-delete guard withholds `deletions` of the `documents_before` the
+    /// source had, and what it tells.
+    pub(super) fn withheld(
+        &self,
+        deletions: usize,
+        documents_before: usize,
+        options: SyncOptions,
+    ) -> Option<MassDeleteBlocked> {
+        let guard = &self.config.mass_delete;
+        let too_many = deletions >= guard.min_documents
+            && deletions as f64 > guard.max_share * documents_before as f64;
+        (too_many && !options.allow_mass_delete).then_some(MassDeleteBlocked {
+            would_delete: deletions,
+            documents: documents_before,
+            max_share: guard.max_share,
+        })
     }
 
     /// Write one batch: chunks (replacing the batch's documents' chunks atomically), then
@@ -48,6 +59,7 @@ impl Run<'_> {
         if batch.is_empty() {
             return Ok(());
         }
+        let tables = self.tables()?;
         let now = now();
         let mut chunk_rows = Vec::new();
         let mut replaced = Vec::new();
@@ -65,8 +77,10 @@ impl Run<'_> {
                     chunks,
                     prior,
                     bytes,
+                    tokens,
                 } => {
                     report.bytes_read += bytes;
+                    self.embedded.lock().expect("lock").add(tokens);
                     if prior.is_some() {
                         report.updated += 1
                     } else {
@@ -133,8 +147,7 @@ impl Run<'_> {
                 .iter()
                 .filter_map(|(_, p, _, _, _)| p.as_ref().map(|p| p.doc_id.clone())),
         );
-        let current: HashMap<String, DocRow> = self
-            .tables
+        let current: HashMap<String, DocRow> = tables
             .fetch_docs(&wanted)
             .await?
             .into_iter()
@@ -143,14 +156,14 @@ impl Run<'_> {
 
         let old_ids: Vec<String> = moved.iter().map(|(f, _)| f.doc_id.clone()).collect();
         let mut old_chunks: HashMap<String, Vec<ChunkRow>> = HashMap::new();
-        for c in self.tables.fetch_chunks(&old_ids).await? {
+        for c in tables.fetch_chunks(&old_ids).await? {
             old_chunks.entry(c.doc_id.clone()).or_default().push(c);
         }
         for (from, entry) in &moved {
             let Some(old) = current.get(&from.doc_id) else {
                 continue;
             };
-            let new_id = doc_id(&self.tables.user_id, self.source.id(), &entry.uri);
+            let new_id = doc_id(&self.user_id, self.source.id(), &entry.uri);
             let old_name = std::path::Path::new(&old.source_uri)
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned());
@@ -177,11 +190,13 @@ impl Run<'_> {
                 ..restamped(old, entry, &now)
             });
             report.moved += 1;
+            report.chunks_saved += old.total_chunks.max(0) as u64;
         }
         for (prior, entry) in &touched {
             if let Some(old) = current.get(&prior.doc_id) {
                 doc_rows.push(restamped(old, entry, &now));
                 report.touched += 1;
+                report.chunks_saved += old.total_chunks.max(0) as u64;
             }
         }
         for (entry, prior, reason, checksum) in failed {
@@ -242,20 +257,20 @@ impl Run<'_> {
         let (new_docs, other_docs): (Vec<DocRow>, Vec<DocRow>) = doc_rows
             .into_iter()
             .partition(|d| fresh.contains(&d.doc_id));
-        self.tables.add_chunks(&new_chunks).await?;
-        self.tables.replace_chunks(&other_chunks, &replaced).await?;
-        self.tables.add_docs(&new_docs).await?;
-        self.tables.upsert_docs(&other_docs).await?;
-        self.tables.delete_docs(&old_ids).await?;
-        self.tables.index_during_run().await?;
+        tables.add_chunks(&new_chunks).await?;
+        tables.replace_chunks(&other_chunks, &replaced).await?;
+        tables.add_docs(&new_docs).await?;
+        tables.upsert_docs(&other_docs).await?;
+        tables.delete_docs(&old_ids).await?;
+        tables.index_during_run().await?;
         Ok(())
     }
 
     /// The row of a document seen for the first time that has no chunks (yet).
     fn new_row(&self, entry: &SourceEntry, now: &str) -> DocRow {
         DocRow {
-            doc_id: doc_id(&self.tables.user_id, self.source.id(), &entry.uri),
-            user_id: self.tables.user_id.clone(),
+            doc_id: doc_id(&self.user_id, self.source.id(), &entry.uri),
+            user_id: self.user_id.clone(),
             source_type: self.source.source_type().into(),
             source_id: self.source.id().into(),
             source_uri: entry.uri.clone(),
@@ -275,7 +290,7 @@ impl Run<'_> {
             size: 0,
             modified: 0,
             source_version: None,
-            vector: vec![0.0; self.tables.dim],
+            vector: vec![0.0; self.dim],
         }
     }
 }

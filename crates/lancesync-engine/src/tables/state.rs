@@ -2,6 +2,8 @@
 //! rescan compares thousands.
 
 use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
 
 use super::{UserTables, query};
 use crate::Result;
@@ -31,6 +33,8 @@ pub struct DocState {
     pub last_synced: String,
     /// RFC 3339 time of the first ingest.
     pub ingested_at: String,
+    /// Chunks indexed for it.
+    pub total_chunks: i32,
 }
 
 /// Where one document is in a [`SourceDocs`].
@@ -61,6 +65,7 @@ struct StateColumns {
     last_synced: StringArray,
     ingested_at: StringArray,
     source_version: StringArray,
+    total_chunks: Int32Array,
 }
 
 impl StateColumns {
@@ -77,12 +82,13 @@ impl StateColumns {
             last_synced: c.str("last_synced")?.clone(),
             ingested_at: c.str("ingested_at")?.clone(),
             source_version: c.str("source_version")?.clone(),
+            total_chunks: c.i32("total_chunks")?.clone(),
         })
     }
 }
 
 impl SourceDocs {
-    const COLUMNS: [&str; 10] = [
+    const COLUMNS: [&str; 11] = [
         "doc_id",
         "source_uri",
         "size",
@@ -93,6 +99,7 @@ impl SourceDocs {
         "last_synced",
         "ingested_at",
         "source_version",
+        "total_chunks",
     ];
 
     /// The state in batches of `processed_documents` rows (at least [`Self::COLUMNS`]).
@@ -172,7 +179,14 @@ impl SourceDocs {
             attempts: p.attempts.value(i),
             last_synced: p.last_synced.value(i).into(),
             ingested_at: p.ingested_at.value(i).into(),
+            total_chunks: p.total_chunks.value(i),
         }
+    }
+
+    /// Chunks indexed for the document.
+    pub fn total_chunks(&self, pos: DocPos) -> i32 {
+        let (p, i) = self.part(pos);
+        p.total_chunks.value(i)
     }
 }
 
@@ -253,6 +267,27 @@ impl UserTables {
             }
         }
         Ok(chunk_docs.into_iter().collect())
+    }
+
+    /// The texts of up to `limit` of a source's chunks, in storage order: a sample for
+    /// estimating what its chunks cost to embed.
+    pub async fn sample_chunk_texts(&self, source_id: &str, limit: usize) -> Result<Vec<String>> {
+        let batches: Vec<RecordBatch> = self
+            .chunks
+            .query()
+            .only_if(format!("source_id = {}", sql_string(source_id)))
+            .select(Select::columns(&["chunk_text"]))
+            .limit(limit)
+            .execute()
+            .await?
+            .try_collect()
+            .await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let texts = Columns(b).str("chunk_text")?;
+            out.extend((0..b.num_rows()).map(|i| texts.value(i).to_string()));
+        }
+        Ok(out)
     }
 
     /// `(source_id, processing_status, attempts)` of every document: what a status needs,

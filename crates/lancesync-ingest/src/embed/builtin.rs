@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 
-use super::{Embedder, EmbedderIdentity};
+use super::{Embedder, EmbedderIdentity, TokenCount};
 use crate::Result;
 
 /// The default vector length, the same as all-MiniLM-L6-v2 / bge-small.
@@ -38,11 +38,7 @@ impl HashingEmbedder {
     /// Embed one text, synchronously.
     pub fn embed_one(&self, text: &str) -> Vec<f32> {
         let mut v = vec![0f32; self.dimension];
-        let words: Vec<String> = text
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect();
+        let words: Vec<String> = words(text).map(str::to_lowercase).collect();
         for w in &words {
             self.add(&mut v, w.as_bytes(), 1.0);
         }
@@ -79,6 +75,19 @@ impl Embedder for HashingEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         Ok(texts.iter().map(|t| self.embed_one(t)).collect())
     }
+
+    /// Its tokens are the words it hashes.
+    fn count_tokens(&self, texts: &[String]) -> Result<TokenCount> {
+        Ok(TokenCount::exact(
+            texts.iter().map(|t| words(t).count() as u64).sum(),
+        ))
+    }
+}
+
+/// The words of `text`: runs of letters and digits.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
 }
 
 #[cfg(test)]

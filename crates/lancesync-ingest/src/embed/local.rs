@@ -15,7 +15,7 @@ use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use serde::Deserialize;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use super::{Embedder, EmbedderIdentity};
+use super::{Embedder, EmbedderIdentity, TokenCount};
 use crate::{Error, Result};
 
 /// Texts run through the model together. Larger batches pad more (to the longest text in the
@@ -210,22 +210,42 @@ impl LocalEmbedder {
 
     /// Embed texts on this thread (CPU work: call it off async workers).
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_counted_blocking(texts)?.0)
+    }
+
+    /// Embed texts on this thread, with the tokens the model read (special tokens included,
+    /// after truncation to the model's length).
+    pub fn embed_counted_blocking(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64)> {
         let mut out = Vec::with_capacity(texts.len());
+        let mut tokens = 0;
         for batch in texts.chunks(BATCH) {
-            out.extend(self.inner.embed_batch(batch)?);
+            let (vectors, n) = self.inner.embed_batch(batch)?;
+            out.extend(vectors);
+            tokens += n;
         }
-        Ok(out)
+        Ok((out, tokens))
     }
 }
 
+/// The tokens the model reads of these encodings: the real ones, not padding.
+fn real_tokens(encodings: &[tokenizers::Encoding]) -> u64 {
+    encodings
+        .iter()
+        .map(|e| e.get_attention_mask().iter().filter(|&&m| m != 0).count() as u64)
+        .sum()
+}
+
 impl Loaded {
-    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let failed = |e: &dyn std::fmt::Display| Error::Embed(format!("local model: {e}"));
+    fn encode(&self, texts: &[String]) -> Result<Vec<tokenizers::Encoding>> {
         let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let encodings = self
-            .tokenizer
+        self.tokenizer
             .encode_batch(inputs, true)
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| Error::Embed(format!("local model: {e}")))
+    }
+
+    fn embed_batch(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64)> {
+        let failed = |e: &dyn std::fmt::Display| Error::Embed(format!("local model: {e}"));
+        let encodings = self.encode(texts)?;
         let rows = encodings.len();
         let width = encodings.first().map_or(0, |e| e.get_ids().len());
         let column = |pick: fn(&tokenizers::Encoding) -> &[u32]| {
@@ -235,8 +255,10 @@ impl Loaded {
         let ids = column(tokenizers::Encoding::get_ids).map_err(|e| failed(&e))?;
         let types = column(tokenizers::Encoding::get_type_ids).map_err(|e| failed(&e))?;
         let mask = column(tokenizers::Encoding::get_attention_mask).map_err(|e| failed(&e))?;
-        self.pooled(&ids, &types, &mask, self.normalize)
-            .map_err(|e| failed(&e))
+        let vectors = self
+            .pooled(&ids, &types, &mask, self.normalize)
+            .map_err(|e| failed(&e))?;
+        Ok((vectors, real_tokens(&encodings)))
     }
 
     /// The model's output, mean-pooled over the real tokens (padding is masked out of sum and
@@ -272,10 +294,24 @@ impl Embedder for LocalEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_counted(texts).await?.0)
+    }
+
+    fn count_tokens(&self, texts: &[String]) -> Result<TokenCount> {
+        let mut tokens = 0;
+        for batch in texts.chunks(BATCH) {
+            tokens += real_tokens(&self.inner.encode(batch)?);
+        }
+        Ok(TokenCount::exact(tokens))
+    }
+
+    async fn embed_counted(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, TokenCount)> {
         let this = self.clone();
         let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
-            .await
-            .map_err(|e| Error::Embed(format!("local model stopped: {e}")))?
+        let (vectors, tokens) =
+            tokio::task::spawn_blocking(move || this.embed_counted_blocking(&texts))
+                .await
+                .map_err(|e| Error::Embed(format!("local model stopped: {e}")))??;
+        Ok((vectors, TokenCount::exact(tokens)))
     }
 }

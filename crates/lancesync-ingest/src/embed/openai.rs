@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{Embedder, EmbedderIdentity};
+use super::{Embedder, EmbedderIdentity, TokenCount};
 use crate::{Error, Result};
 
 /// How to reach the embedding server.
@@ -78,6 +78,14 @@ struct Attempt {
 #[derive(Deserialize)]
 struct Response {
     data: Vec<Item>,
+    /// What the server counted (OpenAI, vLLM, TEI and Ollama send it; others may not).
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    prompt_tokens: u64,
 }
 
 #[derive(Deserialize)]
@@ -113,7 +121,11 @@ impl OpenAiEmbedder {
         })
     }
 
-    async fn post(&self, batch: &[String]) -> std::result::Result<Vec<Vec<f32>>, Attempt> {
+    /// One request: the vectors, and the tokens the server says it read.
+    async fn post(
+        &self,
+        batch: &[String],
+    ) -> std::result::Result<(Vec<Vec<f32>>, Option<u64>), Attempt> {
         let mut body = serde_json::json!({ "model": self.config.model, "input": batch, "encoding_format": "float" });
         if self.config.send_dimensions {
             body["dimensions"] = self.config.dimension.into();
@@ -154,12 +166,15 @@ impl OpenAiEmbedder {
                 without_url(&e)
             ),
         })?;
-        self.order_and_check(parsed, batch.len())
+        let tokens = parsed.usage.as_ref().map(|u| u.prompt_tokens);
+        let vectors = self
+            .order_and_check(parsed, batch.len())
             .map_err(|message| Attempt {
                 retryable: false,
                 retry_after: None,
                 message,
-            })
+            })?;
+        Ok((vectors, tokens))
     }
 
     fn order_and_check(
@@ -222,6 +237,31 @@ impl Embedder for OpenAiEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_counted(texts).await?.0)
+    }
+
+    /// OpenAI's own embedding models are counted with their tokenizer (cl100k_base), any
+    /// other model is estimated.
+    fn count_tokens(&self, texts: &[String]) -> Result<TokenCount> {
+        if !is_openai_model(&self.config.model) {
+            return Ok(TokenCount::estimate(texts));
+        }
+        let bpe = cl100k()?;
+        Ok(TokenCount::exact(
+            texts
+                .iter()
+                .map(|t| bpe.encode_ordinary(t).len() as u64)
+                .sum(),
+        ))
+    }
+
+    fn runs_locally(&self) -> bool {
+        false
+    }
+
+    /// The server's own count where it sends one (what it bills), else [`Self::count_tokens`].
+    async fn embed_counted(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, TokenCount)> {
+        let mut tokens = TokenCount::default();
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.batch_size) {
             let backoff = ExponentialBuilder::default()
@@ -230,7 +270,7 @@ impl Embedder for OpenAiEmbedder {
                 .with_max_times(self.config.max_retries)
                 .with_jitter();
             let max = self.config.max_backoff;
-            let vectors = (|| self.post(batch))
+            let (vectors, counted) = (|| self.post(batch))
                 .retry(backoff)
                 .sleep(tokio::time::sleep)
                 .when(|a: &Attempt| a.retryable)
@@ -242,7 +282,25 @@ impl Embedder for OpenAiEmbedder {
                 .await
                 .map_err(|a| Error::Embed(a.message))?;
             out.extend(vectors);
+            tokens.add(match counted {
+                Some(counted) => TokenCount::exact(counted),
+                None => self.count_tokens(batch)?,
+            });
         }
-        Ok(out)
+        Ok((out, tokens))
     }
+}
+
+/// Whether `model` is one of OpenAI's embedding models, all of which use cl100k_base.
+fn is_openai_model(model: &str) -> bool {
+    model.starts_with("text-embedding-")
+}
+
+/// OpenAI's cl100k_base, loaded once (its table is parsed on first use, some tens of ms).
+fn cl100k() -> Result<&'static tiktoken_rs::CoreBPE> {
+    static BPE: std::sync::OnceLock<std::result::Result<tiktoken_rs::CoreBPE, String>> =
+        std::sync::OnceLock::new();
+    BPE.get_or_init(|| tiktoken_rs::cl100k_base().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Error::Embed(format!("cannot load OpenAI's tokenizer: {e}")))
 }

@@ -22,7 +22,7 @@ use tokenizers::Tokenizer;
 
 use super::sentence_fit;
 use super::wordpiece::WordPiece;
-use super::{Embedder, EmbedderIdentity, LocalEmbedder};
+use super::{Embedder, EmbedderIdentity, LocalEmbedder, TokenCount};
 use crate::{Error, Result};
 
 /// The files of a static model folder.
@@ -252,19 +252,28 @@ impl StaticEmbedder {
 
     /// Embed texts on this thread.
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        if self.inner.wordpiece.is_none() {
-            return Ok(self
-                .general_ids(texts)?
+        Ok(self.embed_counted_blocking(texts)?.0)
+    }
+
+    /// Embed texts on this thread, with the number of tokens they were (the tokenizing is
+    /// done once for both).
+    pub fn embed_counted_blocking(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64)> {
+        let one = |ids: &[u32]| (self.inner.vector(ids), ids.len() as u64);
+        let pairs: Vec<(Vec<f32>, u64)> = if self.inner.wordpiece.is_none() {
+            self.general_ids(texts)?
                 .iter()
-                .map(|ids| self.inner.vector(ids))
-                .collect());
-        }
-        let one = |text: &String| self.text_ids(text).map(|ids| self.inner.vector(&ids));
-        if texts.len() <= 8 {
-            texts.iter().map(one).collect()
+                .map(|ids| one(ids))
+                .collect()
         } else {
-            texts.par_iter().map(one).collect()
-        }
+            let text = |text: &String| self.text_ids(text).map(|ids| one(&ids));
+            if texts.len() <= 8 {
+                texts.iter().map(text).collect::<Result<_>>()?
+            } else {
+                texts.par_iter().map(text).collect::<Result<_>>()?
+            }
+        };
+        let tokens = pairs.iter().map(|(_, n)| n).sum();
+        Ok((pairs.into_iter().map(|(v, _)| v).collect(), tokens))
     }
 
     /// How many tokens the texts are, counted by the model's tokenizer without embedding them:
@@ -499,14 +508,26 @@ impl Embedder for StaticEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_counted(texts).await?.0)
+    }
+
+    fn count_tokens(&self, texts: &[String]) -> Result<TokenCount> {
+        Ok(TokenCount::exact(
+            StaticEmbedder::count_tokens(self, texts)? as u64,
+        ))
+    }
+
+    async fn embed_counted(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, TokenCount)> {
         // Cheap enough to run inline for short batches; long ones go off the async workers.
-        if texts.len() <= 8 {
-            return self.embed_blocking(texts);
-        }
-        let this = self.clone();
-        let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
-            .await
-            .map_err(|e| Error::Embed(format!("static model stopped: {e}")))?
+        let (vectors, tokens) = if texts.len() <= 8 {
+            self.embed_counted_blocking(texts)?
+        } else {
+            let this = self.clone();
+            let texts = texts.to_vec();
+            tokio::task::spawn_blocking(move || this.embed_counted_blocking(&texts))
+                .await
+                .map_err(|e| Error::Embed(format!("static model stopped: {e}")))??
+        };
+        Ok((vectors, TokenCount::exact(tokens)))
     }
 }
