@@ -10,6 +10,9 @@
 //!    within 2x);
 //! 4. cold sync of a mixed corpus 10x larger: peak RSS against step 1 (target <= 1.5x).
 //!
+//! Steps 1 (with every embedder) and 2 are each preceded by `sync --dry-run`, timed against
+//! the run it plans, whose counts it must predict exactly.
+//!
 //! Run: cargo bench --locked --workspace --bench sync -- [--docs 10000] [--tree 100000]
 //!      [--repeat 5] [--dir /tmp/lancesync-bench] [--skip-large] [--embedders static,local]
 //! (`--embedders`: step 1 again with those embedders; they need the model scripts/env.sh
@@ -78,10 +81,16 @@ fn sync_cli(db: &Path, folder: &Path) -> Measured {
 }
 
 fn sync_cli_with(db: &Path, folder: &Path, embedder: &str) -> Measured {
+    sync_cli_args(db, folder, embedder, &[])
+}
+
+/// `sync-cli sync FOLDER --json --allow-mass-delete EXTRA...` with `embedder`.
+fn sync_cli_args(db: &Path, folder: &Path, embedder: &str, extra: &[&str]) -> Measured {
     let mut cmd = Command::new("/usr/bin/time");
     cmd.args(["-f", "%e %M", env!("CARGO_BIN_EXE_sync-cli"), "sync"])
         .arg(folder)
         .args(["--json", "--allow-mass-delete"])
+        .args(extra)
         .env_clear()
         .env("HOME", db)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -141,6 +150,41 @@ fn count(report: &Value, key: &str) -> u64 {
     report[key].as_u64().unwrap_or_default()
 }
 
+/// A dry run's counts are the next run's.
+fn same_counts(planned: &Value, real: &Value) {
+    assert_eq!(planned["dry_run"], true);
+    for key in [
+        "created",
+        "updated",
+        "moved",
+        "touched",
+        "deleted",
+        "unchanged",
+        "failed",
+        "chunks_written",
+        "tokens_embedded",
+    ] {
+        assert_eq!(planned[key], real[key], "{key}: {planned} vs {real}");
+    }
+}
+
+/// A dry run's time against the run it planned, and its cost estimate against the run's.
+fn dry_run_line(what: &str, embedder: &str, planned: &Measured, real: &Measured) -> String {
+    let cost = &planned.report["plan"]["cost"];
+    let estimated = cost["estimated_seconds"].as_f64().unwrap_or(f64::NAN);
+    format!(
+        "dry run of the {what}, {embedder} embedder: {:.2} s = {:.2}x the run's {:.2} s; predicted the run's counts exactly; {} tokens, embedding estimated at {:.2} s ({:.0} tokens/s measured)",
+        planned.seconds,
+        planned.seconds / real.seconds,
+        real.seconds,
+        count(&planned.report, "tokens_embedded"),
+        estimated,
+        cost["measured_tokens_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    )
+}
+
 fn main() {
     let args = parse_args();
     let root = fresh(&args.dir);
@@ -171,7 +215,10 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let db = fresh(&root.join("db-mixed"));
+    // 0. The dry run of the cold sync, then the sync itself.
+    let planned_cold = sync_cli_args(&db, &mixed, "builtin", &["--dry-run"]);
     let cold = sync_cli(&db, &mixed);
+    same_counts(&planned_cold.report, &cold.report);
     assert_eq!(
         count(&cold.report, "created") as usize,
         args.docs,
@@ -189,10 +236,16 @@ fn main() {
         cold.peak_rss_mb
     ));
 
-    // 1b. The same cold sync with other embedders, against the built-in one.
+    say(dry_run_line("cold sync", "builtin", &planned_cold, &cold));
+
+    // 1b. The same cold sync with other embedders, against the built-in one (each after its
+    // dry run).
     for embedder in &args.embedders {
         let other_db = fresh(&root.join(format!("db-{embedder}")));
+        let planned = sync_cli_args(&other_db, &mixed, embedder, &["--dry-run"]);
         let other = sync_cli_with(&other_db, &mixed, embedder);
+        same_counts(&planned.report, &other.report);
+        say(dry_run_line("cold sync", embedder, &planned, &other));
         assert_eq!(
             count(&other.report, "created") as usize,
             args.docs,
@@ -220,7 +273,9 @@ fn main() {
         100.0 * unchanged.seconds / cold.seconds
     ));
     let changed = corpus::mutate_mixed(&mixed, args.docs, 0.01, 1).unwrap();
+    let planned_rescan = sync_cli_args(&db, &mixed, "builtin", &["--dry-run"]);
     let rescan = sync_cli(&db, &mixed);
+    same_counts(&planned_rescan.report, &rescan.report);
     assert_eq!(
         count(&rescan.report, "updated") as usize,
         changed.files,
@@ -234,6 +289,12 @@ fn main() {
         rescan.seconds,
         100.0 * share,
         if share <= 0.05 { "met" } else { "MISSED" }
+    ));
+    say(dry_run_line(
+        "rescan after changing 1%",
+        "builtin",
+        &planned_rescan,
+        &rescan,
     ));
 
     // 3. The small-file tree: cold sync, then no-change rescans against find.

@@ -317,8 +317,13 @@ fn plan_text(r: &SyncReport, plan: &lancesync_engine::RunPlan) -> String {
         cost.embedder, cost.chunks, cost.tokens
     ));
     if let (Some(seconds), Some(rate)) = (cost.estimated_seconds, cost.measured_tokens_per_second) {
+        let time = if seconds < 0.1 {
+            "under 0.1 s".to_string()
+        } else {
+            format!("about {seconds:.1} s")
+        };
         out.push_str(&format!(
-            "\n  about {seconds:.1} s of embedding at {rate:.0} tokens/s, measured on this machine"
+            "\n  {time} of embedding at {rate:.0} tokens/s, measured on this machine"
         ));
     }
     if let (Some(price), Some(per_million)) = (cost.price, cost.price_per_million_tokens) {

@@ -174,6 +174,11 @@ impl Run<'_> {
         if sample.is_empty() || !self.embedder.runs_locally() {
             return Ok(cost);
         }
+        // Untimed first: a model's first call pays for loading and warming up, once.
+        self.embedder
+            .embed(&sample[..1])
+            .await
+            .map_err(Error::from)?;
         let timer = Instant::now();
         let (_, counted) = self
             .embedder
