@@ -11,7 +11,8 @@
 //! 4. cold sync of a mixed corpus 10x larger: peak RSS against step 1 (target <= 1.5x).
 //!
 //! Steps 1 (with every embedder) and 2 are each preceded by `sync --dry-run`, timed against
-//! the run it plans, whose counts it must predict exactly.
+//! the run it plans, whose counts it must predict exactly. After step 3, `check` (and
+//! `check --deep`) of the tree is timed against its no-change rescan.
 //!
 //! Run: cargo bench --locked --workspace --bench sync -- [--docs 10000] [--tree 100000]
 //!      [--repeat 5] [--dir /tmp/lancesync-bench] [--skip-large] [--embedders static,local]
@@ -122,6 +123,35 @@ fn sync_cli_args(db: &Path, folder: &Path, embedder: &str, extra: &[&str]) -> Me
         peak_rss_mb: kib / 1024.0,
         report: reports[0].clone(),
     }
+}
+
+/// `sync-cli check FOLDER --json EXTRA...`: wall seconds and the report.
+fn check_cli(db: &Path, folder: &Path, extra: &[&str]) -> (f64, Value) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sync-cli"))
+        .arg("check")
+        .arg(folder)
+        .arg("--json")
+        .args(extra)
+        .env_clear()
+        .env("HOME", db)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANCEDB_URI", db.join("db"))
+        .env("SYNC_STATE_DIR", db.join("state"))
+        .env("RUST_LOG", "warn")
+        .env("EMBEDDING_PROVIDER", "builtin")
+        .output()
+        .expect("sync-cli runs");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "check found problems or failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (
+        seconds,
+        serde_json::from_slice(&out.stdout).expect("JSON report"),
+    )
 }
 
 fn find(tree: &Path) -> f64 {
@@ -333,6 +363,27 @@ fn main() {
         } else {
             "MISSED"
         }
+    ));
+
+    // 3b. `check` of the same tree (consistent), against the no-change rescan; and with
+    // --deep, which reads and hashes every file.
+    let mut checks = Vec::new();
+    for _ in 0..args.repeat {
+        let (seconds, report) = check_cli(&tree_db, &tree, &[]);
+        assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+        checks.push(seconds);
+    }
+    let check_s = median(checks);
+    let (deep_s, report) = check_cli(&tree_db, &tree, &["--deep"]);
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    say(format!(
+        "check, {} files, consistent: {:.3} s = {:.2}x the no-change rescan (median of {}); --deep (reads and hashes every file): {:.3} s = {:.2}x",
+        args.tree,
+        check_s,
+        check_s / rescan,
+        args.repeat,
+        deep_s,
+        deep_s / rescan
     ));
 
     // 4. Peak memory on a corpus 10x larger.

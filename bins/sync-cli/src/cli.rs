@@ -64,6 +64,13 @@ pub enum Command {
     Failed(UserArgs),
     /// Retry failed documents now (sync with every failure retried)
     Retry(SyncArgs),
+    /// Compare the index with its sources and with itself; --repair fixes what it can
+    #[command(after_help = "Examples:\n  \
+        sync-cli check                      # the user's configured sources\n  \
+        sync-cli check ~/Documents --deep   # an ad-hoc folder, comparing content hashes too\n  \
+        sync-cli check --repair --json\n\n\
+        Exit codes: 0 consistent (after --repair: everything found was repaired), 6 problems found (or left)")]
+    Check(CheckArgs),
     /// Clear failure records; the documents are treated as new by the next sync
     Cleanup(UserArgs),
     /// Drop a user's tables and rebuild them from the configured sources (e.g. after changing the embedder)
@@ -185,6 +192,21 @@ pub struct SyncArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub user: UserArgs,
+}
+
+/// `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    /// Also read documents whose size and modification time are unchanged and compare their
+    /// content hashes
+    #[arg(long)]
+    pub deep: bool,
+    /// Repair what can be repaired (re-index missing, stale and damaged documents, remove
+    /// orphans and duplicates, build indexes), then check again
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// `watch`.

@@ -633,3 +633,49 @@ fn a_dry_run_plans_with_its_cost_and_the_next_sync_does_exactly_that() {
         "watch has no dry run"
     );
 }
+
+#[test]
+fn check_reports_drift_with_exit_6_and_repair_makes_it_consistent() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    corpus(&w.join("docs"), 5);
+    assert_eq!(run(w, &["sync", "docs"]).status.code(), Some(0));
+    let out = run(w, &["check", "docs"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("consistent: nothing to repair"));
+
+    std::fs::remove_file(w.join("docs/note-0003.md")).unwrap();
+    std::fs::write(w.join("docs/note-0001.md"), "# Note 1\n\nRewritten.").unwrap();
+    let out = run(w, &["check", "docs", "--json"]);
+    assert_eq!(out.status.code(), Some(6), "problems found: exit 6");
+    let found = json(&out);
+    let kinds: Vec<&str> = found["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["gone_from_source", "stale"], "{found}");
+
+    let out = run(w, &["check", "docs", "--repair"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("1: indexed but gone from the source"),
+        "{text}"
+    );
+    assert!(
+        text.contains("updated 1") && text.contains("deleted 1"),
+        "{text}"
+    );
+    assert!(text.contains("consistent now"), "{text}");
+    for _ in 0..2 {
+        assert_eq!(run(w, &["check", "docs", "--deep"]).status.code(), Some(0));
+    }
+    assert!(!run(w, &["check", "docs", "--dry-run"]).status.success());
+}

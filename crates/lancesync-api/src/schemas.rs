@@ -225,6 +225,34 @@ pub(crate) struct CleanupAnswer {
     cleared: u64,
 }
 
+/// `POST /api/v1/check`.
+#[derive(ToSchema)]
+pub(crate) struct CheckAnswer {
+    /// User.
+    user_id: String,
+    /// The sources compared with the index.
+    sources: Vec<String>,
+    /// Whether content hashes were compared.
+    deep: bool,
+    /// True when nothing was found, or everything found was repaired.
+    consistent: bool,
+    /// Each kind of problem found: `kind` (not_indexed, gone_from_source, stale,
+    /// content_changed, chunk_count_mismatch, orphan_chunks, duplicate_chunks, bad_vectors,
+    /// embedder_mismatch, index_missing, index_behind, cursor_without_documents), `source_id`
+    /// for a source's problems, `count`, and up to five `examples`.
+    #[schema(value_type = Vec<Object>)]
+    problems: Vec<Value>,
+    /// What the repair did (`orphans_removed`, `documents_reindexed`, `runs`,
+    /// `indexes_built`, `not_repaired`), when asked.
+    #[schema(value_type = Option<Object>)]
+    repair: Option<Value>,
+    /// The problems a check after the repair still found.
+    #[schema(value_type = Option<Vec<Object>>)]
+    remaining: Option<Vec<Value>>,
+    /// Wall time.
+    duration_ms: u64,
+}
+
 /// `POST /api/v1/pipeline/*`.
 #[derive(ToSchema)]
 pub(crate) struct PipelineAnswer {

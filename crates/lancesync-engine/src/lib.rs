@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod check;
 mod config;
 mod documents;
 mod error;
@@ -41,6 +42,7 @@ pub use lancesync_storage::Storage;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+pub use check::{CheckOptions, CheckReport, Problem, ProblemKind, Repair};
 pub use config::{EngineConfig, MassDeleteGuard, embedder_from_settings};
 pub use documents::{
     ChunkInfo, DocumentFilter, DocumentInfo, DocumentWithChunks, MAX_PAGE, Page, PrecomputedChunk,
@@ -53,7 +55,9 @@ pub use sync::{
     EmbeddingCost, Failure, MassDeleteBlocked, NoProgress, PlannedMove, Progress, RunPlan,
     SyncOptions, SyncReport,
 };
-pub use tables::{DocPos, DocState, Maintenance, SourceDocs, TableSettings, UserTables};
+pub use tables::{
+    DocPos, DocState, IndexHealth, Maintenance, SourceDocs, TableSettings, UserTables,
+};
 
 /// The source id of documents migrated from the original system that are in no configured
 /// source: kept searchable, never listed by a run (so never deleted by one).

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod check;
 mod counters;
 mod error;
 mod health;

@@ -2,6 +2,7 @@
 //! [`index`] (search, status, failed, reindex), [`sources`](mod@sources),
 //! [`storage`] (backup, restore, storage status) and [`migrate`](mod@migrate). Each prints text, or JSON with `--json`.
 
+mod check;
 mod index;
 mod migrate;
 mod sources;
@@ -17,6 +18,7 @@ use lancesync_sources::SourceRegistry;
 use crate::cli::{Command, StorageCommand, UserArgs};
 use crate::output::terminal;
 
+use check::check;
 use index::{failed, reindex, search, status};
 use migrate::migrate;
 use sources::sources;
@@ -33,6 +35,8 @@ pub mod exit {
     pub const DOCUMENTS_FAILED: u8 = 4;
     /// Another run of the same source is in progress; nothing was done.
     pub const BUSY: u8 = 5;
+    /// `check` found problems (or, with `--repair`, some are left).
+    pub const PROBLEMS_FOUND: u8 = 6;
 }
 
 /// What every index command needs.
@@ -77,6 +81,7 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
         Command::Config(_) => unreachable!("handled before loading"),
         Command::Sync(args) => sync(&ctx, &args, false).await,
         Command::Retry(args) => sync(&ctx, &args, true).await,
+        Command::Check(args) => check(&ctx, &args).await,
         Command::Watch(args) => watch(&ctx, &args).await,
         Command::Search(args) => search(&ctx, &args).await,
         Command::Status(user) => status(&ctx, &user).await,

@@ -69,7 +69,7 @@ pub(crate) enum DocStatus {
 #[openapi(
     info(title = "lancesync", description = "Keep a per-user LanceDB index true to users' documents."),
     paths(
-        health::root, health::health, health::live, health::ready, health::metrics, health::openapi, health::docs, sources::list_sources, sources::add_source, sources::get_source, sources::delete_source, sources::scan_source, jobs::get_job, status::system_status, status::sync_status, status::sync_cleanup, status::pipeline_start, status::pipeline_stop, search::search, documents::list_documents, documents::upload_document, documents::get_document, documents::delete_document, documents::manual_sync, storage::storage_status, storage::storage_backup, storage::storage_restore
+        health::root, health::health, health::live, health::ready, health::metrics, health::openapi, health::docs, sources::list_sources, sources::add_source, sources::get_source, sources::delete_source, sources::scan_source, jobs::get_job, status::system_status, status::sync_status, status::sync_cleanup, status::check, status::pipeline_start, status::pipeline_stop, search::search, documents::list_documents, documents::upload_document, documents::get_document, documents::delete_document, documents::manual_sync, storage::storage_status, storage::storage_backup, storage::storage_restore
     ),
     components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument, UploadForm, lancesync_sources::SourceType, DocTypeName, SearchModeName, DocStatus)),
     modifiers(&BearerAuth, &CommonResponses, &SourceSettings)
@@ -130,6 +130,7 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/api/v1/status", get(status::system_status))
         .route("/api/v1/sync/status", get(status::sync_status))
         .route("/api/v1/sync/cleanup", post(status::sync_cleanup))
+        .route("/api/v1/check", post(status::check))
         .route("/api/v1/pipeline/start", post(status::pipeline_start))
         .route("/api/v1/pipeline/stop", post(status::pipeline_stop))
         .route("/api/v1/search", post(search::search))

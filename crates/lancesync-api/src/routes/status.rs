@@ -1,10 +1,13 @@
 //! The system's status, a user's sync status and cleanup, starting and stopping the pipeline.
 
 use axum::extract::State;
+use lancesync_engine::CheckOptions;
 use lancesync_orchestrator::HealthStatus;
+use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
-use super::extract::{Admin, ForUser, UserQuery};
+use super::extract::{ActsFor, Admin, ForUser, UserQuery, UserScoped};
 use super::{ApiResult, ok};
 use crate::Api;
 use crate::error::ErrorBody;
@@ -75,6 +78,58 @@ pub(super) async fn sync_status(State(api): State<Api>, ForUser(user): ForUser) 
 pub(super) async fn sync_cleanup(State(api): State<Api>, ForUser(user): ForUser) -> ApiResult {
     let cleared = api.orchestrator.engine().clear_failures(&user).await?;
     ok(json!({ "user_id": user, "cleared": cleared }))
+}
+
+/// What `POST /api/v1/check` checks and whether it repairs.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CheckQuery {
+    /// User to act for (admin).
+    #[param(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$", example = "alice")]
+    user_id: Option<String>,
+    /// Only this source (default: all of the user's sources).
+    #[param(example = "notes")]
+    source_id: Option<String>,
+    /// Also read documents whose size and modification time are unchanged and compare their
+    /// content hashes.
+    deep: Option<bool>,
+    /// Repair what can be repaired, then check again (`remaining`).
+    repair: Option<bool>,
+    /// Let the repair delete past the mass-delete guard.
+    allow_mass_delete: Option<bool>,
+}
+
+impl ActsFor for CheckQuery {
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/check", params(CheckQuery), responses(
+    (status = 200, description = "What the check found (and repaired, and left)", body = CheckAnswer),
+    (status = 404, description = "No such source", body = ErrorBody),
+    (status = 409, description = "A run of the source is in progress; try again", body = ErrorBody),
+))]
+pub(super) async fn check(
+    State(api): State<Api>,
+    UserScoped { user, query }: UserScoped<CheckQuery>,
+) -> ApiResult {
+    let options = CheckOptions {
+        deep: query.deep.unwrap_or(false),
+        repair: query.repair.unwrap_or(false),
+        allow_mass_delete: query.allow_mass_delete.unwrap_or(false),
+    };
+    let report = api
+        .orchestrator
+        .check(&user, query.source_id.as_deref(), options)
+        .await?;
+    let consistent = report.consistent();
+    let mut answer = serde_json::to_value(report).map_err(|e| {
+        crate::error::ApiError::from(lancesync_orchestrator::Error::Invalid(e.to_string()))
+    })?;
+    answer["consistent"] = consistent.into();
+    ok(answer)
 }
 
 #[utoipa::path(post, path = "/api/v1/pipeline/start", responses(

@@ -248,3 +248,60 @@ async fn the_common_flows_work_end_to_end() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_drift_repairs_it_and_stays_within_the_user() {
+    let s = server(&[]);
+    let docs = s.folder(
+        "alice-check",
+        &[
+            ("kept.md", "# Kept\n\nKept notes about kale."),
+            ("gone.md", "# Gone\n\nNotes about gourds, soon removed."),
+        ],
+    );
+    let job = s.add_and_scan("alice", "notes", &docs).await;
+    assert_eq!(job["report"]["created"], 2, "{job}");
+    let r = s.post("/api/v1/check", Some(ALICE), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["consistent"], true, "{}", r.text);
+
+    std::fs::remove_file(docs.join("gone.md")).unwrap();
+    std::fs::write(docs.join("new.md"), "# New\n\nNotes about nasturtiums.").unwrap();
+    let r = s.post("/api/v1/check", Some(ALICE), json!({})).await;
+    let found = r.json();
+    assert_eq!(found["consistent"], false, "{found}");
+    let kinds: Vec<&str> = found["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["not_indexed", "gone_from_source"], "{found}");
+
+    // Bob cannot check alice's index; an unknown source is a 404.
+    let r = s
+        .post("/api/v1/check?user_id=alice", Some(BOB), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = s
+        .post("/api/v1/check?source_id=nope", Some(ALICE), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+    let r = s
+        .post("/api/v1/check?repair=true", Some(ALICE), json!({}))
+        .await;
+    let repaired = r.json();
+    assert_eq!(repaired["consistent"], true, "{repaired}");
+    assert_eq!(repaired["remaining"], json!([]));
+    assert_eq!(repaired["repair"]["runs"][0]["created"], 1, "{repaired}");
+    assert_eq!(repaired["repair"]["runs"][0]["deleted"], 1, "{repaired}");
+    let r = s
+        .post(
+            "/api/v1/check?source_id=notes&deep=true",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.json()["consistent"], true, "{}", r.text);
+}

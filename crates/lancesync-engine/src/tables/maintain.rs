@@ -136,6 +136,47 @@ impl UserTables {
         Ok(())
     }
 
+    /// How the chunks table's indexes stand against what [`Self::maintain`] keeps: indexes
+    /// missing, and rows not yet folded into them when there are enough that maintenance would
+    /// fold them.
+    pub async fn index_health(&self) -> Result<IndexHealth> {
+        let mut health = IndexHealth::default();
+        let rows = self.chunks.count_rows(None).await?;
+        if rows == 0 {
+            return Ok(health);
+        }
+        let indices = self.chunks.list_indices().await?;
+        let has = |column: &str| {
+            indices
+                .iter()
+                .any(|i| i.columns.iter().any(|c| c == column))
+        };
+        if !has("chunk_text") {
+            health.missing.push("chunk_text (full text)".into());
+        }
+        if !has("chunk_id") {
+            health.missing.push("chunk_id (btree)".into());
+        }
+        if rows >= self.settings.vector_index_rows && current_vector_index(&indices, rows).is_none()
+        {
+            health.missing.push("vector (IVF-SQ, cosine)".into());
+        }
+        for index in &indices {
+            if let Some(stats) = self.chunks.index_stats(&index.name).await? {
+                health.unindexed_rows = health.unindexed_rows.max(stats.num_unindexed_rows);
+            }
+        }
+        health.fold_threshold = FOLD_MIN_ROWS.max(rows / 20);
+        Ok(health)
+    }
+
+    /// Forget that the full-text index was seen, so the next maintenance looks again (after
+    /// it may have been dropped by something else).
+    pub fn forget_indexes(&self) {
+        self.fts_ready
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether the full-text index is known to exist (then the table has had rows).
     pub fn fts_known(&self) -> bool {
         self.fts_ready.load(std::sync::atomic::Ordering::Relaxed)
@@ -308,6 +349,24 @@ fn chunks_compaction() -> CompactionOptions {
         compaction_mode: Some(lancedb::table::CompactionMode::TryBinaryCopy),
         num_threads: Some(1),
         ..CompactionOptions::default()
+    }
+}
+
+/// How the chunks table's indexes stand ([`UserTables::index_health`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexHealth {
+    /// Indexes maintenance would build now.
+    pub missing: Vec<String>,
+    /// The most rows any index has not folded in yet.
+    pub unindexed_rows: usize,
+    /// Unindexed rows from which maintenance folds them in.
+    pub fold_threshold: usize,
+}
+
+impl IndexHealth {
+    /// Whether maintenance would fold rows in now.
+    pub fn behind(&self) -> bool {
+        self.fold_threshold > 0 && self.unindexed_rows >= self.fold_threshold
     }
 }
 

@@ -18,7 +18,7 @@ use lancedb::{Connection, Table};
 
 use crate::Result;
 
-pub use maintain::Maintenance;
+pub use maintain::{IndexHealth, Maintenance};
 pub use state::{DocPos, DocState, SourceDocs};
 
 /// Ids per `IN (...)` statement.

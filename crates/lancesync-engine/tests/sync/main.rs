@@ -2,6 +2,7 @@
 //! Run: cargo test --workspace --test sync
 
 mod changes;
+mod check;
 mod dry_run;
 mod failures;
 mod search;
