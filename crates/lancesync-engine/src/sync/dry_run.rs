@@ -2,7 +2,7 @@
 //! guard as a run, with the writes left out and the embedding replaced by counting its
 //! tokens. It reports the counts a run would report and, document by document, what it would do.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::process::Outcome;
 use super::report::{EmbeddingCost, Failure, PlannedMove, RunPlan, SyncReport};
@@ -10,6 +10,11 @@ use super::{Planned, Progress, Run, SyncOptions, marker_path, now, plan};
 use crate::ids::validate_source_id;
 use crate::rows::STATUS_FAILED;
 use crate::{Error, Result};
+
+/// Chunks embedded per call while measuring the embedder's speed.
+const RATE_SAMPLE_BATCH: usize = 16;
+/// How long measuring the embedder's speed may take (after the batch that passes it).
+const RATE_SAMPLE_TIME: Duration = Duration::from_secs(2);
 
 impl Run<'_> {
     /// Plan a run without writing anything. Takes no lock: a run of the same source going on
@@ -179,15 +184,25 @@ impl Run<'_> {
             .embed(&sample[..1])
             .await
             .map_err(Error::from)?;
+        // In small batches until the sample or the time budget runs out: a transformer on
+        // two cores embeds a few chunks a second, and the measurement must stay a small part
+        // of the dry run.
         let timer = Instant::now();
-        let (_, counted) = self
-            .embedder
-            .embed_counted(&sample)
-            .await
-            .map_err(Error::from)?;
+        let mut tokens = 0;
+        for batch in sample.chunks(RATE_SAMPLE_BATCH) {
+            let (_, counted) = self
+                .embedder
+                .embed_counted(batch)
+                .await
+                .map_err(Error::from)?;
+            tokens += counted.tokens;
+            if timer.elapsed() >= RATE_SAMPLE_TIME {
+                break;
+            }
+        }
         let seconds = timer.elapsed().as_secs_f64();
-        if counted.tokens > 0 && seconds > 0.0 {
-            let rate = counted.tokens as f64 / seconds;
+        if tokens > 0 && seconds > 0.0 {
+            let rate = tokens as f64 / seconds;
             cost.measured_tokens_per_second = Some(rate);
             cost.estimated_seconds = Some(report.tokens_embedded as f64 / rate);
         }
