@@ -519,7 +519,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         group: Group::Embedding,
         kind: Kind::Count,
         default: Default::Value("1000"),
-        help: "Largest chunk, in characters; chunks end at paragraph or sentence boundaries.",
+        help: "Largest chunk, in characters; chunks end at paragraph or sentence boundaries. Recorded with a user's tables: after a change, runs refuse to mix chunkings until `sync-cli reindex`.",
         used_by: ENGINE,
     },
     SettingSpec {
@@ -528,7 +528,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         group: Group::Embedding,
         kind: Kind::Number,
         default: Default::Value("200"),
-        help: "Characters shared by neighbouring chunks; less than CHUNK_CHARACTERS.",
+        help: "Characters shared by neighbouring chunks; less than CHUNK_CHARACTERS. Recorded with a user's tables, like CHUNK_CHARACTERS.",
         used_by: ENGINE,
     },
     SettingSpec {

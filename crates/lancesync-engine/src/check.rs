@@ -6,7 +6,7 @@
 //! under an unchanged size and time. Within the tables: document rows whose chunk count differs
 //! from their chunk rows, chunks without a document row, duplicate chunk ids, vectors with NaN
 //! or infinite values, indexes missing or behind, a change cursor with no documents behind it,
-//! and a stored embedder that is not the configured one.
+//! and a stored embedder or chunk settings that are not the configured ones.
 //!
 //! Repair removes chunks without a document, marks damaged documents as changed and deletes
 //! their chunks (so a run re-indexes them from the source, replacing their chunks whole), runs
@@ -65,6 +65,8 @@ pub enum ProblemKind {
     BadVectors,
     /// The tables' embedder is not the configured one.
     EmbedderMismatch,
+    /// The chunks were made with other chunk settings than the configured ones.
+    ChunkingChanged,
     /// An index maintenance keeps is missing.
     IndexMissing,
     /// Rows waiting to be folded into the indexes, past maintenance's threshold.
@@ -86,6 +88,7 @@ impl ProblemKind {
             Self::DuplicateChunks => "duplicate chunk ids",
             Self::BadVectors => "vectors with NaN or infinite values",
             Self::EmbedderMismatch => "tables of another embedder",
+            Self::ChunkingChanged => "chunks made with other chunk settings",
             Self::IndexMissing => "indexes missing",
             Self::IndexBehind => "rows not yet in the indexes",
             Self::CursorWithoutDocuments => "a change cursor with no documents behind it",
@@ -185,6 +188,8 @@ struct Findings {
     damaged_docs: HashSet<String>,
     /// Sources whose stored cursor has no documents behind it.
     stale_cursors: Vec<String>,
+    /// The chunk settings changed: no run may write until a re-index.
+    chunking_changed: bool,
 }
 
 /// Read `columns` of every row of `table` a batch at a time.
@@ -507,6 +512,20 @@ impl Engine {
             }
             return Ok(findings);
         };
+        if let Some(stored) = tables.stored_chunking().await?
+            && stored != self.config.chunking
+        {
+            let configured = self.config.chunking;
+            findings.found.add(
+                ProblemKind::ChunkingChanged,
+                None,
+                &[format!(
+                    "stored CHUNK_CHARACTERS={} CHUNK_OVERLAP={}, configured {} and {}",
+                    stored.size, stored.overlap, configured.size, configured.overlap
+                )],
+            );
+            findings.chunking_changed = true;
+        }
         check_tables(tables, &mut findings).await?;
         for source in sources {
             check_source(tables, *source, deep, &mut findings).await?;
@@ -526,6 +545,12 @@ impl Engine {
         findings: Findings,
     ) -> Result<Repair> {
         let mut repair = Repair::default();
+        if findings.chunking_changed {
+            repair.not_repaired.push(
+                "the chunks were made with other chunk settings: `sync-cli reindex` chunks everything again (or configure the stored settings again); nothing else was repaired, since repairs write chunks".into(),
+            );
+            return Ok(repair);
+        }
         let tables = self.tables(user_id).await?;
         // Chunks nobody points to go first: a run would otherwise never see them.
         if !findings.orphan_docs.is_empty() {

@@ -33,6 +33,19 @@ pub enum Error {
         /// What is configured now.
         configured: Box<EmbedderIdentity>,
     },
+    /// The user's chunks were made with other chunk settings than the configured ones.
+    #[error(
+        "user {user_id}'s chunks were made with CHUNK_CHARACTERS={} and CHUNK_OVERLAP={}, but {} and {} are configured: documents would be chunked two ways; run `sync-cli reindex --user {user_id}` to chunk everything again, or configure {} and {} again",
+        stored.size, stored.overlap, configured.size, configured.overlap, stored.size, stored.overlap
+    )]
+    ChunkingChanged {
+        /// User.
+        user_id: String,
+        /// What the chunks were made with.
+        stored: lancesync_ingest::ChunkConfig,
+        /// What is configured now.
+        configured: lancesync_ingest::ChunkConfig,
+    },
     /// The tables where a user's index belongs were written by the original system.
     #[error(
         "{uri} holds tables written by the original system (they have no {column} column); lancesync never writes to them: move them aside and adopt them with `sync-cli migrate --from <their new place>`"

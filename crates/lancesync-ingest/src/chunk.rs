@@ -18,7 +18,7 @@ use crate::extract::{DocType, Extracted};
 use crate::{Error, Result};
 
 /// Chunk size and overlap, in characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkConfig {
     /// Largest chunk, in characters.
     pub size: usize,

@@ -1,12 +1,16 @@
-//! What lives in the tables' manifests: the embedder identity and the sources' change cursors.
+//! What lives in the tables' manifests: the embedder identity, the chunk settings and the
+//! sources' change cursors.
 
-use lancesync_ingest::EmbedderIdentity;
+use lancesync_ingest::{ChunkConfig, EmbedderIdentity};
 
 use super::UserTables;
 use crate::{Error, Result};
 
 /// Key of the embedder identity in the chunks table's manifest config.
 const EMBEDDER_KEY: &str = "lancesync.embedder";
+
+/// Key of the chunk settings in the chunks table's manifest config.
+const CHUNKING_KEY: &str = "lancesync.chunking";
 
 /// The manifest key of a source's change cursor (source ids are validated: no separators).
 fn cursor_key(source_id: &str) -> String {
@@ -63,6 +67,40 @@ impl UserTables {
         }
     }
 
+    /// Compare the chunk settings stored with the tables with `chunking`, recording it if
+    /// none is stored (tables from before settings were recorded take the current ones).
+    /// Called before writing chunks: documents chunked two ways would search unevenly and
+    /// overlap where they should not.
+    pub async fn check_chunking(&self, chunking: &ChunkConfig) -> Result<()> {
+        match self.stored_chunking().await? {
+            Some(stored) if &stored == chunking => Ok(()),
+            Some(stored) => Err(Error::ChunkingChanged {
+                user_id: self.user_id.clone(),
+                stored,
+                configured: *chunking,
+            }),
+            None => {
+                let ours =
+                    serde_json::to_string(chunking).map_err(|e| Error::Internal(e.to_string()))?;
+                self.native_chunks()?
+                    .update_config([(CHUNKING_KEY.to_string(), ours)])
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The chunk settings stored with the tables.
+    pub async fn stored_chunking(&self) -> Result<Option<ChunkConfig>> {
+        Ok(self
+            .native_chunks()?
+            .manifest()
+            .await?
+            .config
+            .get(CHUNKING_KEY)
+            .and_then(|j| serde_json::from_str(j).ok()))
+    }
+
     /// The embedder identity stored with the tables.
     pub async fn stored_embedder(&self) -> Result<Option<EmbedderIdentity>> {
         let native = self
@@ -109,6 +147,12 @@ impl UserTables {
                 .await?;
         }
         Ok(())
+    }
+
+    fn native_chunks(&self) -> Result<&lancedb::table::NativeTable> {
+        self.chunks
+            .as_native()
+            .ok_or_else(|| Error::Internal("chunks table is not a local table".into()))
     }
 
     fn native_docs(&self) -> Result<&lancedb::table::NativeTable> {

@@ -291,3 +291,69 @@ async fn tables_of_another_embedder_are_reported_not_touched() {
     // Nothing was written: the right embedder still finds the index consistent.
     assert!(f.check(&[], CheckOptions::default()).await.consistent());
 }
+
+#[tokio::test]
+async fn changed_chunk_settings_stop_runs_and_are_reported_until_a_reindex() {
+    let f = Fixture::new(|_| {});
+    f.write("a.md", text("alpha", 6));
+    f.sync().await;
+    let rechunked = |size| {
+        let mut config = EngineConfig::new(&f.db);
+        config.chunking.size = size;
+        config.chunking.overlap = 40;
+        Engine::new(config, Arc::new(HashingEmbedder::default())).unwrap()
+    };
+    let other = rechunked(300);
+    // A run would chunk new documents another way than the stored ones: refused, naming both.
+    let refused = other
+        .sync("alice", &f.source, SyncOptions::default(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::ChunkingChanged { .. }),
+        "{refused}"
+    );
+    let message = refused.to_string();
+    assert!(
+        message.contains("CHUNK_CHARACTERS=200") && message.contains("reindex"),
+        "{message}"
+    );
+    let dry = SyncOptions {
+        dry_run: true,
+        ..SyncOptions::default()
+    };
+    assert!(
+        other
+            .sync("alice", &f.source, dry, &NoProgress)
+            .await
+            .is_err()
+    );
+    let sources: Vec<&dyn DocumentSource> = vec![&f.source];
+    let options = CheckOptions {
+        repair: true,
+        ..CheckOptions::default()
+    };
+    let report = other.check("alice", &sources, options).await.unwrap();
+    assert_eq!(
+        kinds(&report),
+        [ProblemKind::ChunkingChanged].into(),
+        "{report:#?}"
+    );
+    assert!(!report.consistent());
+    assert!(report.repair.unwrap().not_repaired[0].contains("reindex"));
+    // The same settings as stored are fine; a re-index records the new ones.
+    assert!(f.check(&[], CheckOptions::default()).await.consistent());
+    other.drop_user("alice").await.unwrap();
+    let run = other
+        .sync("alice", &f.source, SyncOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(run.created, 1);
+    assert!(
+        other
+            .check("alice", &sources, CheckOptions::default())
+            .await
+            .unwrap()
+            .consistent()
+    );
+}
