@@ -200,7 +200,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub sync: SyncArgs,
     /// Also read documents whose size and modification time are unchanged and compare their
-    /// content hashes
+    /// content hashes, and read every vector for NaN and infinite values
     #[arg(long)]
     pub deep: bool,
     /// Repair what can be repaired (re-index missing, stale and damaged documents, remove

@@ -4,8 +4,8 @@
 //! Against each source: documents listed but not indexed, indexed but gone, changed (size,
 //! modification time or version) but not re-indexed, and with `deep`, content that differs
 //! under an unchanged size and time. Within the tables: document rows whose chunk count differs
-//! from their chunk rows, chunks without a document row, duplicate chunk ids, vectors with NaN
-//! or infinite values, indexes missing or behind, a change cursor with no documents behind it,
+//! from their chunk rows, chunks without a document row, duplicate chunk ids, (with `deep`)
+//! vectors with NaN or infinite values, indexes missing or behind, a change cursor with no documents behind it,
 //! and a stored embedder or chunk settings that are not the configured ones.
 //!
 //! Repair removes chunks without a document, marks damaged documents as changed and deletes
@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use lancedb::Table;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancesync_sources::{ChangeKind, DocumentSource};
@@ -35,7 +35,8 @@ const EXAMPLES: usize = 5;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckOptions {
     /// Also read every document whose size and modification time are unchanged and compare
-    /// its content hash with the stored one.
+    /// its content hash with the stored one, and read every vector for NaN and infinite
+    /// values.
     pub deep: bool,
     /// Repair what can be repaired, then check again.
     pub repair: bool,
@@ -55,13 +56,15 @@ pub enum ProblemKind {
     Stale,
     /// Content differs from what was indexed under the same size and time (`deep` only).
     ContentChanged,
+    /// Listed, but could not be read to compare its content (`deep` only).
+    Unreadable,
     /// A document row's `total_chunks` differs from its chunk rows.
     ChunkCountMismatch,
     /// Chunk rows whose document row does not exist.
     OrphanChunks,
     /// A chunk id on more than one row.
     DuplicateChunks,
-    /// Vectors holding NaN or infinite values.
+    /// Vectors holding NaN or infinite values (`deep` only).
     BadVectors,
     /// The tables' embedder is not the configured one.
     EmbedderMismatch,
@@ -83,6 +86,7 @@ impl ProblemKind {
             Self::GoneFromSource => "indexed but gone from the source",
             Self::Stale => "changed in the source but not re-indexed",
             Self::ContentChanged => "content changed under the same size and time",
+            Self::Unreadable => "listed but unreadable, so not compared",
             Self::ChunkCountMismatch => "documents whose chunk count differs from their chunks",
             Self::OrphanChunks => "chunks without a document",
             Self::DuplicateChunks => "duplicate chunk ids",
@@ -209,8 +213,12 @@ async fn scan(
     Ok(())
 }
 
-/// Rows of `batch`'s vector column holding a NaN or an infinite value.
-fn bad_vector_rows(batch: &RecordBatch) -> Result<Vec<usize>> {
+/// Rows of `batch`'s vector column holding a NaN or an infinite value (none when the vectors
+/// were not `read`).
+fn bad_vector_rows(batch: &RecordBatch, read: bool) -> Result<Vec<usize>> {
+    if !read {
+        return Ok(Vec::new());
+    }
     let vectors = batch
         .column_by_name("vector")
         .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
@@ -239,20 +247,22 @@ fn id_hash(id: &str) -> u128 {
     u128::from_le_bytes(hash.as_bytes()[..16].try_into().expect("16 bytes"))
 }
 
-/// The checks within the tables: chunk counts, orphans, duplicates, vectors, indexes.
-async fn check_tables(tables: &UserTables, findings: &mut Findings) -> Result<()> {
+/// The checks within the tables: chunk counts, orphans, duplicates, indexes, and with
+/// `vectors`, every vector (most of what a check could read: 1.5 kB a row at 384 dimensions).
+async fn check_tables(tables: &UserTables, vectors: bool, findings: &mut Findings) -> Result<()> {
+    let with_vector = |columns: &[&'static str]| {
+        let mut columns = columns.to_vec();
+        if vectors {
+            columns.push("vector");
+        }
+        columns
+    };
     // Documents: their chunk counts and whether their vectors are sound.
     let mut expected: HashMap<String, (i32, String)> = HashMap::new();
     let mut bad_vectors = Vec::new();
     scan(
         &tables.docs,
-        &[
-            "doc_id",
-            "source_uri",
-            "processing_status",
-            "total_chunks",
-            "vector",
-        ],
+        &with_vector(&["doc_id", "source_uri", "processing_status", "total_chunks"]),
         |b| {
             let c = Columns(b);
             let (ids, uris, status, totals) = (
@@ -261,7 +271,7 @@ async fn check_tables(tables: &UserTables, findings: &mut Findings) -> Result<()
                 c.str("processing_status")?,
                 c.i32("total_chunks")?,
             );
-            for row in bad_vector_rows(b)? {
+            for row in bad_vector_rows(b, vectors)? {
                 bad_vectors.push(uris.value(row).to_string());
                 findings.damaged_docs.insert(ids.value(row).to_string());
             }
@@ -280,16 +290,17 @@ async fn check_tables(tables: &UserTables, findings: &mut Findings) -> Result<()
     )
     .await?;
 
+    tracing::debug!(documents = expected.len(), "read the documents");
     // Chunks: counted per document, ids checked for duplicates, vectors checked.
     let mut counted: HashMap<String, i32> = HashMap::new();
     let mut seen: HashSet<u128> = HashSet::new();
     let mut duplicates = Vec::new();
     let mut orphan_chunks = Vec::new();
     let mut orphan_docs = std::collections::BTreeSet::new();
-    scan(&tables.chunks, &["chunk_id", "doc_id", "vector"], |b| {
+    scan(&tables.chunks, &with_vector(&["chunk_id", "doc_id"]), |b| {
         let c = Columns(b);
         let (chunk_ids, doc_ids) = (c.str("chunk_id")?, c.str("doc_id")?);
-        for row in bad_vector_rows(b)? {
+        for row in bad_vector_rows(b, vectors)? {
             bad_vectors.push(chunk_ids.value(row).to_string());
             findings.damaged_docs.insert(doc_ids.value(row).to_string());
         }
@@ -310,6 +321,7 @@ async fn check_tables(tables: &UserTables, findings: &mut Findings) -> Result<()
     })
     .await?;
 
+    tracing::debug!(chunks = seen.len(), "read the chunks");
     let mut mismatched = Vec::new();
     for (doc_id, (total, uri)) in &expected {
         let have = counted.get(doc_id).copied().unwrap_or(0);
@@ -347,6 +359,7 @@ async fn check_source(
     tables: &UserTables,
     source: &dyn DocumentSource,
     deep: bool,
+    concurrency: usize,
     findings: &mut Findings,
 ) -> Result<()> {
     let source_id = source.id();
@@ -375,6 +388,7 @@ async fn check_source(
         .map(|p| (stored.source_uri(p), p))
         .collect();
     let (mut missing, mut stale, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut to_hash = Vec::new();
     for entry in &listing.entries {
         let Some(pos) = by_uri.remove(entry.uri.as_str()) else {
             missing.push(entry.uri.clone());
@@ -393,16 +407,33 @@ async fn check_source(
         if !same_stat {
             stale.push(entry.uri.clone());
         } else if deep && status == STATUS_OK {
-            let checksum = match &entry.content_hash {
-                Some(hash) => hash.clone(),
-                None => blake3::hash(&source.read(entry).await?)
-                    .to_hex()
-                    .to_string(),
-            };
-            if checksum != stored.state(pos).checksum {
+            // Owned: a future borrowing the listing would not be `Send` for every lifetime,
+            // which the API's handlers need.
+            to_hash.push((entry.clone(), stored.state(pos)));
+        }
+    }
+    // Read and hashed a few at a time, as a run reads.
+    let mut hashed = futures::stream::iter(to_hash.into_iter().map(|(entry, state)| async move {
+        let checksum = match &entry.content_hash {
+            Some(hash) => Ok(hash.clone()),
+            None => source
+                .read(&entry)
+                .await
+                .map(|bytes| blake3::hash(&bytes).to_hex().to_string()),
+        };
+        (entry, state, checksum)
+    }))
+    .buffer_unordered(concurrency.max(1));
+    let mut unreadable = Vec::new();
+    while let Some((entry, state, checksum)) = hashed.next().await {
+        match checksum {
+            Ok(checksum) if checksum != state.checksum => {
                 changed.push(entry.uri.clone());
-                findings.damaged_docs.insert(stored.doc_id(pos).to_string());
+                findings.damaged_docs.insert(state.doc_id);
             }
+            Ok(_) => {}
+            // One file that cannot be read does not stop the check: it is reported.
+            Err(e) => unreadable.push(format!("{}: {e}", entry.uri)),
         }
     }
     // What is left is not listed: gone, unless under a folder the listing could not see.
@@ -425,6 +456,8 @@ async fn check_source(
     found.add(ProblemKind::GoneFromSource, Some(source_id), &gone);
     found.add(ProblemKind::Stale, Some(source_id), &stale);
     found.add(ProblemKind::ContentChanged, Some(source_id), &changed);
+    unreadable.sort();
+    found.add(ProblemKind::Unreadable, Some(source_id), &unreadable);
     Ok(())
 }
 
@@ -526,9 +559,24 @@ impl Engine {
             );
             findings.chunking_changed = true;
         }
-        check_tables(tables, &mut findings).await?;
+        let step = Instant::now();
+        check_tables(tables, deep, &mut findings).await?;
+        tracing::debug!(ms = step.elapsed().as_millis() as u64, "checked the tables");
         for source in sources {
-            check_source(tables, *source, deep, &mut findings).await?;
+            let step = Instant::now();
+            check_source(
+                tables,
+                *source,
+                deep,
+                self.config.max_concurrency,
+                &mut findings,
+            )
+            .await?;
+            tracing::debug!(
+                source = source.id(),
+                ms = step.elapsed().as_millis() as u64,
+                "checked the source"
+            );
         }
         findings
             .found

@@ -152,7 +152,6 @@ async fn every_kind_of_damage_is_found_and_repaired() {
         ProblemKind::ChunkCountMismatch,
         ProblemKind::OrphanChunks,
         ProblemKind::DuplicateChunks,
-        ProblemKind::BadVectors,
         ProblemKind::IndexMissing,
         ProblemKind::CursorWithoutDocuments,
     ]
@@ -173,7 +172,6 @@ async fn every_kind_of_damage_is_found_and_repaired() {
     assert!(problem(&quick, ProblemKind::GoneFromSource).examples[0].ends_with("gone.md"));
     assert!(problem(&quick, ProblemKind::Stale).examples[0].ends_with("stale.md"));
     assert_eq!(problem(&quick, ProblemKind::DuplicateChunks).count, 2);
-    assert_eq!(problem(&quick, ProblemKind::BadVectors).count, 1);
     // rivers.md lost a chunk, dup.md has two too many.
     let mismatch = problem(&quick, ProblemKind::ChunkCountMismatch);
     assert_eq!(mismatch.count, 2, "{mismatch:?}");
@@ -182,11 +180,14 @@ async fn every_kind_of_damage_is_found_and_repaired() {
         problem(&quick, ProblemKind::IndexMissing).examples,
         ["chunk_text (full text)"]
     );
-    // Only a deep check sees content changed under the same size and time.
+    // Only a deep check sees content changed under the same size and time, and reads every
+    // vector.
     let thorough = f.check(&[&empty], deep()).await;
     let mut with_content = expected.clone();
     with_content.insert(ProblemKind::ContentChanged);
+    with_content.insert(ProblemKind::BadVectors);
     assert_eq!(kinds(&thorough), with_content);
+    assert_eq!(problem(&thorough, ProblemKind::BadVectors).count, 1);
     assert!(problem(&thorough, ProblemKind::ContentChanged).examples[0].ends_with("same.md"));
 
     let repaired = f
@@ -356,4 +357,47 @@ async fn changed_chunk_settings_stop_runs_and_are_reported_until_a_reindex() {
             .unwrap()
             .consistent()
     );
+}
+
+/// The local source, but one file cannot be read.
+#[derive(Debug)]
+struct OneUnreadable(LocalFsSource);
+
+#[async_trait]
+impl DocumentSource for OneUnreadable {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn source_type(&self) -> &'static str {
+        self.0.source_type()
+    }
+    async fn list(&self) -> lancesync_sources::Result<Listing> {
+        self.0.list().await
+    }
+    async fn read(&self, entry: &SourceEntry) -> lancesync_sources::Result<Vec<u8>> {
+        if entry.uri.ends_with("locked.md") {
+            return Err(lancesync_sources::Error::Read {
+                uri: entry.uri.clone(),
+                reason: "permission denied".into(),
+            });
+        }
+        self.0.read(entry).await
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_read_is_reported_and_the_deep_check_goes_on() {
+    let f = Fixture::new(|_| {});
+    f.write("locked.md", text("locked", 2));
+    f.write("open.md", text("open", 2));
+    f.sync().await;
+    let source = OneUnreadable(local_source("docs", &f.docs));
+    let sources: Vec<&dyn DocumentSource> = vec![&source];
+    let report = f.engine.check("alice", &sources, deep()).await.unwrap();
+    assert_eq!(
+        kinds(&report),
+        [ProblemKind::Unreadable].into(),
+        "{report:#?}"
+    );
+    assert!(report.problems[0].examples[0].contains("locked.md"));
 }
