@@ -350,6 +350,8 @@ impl<'a> Run<'a> {
         }
         let per_chunk = if report.chunks_written > 0 {
             embedded.tokens as f64 / report.chunks_written as f64
+        } else if let Some(mean) = self.last_tokens_per_chunk(source_id) {
+            mean
         } else {
             let Some(tables) = self.tables else { return };
             let counted = match tables
@@ -373,6 +375,23 @@ impl<'a> Run<'a> {
             }
         };
         report.tokens_saved = (report.chunks_saved as f64 * per_chunk).round() as u64;
+    }
+
+    /// The mean tokens per chunk the source's last report knew (of the chunks it embedded, or
+    /// as it estimated them), so that a run without new chunks need not read a sample.
+    fn last_tokens_per_chunk(&self, source_id: &str) -> Option<f64> {
+        let path = self
+            .tables?
+            .state_dir
+            .join(format!("{source_id}.last.json"));
+        let last: SyncReport = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        if last.chunks_written > 0 && last.tokens_embedded > 0 {
+            Some(last.tokens_embedded as f64 / last.chunks_written as f64)
+        } else if last.chunks_saved > 0 && last.tokens_saved > 0 {
+            Some(last.tokens_saved as f64 / last.chunks_saved as f64)
+        } else {
+            None
+        }
     }
 
     /// Read and index the planned documents, `max_concurrency` at a time, writing a batch

@@ -133,7 +133,8 @@ pub struct SyncReport {
     #[serde(default)]
     pub chunks_saved: u64,
     /// About how many tokens `chunks_saved` are: their number times the mean tokens per chunk
-    /// (of the chunks this run embedded, else of a sample of the source's stored chunks).
+    /// (of the chunks this run embedded, else as the source's last report knew it, else of a
+    /// sample of the source's stored chunks).
     #[serde(default)]
     pub tokens_saved: u64,
     /// A dry run: nothing was written, and `plan` says what a run would do.
