@@ -538,7 +538,8 @@ impl Engine {
             // No index yet: everything every source lists is missing.
             for source in sources {
                 let listing = source.list().await?;
-                let uris: Vec<String> = listing.entries.into_iter().map(|e| e.uri).collect();
+                let mut uris: Vec<String> = listing.entries.into_iter().map(|e| e.uri).collect();
+                uris.sort();
                 findings
                     .found
                     .add(ProblemKind::NotIndexed, Some(source.id()), &uris);
