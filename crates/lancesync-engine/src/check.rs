@@ -76,6 +76,10 @@ pub enum ProblemKind {
     IndexBehind,
     /// A stored change cursor for a source with no documents.
     CursorWithoutDocuments,
+    /// Local changes not yet copied to S3 (the local-primary modes with S3).
+    BackupBehind,
+    /// The copy to S3 is withheld: S3 and this device both moved on (multi-device sync).
+    BackupConflict,
 }
 
 impl ProblemKind {
@@ -96,6 +100,8 @@ impl ProblemKind {
             Self::IndexMissing => "indexes missing",
             Self::IndexBehind => "rows not yet in the indexes",
             Self::CursorWithoutDocuments => "a change cursor with no documents behind it",
+            Self::BackupBehind => "changes not yet copied to S3",
+            Self::BackupConflict => "the copy to S3 withheld by a conflict",
         }
     }
 }
@@ -194,6 +200,8 @@ struct Findings {
     stale_cursors: Vec<String>,
     /// The chunk settings changed: no run may write until a re-index.
     chunking_changed: bool,
+    /// Local changes wait to be copied to S3.
+    backup_behind: bool,
 }
 
 /// Read `columns` of every row of `table` a batch at a time.
@@ -561,6 +569,7 @@ impl Engine {
             findings.chunking_changed = true;
         }
         let step = Instant::now();
+        self.check_backup(&tables.user_id, &mut findings)?;
         check_tables(tables, deep, &mut findings).await?;
         tracing::debug!(ms = step.elapsed().as_millis() as u64, "checked the tables");
         for source in sources {
@@ -584,6 +593,38 @@ impl Engine {
             .problems
             .sort_by(|a, b| (a.kind, &a.source_id).cmp(&(b.kind, &b.source_id)));
         Ok(findings)
+    }
+
+    /// In the local-primary modes with S3: whether changes wait to be copied, or the copy is
+    /// withheld by a conflict.
+    fn check_backup(&self, user_id: &str, findings: &mut Findings) -> Result<()> {
+        use lancesync_storage::StorageMode;
+        let storage = &self.config.storage;
+        if !matches!(
+            storage.mode(),
+            StorageMode::LocalPrimaryS3Backup | StorageMode::LocalPrimaryS3Sync
+        ) {
+            return Ok(());
+        }
+        let state = storage.user_state(user_id)?;
+        if let Some(conflict) = &state.conflict {
+            findings
+                .found
+                .add(ProblemKind::BackupConflict, None, &[conflict.clone()]);
+        } else if let Some(since) = &state.pending_since {
+            let why = state
+                .last_error
+                .as_deref()
+                .map(|e| format!("; the last copy failed: {e}"))
+                .unwrap_or_default();
+            findings.found.add(
+                ProblemKind::BackupBehind,
+                None,
+                &[format!("changes since {since} wait to be copied{why}")],
+            );
+            findings.backup_behind = true;
+        }
+        Ok(())
     }
 
     async fn repair(
@@ -666,8 +707,22 @@ impl Engine {
         // Indexes: looked for afresh (one may have been dropped behind this process's back).
         tables.forget_indexes();
         repair.indexes_built = tables.maintain().await?.created_indexes;
-        if let Some(after) = self.after_write(user_id).await {
-            tracing::debug!(user = %user_id, ?after, "after repair");
+        // What the repair wrote is copied like any write; a copy that was already behind is
+        // tried now, whatever its backoff.
+        let after = self.after_write(user_id).await;
+        let still_behind = self
+            .config
+            .storage
+            .user_state(user_id)
+            .is_ok_and(|s| s.pending_since.is_some() && s.conflict.is_none());
+        if findings.backup_behind && still_behind {
+            if let Err(e) = self.backup(user_id).await {
+                repair
+                    .not_repaired
+                    .push(format!("the copy to S3 failed again: {e}"));
+            }
+        } else if let Some(lancesync_storage::AfterWrite::Conflict { message }) = after {
+            repair.not_repaired.push(message);
         }
         Ok(repair)
     }

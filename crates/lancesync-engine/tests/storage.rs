@@ -520,3 +520,65 @@ async fn probes_name_a_missing_bucket_and_refused_credentials() {
     assert!(nobody.contains("unreachable"), "{nobody}");
     assert!(!format!("{missing}{refused}{nobody}").contains(SECRET_KEY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_a_backup_behind_and_repair_copies_it() {
+    let (s3, dir, docs) = start("checked", 6).await;
+    let relay = Relay::start(s3.addr()).await;
+    let device = Device::new(
+        &dir.path().join("a"),
+        StorageMode::LocalPrimaryS3Backup,
+        target(&relay.endpoint(), "checked"),
+    );
+    backed_up(&device.sync(&docs).await);
+    let source = LocalFsSource::new(
+        "docs",
+        LocalFsConfig::new([docs.to_str().unwrap()]),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let sources: Vec<&dyn lancesync_sources::DocumentSource> = vec![&source];
+    let quick = lancesync_engine::CheckOptions::default();
+    let report = device.engine.check(USER, &sources, quick).await.unwrap();
+    assert!(report.consistent(), "{report:#?}");
+
+    // S3 away during a run: the copy is queued, and check says so, with the reason.
+    relay.cut();
+    mutate_mixed(&docs, 6, 0.5, 1).unwrap();
+    assert!(matches!(
+        device.sync(&docs).await.storage,
+        Some(AfterWrite::Queued { .. })
+    ));
+    let report = device.engine.check(USER, &sources, quick).await.unwrap();
+    let kinds: Vec<_> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [lancesync_engine::ProblemKind::BackupBehind],
+        "{report:#?}"
+    );
+    assert!(report.problems[0].examples[0].contains("the last copy failed"));
+
+    // Still away: the repair says it could not copy; back: it copies, whatever the backoff.
+    let repair = lancesync_engine::CheckOptions {
+        repair: true,
+        ..quick
+    };
+    let failed = device.engine.check(USER, &sources, repair).await.unwrap();
+    assert!(!failed.consistent());
+    assert!(
+        failed.repair.as_ref().unwrap().not_repaired[0].contains("copy to S3"),
+        "{failed:#?}"
+    );
+    relay.restore().await;
+    let repaired = device.engine.check(USER, &sources, repair).await.unwrap();
+    assert!(repaired.consistent(), "{repaired:#?}");
+    assert_eq!(device.engine.storage().backlog(), Vec::<String>::new());
+    assert!(
+        device
+            .engine
+            .check(USER, &sources, quick)
+            .await
+            .unwrap()
+            .consistent()
+    );
+}
