@@ -608,9 +608,11 @@ impl Engine {
         }
         let state = storage.user_state(user_id)?;
         if let Some(conflict) = &state.conflict {
-            findings
-                .found
-                .add(ProblemKind::BackupConflict, None, &[conflict.clone()]);
+            findings.found.add(
+                ProblemKind::BackupConflict,
+                None,
+                std::slice::from_ref(conflict),
+            );
         } else if let Some(since) = &state.pending_since {
             let why = state
                 .last_error
