@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::process::Outcome;
 use super::report::{EmbeddingCost, Failure, PlannedMove, RunPlan, SyncReport};
-use super::{Planned, Progress, Run, SyncOptions, marker_path, now, plan};
+use super::{Planned, Progress, Run, SyncOptions, marker_path, now};
 use crate::ids::validate_source_id;
 use crate::rows::STATUS_FAILED;
 use crate::{Error, Result};
@@ -45,16 +45,10 @@ impl Run<'_> {
             documents_before,
             ..
         } = self.plan_run(&source_id, options, &mut report).await?;
-        let plan::Plan {
-            jobs,
-            delete_candidates,
-            ..
-        } = plan;
-        let moved_from = self.process_all(jobs, progress, &mut report).await?;
-
-        let deletions: Vec<String> = delete_candidates
+        let deletions: Vec<String> = self
+            .process_planned(plan, progress, &mut report)
+            .await?
             .into_iter()
-            .filter(|s| !moved_from.contains(&s.doc_id))
             .map(|s| s.source_uri)
             .collect();
         let planned = report.plan.as_mut().expect("set above");

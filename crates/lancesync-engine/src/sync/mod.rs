@@ -215,18 +215,11 @@ impl<'a> Run<'a> {
             next_cursor,
             documents_before,
         } = self.plan_run(&source_id, options, &mut report).await?;
-        let plan::Plan {
-            jobs,
-            delete_candidates,
-            delta_is_empty,
-            ..
-        } = plan;
-
-        let moved_from = self.process_all(jobs, progress, &mut report).await?;
-
-        let deletions: Vec<String> = delete_candidates
+        let delta_is_empty = plan.delta_is_empty;
+        let deletions: Vec<String> = self
+            .process_planned(plan, progress, &mut report)
+            .await?
             .into_iter()
-            .filter(|s| !moved_from.contains(&s.doc_id))
             .map(|s| s.doc_id)
             .collect();
         let applied = self
@@ -335,6 +328,26 @@ impl<'a> Run<'a> {
             next_cursor,
             documents_before,
         })
+    }
+
+    /// Read and index the plan's documents; returns the stored documents that are gone (those
+    /// found moved are not).
+    async fn process_planned(
+        &self,
+        plan: plan::Plan,
+        progress: &dyn Progress,
+        report: &mut SyncReport,
+    ) -> Result<Vec<DocState>> {
+        let plan::Plan {
+            jobs,
+            delete_candidates,
+            ..
+        } = plan;
+        let moved_from = self.process_all(jobs, progress, report).await?;
+        Ok(delete_candidates
+            .into_iter()
+            .filter(|s| !moved_from.contains(&s.doc_id))
+            .collect())
     }
 
     /// Fill in the tokens embedded and saved. The saved ones are estimated at the mean tokens
