@@ -678,4 +678,16 @@ fn check_reports_drift_with_exit_6_and_repair_makes_it_consistent() {
         assert_eq!(run(w, &["check", "docs", "--deep"]).status.code(), Some(0));
     }
     assert!(!run(w, &["check", "docs", "--dry-run"]).status.success());
+    // A user with no sources has only tables to check: the default user's index (synced from
+    // an ad-hoc folder) checks out, and so does a user with nothing.
+    for user in ["default", "nobody"] {
+        let out = run(w, &["check", "--user", user, "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(json(&out)["sources"], serde_json::json!([]));
+    }
 }

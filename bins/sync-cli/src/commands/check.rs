@@ -16,10 +16,23 @@ pub(super) async fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCod
         anyhow::bail!("check writes nothing unless asked to --repair; it has no --dry-run");
     }
     let user = &args.sync.user.user;
-    let sources: Vec<Arc<dyn DocumentSource>> = resolve_sources(ctx, &args.sync)?
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    // A user without sources (uploads and manual documents only) still has tables to check.
+    let no_sources = args.sync.paths.is_empty()
+        && args.sync.source.is_none()
+        && ctx
+            .registry(user)?
+            .load()?
+            .sources
+            .iter()
+            .all(|s| !s.enabled);
+    let sources: Vec<Arc<dyn DocumentSource>> = if no_sources {
+        Vec::new()
+    } else {
+        resolve_sources(ctx, &args.sync)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    };
     let borrowed: Vec<&dyn DocumentSource> = sources.iter().map(|s| s.as_ref()).collect();
     let options = CheckOptions {
         deep: args.deep,
