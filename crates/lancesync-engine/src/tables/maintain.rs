@@ -63,14 +63,27 @@ impl UserTables {
         Ok(true)
     }
 
-    /// During a long run, after a batch: build the vector index as soon as the table passes
-    /// the size threshold, then fold new rows into it every `fold_during_run_rows`. Searches
+    /// During a long run, after a batch: build the full-text and vector indexes as soon as the
+    /// table passes the size threshold, then fold new rows into them every
+    /// `fold_during_run_rows`. Searches
     /// during a long first sync use the index, and the end of the run has little left to
     /// fold. Returns whether it did anything.
     pub async fn index_during_run(&self) -> Result<bool> {
         let rows = self.chunks.count_rows(None).await?;
         if rows < self.settings.vector_index_rows {
             return Ok(false);
+        }
+        // The full-text index too, from the same size: without it, the first full-text or
+        // hybrid search during a long first sync built it inside the search request (17.5 s at
+        // 100,000 documents), and later ones scanned every row since; folded below like the
+        // vector index, it costs a first sync about 2% (docs/benchmarks.md).
+        let step = std::time::Instant::now();
+        if self.ensure_fts_index().await? {
+            tracing::debug!(
+                rows,
+                ms = step.elapsed().as_millis() as u64,
+                "built the full-text index during the run"
+            );
         }
         let indices = self.chunks.list_indices().await?;
         let Some(vector_index) = current_vector_index(&indices, rows) else {

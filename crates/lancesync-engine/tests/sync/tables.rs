@@ -179,7 +179,7 @@ async fn a_second_run_of_the_same_source_is_refused_while_one_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_run_builds_the_vector_index_midway_and_keeps_it_current() {
+async fn a_long_run_builds_the_indexes_midway_and_keeps_them_current() {
     let f = Fixture::new(|c| {
         c.batch_docs = 20;
         c.tables.vector_index_rows = 600;
@@ -224,6 +224,29 @@ async fn a_long_run_builds_the_vector_index_midway_and_keeps_it_current() {
         "the index was not left for the end: {:?}",
         report.maintenance
     );
+    // The full-text index too: built from the same size and folded with the vector index.
+    assert!(
+        !report
+            .maintenance
+            .created_indexes
+            .iter()
+            .any(|i| i.contains("full text")),
+        "the full-text index was not left for the end: {:?}",
+        report.maintenance
+    );
+    let indices = tables.chunks.list_indices().await.unwrap();
+    let text = indices
+        .iter()
+        .find(|i| i.columns.iter().any(|c| c == "chunk_text"))
+        .expect("a full-text index");
+    let stats = tables
+        .chunks
+        .index_stats(&text.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stats.num_unindexed_rows < 300, "{stats:?}");
+    assert!(stats.num_indexed_rows >= 600 + 300, "folded: {stats:?}");
     assert_vector_search_finds(&f, "topic42").await;
 }
 
