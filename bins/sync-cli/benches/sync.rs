@@ -77,6 +77,19 @@ fn model_folder() -> PathBuf {
         .join(".local/share/lancesync/models/all-MiniLM-L6-v2")
 }
 
+/// Run `cmd` on `db`'s own database, state and home, with `embedder`, and nothing else from
+/// this process's environment.
+fn isolated(cmd: &mut Command, db: &Path, embedder: &str) {
+    cmd.env_clear()
+        .env("HOME", db)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANCEDB_URI", db.join("db"))
+        .env("SYNC_STATE_DIR", db.join("state"))
+        .env("RUST_LOG", "warn")
+        .env("EMBEDDING_PROVIDER", embedder)
+        .env("EMBEDDING_MODEL_PATH", model_folder());
+}
+
 fn sync_cli(db: &Path, folder: &Path) -> Measured {
     sync_cli_with(db, folder, "builtin")
 }
@@ -91,15 +104,8 @@ fn sync_cli_args(db: &Path, folder: &Path, embedder: &str, extra: &[&str]) -> Me
     cmd.args(["-f", "%e %M", env!("CARGO_BIN_EXE_sync-cli"), "sync"])
         .arg(folder)
         .args(["--json", "--allow-mass-delete"])
-        .args(extra)
-        .env_clear()
-        .env("HOME", db)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LANCEDB_URI", db.join("db"))
-        .env("SYNC_STATE_DIR", db.join("state"))
-        .env("RUST_LOG", "warn")
-        .env("EMBEDDING_PROVIDER", embedder)
-        .env("EMBEDDING_MODEL_PATH", model_folder());
+        .args(extra);
+    isolated(&mut cmd, db, embedder);
     let started = Instant::now();
     let out = cmd
         .output()
@@ -127,21 +133,11 @@ fn sync_cli_args(db: &Path, folder: &Path, embedder: &str, extra: &[&str]) -> Me
 
 /// `sync-cli check FOLDER --json EXTRA...`: wall seconds and the report.
 fn check_cli(db: &Path, folder: &Path, extra: &[&str]) -> (f64, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync-cli"));
+    cmd.arg("check").arg(folder).arg("--json").args(extra);
+    isolated(&mut cmd, db, "builtin");
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_sync-cli"))
-        .arg("check")
-        .arg(folder)
-        .arg("--json")
-        .args(extra)
-        .env_clear()
-        .env("HOME", db)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LANCEDB_URI", db.join("db"))
-        .env("SYNC_STATE_DIR", db.join("state"))
-        .env("RUST_LOG", "warn")
-        .env("EMBEDDING_PROVIDER", "builtin")
-        .output()
-        .expect("sync-cli runs");
+    let out = cmd.output().expect("sync-cli runs");
     let seconds = started.elapsed().as_secs_f64();
     assert!(
         out.status.success(),

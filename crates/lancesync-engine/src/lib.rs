@@ -256,15 +256,8 @@ impl Engine {
         if options.dry_run {
             // Writes nothing, so it creates no tables and fetches nothing from S3 first.
             let tables = self.existing_tables(user_id).await?;
-            if let Some(tables) = &tables
-                && let Some(stored) = tables.stored_chunking().await?
-                && stored != self.config.chunking
-            {
-                return Err(Error::ChunkingChanged {
-                    user_id: user_id.to_string(),
-                    stored,
-                    configured: self.config.chunking,
-                });
+            if let Some(tables) = &tables {
+                tables.check_chunking(&self.config.chunking, false).await?;
             }
             return sync::Run::new_for(
                 &self.config,
@@ -283,7 +276,7 @@ impl Engine {
             tracing::warn!(user_id, error = %e, "could not check S3 for newer versions; syncing locally");
         }
         let tables = self.tables(user_id).await?;
-        tables.check_chunking(&self.config.chunking).await?;
+        tables.check_chunking(&self.config.chunking, true).await?;
         let mut report = sync::Run::new(
             &self.config,
             self.embedder.as_ref(),

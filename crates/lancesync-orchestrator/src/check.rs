@@ -39,14 +39,7 @@ impl Orchestrator {
                 source_id: id.into(),
             });
         }
-        let _slot = self
-            .inner
-            .run_slots
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let gate = self.user_gate(user_id);
-        let _no_restore = gate.read().await;
+        let _permit = self.run_permit(user_id).await?;
         let borrowed: Vec<&dyn DocumentSource> = sources.iter().map(|s| s.as_ref()).collect();
         self.inner
             .engine

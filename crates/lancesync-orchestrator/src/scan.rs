@@ -70,14 +70,7 @@ impl Orchestrator {
         source: &dyn lancesync_sources::DocumentSource,
         progress: &dyn lancesync_engine::Progress,
     ) -> Result<lancesync_engine::SyncReport> {
-        let _slot = self
-            .inner
-            .run_slots
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let gate = self.user_gate(&key.user_id);
-        let _no_restore = gate.read().await;
+        let _permit = self.run_permit(&key.user_id).await?;
         let options = SyncOptions {
             dry_run: true,
             ..SyncOptions::default()

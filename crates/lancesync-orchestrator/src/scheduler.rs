@@ -123,14 +123,7 @@ impl Orchestrator {
         state: &Mutex<RunState>,
         progress: &dyn lancesync_engine::Progress,
     ) -> Result<SyncReport> {
-        let _slot = self
-            .inner
-            .run_slots
-            .acquire()
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let gate = self.user_gate(&key.user_id);
-        let _no_restore = gate.read().await;
+        let _permit = self.run_permit(&key.user_id).await?;
         {
             let mut s = state.lock().expect("lock");
             s.running = true;
@@ -199,6 +192,22 @@ impl Orchestrator {
         outcome.map_err(|e| match e {
             lancesync_engine::Error::Busy { .. } => Error::Conflict(e.to_string()),
             e => Error::Engine(e),
+        })
+    }
+
+    /// What anything that runs a source's work holds: one of the run slots, and the user's
+    /// gate for reading (a restore takes it for writing, so none runs during one).
+    pub(crate) async fn run_permit(&self, user_id: &str) -> Result<RunPermit<'_>> {
+        let slot = self
+            .inner
+            .run_slots
+            .acquire()
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let no_restore = self.user_gate(user_id).read_owned().await;
+        Ok(RunPermit {
+            _slot: slot,
+            _no_restore: no_restore,
         })
     }
 
@@ -272,4 +281,10 @@ impl Orchestrator {
             .expect("lock")
             .extend([health, retry]);
     }
+}
+
+/// Held while a source's work runs ([`Orchestrator::run_permit`]).
+pub(crate) struct RunPermit<'a> {
+    _slot: tokio::sync::SemaphorePermit<'a>,
+    _no_restore: tokio::sync::OwnedRwLockReadGuard<()>,
 }

@@ -68,10 +68,11 @@ impl UserTables {
     }
 
     /// Compare the chunk settings stored with the tables with `chunking`, recording it if
-    /// none is stored (tables from before settings were recorded take the current ones).
+    /// none is stored and `record` (tables from before settings were recorded take the
+    /// current ones; a dry run records nothing).
     /// Called before writing chunks: documents chunked two ways would search unevenly and
     /// overlap where they should not.
-    pub async fn check_chunking(&self, chunking: &ChunkConfig) -> Result<()> {
+    pub async fn check_chunking(&self, chunking: &ChunkConfig, record: bool) -> Result<()> {
         match self.stored_chunking().await? {
             Some(stored) if &stored == chunking => Ok(()),
             Some(stored) => Err(Error::ChunkingChanged {
@@ -79,6 +80,7 @@ impl UserTables {
                 stored,
                 configured: *chunking,
             }),
+            None if !record => Ok(()),
             None => {
                 let ours =
                     serde_json::to_string(chunking).map_err(|e| Error::Internal(e.to_string()))?;
