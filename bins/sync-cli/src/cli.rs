@@ -73,7 +73,15 @@ pub enum Command {
     Check(CheckArgs),
     /// Clear failure records; the documents are treated as new by the next sync
     Cleanup(UserArgs),
-    /// Drop a user's tables and rebuild them from the configured sources (e.g. after changing the embedder)
+    /// Rebuild a user's tables with the configured embedder and chunk settings, blue/green:
+    /// searches keep answering from the old tables until one switch; --rollback brings the
+    /// old ones back
+    #[command(after_help = "Examples:\n  \
+        sync-cli reindex --user alice              # after changing EMBEDDING_PROVIDER or CHUNK_CHARACTERS\n  \
+        sync-cli reindex --user alice --rollback   # the generation before it, kept REINDEX_KEEP_DAYS\n\n\
+        An interrupted re-index resumes where it stopped when run again. Exit codes: 0 done, 4 done with \
+        documents that failed (listed), 3 switch withheld (a source lists far fewer documents; \
+        --allow-mass-delete), 5 another re-index of the user is running")]
     Reindex(ReindexArgs),
     /// Add, list and remove a user's sources
     #[command(subcommand)]
@@ -260,8 +268,15 @@ pub enum Mode {
 /// `reindex`.
 #[derive(Debug, clap::Args)]
 pub struct ReindexArgs {
-    /// Confirm dropping the tables
+    /// Bring back the generation the last re-index replaced (while it is kept)
     #[arg(long)]
+    pub rollback: bool,
+    /// Switch even if a source now lists far fewer documents than the index holds
+    #[arg(long, conflicts_with = "rollback")]
+    pub allow_mass_delete: bool,
+    /// Accepted for scripts written for the earlier re-index, which dropped the tables and
+    /// had to be confirmed; nothing is dropped now
+    #[arg(long, hide = true)]
     pub yes: bool,
     #[command(flatten)]
     pub user: UserArgs,

@@ -113,7 +113,9 @@ impl From<lancesync_engine::Error> for ApiError {
         use lancesync_engine::Error as E;
         match &e {
             E::InvalidId { .. } | E::InvalidRequest(_) => Self::bad_request(e.to_string()),
-            E::Busy { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+            E::Busy { .. } | E::Reindexing { .. } | E::SwitchWithheld(_) => {
+                Self::new(StatusCode::CONFLICT, e.to_string())
+            }
             E::EmbedderMismatch { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
             E::Source(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             E::Storage(s) => {

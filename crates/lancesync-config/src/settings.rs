@@ -145,6 +145,8 @@ pub struct SyncSettings {
     pub enabled_by_default: bool,
     /// `MASS_DELETE_MAX_SHARE`.
     pub mass_delete_max_share: f64,
+    /// `REINDEX_KEEP_DAYS`.
+    pub reindex_keep_days: u64,
 }
 
 /// Which embedder.
@@ -406,6 +408,7 @@ impl<'a> Reader<'a> {
                 max_document_text_mb: self.number("MAX_DOCUMENT_TEXT_MB"),
                 enabled_by_default: self.bool("SYNC_ENABLED_BY_DEFAULT"),
                 mass_delete_max_share: self.required("MASS_DELETE_MAX_SHARE", parse_fraction),
+                reindex_keep_days: self.number("REINDEX_KEEP_DAYS"),
             },
             embedding: {
                 let provider = self.choice("EMBEDDING_PROVIDER");

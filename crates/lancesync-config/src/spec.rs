@@ -512,6 +512,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "Largest share of a source's documents one sync may delete (when 10 or more) before it withholds the deletions and asks for --allow-mass-delete.",
         used_by: ENGINE,
     },
+    SettingSpec {
+        name: "REINDEX_KEEP_DAYS",
+        aliases: &[],
+        group: Group::Sync,
+        kind: Kind::Number,
+        default: Default::Value("7"),
+        help: "Days a re-index keeps the generation it replaced (its table versions, tagged) for `sync-cli reindex --rollback`; then maintenance lets them be pruned. 0 keeps none.",
+        used_by: ENGINE,
+    },
     // --- Chunking and embedding ---
     SettingSpec {
         name: "CHUNK_CHARACTERS",

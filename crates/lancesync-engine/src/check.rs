@@ -362,6 +362,19 @@ async fn check_tables(tables: &UserTables, vectors: bool, findings: &mut Finding
     Ok(())
 }
 
+/// What is wrong within `tables` (vectors read too), apart from rows waiting to be folded
+/// into the indexes: the check a re-index's new tables pass before the switch.
+pub(crate) async fn table_problems(tables: &UserTables) -> Result<Vec<Problem>> {
+    let mut findings = Findings::default();
+    check_tables(tables, true, &mut findings).await?;
+    Ok(findings
+        .found
+        .problems
+        .into_iter()
+        .filter(|p| p.kind != ProblemKind::IndexBehind)
+        .collect())
+}
+
 /// The checks of one source against its stored documents.
 async fn check_source(
     tables: &UserTables,

@@ -71,6 +71,9 @@ pub struct EngineConfig {
     pub search_vector_weight: Option<f32>,
     /// `EMBEDDING_PRICE_PER_MILLION_TOKENS`: what a dry run prices its tokens at.
     pub embedding_price_per_million_tokens: Option<f64>,
+    /// `REINDEX_KEEP_DAYS`: how long a re-index keeps the generation it replaced, for
+    /// rollback.
+    pub reindex_keep: Duration,
 }
 
 impl EngineConfig {
@@ -103,6 +106,7 @@ impl EngineConfig {
         };
         c.document_timeout = settings.sync.document_timeout;
         c.mass_delete.max_share = settings.sync.mass_delete_max_share;
+        c.reindex_keep = Duration::from_secs(settings.sync.reindex_keep_days * 86_400);
         c.max_document_bytes = settings.sync.chunk_size_mb.saturating_mul(1 << 20);
         c.search_vector_weight = settings.embedding.search_vector_weight.map(|w| w as f32);
         c.embedding_price_per_million_tokens = settings.embedding.price_per_million_tokens;
@@ -149,8 +153,68 @@ impl EngineConfig {
             legacy_fallback: None,
             search_vector_weight: None,
             embedding_price_per_million_tokens: None,
+            reindex_keep: Duration::from_secs(7 * 86_400),
         }
     }
+}
+
+/// Builds the embedder of a stored identity, for queries of tables another embedder built:
+/// `Ok(None)` when it cannot (the model is not on this machine).
+pub type EmbedderResolver = Arc<
+    dyn Fn(
+            &lancesync_ingest::EmbedderIdentity,
+        ) -> lancesync_ingest::Result<Option<Arc<dyn Embedder>>>
+        + Send
+        + Sync,
+>;
+
+/// The built-in embedder, if it is what `identity` names (it needs nothing but its length).
+pub(crate) fn builtin_for(
+    identity: &lancesync_ingest::EmbedderIdentity,
+) -> Option<Arc<dyn Embedder>> {
+    let hashing: Arc<dyn Embedder> =
+        Arc::new(lancesync_ingest::HashingEmbedder::new(identity.dimension));
+    (hashing.identity() == *identity).then_some(hashing)
+}
+
+/// The query embedders lancesync's settings can build besides the configured one: the
+/// built-in embedder of any length, the static and local models in `EMBEDDING_MODEL_PATH`
+/// (loaded, never distilled, and only if their fingerprint matches), and another model or
+/// length of the configured OpenAI-compatible server.
+pub fn embedder_resolver_from_settings(settings: &lancesync_config::Settings) -> EmbedderResolver {
+    let e = settings.embedding.clone();
+    Arc::new(move |identity| {
+        if let Some(hashing) = builtin_for(identity) {
+            return Ok(Some(hashing));
+        }
+        let folder = e.model_path.as_deref();
+        let built: Option<Arc<dyn Embedder>> = match identity.name.as_str() {
+            "static" => match folder.map(lancesync_ingest::StaticEmbedder::folder_for) {
+                Some(f) if lancesync_ingest::StaticEmbedder::is_model_folder(&f) => {
+                    Some(Arc::new(lancesync_ingest::StaticEmbedder::load(&f)?))
+                }
+                _ => None,
+            },
+            "local" => match folder {
+                Some(f) if lancesync_ingest::LocalEmbedder::is_model_folder(f) => {
+                    Some(Arc::new(lancesync_ingest::LocalEmbedder::load(f)?))
+                }
+                _ => None,
+            },
+            "openai-compatible" => {
+                let mut c = lancesync_ingest::OpenAiConfig::new(
+                    e.base_url.clone(),
+                    identity.model.clone(),
+                    identity.dimension,
+                );
+                c.api_key = e.api_key.clone();
+                c.batch_size = e.batch_size as usize;
+                Some(Arc::new(lancesync_ingest::OpenAiEmbedder::new(c)?))
+            }
+            _ => None,
+        };
+        Ok(built.filter(|b| b.identity() == *identity))
+    })
 }
 
 /// The embedder lancesync's settings choose. `auto` takes the static model distilled from the

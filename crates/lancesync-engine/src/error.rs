@@ -69,6 +69,22 @@ pub enum Error {
         /// The process holding the run lock, if known.
         holder: Option<u32>,
     },
+    /// A re-index (or its rollback) of the user is in progress, in this or another process:
+    /// writes wait for it, since it copies the tables.
+    #[error(
+        "user {user_id}'s tables are being re-indexed{}; writes resume when it finishes",
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+    )]
+    Reindexing {
+        /// User.
+        user_id: String,
+        /// The process holding the re-index lock, if known.
+        holder: Option<u32>,
+    },
+    /// A re-index built new tables but withheld the switch: a source now gives far fewer
+    /// documents than the live tables hold (the mass-delete guard).
+    #[error("{0}")]
+    SwitchWithheld(String),
     /// Listing or reading the source failed as a whole; nothing was deleted.
     #[error(transparent)]
     Source(#[from] lancesync_sources::Error),

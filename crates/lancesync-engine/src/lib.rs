@@ -28,6 +28,7 @@ mod error;
 mod fallback;
 pub mod ids;
 mod lock;
+mod reindex;
 pub mod rows;
 mod search;
 mod sync;
@@ -35,6 +36,7 @@ mod tables;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use lancesync_ingest::{Chunker, Embedder, EmbedderIdentity};
 use lancesync_sources::DocumentSource;
@@ -43,25 +45,37 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 pub use check::{CheckOptions, CheckReport, Problem, ProblemKind, Repair};
-pub use config::{EngineConfig, MassDeleteGuard, embedder_from_settings};
+pub use config::{
+    EmbedderResolver, EngineConfig, MassDeleteGuard, embedder_from_settings,
+    embedder_resolver_from_settings,
+};
 pub use documents::{
     ChunkInfo, DocumentFilter, DocumentInfo, DocumentWithChunks, MAX_PAGE, Page, PrecomputedChunk,
     PrecomputedDocument,
 };
 pub use error::{Error, Result};
 pub use fallback::{LegacyFallback, STATUS_LEGACY};
+pub use reindex::{
+    PreviousGeneration, ReindexOptions, ReindexReport, RollbackReport, SERVING_RECHECK,
+};
 pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest, default_vector_weight};
 pub use sync::{
     EmbeddingCost, Failure, MassDeleteBlocked, NoProgress, PlannedMove, Progress, RunPlan,
     SyncOptions, SyncReport,
 };
 pub use tables::{
-    DocPos, DocState, IndexHealth, Maintenance, SourceDocs, TableSettings, UserTables,
+    BEFORE_REINDEX_TAG, DocPos, DocState, IndexHealth, Maintenance, SHADOW_SUFFIX, SourceDocs,
+    TableSettings, UserTables,
 };
 
 /// The source id of documents migrated from the original system that are in no configured
 /// source: kept searchable, never listed by a run (so never deleted by one).
 pub const MIGRATED_SOURCE: &str = "legacy";
+
+/// Lock a std mutex, carrying on after a panic elsewhere (it holds plain bookkeeping).
+fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A document's vector: the normalised mean of its chunks' vectors (zeros for none).
 pub fn mean_vector(vectors: &[Vec<f32>], dim: usize) -> Vec<f32> {
@@ -94,6 +108,15 @@ pub struct UserStatus {
     pub versions: (u64, u64),
 }
 
+/// The tables a user's searches read now, and the embedder that built them.
+#[derive(Clone)]
+struct Served {
+    checked: Instant,
+    tables: UserTables,
+    shadow: bool,
+    embedder: Arc<dyn Embedder>,
+}
+
 /// The sync engine. Cheap to share (`Arc`); keeps one handle per user's tables.
 pub struct Engine {
     config: EngineConfig,
@@ -101,6 +124,12 @@ pub struct Engine {
     chunker: Arc<Chunker>,
     open: Mutex<HashMap<String, UserTables>>,
     replicas: Mutex<HashMap<String, UserTables>>,
+    /// What each user's searches read, looked at again every [`SERVING_RECHECK`].
+    served: Mutex<HashMap<String, Served>>,
+    /// Builds query embedders for tables another embedder built.
+    resolver: Option<EmbedderResolver>,
+    /// Query embedders built by the resolver, by identity.
+    resolved: std::sync::Mutex<HashMap<EmbedderIdentity, Arc<dyn Embedder>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -122,7 +151,19 @@ impl Engine {
             chunker,
             open: Mutex::default(),
             replicas: Mutex::default(),
+            served: Mutex::default(),
+            resolver: None,
+            resolved: std::sync::Mutex::default(),
         })
+    }
+
+    /// Searches of tables built by another embedder than the configured one (before a
+    /// re-index switches, or after one by another process) embed their query with the
+    /// embedder `resolver` builds for the tables' identity. Without a resolver, only the
+    /// built-in embedder is rebuilt that way; other tables of another embedder are refused.
+    pub fn with_embedder_resolver(mut self, resolver: EmbedderResolver) -> Self {
+        self.resolver = Some(resolver);
+        self
     }
 
     /// The configuration.
@@ -140,11 +181,20 @@ impl Engine {
         self.embedder.clone()
     }
 
-    /// A user's tables, opened (and created) once per engine.
+    /// A user's tables for writing, opened (and created) once per engine; each call checks
+    /// they still hold this engine's embedder (a re-index in another process may have
+    /// changed it) and that no re-index is copying them.
     pub async fn tables(&self, user_id: &str) -> Result<UserTables> {
+        let db = self.config.storage.database(user_id)?;
+        reindex::ensure_not_reindexing(&db.state_dir, user_id)?;
+        let identity = self.embedder.identity();
         let mut open = self.open.lock().await;
-        if let Some(t) = open.get(user_id) {
-            return Ok(t.clone());
+        if let Some(t) = open.get(user_id).cloned() {
+            t.check_embedder(&identity, true).await?;
+            if t.dim == identity.dimension {
+                return Ok(t);
+            }
+            open.remove(user_id);
         }
         let t = UserTables::open(
             &self.config.storage.database(user_id)?,
@@ -157,14 +207,26 @@ impl Engine {
         Ok(t)
     }
 
-    /// A user's tables if they exist; `None` for a user with no index yet. Reads go through
-    /// this, so asking about an unknown user creates nothing.
+    /// A user's tables if they exist, holding this engine's embedder's vectors (else
+    /// [`Error::EmbedderMismatch`]); `None` for a user with no index yet, so asking about an
+    /// unknown user creates nothing.
     pub async fn existing_tables(&self, user_id: &str) -> Result<Option<UserTables>> {
         let db = self.config.storage.database(user_id)?;
+        let identity = self.embedder.identity();
+        let Some(t) = self.open_existing_cached(&self.open, &db, user_id).await? else {
+            return Ok(None);
+        };
+        t.check_embedder(&identity, false).await?;
+        if t.dim == identity.dimension || t.stored_embedder().await?.is_none() {
+            return Ok(Some(t));
+        }
+        // Opened before a re-index in another process changed the vectors' length.
+        self.open.lock().await.remove(user_id);
         self.open_existing_cached(&self.open, &db, user_id).await
     }
 
-    /// A user's tables at `db` from `cache`, opened (never created) on first use.
+    /// A user's tables at `db` from `cache`, opened (never created) on first use, whatever
+    /// embedder built them.
     async fn open_existing_cached(
         &self,
         cache: &Mutex<HashMap<String, UserTables>>,
@@ -175,9 +237,7 @@ impl Engine {
         if let Some(t) = open.get(user_id) {
             return Ok(Some(t.clone()));
         }
-        let found =
-            UserTables::open_existing(db, user_id, &self.config.tables, &self.embedder.identity())
-                .await?;
+        let found = UserTables::open_any(db, user_id, &self.config.tables).await?;
         if let Some(t) = &found {
             open.insert(user_id.to_string(), t.clone());
         }
@@ -186,14 +246,110 @@ impl Engine {
 
     /// The tables searches and listings read: the local replica in
     /// `s3_primary_local_cache` (fetched on first use, refreshed in the background), the
-    /// primary otherwise. `None` for a user with no index.
+    /// primary otherwise; during a re-index's switch, its new tables. `None` for a user with
+    /// no index.
     pub async fn read_tables(&self, user_id: &str) -> Result<Option<UserTables>> {
+        Ok(self.served(user_id).await?.map(|s| s.tables))
+    }
+
+    /// What `user_id`'s searches read now and the embedder for their queries, looked at
+    /// again every [`SERVING_RECHECK`]: a re-index (here or in another process) switches
+    /// readers with one commit, and waits for them to follow.
+    async fn served(&self, user_id: &str) -> Result<Option<Served>> {
         ids::validate_user_id(user_id)?;
-        let Some(replica) = self.config.storage.read_replica(user_id).await? else {
-            return self.existing_tables(user_id).await;
+        let before = self.served.lock().await.get(user_id).cloned();
+        if let Some(s) = &before
+            && s.checked.elapsed() < SERVING_RECHECK
+        {
+            return Ok(Some(s.clone()));
+        }
+        let (db, cache) = match self.config.storage.read_replica(user_id).await? {
+            Some(replica) => (replica, &self.replicas),
+            None => (self.config.storage.database(user_id)?, &self.open),
         };
-        self.open_existing_cached(&self.replicas, &replica, user_id)
+        let Some(mut live) = self.open_existing_cached(cache, &db, user_id).await? else {
+            return Ok(None);
+        };
+        let shadow = if live.serves_shadow().await? {
+            match before.filter(|s| s.shadow) {
+                Some(s) => Some(s.tables),
+                None => {
+                    UserTables::open_any(
+                        &tables::shadow_database(&db),
+                        user_id,
+                        &self.config.tables.shadow(),
+                    )
+                    .await?
+                }
+            }
+        } else {
+            None
+        };
+        let serving_shadow = shadow.is_some();
+        let mut tables = shadow.unwrap_or(live.clone());
+        let mut stored = tables.stored_embedder().await?;
+        if let Some(identity) = &stored
+            && identity.dimension != tables.dim
+            && !serving_shadow
+        {
+            // Opened before a re-index in another process changed the vectors' length.
+            cache.lock().await.remove(user_id);
+            live = self
+                .open_existing_cached(cache, &db, user_id)
+                .await?
+                .ok_or_else(|| Error::Internal("the tables went away".into()))?;
+            tables = live;
+            stored = tables.stored_embedder().await?;
+        }
+        let served = Served {
+            checked: Instant::now(),
+            embedder: self.query_embedder(user_id, stored.as_ref())?,
+            tables,
+            shadow: serving_shadow,
+        };
+        self.served
+            .lock()
             .await
+            .insert(user_id.to_string(), served.clone());
+        Ok(Some(served))
+    }
+
+    /// The embedder for queries of tables built by `stored` (the configured one if it is
+    /// that, or the tables record none yet).
+    fn query_embedder(
+        &self,
+        user_id: &str,
+        stored: Option<&EmbedderIdentity>,
+    ) -> Result<Arc<dyn Embedder>> {
+        let configured = self.embedder.identity();
+        let Some(stored) = stored.filter(|s| **s != configured) else {
+            return Ok(self.embedder.clone());
+        };
+        if let Some(e) = lock_std(&self.resolved).get(stored) {
+            return Ok(e.clone());
+        }
+        let built = match &self.resolver {
+            Some(resolve) => resolve(stored)?,
+            None => config::builtin_for(stored),
+        };
+        match built {
+            Some(e) if e.identity() == *stored => {
+                lock_std(&self.resolved).insert(stored.clone(), e.clone());
+                Ok(e)
+            }
+            _ => Err(Error::EmbedderMismatch {
+                user_id: user_id.to_string(),
+                stored: Box::new(stored.clone()),
+                configured: Box::new(configured),
+            }),
+        }
+    }
+
+    /// Drop every handle and record kept for `user_id` (its tables changed underneath).
+    async fn forget_user(&self, user_id: &str) {
+        self.open.lock().await.remove(user_id);
+        self.replicas.lock().await.remove(user_id);
+        self.served.lock().await.remove(user_id);
     }
 
     /// After writing to a user's tables directly (through [`UserTables`]): what the storage
@@ -224,8 +380,7 @@ impl Engine {
         version: Option<u64>,
     ) -> Result<lancesync_storage::RestoreReport> {
         ids::validate_user_id(user_id)?;
-        self.open.lock().await.remove(user_id);
-        self.replicas.lock().await.remove(user_id);
+        self.forget_user(user_id).await;
         Ok(self
             .config
             .storage
@@ -292,13 +447,13 @@ impl Engine {
 
     /// Search a user's chunks.
     pub async fn search(&self, user_id: &str, request: &SearchRequest) -> Result<Vec<SearchHit>> {
-        let Some(tables) = self.read_tables(user_id).await? else {
+        let Some(served) = self.served(user_id).await? else {
             request.validate()?;
             return Ok(Vec::new());
         };
         search::search(
-            &tables,
-            self.embedder.as_ref(),
+            &served.tables,
+            served.embedder.as_ref(),
             self.config.search_vector_weight,
             request,
         )
@@ -307,7 +462,8 @@ impl Engine {
 
     /// Counts for a user.
     pub async fn status(&self, user_id: &str) -> Result<UserStatus> {
-        let Some(tables) = self.existing_tables(user_id).await? else {
+        let db = self.config.storage.database(user_id)?;
+        let Some(tables) = self.open_existing_cached(&self.open, &db, user_id).await? else {
             return Ok(UserStatus {
                 user_id: user_id.into(),
                 documents: 0,
@@ -380,6 +536,7 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(0);
         };
+        reindex::ensure_not_reindexing(&tables.state_dir, user_id)?;
         let docs = tables.source_docs(source_id).await?;
         let ids: Vec<String> = docs
             .positions()
@@ -596,6 +753,7 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(false);
         };
+        reindex::ensure_not_reindexing(&tables.state_dir, user_id)?;
         let id = [doc_id.to_string()];
         if tables.fetch_docs(&id).await?.is_empty() {
             return Ok(false);
@@ -609,8 +767,9 @@ impl Engine {
     /// the sources again. Works whatever embedder built them.
     pub async fn drop_user(&self, user_id: &str) -> Result<()> {
         ids::validate_user_id(user_id)?;
-        self.open.lock().await.remove(user_id);
-        self.replicas.lock().await.remove(user_id);
+        let db = self.config.storage.database(user_id)?;
+        reindex::ensure_not_reindexing(&db.state_dir, user_id)?;
+        self.forget_user(user_id).await;
         Ok(self.config.storage.remove_user(user_id).await?)
     }
 }

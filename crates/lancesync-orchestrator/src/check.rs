@@ -21,15 +21,7 @@ impl Orchestrator {
         if *self.inner.shutdown.borrow() {
             return Err(Error::ShuttingDown);
         }
-        let sources: Vec<Arc<dyn DocumentSource>> = {
-            let sources = self.inner.sources.lock().expect("lock");
-            sources
-                .iter()
-                .filter(|(k, _)| k.user_id == user_id)
-                .filter(|(k, _)| source_id.is_none_or(|id| k.source_id == id))
-                .map(|(_, s)| Arc::clone(&s.source))
-                .collect()
-        };
+        let sources = self.user_sources(user_id, source_id);
         if let Some(id) = source_id
             && sources.is_empty()
         {
@@ -46,8 +38,24 @@ impl Orchestrator {
             .check(user_id, &borrowed, options)
             .await
             .map_err(|e| match e {
-                lancesync_engine::Error::Busy { .. } => Error::Conflict(e.to_string()),
+                lancesync_engine::Error::Busy { .. }
+                | lancesync_engine::Error::Reindexing { .. } => Error::Conflict(e.to_string()),
                 e => Error::Engine(e),
             })
+    }
+
+    /// The scheduled sources of `user_id` (or only `source_id`).
+    pub(crate) fn user_sources(
+        &self,
+        user_id: &str,
+        source_id: Option<&str>,
+    ) -> Vec<Arc<dyn DocumentSource>> {
+        let sources = self.inner.sources.lock().expect("lock");
+        sources
+            .iter()
+            .filter(|(k, _)| k.user_id == user_id)
+            .filter(|(k, _)| source_id.is_none_or(|id| k.source_id == id))
+            .map(|(_, s)| Arc::clone(&s.source))
+            .collect()
     }
 }

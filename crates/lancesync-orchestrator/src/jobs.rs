@@ -198,7 +198,8 @@ impl JobHandle<'_> {
 
 impl Progress for JobHandle<'_> {
     fn start(&self, total: usize) {
-        self.jobs.update(&self.id, |j| j.total = total);
+        // A re-index runs every source of the user in one job: their totals add up.
+        self.jobs.update(&self.id, |j| j.total += total);
     }
     fn advance(&self, _uri: &str) {
         self.jobs.update(&self.id, |j| j.done += 1);

@@ -30,6 +30,7 @@ mod error;
 mod health;
 mod jobs;
 mod registry;
+mod reindex;
 mod scan;
 mod scheduler;
 mod storage_jobs;

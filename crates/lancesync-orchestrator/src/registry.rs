@@ -232,7 +232,10 @@ impl Orchestrator {
                 .remove_source_documents(user_id, source_id)
                 .await
             {
-                Err(lancesync_engine::Error::Busy { .. }) if attempts < 600 => {
+                Err(
+                    lancesync_engine::Error::Busy { .. }
+                    | lancesync_engine::Error::Reindexing { .. },
+                ) if attempts < 600 => {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

@@ -177,9 +177,12 @@ impl Orchestrator {
                 tracing::info!(user = %key.user_id, source = %key.source_id, created = report.created,
                     updated = report.updated, deleted = report.deleted, failed = report.failed, "run finished");
             }
-            Err(lancesync_engine::Error::Busy { .. }) => {
+            Err(
+                e @ (lancesync_engine::Error::Busy { .. }
+                | lancesync_engine::Error::Reindexing { .. }),
+            ) => {
                 counters.runs_skipped_busy += 1;
-                tracing::info!(user = %key.user_id, source = %key.source_id, "run skipped: the source is being synced by another run");
+                tracing::info!(user = %key.user_id, source = %key.source_id, reason = %e, "run skipped");
             }
             Err(e) => {
                 s.runs += 1;
@@ -190,7 +193,9 @@ impl Orchestrator {
             }
         }
         outcome.map_err(|e| match e {
-            lancesync_engine::Error::Busy { .. } => Error::Conflict(e.to_string()),
+            lancesync_engine::Error::Busy { .. } | lancesync_engine::Error::Reindexing { .. } => {
+                Error::Conflict(e.to_string())
+            }
             e => Error::Engine(e),
         })
     }

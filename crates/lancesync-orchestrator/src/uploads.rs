@@ -98,7 +98,10 @@ impl Orchestrator {
                 .await
             {
                 // Another upload of this user is being indexed: it will be done shortly.
-                Err(lancesync_engine::Error::Busy { .. }) if waited < 600 => {
+                Err(
+                    lancesync_engine::Error::Busy { .. }
+                    | lancesync_engine::Error::Reindexing { .. },
+                ) if waited < 600 => {
                     waited += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

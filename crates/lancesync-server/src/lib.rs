@@ -21,7 +21,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use lancesync_config::{Config, Settings};
-use lancesync_engine::{Engine, EngineConfig, Storage, embedder_from_settings};
+use lancesync_engine::{
+    Engine, EngineConfig, Storage, embedder_from_settings, embedder_resolver_from_settings,
+};
 
 /// How the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +83,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let settings = config.settings().clone();
-    let engine = Arc::new(Engine::new(
-        EngineConfig::from_config(&config)?,
-        embedder_from_settings(&settings)?,
-    )?);
+    let engine = Arc::new(
+        Engine::new(
+            EngineConfig::from_config(&config)?,
+            embedder_from_settings(&settings)?,
+        )?
+        .with_embedder_resolver(embedder_resolver_from_settings(&settings)),
+    );
     for note in config.notes() {
         tracing::info!("{note}");
     }

@@ -2,12 +2,16 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
-use lancesync_engine::{SearchMode, SearchRequest};
+use std::io::IsTerminal;
+use std::sync::Arc;
 
-use super::sync::sync;
-use super::{Ctx, print};
-use crate::cli::{Mode, ReindexArgs, SearchArgs, SyncArgs, UserArgs};
+use lancesync_engine::{ReindexOptions, SearchMode, SearchRequest};
+use lancesync_orchestrator::UPLOADS;
+use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource};
+
+use super::sync::Bar;
+use super::{Ctx, exit, print};
+use crate::cli::{Mode, ReindexArgs, SearchArgs, UserArgs};
 use crate::output::one_line;
 
 pub(super) async fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<ExitCode> {
@@ -126,28 +130,117 @@ pub(super) async fn failed(ctx: &Ctx, user: &UserArgs) -> anyhow::Result<ExitCod
 
 pub(super) async fn reindex(ctx: &Ctx, args: &ReindexArgs) -> anyhow::Result<ExitCode> {
     let user = &args.user.user;
-    let specs = ctx.registry(user)?.list()?;
-    if specs.is_empty() {
-        bail!(
-            "user {user} has no configured sources to rebuild from; add them with `sync-cli sources add` first"
-        );
-    }
-    if !args.yes {
-        bail!(
-            "reindex drops user {user}'s tables and rebuilds them from {} source(s); run again with --yes to confirm",
-            specs.len()
-        );
-    }
-    ctx.engine.drop_user(user).await?;
-    let sync_args = SyncArgs {
-        paths: Vec::new(),
-        source: None,
-        allow_mass_delete: false,
-        dry_run: false,
-        user: UserArgs {
-            user: user.clone(),
-            json: args.user.json,
-        },
+    let options = ReindexOptions {
+        allow_mass_delete: args.allow_mass_delete,
+        ..ReindexOptions::default()
     };
-    sync(ctx, &sync_args, false).await
+    if args.rollback {
+        let report = match ctx.engine.rollback_reindex(user, options).await {
+            Ok(report) => report,
+            Err(e) => return reindex_error(e),
+        };
+        return print(&args.user, &serde_json::to_value(&report)?, || {
+            format!(
+                "rolled back user {user}'s re-index: {} documents, {} chunks, built with {} (was {}) in {:.1} s{}",
+                report.documents,
+                report.chunks,
+                describe(report.embedder.as_ref()),
+                describe(report.rolled_back.as_ref()),
+                report.duration_ms as f64 / 1000.0,
+                if report.embedder.as_ref() == Some(&ctx.engine.embedder()) {
+                    String::new()
+                } else {
+                    format!(
+                        "\n  configure that embedder again for syncs to write (now configured: {})",
+                        ctx.engine.embedder()
+                    )
+                }
+            )
+        });
+    }
+    let mut sources: Vec<Arc<dyn DocumentSource>> = Vec::new();
+    let loaded = ctx.registry(user)?.load()?;
+    for spec in loaded.sources.iter().filter(|s| s.enabled) {
+        sources.push(spec.build(&ctx.env)?);
+    }
+    // Files uploaded through the server are a source of their own: read again too.
+    let uploads = ctx
+        .settings
+        .monitoring
+        .state_dir
+        .join("users")
+        .join(user)
+        .join(UPLOADS);
+    if uploads.is_dir() {
+        let config = LocalFsConfig::new([uploads.display().to_string()]);
+        sources.push(Arc::new(LocalFsSource::new(UPLOADS, config, &ctx.env)?));
+    }
+    let borrowed: Vec<&dyn DocumentSource> = sources.iter().map(|s| s.as_ref()).collect();
+    let bar = Bar::new(!args.user.json && std::io::stderr().is_terminal());
+    let outcome = ctx.engine.reindex(user, &borrowed, options, &bar).await;
+    bar.finish();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => return reindex_error(e),
+    };
+    let failed = report.failed;
+    print(&args.user, &serde_json::to_value(&report)?, || {
+        let mut out = format!(
+            "re-indexed user {user}{}: {} documents, {} chunks, {} failed, with {} (was {}) in {:.1} s",
+            if report.resumed { " (resumed)" } else { "" },
+            report.documents,
+            report.chunks,
+            report.failed,
+            report.embedder,
+            describe(report.embedder_before.as_ref()),
+            report.duration_ms as f64 / 1000.0
+        );
+        for run in &report.runs {
+            out.push_str(&format!(
+                "\n  source {}: {} read, {} failed",
+                run.source_id,
+                run.created + run.updated,
+                run.failed
+            ));
+            for f in run.failures.iter().take(20) {
+                out.push_str(&format!("\n    {}: {}", one_line(&f.uri), one_line(&f.reason)));
+            }
+        }
+        if report.carried_over > 0 {
+            out.push_str(&format!(
+                "\n  {} documents of other sources (uploads, migrated) carried over, embedded again",
+                report.carried_over
+            ));
+        }
+        if !report.rollback_until.is_empty() {
+            out.push_str(&format!(
+                "\n  `sync-cli reindex --rollback --user {user}` brings the old tables back until {}",
+                report.rollback_until
+            ));
+        }
+        out
+    })
+    .map(|code| {
+        if failed > 0 && code == ExitCode::SUCCESS {
+            ExitCode::from(exit::DOCUMENTS_FAILED)
+        } else {
+            code
+        }
+    })
+}
+
+fn describe(identity: Option<&lancesync_ingest::EmbedderIdentity>) -> String {
+    identity.map_or_else(|| "no embedder recorded".into(), ToString::to_string)
+}
+
+/// A re-index that could not finish: a clear message and the exit code of its kind.
+fn reindex_error(e: lancesync_engine::Error) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {}", crate::output::terminal(&e.to_string()));
+    Ok(ExitCode::from(match e {
+        lancesync_engine::Error::Reindexing { .. } | lancesync_engine::Error::Busy { .. } => {
+            exit::BUSY
+        }
+        lancesync_engine::Error::SwitchWithheld(_) => exit::MASS_DELETE_BLOCKED,
+        _ => 1,
+    }))
 }

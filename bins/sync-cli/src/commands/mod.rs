@@ -12,7 +12,9 @@ mod sync;
 use std::process::ExitCode;
 
 use lancesync_config::{Config, LoadOptions, Settings};
-use lancesync_engine::{Engine, EngineConfig, embedder_from_settings};
+use lancesync_engine::{
+    Engine, EngineConfig, embedder_from_settings, embedder_resolver_from_settings,
+};
 use lancesync_sources::SourceRegistry;
 
 use crate::cli::{Command, StorageCommand, UserArgs};
@@ -71,7 +73,8 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
     };
     let settings = config.settings().clone();
     let embedder = embedder_from_settings(&settings)?;
-    let engine = Engine::new(EngineConfig::from_config(&config)?, embedder)?;
+    let engine = Engine::new(EngineConfig::from_config(&config)?, embedder)?
+        .with_embedder_resolver(embedder_resolver_from_settings(&settings));
     let ctx = Ctx {
         settings,
         env: opts.env.clone(),

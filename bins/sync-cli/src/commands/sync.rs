@@ -389,7 +389,7 @@ fn plan_text(r: &SyncReport, plan: &lancesync_engine::RunPlan) -> String {
 pub(super) struct Bar(Option<ProgressBar>);
 
 impl Bar {
-    fn new(visible: bool) -> Self {
+    pub(super) fn new(visible: bool) -> Self {
         Self(visible.then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -400,7 +400,7 @@ impl Bar {
         }))
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }

@@ -8,6 +8,7 @@ mod documents;
 mod extract;
 mod health;
 mod jobs;
+mod reindex;
 mod search;
 mod sources;
 mod status;
@@ -69,7 +70,7 @@ pub(crate) enum DocStatus {
 #[openapi(
     info(title = "lancesync", description = "Keep a per-user LanceDB index true to users' documents."),
     paths(
-        health::root, health::health, health::live, health::ready, health::metrics, health::openapi, health::docs, sources::list_sources, sources::add_source, sources::get_source, sources::delete_source, sources::scan_source, jobs::get_job, status::system_status, status::sync_status, status::sync_cleanup, status::check, status::pipeline_start, status::pipeline_stop, search::search, documents::list_documents, documents::upload_document, documents::get_document, documents::delete_document, documents::manual_sync, storage::storage_status, storage::storage_backup, storage::storage_restore
+        health::root, health::health, health::live, health::ready, health::metrics, health::openapi, health::docs, sources::list_sources, sources::add_source, sources::get_source, sources::delete_source, sources::scan_source, jobs::get_job, status::system_status, status::sync_status, status::sync_cleanup, status::check, status::pipeline_start, status::pipeline_stop, search::search, documents::list_documents, documents::upload_document, documents::get_document, documents::delete_document, documents::manual_sync, storage::storage_status, storage::storage_backup, storage::storage_restore, reindex::reindex
     ),
     components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument, UploadForm, lancesync_sources::SourceType, DocTypeName, SearchModeName, DocStatus)),
     modifiers(&BearerAuth, &CommonResponses, &SourceSettings)
@@ -142,6 +143,7 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/api/v1/storage/status", get(storage::storage_status))
         .route("/api/v1/storage/backup", post(storage::storage_backup))
         .route("/api/v1/storage/restore", post(storage::storage_restore))
+        .route("/api/v1/reindex", post(reindex::reindex))
         .route(
             "/api/v1/documents/{doc_id}",
             get(documents::get_document).delete(documents::delete_document),

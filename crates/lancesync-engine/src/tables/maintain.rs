@@ -199,6 +199,7 @@ impl UserTables {
     /// size threshold, small fragments compacted, old versions pruned.
     pub async fn maintain(&self) -> Result<Maintenance> {
         let mut done = Maintenance::default();
+        self.expire_previous_generation().await?;
         let rows = self.chunks.count_rows(None).await?;
         if rows > 0 {
             let indices = self.chunks.list_indices().await?;
@@ -284,7 +285,9 @@ impl UserTables {
                             self.settings.keep_versions_days,
                         )),
                         delete_unverified: None,
-                        error_if_tagged_old_versions: None,
+                        // The versions kept for `reindex --rollback` are tagged: pruning
+                        // skips them instead of failing.
+                        error_if_tagged_old_versions: Some(false),
                     })
                     .await?;
                 tracing::debug!(

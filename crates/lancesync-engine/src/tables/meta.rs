@@ -20,7 +20,7 @@ fn cursor_key(source_id: &str) -> String {
 impl UserTables {
     /// Compare the stored embedder identity with ours; record ours if none is stored and
     /// `record` (a read-only opener, such as a cache replica, never writes).
-    pub(super) async fn check_embedder(
+    pub(crate) async fn check_embedder(
         &self,
         embedder: &EmbedderIdentity,
         record: bool,

@@ -1,8 +1,10 @@
 //! A user's two tables: opening (and creating) them, reading state, batched writes, deletes,
 //! and maintenance, a file a job: [`open`] finds or creates the tables, [`meta`] keeps what lives
 //! in their manifests (embedder identity, change cursors), [`state`] reads what change detection
-//! and status need, [`write`] writes rows, [`maintain`] keeps indexes and fragments in shape.
+//! and status need, [`write`] writes rows, [`maintain`] keeps indexes and fragments in shape,
+//! [`generation`] keeps the shadow tables of a blue/green re-index and the switch readers follow.
 
+mod generation;
 mod maintain;
 mod meta;
 mod open;
@@ -18,6 +20,8 @@ use lancedb::{Connection, Table};
 
 use crate::Result;
 
+pub(crate) use generation::PREVIOUS_KEY;
+pub use generation::{BEFORE_REINDEX_TAG, SHADOW_SUFFIX, shadow_database};
 pub use maintain::{IndexHealth, Maintenance};
 pub use state::{DocPos, DocState, SourceDocs};
 

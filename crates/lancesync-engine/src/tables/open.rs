@@ -36,7 +36,7 @@ impl UserTables {
         settings: &TableSettings,
         embedder: &EmbedderIdentity,
     ) -> Result<Self> {
-        Self::open_with(db, user_id, settings, embedder, true)
+        Self::open_with(db, user_id, settings, Some(embedder), true)
             .await?
             .ok_or_else(|| Error::Internal("tables missing after creation".into()))
     }
@@ -49,14 +49,27 @@ impl UserTables {
         settings: &TableSettings,
         embedder: &EmbedderIdentity,
     ) -> Result<Option<Self>> {
-        Self::open_with(db, user_id, settings, embedder, false).await
+        Self::open_with(db, user_id, settings, Some(embedder), false).await
     }
 
+    /// Open user `user_id`'s database if both tables exist, whatever embedder built them (its
+    /// dimension is taken from the tables): for readers, which pick the query embedder by
+    /// the identity the tables hold.
+    pub async fn open_any(
+        db: &Database,
+        user_id: &str,
+        settings: &TableSettings,
+    ) -> Result<Option<Self>> {
+        Self::open_with(db, user_id, settings, None, false).await
+    }
+
+    /// `expected`: the embedder identity the tables must hold (recorded when `create`
+    /// creates them); `None` accepts any (never with `create`).
     async fn open_with(
         db: &Database,
         user_id: &str,
         settings: &TableSettings,
-        embedder: &EmbedderIdentity,
+        expected: Option<&EmbedderIdentity>,
         create: bool,
     ) -> Result<Option<Self>> {
         validate_user_id(user_id)?;
@@ -79,7 +92,10 @@ impl UserTables {
             .session(bounded_session())
             .execute()
             .await?;
-        let dim = embedder.dimension;
+        let dim = expected.map_or(0, |e| e.dimension);
+        if create && expected.is_none() {
+            return Err(Error::Internal("tables are created for an embedder".into()));
+        }
         let (docs_name, chunks_name) = (&settings.documents_table, &settings.chunks_table);
         let names = connection.table_names().execute().await?;
         let listed = names.contains(docs_name) && names.contains(chunks_name);
@@ -141,7 +157,7 @@ impl UserTables {
         };
         ensure_not_original(&docs, &db.uri).await?;
         ensure_not_original(&chunks, &db.uri).await?;
-        let tables = Self {
+        let mut tables = Self {
             user_id: user_id.to_string(),
             uri: db.uri.clone(),
             state_dir: db.state_dir.clone(),
@@ -152,7 +168,10 @@ impl UserTables {
             connection,
             fts_ready: Default::default(),
         };
-        tables.check_embedder(embedder, create).await?;
+        match expected {
+            Some(embedder) => tables.check_embedder(embedder, create).await?,
+            None => tables.dim = vector_dimension(&*tables.chunks.schema().await?)?,
+        }
         Ok(Some(tables))
     }
 
@@ -165,6 +184,16 @@ impl UserTables {
             .drop_table(&self.settings.chunks_table, &[])
             .await?;
         Ok(())
+    }
+}
+
+/// The length of the `vector` column of a table's schema.
+pub(super) fn vector_dimension(schema: &arrow_schema::Schema) -> Result<usize> {
+    match schema.field_with_name("vector").map(|f| f.data_type()) {
+        Ok(arrow_schema::DataType::FixedSizeList(_, n)) => Ok(*n as usize),
+        _ => Err(Error::Internal(
+            "the chunks table has no fixed-size vector column".into(),
+        )),
     }
 }
 

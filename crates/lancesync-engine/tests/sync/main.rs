@@ -5,6 +5,7 @@ mod changes;
 mod check;
 mod dry_run;
 mod failures;
+mod reindex;
 mod search;
 mod tables;
 

@@ -37,8 +37,15 @@ async fn another_embedder_is_refused_with_the_reindex_command() {
     f.write("a.md", "text");
     f.sync().await;
     let other = Engine::new(EngineConfig::new(&f.db), Arc::new(HashingEmbedder::new(64))).unwrap();
-    let err = other
+    // Searches embed their query with the embedder that built the tables.
+    let hits = other
         .search("alice", &SearchRequest::new("text"))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    // Writes would mix vectors: refused, naming the way out.
+    let err = other
+        .sync("alice", &f.source, SyncOptions::default(), &NoProgress)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::EmbedderMismatch { .. }));
