@@ -305,3 +305,129 @@ async fn check_finds_drift_repairs_it_and_stays_within_the_user() {
         .await;
     assert_eq!(r.json()["consistent"], true, "{}", r.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_is_a_job_that_moves_to_the_configured_embedder_keeps_uploads_and_rolls_back() {
+    let s = server(&[]);
+    let docs = s.folder(
+        "alice-reindex",
+        &[
+            ("kale.md", "# Kale\n\nKale grows through the winter."),
+            ("figs.md", "# Figs\n\nFigs ripen at the end of summer."),
+        ],
+    );
+    let job = s.add_and_scan("alice", "notes", &docs).await;
+    assert_eq!(job["report"]["created"], 2, "{job}");
+    let r = s
+        .upload(
+            ALICE,
+            "quince.md",
+            b"# Quince\n\nQuince jelly needs patience.",
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+
+    // The deployment restarts with longer vectors: searches answer from the tables as they
+    // are (with their embedder), writes wait for the re-index.
+    let s2 = server_sharing(&s, &[("EMBEDDING_DIMENSION", "128")]).await;
+    let search = |body| s2.post("/api/v1/search", Some(ALICE), body);
+    let r = search(json!({ "query": "quince jelly" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.json()["results"][0]["source_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("quince.md")
+    );
+    let r = s2
+        .post("/api/v1/reindex?user_id=alice", Some(BOB), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+
+    let r = s2
+        .post("/api/v1/reindex?wait=120", Some(ALICE), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let job = r.json();
+    assert_eq!(job["kind"], "reindex", "{job}");
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let result = &job["result"];
+    assert_eq!(result["embedder_before"]["dimension"], 384, "{job}");
+    assert_eq!(result["embedder"]["dimension"], 128, "{job}");
+    assert_eq!(result["documents"], 3, "{job}");
+    let sources: Vec<&str> = result["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        sources.contains(&"notes") && sources.contains(&"uploads"),
+        "{job}"
+    );
+    // Progress counted every document read.
+    assert_eq!(
+        (job["done"].as_u64(), job["total"].as_u64()),
+        (Some(3), Some(3)),
+        "{job}"
+    );
+    let status = s2.get("/api/v1/sync/status", Some(ALICE)).await.json();
+    assert_eq!(status["status"]["embedder"]["dimension"], 128, "{status}");
+    let r = search(json!({ "query": "quince jelly" })).await;
+    assert!(
+        r.json()["results"][0]["source_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("quince.md")
+    );
+    // The re-indexed tables take writes again.
+    std::fs::write(
+        docs.join("pears.md"),
+        "# Pears\n\nPears keep in a cool cellar.",
+    )
+    .unwrap();
+    let r = s2
+        .post(
+            "/api/v1/sources/local_filesystem/notes/scan?wait=60",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    let job = r.json();
+    assert_eq!(job["report"]["created"], 1, "{job}");
+
+    let r = s2
+        .post(
+            "/api/v1/reindex?rollback=true&wait=120",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    let job = r.json();
+    assert_eq!(job["kind"], "rollback", "{job}");
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["embedder"]["dimension"], 384, "{job}");
+    let r = search(json!({ "query": "quince jelly" })).await;
+    assert!(
+        r.json()["results"][0]["source_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("quince.md")
+    );
+    let r = s2
+        .post(
+            "/api/v1/reindex?rollback=true&wait=120",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    let job = r.json();
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("no earlier generation"),
+        "{job}"
+    );
+}

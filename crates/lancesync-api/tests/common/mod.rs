@@ -12,7 +12,9 @@ use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use lancesync_api::Api;
 use lancesync_config::{Config, EnvFile, LoadOptions};
-use lancesync_engine::{Engine, EngineConfig, embedder_from_settings};
+use lancesync_engine::{
+    Engine, EngineConfig, embedder_from_settings, embedder_resolver_from_settings,
+};
 use lancesync_orchestrator::Orchestrator;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -23,13 +25,27 @@ pub const BOB: &str = "bob-token-0123456789abcdef";
 
 pub struct Server {
     pub router: Router,
-    _work: tempfile::TempDir,
+    _work: Option<tempfile::TempDir>,
     pub work: PathBuf,
 }
 
 pub fn server(extra: &[(&str, &str)]) -> Server {
     let work = tempfile::tempdir().unwrap();
     let w = work.path().to_path_buf();
+    let (mut s, _) = server_in(w, extra);
+    s._work = Some(work);
+    s
+}
+
+/// A second server on `other`'s folders (data, state, sources), started as `sync-server`
+/// starts (the registered sources loaded): the same deployment restarted with other settings.
+pub async fn server_sharing(other: &Server, extra: &[(&str, &str)]) -> Server {
+    let (s, orchestrator) = server_in(other.work.clone(), extra);
+    orchestrator.initialize().await.unwrap();
+    s
+}
+
+fn server_in(w: PathBuf, extra: &[(&str, &str)]) -> (Server, Orchestrator) {
     let mut env = BTreeMap::new();
     for (k, v) in [
         ("HOME", w.display().to_string()),
@@ -61,17 +77,19 @@ pub fn server(extra: &[(&str, &str)]) -> Server {
             EngineConfig::from_config(&config).unwrap(),
             embedder_from_settings(&settings).unwrap(),
         )
-        .unwrap(),
+        .unwrap()
+        .with_embedder_resolver(embedder_resolver_from_settings(&settings)),
     );
     // The process environment the orchestrator builds sources with (`env:VAR` credentials).
     let orchestrator = Orchestrator::new(settings, opts.env.clone(), engine);
     orchestrator.start();
-    let router = Api::new(orchestrator, Arc::new(config)).router();
-    Server {
+    let router = Api::new(orchestrator.clone(), Arc::new(config)).router();
+    let server = Server {
         router,
-        _work: work,
+        _work: None,
         work: w,
-    }
+    };
+    (server, orchestrator)
 }
 
 pub struct Reply {
