@@ -12,6 +12,12 @@
 //!
 //! `--reuse` searches the index a previous run left in `--dir` (idle phase only), so the
 //! server can be profiled or its settings compared without building the index again.
+//!
+//! `--reindex-to static|local|builtin` measures a blue/green re-index instead of the sync
+//! phase: after the idle phase the server restarts configured with that embedder (the
+//! tables still hold the old one's vectors), the clients search idle again, then through a
+//! `POST /api/v1/reindex` job until it finishes, then after it. Reported per phase: searches
+//! sent, answered with hits, failed or empty, and latency percentiles.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +53,7 @@ struct Args {
     embedder: String,
     mode: String,
     reuse: bool,
+    reindex_to: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -58,6 +65,7 @@ fn parse_args() -> Args {
         embedder: "builtin".into(),
         mode: "hybrid".into(),
         reuse: false,
+        reindex_to: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,6 +78,7 @@ fn parse_args() -> Args {
             "--embedder" => args.embedder = value(),
             "--mode" => args.mode = value(),
             "--reuse" => args.reuse = true,
+            "--reindex-to" => args.reindex_to = Some(value()),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -80,10 +89,28 @@ fn parse_args() -> Args {
 struct Phase {
     latencies_ms: Vec<f64>,
     errors: usize,
+    /// Answered, with no hit (every query's words are in the corpus).
+    empty: usize,
     seconds: f64,
 }
 
 async fn load(base: &str, clients: usize, seconds: u64, mode: &str) -> Phase {
+    load_until(
+        base,
+        clients,
+        mode,
+        tokio::time::sleep(Duration::from_secs(seconds)),
+    )
+    .await
+}
+
+/// `clients` searching as fast as they are answered until `until` completes.
+async fn load_until(
+    base: &str,
+    clients: usize,
+    mode: &str,
+    until: impl std::future::Future<Output = ()>,
+) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -93,7 +120,7 @@ async fn load(base: &str, clients: usize, seconds: u64, mode: &str) -> Phase {
         let mode = mode.to_string();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let (mut latencies, mut errors, mut n) = (Vec::new(), 0usize, c);
+            let (mut latencies, mut errors, mut empty, mut n) = (Vec::new(), 0usize, 0usize, c);
             while !stop.load(Ordering::Relaxed) {
                 n += 7;
                 let query = format!(
@@ -109,30 +136,40 @@ async fn load(base: &str, clients: usize, seconds: u64, mode: &str) -> Phase {
                     .json(&json!({ "user_id": "bench", "query": query, "limit": 10, "mode": mode }))
                     .send()
                     .await;
-                let ok = match res {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                    Err(_) => false,
+                let hits = match res {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["count"].as_u64()),
+                    _ => None,
                 };
-                if ok {
-                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                } else {
-                    errors += 1;
+                match hits {
+                    Some(n) => {
+                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                        if n == 0 {
+                            empty += 1;
+                        }
+                    }
+                    None => errors += 1,
                 }
             }
-            (latencies, errors)
+            (latencies, errors, empty)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    until.await;
     stop.store(true, Ordering::Relaxed);
     let mut phase = Phase {
         latencies_ms: Vec::new(),
         errors: 0,
+        empty: 0,
         seconds: 0.0,
     };
     for t in tasks {
-        let (l, e) = t.await.unwrap();
+        let (l, e, m) = t.await.unwrap();
         phase.latencies_ms.extend(l);
         phase.errors += e;
+        phase.empty += m;
     }
     phase.seconds = started.elapsed().as_secs_f64();
     phase.latencies_ms.sort_by(f64::total_cmp);
@@ -142,7 +179,7 @@ async fn load(base: &str, clients: usize, seconds: u64, mode: &str) -> Phase {
 fn describe(name: &str, p: &Phase) -> String {
     let l = &p.latencies_ms;
     format!(
-        "{name}: {} searches in {:.1} s ({:.0}/s), p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}",
+        "{name}: {} searches in {:.1} s ({:.0}/s), p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}, empty {}",
         l.len(),
         p.seconds,
         l.len() as f64 / p.seconds,
@@ -150,8 +187,78 @@ fn describe(name: &str, p: &Phase) -> String {
         percentile(l, 0.95),
         percentile(l, 0.99),
         l.last().copied().unwrap_or(f64::NAN),
-        p.errors
+        p.errors,
+        p.empty
     )
+}
+
+/// The server restarted with `embedder`: searches idle on the old tables, through a re-index
+/// job, and after its switch.
+async fn reindex_phases(args: &Args, embedder: &str, idle: &Phase) -> Vec<String> {
+    let server = start(&args.dir, embedder);
+    let client = reqwest::Client::new();
+    let mut lines = Vec::new();
+    let before = load(&server.base, args.clients, args.seconds, &args.mode).await;
+    lines.push(describe(
+        &format!("restarted with {embedder}, idle (old tables, old embedder's queries)"),
+        &before,
+    ));
+    let job = common::call(
+        &client,
+        &server.base,
+        "/api/v1/reindex?user_id=bench&wait=0",
+        json!({}),
+    )
+    .await;
+    let job_url = format!(
+        "{}/api/v1/jobs/{}",
+        server.base,
+        job["id"].as_str().unwrap()
+    );
+    let started = Instant::now();
+    let finished = Arc::new(std::sync::Mutex::new(Value::Null));
+    let watch = {
+        let (client, finished) = (client.clone(), finished.clone());
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let res = client.get(&job_url).bearer_auth(TOKEN).send().await;
+                let Ok(res) = res else { continue };
+                let job: Value = res.json().await.unwrap_or_default();
+                if job["state"] == "succeeded" || job["state"] == "failed" {
+                    *finished.lock().unwrap() = job;
+                    return;
+                }
+            }
+        }
+    };
+    let during = load_until(&server.base, args.clients, &args.mode, watch).await;
+    let job = finished.lock().unwrap().clone();
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let result = &job["result"];
+    lines.push(format!(
+        "re-index job: {} documents, {} chunks, {} -> {} in {:.1} s",
+        result["documents"],
+        result["chunks"],
+        result["embedder_before"]["name"].as_str().unwrap_or("?"),
+        result["embedder"]["name"].as_str().unwrap_or("?"),
+        started.elapsed().as_secs_f64()
+    ));
+    lines.push(describe("during the re-index", &during));
+    let sent = during.latencies_ms.len() + during.errors;
+    lines.push(format!(
+        "during the re-index: {} of {sent} searches answered with hits ({:.2}%); p99 {:.2}x the restarted idle p99",
+        during.latencies_ms.len() - during.empty,
+        100.0 * (during.latencies_ms.len() - during.empty) as f64 / sent.max(1) as f64,
+        percentile(&during.latencies_ms, 0.99) / percentile(&before.latencies_ms, 0.99)
+    ));
+    let after = load(&server.base, args.clients, args.seconds, &args.mode).await;
+    lines.push(describe("after the switch, idle", &after));
+    lines.push(format!(
+        "p50 after / first idle: {:.2}x",
+        percentile(&after.latencies_ms, 0.5) / percentile(&idle.latencies_ms, 0.5)
+    ));
+    lines
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -191,6 +298,15 @@ async fn main() {
     )];
     let idle = load(&server.base, args.clients, args.seconds, &args.mode).await;
     lines.push(describe("idle", &idle));
+    if let Some(embedder) = &args.reindex_to {
+        drop(server);
+        lines.extend(reindex_phases(&args, embedder, &idle).await);
+        for line in &lines {
+            println!("{line}");
+        }
+        std::fs::write(args.dir.join("results.txt"), lines.join("\n") + "\n").unwrap();
+        return;
+    }
 
     // A sync of another source of the same user runs while the clients search.
     let job = add_and_scan(&client, &server.base, "live", &live, false).await;

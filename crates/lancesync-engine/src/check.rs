@@ -657,6 +657,7 @@ impl Engine {
             return Ok(repair);
         }
         let tables = self.tables(user_id).await?;
+        let _writing = crate::reindex::write_guard(&tables.state_dir, user_id)?;
         // Chunks nobody points to go first: a run would otherwise never see them.
         if !findings.orphan_docs.is_empty() {
             tables.delete_docs(&findings.orphan_docs).await?;

@@ -186,7 +186,7 @@ impl Engine {
     /// changed it) and that no re-index is copying them.
     pub async fn tables(&self, user_id: &str) -> Result<UserTables> {
         let db = self.config.storage.database(user_id)?;
-        reindex::ensure_not_reindexing(&db.state_dir, user_id)?;
+        drop(reindex::write_guard(&db.state_dir, user_id)?);
         let identity = self.embedder.identity();
         let mut open = self.open.lock().await;
         if let Some(t) = open.get(user_id).cloned() {
@@ -222,6 +222,13 @@ impl Engine {
         }
         // Opened before a re-index in another process changed the vectors' length.
         self.open.lock().await.remove(user_id);
+        self.open_existing_cached(&self.open, &db, user_id).await
+    }
+
+    /// A user's tables if they exist, whatever embedder built them: for reading what does not
+    /// depend on it (counts, failures, reports).
+    async fn any_tables(&self, user_id: &str) -> Result<Option<UserTables>> {
+        let db = self.config.storage.database(user_id)?;
         self.open_existing_cached(&self.open, &db, user_id).await
     }
 
@@ -395,7 +402,7 @@ impl Engine {
 
     /// Whether `user_id` has an index.
     pub async fn user_exists(&self, user_id: &str) -> Result<bool> {
-        Ok(self.existing_tables(user_id).await?.is_some())
+        Ok(self.any_tables(user_id).await?.is_some())
     }
 
     /// One sync run of `source` into `user_id`'s tables; with [`SyncOptions::dry_run`], its
@@ -431,6 +438,7 @@ impl Engine {
             tracing::warn!(user_id, error = %e, "could not check S3 for newer versions; syncing locally");
         }
         let tables = self.tables(user_id).await?;
+        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
         tables.check_chunking(&self.config.chunking, true).await?;
         let mut report = sync::Run::new(
             &self.config,
@@ -462,8 +470,7 @@ impl Engine {
 
     /// Counts for a user.
     pub async fn status(&self, user_id: &str) -> Result<UserStatus> {
-        let db = self.config.storage.database(user_id)?;
-        let Some(tables) = self.open_existing_cached(&self.open, &db, user_id).await? else {
+        let Some(tables) = self.any_tables(user_id).await? else {
             return Ok(UserStatus {
                 user_id: user_id.into(),
                 documents: 0,
@@ -502,7 +509,7 @@ impl Engine {
 
     /// A user's failed documents.
     pub async fn failed(&self, user_id: &str) -> Result<Vec<rows::DocRow>> {
-        let Some(tables) = self.existing_tables(user_id).await? else {
+        let Some(tables) = self.any_tables(user_id).await? else {
             return Ok(Vec::new());
         };
         tables
@@ -525,7 +532,9 @@ impl Engine {
         if failed.is_empty() {
             return Ok(0);
         }
-        self.tables(user_id).await?.delete_docs(&failed).await?;
+        let tables = self.tables(user_id).await?;
+        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
+        tables.delete_docs(&failed).await?;
         self.after_write(user_id).await;
         Ok(failed.len())
     }
@@ -536,7 +545,7 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(0);
         };
-        reindex::ensure_not_reindexing(&tables.state_dir, user_id)?;
+        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
         let docs = tables.source_docs(source_id).await?;
         let ids: Vec<String> = docs
             .positions()
@@ -552,7 +561,7 @@ impl Engine {
 
     /// The last report of each source's runs, newest state of each.
     pub async fn last_runs(&self, user_id: &str) -> Result<Vec<SyncReport>> {
-        let Some(tables) = self.existing_tables(user_id).await? else {
+        let Some(tables) = self.any_tables(user_id).await? else {
             return Ok(Vec::new());
         };
         let dir = tables.state_dir.clone();
@@ -653,6 +662,7 @@ impl Engine {
             ));
         }
         let tables = self.tables(user_id).await?;
+        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
         let dim = tables.dim;
         if let Some((i, c)) = doc.chunks.iter().enumerate().find(|(_, c)| {
             c.embedding
@@ -753,7 +763,7 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(false);
         };
-        reindex::ensure_not_reindexing(&tables.state_dir, user_id)?;
+        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
         let id = [doc_id.to_string()];
         if tables.fetch_docs(&id).await?.is_empty() {
             return Ok(false);
@@ -768,7 +778,7 @@ impl Engine {
     pub async fn drop_user(&self, user_id: &str) -> Result<()> {
         ids::validate_user_id(user_id)?;
         let db = self.config.storage.database(user_id)?;
-        reindex::ensure_not_reindexing(&db.state_dir, user_id)?;
+        let _writing = reindex::write_guard(&db.state_dir, user_id)?;
         self.forget_user(user_id).await;
         Ok(self.config.storage.remove_user(user_id).await?)
     }

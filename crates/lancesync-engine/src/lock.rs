@@ -1,5 +1,6 @@
 //! Advisory file locks (`flock` on Unix) that serialise work across processes and across
-//! engines in one process: creating a user's tables, and runs of one source.
+//! engines in one process: creating a user's tables, runs of one source, and a user's writes
+//! (shared) against a re-index (exclusive).
 //!
 //! The lock belongs to the open file, so it is released when the [`FileLock`] is dropped and
 //! by the kernel when a process dies, even by `kill -9`: a crash never leaves a stale lock.
@@ -67,6 +68,20 @@ impl FileLock {
         }
     }
 
+    /// Share the lock on `path` with other sharers, if nobody holds it exclusively; `None` if
+    /// somebody does. Writes nothing into the file.
+    pub(crate) fn try_acquire_shared(path: &Path) -> Result<Option<Self>> {
+        let file = open_lock_file(path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
     /// The process id the current holder of `path` wrote, if readable.
     pub(crate) fn holder(path: &Path) -> Option<u32> {
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -103,5 +118,29 @@ mod tests {
         );
         drop(held);
         waiter.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn sharers_exclude_only_an_exclusive_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writes.lock");
+        let a = FileLock::try_acquire_shared(&path).unwrap().expect("free");
+        let b = FileLock::try_acquire_shared(&path).unwrap();
+        assert!(b.is_some(), "writers share the lock");
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        // An exclusive waiter (a re-index) gets it when the last writer is done.
+        let waiter = tokio::spawn(FileLock::acquire(path.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(a);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "one writer is still writing");
+        drop(b);
+        let exclusive = waiter.await.unwrap().unwrap();
+        assert!(
+            FileLock::try_acquire_shared(&path).unwrap().is_none(),
+            "no writer while it is held"
+        );
+        drop(exclusive);
+        assert!(FileLock::try_acquire_shared(&path).unwrap().is_some());
     }
 }

@@ -16,8 +16,9 @@
 //!    live names then hold the new generation, as the original system's readers expect.
 //! 4. The shadow tables are dropped once no reader can still be on them.
 //!
-//! Writes to the user's tables wait for the whole re-index (its lock is checked by every
-//! write), so nothing written during it can be lost by the copy.
+//! Writes to the user's tables and a re-index exclude each other (a shared and an exclusive
+//! file lock): a re-index waits for the writes in progress, and writes during it are refused,
+//! so nothing written can be lost by the copy.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -38,8 +39,14 @@ use crate::{Engine, Error, Result, ids};
 /// what readers may still be reading.
 pub const SERVING_RECHECK: Duration = Duration::from_secs(1);
 
-/// The lock file, in the user's state folder, held for a whole re-index or rollback.
-pub(crate) const REINDEX_LOCK: &str = "reindex.lock";
+/// The lock file, in the user's state folder, held for a whole re-index or rollback: a
+/// second one is refused at once.
+const REINDEX_LOCK: &str = "reindex.lock";
+
+/// The lock file, in the user's state folder, that every write to the user's tables shares
+/// for as long as it writes, and a re-index holds alone (after waiting for the writes in
+/// progress).
+const WRITES_LOCK: &str = "writes.lock";
 
 /// Documents carried over (embedded again from their stored chunks) per batch.
 const CARRY_BATCH_DOCS: usize = 64;
@@ -163,7 +170,7 @@ impl Engine {
             tracing::warn!(user_id, error = %e, "could not check S3 for newer versions; re-indexing locally");
         }
         let db = self.config.storage.database(user_id)?;
-        let _lock = reindex_lock(&db.state_dir, user_id)?;
+        let _lock = reindex_lock(&db.state_dir, user_id).await?;
         let live = UserTables::open_any(&db, user_id, &self.config.tables)
             .await?
             .ok_or_else(|| {
@@ -271,7 +278,7 @@ impl Engine {
         ids::validate_user_id(user_id)?;
         let started = Instant::now();
         let db = self.config.storage.database(user_id)?;
-        let _lock = reindex_lock(&db.state_dir, user_id)?;
+        let _lock = reindex_lock(&db.state_dir, user_id).await?;
         let no_rollback = || {
             Error::InvalidRequest(format!(
                 "user {user_id} has no earlier generation to roll back to (none was kept, or its time ran out)"
@@ -489,20 +496,33 @@ impl Engine {
     }
 }
 
-/// The user's re-index lock, or [`Error::Reindexing`] if another re-index holds it.
-fn reindex_lock(state_dir: &Path, user_id: &str) -> Result<FileLock> {
+/// The user's re-index lock, or [`Error::Reindexing`] if another re-index holds it; then the
+/// user's writes lock alone, once the writes in progress (in any process) have finished.
+async fn reindex_lock(state_dir: &Path, user_id: &str) -> Result<(FileLock, FileLock)> {
     let path = state_dir.join(REINDEX_LOCK);
-    FileLock::try_acquire(&path)?.ok_or_else(|| Error::Reindexing {
+    let reindex = FileLock::try_acquire(&path)?.ok_or_else(|| Error::Reindexing {
         user_id: user_id.to_string(),
         holder: FileLock::holder(&path),
-    })
+    })?;
+    let writes_path = state_dir.join(WRITES_LOCK);
+    let writes = match FileLock::try_acquire(&writes_path)? {
+        Some(lock) => lock,
+        None => {
+            tracing::info!(user = %user_id, "re-index: waiting for the writes in progress to finish");
+            FileLock::acquire(writes_path).await?
+        }
+    };
+    Ok((reindex, writes))
 }
 
-/// Refuse a write while a re-index of the user runs (in any process): the re-index copies the
-/// tables, and a write in between would be lost.
-pub(crate) fn ensure_not_reindexing(state_dir: &Path, user_id: &str) -> Result<()> {
-    drop(reindex_lock(state_dir, user_id)?);
-    Ok(())
+/// What a write to the user's tables holds while it writes: refused (with
+/// [`Error::Reindexing`]) while a re-index of the user runs in any process, since the
+/// re-index copies the tables and a write in between would be lost.
+pub(crate) fn write_guard(state_dir: &Path, user_id: &str) -> Result<FileLock> {
+    FileLock::try_acquire_shared(&state_dir.join(WRITES_LOCK))?.ok_or_else(|| Error::Reindexing {
+        user_id: user_id.to_string(),
+        holder: FileLock::holder(&state_dir.join(REINDEX_LOCK)),
+    })
 }
 
 /// The build's last reports become the sources' last reports.
