@@ -185,25 +185,32 @@ impl Engine {
     /// they still hold this engine's embedder (a re-index in another process may have
     /// changed it) and that no re-index is copying them.
     pub async fn tables(&self, user_id: &str) -> Result<UserTables> {
-        let db = self.config.storage.database(user_id)?;
-        drop(reindex::write_guard(&db.state_dir, user_id)?);
         let identity = self.embedder.identity();
         let mut open = self.open.lock().await;
-        if let Some(t) = open.get(user_id).cloned() {
-            t.check_embedder(&identity, true).await?;
-            if t.dim == identity.dimension {
-                return Ok(t);
+        let cached = match open.get(user_id).cloned() {
+            Some(t) => {
+                t.check_embedder(&identity, true).await?;
+                (t.dim == identity.dimension).then_some(t)
             }
-            open.remove(user_id);
-        }
-        let t = UserTables::open(
-            &self.config.storage.database(user_id)?,
-            user_id,
-            &self.config.tables,
-            &self.embedder.identity(),
-        )
-        .await?;
-        open.insert(user_id.to_string(), t.clone());
+            None => None,
+        };
+        let t = match cached {
+            Some(t) => t,
+            None => {
+                let t = UserTables::open(
+                    &self.config.storage.database(user_id)?,
+                    user_id,
+                    &self.config.tables,
+                    &identity,
+                )
+                .await?;
+                open.insert(user_id.to_string(), t.clone());
+                t
+            }
+        };
+        // After opening: tables that are not lancesync's (the original system's) are refused
+        // before anything is written beside them, the lock file included.
+        drop(reindex::write_guard(&t.state_dir, user_id)?);
         Ok(t)
     }
 
