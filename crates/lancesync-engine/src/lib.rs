@@ -462,17 +462,37 @@ impl Engine {
 
     /// Search a user's chunks.
     pub async fn search(&self, user_id: &str, request: &SearchRequest) -> Result<Vec<SearchHit>> {
+        request.validate()?;
         let Some(served) = self.served(user_id).await? else {
-            request.validate()?;
             return Ok(Vec::new());
         };
-        search::search(
+        let searched = search::search(
             &served.tables,
             served.embedder.as_ref(),
             self.config.search_vector_weight,
             request,
         )
-        .await
+        .await;
+        match searched {
+            // What the searches read may have changed under a record up to a second old (a
+            // replica refreshed from a primary that another process re-indexed, to vectors of
+            // another length): look again now, and search once more.
+            Err(e) => {
+                tracing::debug!(user = %user_id, error = %e, "search failed; looking again at what to read");
+                self.served.lock().await.remove(user_id);
+                let Some(served) = self.served(user_id).await? else {
+                    return Ok(Vec::new());
+                };
+                search::search(
+                    &served.tables,
+                    served.embedder.as_ref(),
+                    self.config.search_vector_weight,
+                    request,
+                )
+                .await
+            }
+            found => found,
+        }
     }
 
     /// Counts for a user.

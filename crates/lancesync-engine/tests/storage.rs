@@ -48,12 +48,17 @@ struct Device {
 
 impl Device {
     fn new(root: &Path, mode: StorageMode, target: S3Target) -> Self {
+        Self::with_dimension(root, mode, target, 64)
+    }
+
+    /// A device whose (built-in) embedder makes vectors of `dimension`.
+    fn with_dimension(root: &Path, mode: StorageMode, target: S3Target, dimension: usize) -> Self {
         let storage = Storage::new(mode, root.join("db"), root.join("state"), Some(target))
             .with_cache_refresh_interval(Duration::ZERO);
         let mut config = EngineConfig::new(root.join("db")).with_storage(Arc::new(storage));
         config.chunking.size = 300;
         config.chunking.overlap = 50;
-        let engine = Engine::new(config, Arc::new(HashingEmbedder::new(64))).unwrap();
+        let engine = Engine::new(config, Arc::new(HashingEmbedder::new(dimension))).unwrap();
         Self {
             root: root.to_path_buf(),
             engine,
@@ -61,14 +66,8 @@ impl Device {
     }
 
     async fn sync(&self, folder: &Path) -> lancesync_engine::SyncReport {
-        let source = LocalFsSource::new(
-            "docs",
-            LocalFsConfig::new([folder.to_str().unwrap()]),
-            &BTreeMap::new(),
-        )
-        .unwrap();
         self.engine
-            .sync(USER, &source, SyncOptions::default(), &NoProgress)
+            .sync(USER, &source(folder), SyncOptions::default(), &NoProgress)
             .await
             .unwrap()
     }
@@ -76,6 +75,15 @@ impl Device {
     fn local_db(&self) -> PathBuf {
         self.root.join("db").join("users").join(USER)
     }
+}
+
+fn source(folder: &Path) -> LocalFsSource {
+    LocalFsSource::new(
+        "docs",
+        LocalFsConfig::new([folder.to_str().unwrap()]),
+        &BTreeMap::new(),
+    )
+    .unwrap()
 }
 
 /// A hit: document, chunk, and score in millionths.
@@ -581,4 +589,69 @@ async fn check_finds_a_backup_behind_and_repair_copies_it() {
             .unwrap()
             .consistent()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reindex_on_s3_switches_every_reader_and_rolls_back() {
+    let (s3, dir, docs) = start("primary", 20).await;
+    let primary = |name: &str, dimension| {
+        Device::with_dimension(
+            &dir.path().join(name),
+            StorageMode::S3Only,
+            target(&s3.endpoint(), "primary"),
+            dimension,
+        )
+    };
+    let old = primary("old", 64);
+    assert_eq!(old.sync(&docs).await.created, 20);
+    let before = snapshot(&old.engine).await;
+    // A reader from a local replica, configured with the old embedder.
+    let cached = Device::new(
+        &dir.path().join("cached"),
+        StorageMode::S3PrimaryLocalCache,
+        target(&s3.endpoint(), "primary"),
+    );
+    assert_eq!(snapshot(&cached.engine).await, before);
+
+    let new = primary("new", 32);
+    let report = new
+        .engine
+        .reindex(
+            USER,
+            &[&source(&docs)],
+            lancesync_engine::ReindexOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.documents, report.failed), (20, 0));
+    assert_eq!(report.embedder.dimension, 32);
+    let after = snapshot(&new.engine).await;
+    assert_eq!((after.0, after.1), (20, report.chunks));
+    // A search that found something before finds something after (other vectors, so other
+    // scores and perhaps other hits).
+    for (b, a) in before.2.iter().zip(&after.2) {
+        assert_eq!(b.is_empty(), a.is_empty(), "before {b:?}, after {a:?}");
+    }
+    // Every reader follows: the old engine from S3, the replica once refreshed; they embed
+    // their queries with the new tables' embedder.
+    assert_eq!(snapshot(&old.engine).await, after);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while snapshot(&cached.engine).await != after {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never followed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(new.sync(&docs).await.unchanged == 20);
+
+    let rolled = new
+        .engine
+        .rollback_reindex(USER, lancesync_engine::ReindexOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rolled.embedder.map(|e| e.dimension), Some(64));
+    assert_eq!(snapshot(&old.engine).await, before);
+    assert_eq!(old.sync(&docs).await.unchanged, 20);
 }
