@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use lancesync_engine::{
-    PrecomputedChunk, PrecomputedDocument, ReindexOptions, ReindexReport, SHADOW_SUFFIX, UserTables,
+    BEFORE_REINDEX_TAG, PrecomputedChunk, PrecomputedDocument, ReindexOptions, ReindexReport,
+    SHADOW_SUFFIX, UserTables,
 };
 use lancesync_ingest::{ChunkConfig, Embedder};
 
@@ -507,4 +508,62 @@ async fn a_reindex_carries_over_other_documents_and_withholds_a_switch_that_woul
         .unwrap()
         .unwrap();
     assert_eq!(doc.chunks.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_generation_is_kept_for_its_time_then_its_versions_are_released() {
+    let fx = indexed_fixture(2).await;
+    let new = engine_with(&fx, Arc::new(HashingEmbedder::new(96)), fixture_chunking());
+    let tags = |tables: UserTables| async move {
+        let docs = tables.docs.tags().await.unwrap().list().await.unwrap();
+        let chunks = tables.chunks.tags().await.unwrap().list().await.unwrap();
+        (
+            docs.contains_key(BEFORE_REINDEX_TAG),
+            chunks.contains_key(BEFORE_REINDEX_TAG),
+        )
+    };
+    // Kept: tagged, recorded until its time.
+    let report = new
+        .reindex(
+            "alice",
+            &[&fx.source],
+            ReindexOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    let kept = new.previous_generation("alice").await.unwrap().unwrap();
+    assert_eq!(kept.keep_until, report.rollback_until);
+    assert!(kept.keep_until > lancesync_engine::now_rfc3339());
+    assert_eq!(tags(new.tables("alice").await.unwrap()).await, (true, true));
+
+    // Kept for no time: released by the maintenance that follows the copy.
+    let back = engine_with(
+        &fx,
+        Arc::new(HashingEmbedder::default()),
+        fixture_chunking(),
+    );
+    let report = back
+        .reindex(
+            "alice",
+            &[&fx.source],
+            ReindexOptions {
+                keep: Some(Duration::ZERO),
+                ..ReindexOptions::default()
+            },
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert!(report.rollback_until.is_empty(), "{report:?}");
+    assert!(back.previous_generation("alice").await.unwrap().is_none());
+    assert_eq!(
+        tags(back.tables("alice").await.unwrap()).await,
+        (false, false)
+    );
+    assert!(matches!(
+        back.rollback_reindex("alice", ReindexOptions::default())
+            .await,
+        Err(Error::InvalidRequest(_))
+    ));
 }
