@@ -237,8 +237,9 @@ pub(crate) struct CheckAnswer {
     /// True when nothing was found, or everything found was repaired.
     consistent: bool,
     /// Each kind of problem found: `kind` (not_indexed, gone_from_source, stale,
-    /// content_changed, chunk_count_mismatch, orphan_chunks, duplicate_chunks, bad_vectors,
-    /// embedder_mismatch, index_missing, index_behind, cursor_without_documents), `source_id`
+    /// content_changed, unreadable, chunk_count_mismatch, orphan_chunks, duplicate_chunks,
+    /// bad_vectors, embedder_mismatch, chunking_changed, index_missing, index_behind,
+    /// cursor_without_documents, backup_behind, backup_conflict, reindex_unfinished), `source_id`
     /// for a source's problems, `count`, and up to five `examples`.
     #[schema(value_type = Vec<Object>)]
     problems: Vec<Value>,

@@ -80,6 +80,8 @@ pub enum ProblemKind {
     BackupBehind,
     /// The copy to S3 is withheld: S3 and this device both moved on (multi-device sync).
     BackupConflict,
+    /// A re-index was interrupted: its new tables wait beside the live ones.
+    ReindexUnfinished,
 }
 
 impl ProblemKind {
@@ -102,6 +104,7 @@ impl ProblemKind {
             Self::CursorWithoutDocuments => "a change cursor with no documents behind it",
             Self::BackupBehind => "changes not yet copied to S3",
             Self::BackupConflict => "the copy to S3 withheld by a conflict",
+            Self::ReindexUnfinished => "a re-index interrupted before it finished",
         }
     }
 }
@@ -202,6 +205,8 @@ struct Findings {
     chunking_changed: bool,
     /// Local changes wait to be copied to S3.
     backup_behind: bool,
+    /// A re-index was interrupted.
+    reindex_unfinished: bool,
 }
 
 /// Read `columns` of every row of `table` a batch at a time.
@@ -581,6 +586,20 @@ impl Engine {
             );
             findings.chunking_changed = true;
         }
+        // New tables of a re-index, and no re-index running (it would hold the writes lock).
+        if tables.has_shadow().await?
+            && crate::reindex::write_guard(&tables.state_dir, &tables.user_id).is_ok()
+        {
+            let at = if tables.serves_shadow().await? {
+                "interrupted after its switch: searches read its new tables"
+            } else {
+                "interrupted while building its new tables"
+            };
+            findings
+                .found
+                .add(ProblemKind::ReindexUnfinished, None, &[at.to_string()]);
+            findings.reindex_unfinished = true;
+        }
         let step = Instant::now();
         self.check_backup(&tables.user_id, &mut findings)?;
         check_tables(tables, deep, &mut findings).await?;
@@ -650,6 +669,11 @@ impl Engine {
         findings: Findings,
     ) -> Result<Repair> {
         let mut repair = Repair::default();
+        if findings.reindex_unfinished {
+            repair.not_repaired.push(
+                "a re-index was interrupted: `sync-cli reindex` (or POST /api/v1/reindex) finishes it, resuming where it stopped".into(),
+            );
+        }
         if findings.chunking_changed {
             repair.not_repaired.push(
                 "the chunks were made with other chunk settings: `sync-cli reindex` chunks everything again (or configure the stored settings again); nothing else was repaired, since repairs write chunks".into(),

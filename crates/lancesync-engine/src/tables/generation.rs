@@ -248,6 +248,13 @@ impl UserTables {
         Ok(())
     }
 
+    /// Whether shadow tables of a re-index exist beside these.
+    pub async fn has_shadow(&self) -> Result<bool> {
+        let shadow = self.settings.shadow();
+        let names = self.connection.table_names().execute().await?;
+        Ok(names.contains(&shadow.documents_table) || names.contains(&shadow.chunks_table))
+    }
+
     /// Drop the tables named by `settings` in this database, if they exist.
     pub(crate) async fn drop_named(&self, settings: &TableSettings) -> Result<()> {
         let names = self.connection.table_names().execute().await?;

@@ -317,8 +317,20 @@ async fn writes_wait_for_a_reindex_and_an_interrupted_one_resumes_at_every_step(
         interrupted_at < 240,
         "the build finished before it was interrupted"
     );
-    // The live tables are untouched: the old engine still writes and searches.
+    // The live tables are untouched: the old engine still writes and searches; `check`
+    // names the unfinished re-index.
     assert_eq!(fx.sync().await.unchanged, 240);
+    let check = fx
+        .engine
+        .check("alice", &[&fx.source], Default::default())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = check.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [lancesync_engine::ProblemKind::ReindexUnfinished],
+        "{check:?}"
+    );
 
     // Resumed: what the first build wrote is not read again.
     let stop = Arc::new(AtomicBool::new(false));
