@@ -232,6 +232,16 @@ fn a_reindex_from_hashing_to_the_static_model_keeps_searches_answering_and_resum
     assert_eq!(report["failed"], 0);
     let after = json(&sync_cli(w, "auto", &["status", "--json"]));
     assert_eq!(after["status"]["embedder"]["name"], "static", "{after}");
+    assert_eq!(
+        after["previous_generation"]["embedder"]["name"], "builtin",
+        "{after}"
+    );
+    let text = sync_cli(w, "auto", &["status"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("sync-cli reindex --rollback"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
     assert_eq!(after["status"]["documents"], before["status"]["documents"]);
     // The answers come from the model now: a question in other words finds its document,
     // whichever embedder the searching process has configured.

@@ -214,6 +214,10 @@ pub(crate) struct SyncStatusAnswer {
     /// Each source's last report.
     #[schema(value_type = Vec<Object>)]
     last_runs: Vec<Value>,
+    /// The generation the last re-index replaced, while it is kept for rollback (its
+    /// embedder, chunk settings, table versions, `replaced_at`, `keep_until`); null otherwise.
+    #[schema(value_type = Option<Object>)]
+    previous_generation: Option<Value>,
 }
 
 /// `POST /api/v1/sync/cleanup`.

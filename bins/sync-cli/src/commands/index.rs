@@ -67,9 +67,9 @@ pub(super) async fn search(ctx: &Ctx, args: &SearchArgs) -> anyhow::Result<ExitC
 pub(super) async fn status(ctx: &Ctx, user: &UserArgs) -> anyhow::Result<ExitCode> {
     let status = ctx.engine.status(&user.user).await?;
     let runs = ctx.engine.last_runs(&user.user).await?;
+    let previous = ctx.engine.previous_generation(&user.user).await?;
     let active = ctx.engine.embedder();
-    let json =
-        serde_json::json!({ "status": status, "last_runs": runs, "active_embedder": active });
+    let json = serde_json::json!({ "status": status, "last_runs": runs, "active_embedder": active, "previous_generation": previous });
     print(user, &json, || {
         let mut out = format!(
             "user {}: {} documents, {} chunks, {} failed ({} will be retried)",
@@ -83,6 +83,14 @@ pub(super) async fn status(ctx: &Ctx, user: &UserArgs) -> anyhow::Result<ExitCod
             "\n  table versions: documents {}, chunks {}",
             status.versions.0, status.versions.1
         ));
+        if let Some(p) = &previous {
+            out.push_str(&format!(
+                "\n  re-indexed {}; `sync-cli reindex --rollback` brings back the tables built with {} until {}",
+                p.replaced_at,
+                describe(p.embedder.as_ref()),
+                p.keep_until
+            ));
+        }
         for (source, n) in &status.by_source {
             out.push_str(&format!("\n  source {source}: {n} documents"));
         }

@@ -63,12 +63,14 @@ pub(super) async fn sync_status(State(api): State<Api>, ForUser(user): ForUser) 
     let engine = api.orchestrator.engine();
     let status = engine.status(&user).await?;
     let last_runs = engine.last_runs(&user).await?;
+    let previous = engine.previous_generation(&user).await?;
     let sources = api.orchestrator.sources(Some(&user));
     ok(json!({
         "user_id": user,
         "status": status,
         "pending_syncs": sources.iter().filter(|s| s.pending || s.running).count(),
         "last_runs": last_runs,
+        "previous_generation": previous,
     }))
 }
 

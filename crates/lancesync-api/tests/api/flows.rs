@@ -373,6 +373,10 @@ async fn reindex_is_a_job_that_moves_to_the_configured_embedder_keeps_uploads_an
     );
     let status = s2.get("/api/v1/sync/status", Some(ALICE)).await.json();
     assert_eq!(status["status"]["embedder"]["dimension"], 128, "{status}");
+    assert_eq!(
+        status["previous_generation"]["embedder"]["dimension"], 384,
+        "{status}"
+    );
     let r = search(json!({ "query": "quince jelly" })).await;
     assert!(
         r.json()["results"][0]["source_uri"]
@@ -407,6 +411,8 @@ async fn reindex_is_a_job_that_moves_to_the_configured_embedder_keeps_uploads_an
     assert_eq!(job["kind"], "rollback", "{job}");
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["result"]["embedder"]["dimension"], 384, "{job}");
+    let status = s2.get("/api/v1/sync/status", Some(ALICE)).await.json();
+    assert!(status["previous_generation"].is_null(), "{status}");
     let r = search(json!({ "query": "quince jelly" })).await;
     assert!(
         r.json()["results"][0]["source_uri"]
