@@ -203,7 +203,12 @@ impl Engine {
             report.resumed = true;
             match UserTables::open_any(&shadow_db, user_id, &shadow_settings).await? {
                 Some(shadow) => {
-                    report.embedder_before = self.previous(&shadow).await?.and_then(|p| p.embedder);
+                    // The live tables may be copied in part already: what they were is in
+                    // the record the switch left with the new tables.
+                    if let Some(previous) = self.previous(&shadow).await? {
+                        report.embedder_before = previous.embedder;
+                        report.chunking_before = previous.chunking;
+                    }
                     shadow
                 }
                 None => {

@@ -424,6 +424,7 @@ async fn writes_wait_for_a_reindex_and_an_interrupted_one_resumes_at_every_step(
         .unwrap();
     assert!(finished.resumed && finished.runs.is_empty(), "{finished:?}");
     assert_eq!(finished.embedder_before.as_ref(), Some(&new.embedder()));
+    assert_eq!(finished.chunking_before.map(|c| c.size), Some(300));
     assert_eq!(finished.documents, 240);
     assert!(!live.serves_shadow().await.unwrap());
     assert_eq!(
