@@ -56,7 +56,7 @@ pub use documents::{
 pub use error::{Error, Result};
 pub use fallback::{LegacyFallback, STATUS_LEGACY};
 pub use reindex::{
-    PreviousGeneration, ReindexOptions, ReindexReport, RollbackReport, SERVING_RECHECK,
+    PreviousGeneration, ReindexOptions, ReindexReport, RollbackReport, SERVING_RECHECK, WriteGuard,
 };
 pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest, default_vector_weight};
 pub use sync::{

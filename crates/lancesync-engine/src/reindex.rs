@@ -520,6 +520,26 @@ async fn reindex_lock(state_dir: &Path, user_id: &str) -> Result<(FileLock, File
     Ok((reindex, writes))
 }
 
+/// Held by code that writes to a user's tables through [`UserTables`] for as long as it
+/// writes: a re-index of the user waits for it, and it is refused during one
+/// ([`Engine::write_guard`]).
+#[derive(Debug)]
+pub struct WriteGuard {
+    _lock: FileLock,
+}
+
+impl Engine {
+    /// Before writing to `user_id`'s tables directly (through [`UserTables`], as a migration
+    /// does): hold this until done. [`Error::Reindexing`] while a re-index of the user runs in
+    /// any process; the engine's own writes take it themselves.
+    pub async fn write_guard(&self, user_id: &str) -> Result<WriteGuard> {
+        let tables = self.tables(user_id).await?;
+        Ok(WriteGuard {
+            _lock: write_guard(&tables.state_dir, user_id)?,
+        })
+    }
+}
+
 /// What a write to the user's tables holds while it writes: refused (with
 /// [`Error::Reindexing`]) while a re-index of the user runs in any process, since the
 /// re-index copies the tables and a write in between would be lost.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use lancesync_engine::rows::{ChunkRow, DocRow, STATUS_OK};
-use lancesync_engine::{MIGRATED_SOURCE, UserTables, ids};
+use lancesync_engine::{MIGRATED_SOURCE, UserTables, WriteGuard, ids};
 
 use crate::Migrator;
 use crate::convert::{doc_metadata, doc_type, json_text, usable_chunks};
@@ -22,7 +22,7 @@ impl Migrator {
         legacy: &LegacyTables,
         batch: &[Planned],
         keep_vectors: bool,
-        tables: Option<&mut Option<UserTables>>,
+        tables: Option<&mut Option<(UserTables, WriteGuard)>>,
         report: &mut UserMigration,
     ) -> Result<()> {
         let legacy_ids: Vec<String> = batch.iter().map(|p| p.legacy.doc_id.clone()).collect();
@@ -172,9 +172,13 @@ impl Migrator {
         if doc_rows.is_empty() {
             return Ok(());
         }
-        let tables = match tables {
+        // Held until the migration of the user is done: a re-index waits for it.
+        let (tables, _) = match tables {
             Some(t) => t,
-            None => tables.insert(self.engine.tables(user).await?),
+            None => {
+                let opened = self.engine.tables(user).await?;
+                tables.insert((opened, self.engine.write_guard(user).await?))
+            }
         };
         if !to_embed.is_empty() {
             let texts: Vec<String> = to_embed

@@ -283,7 +283,7 @@ impl Migrator {
             )
             .await?;
         }
-        if let Some(tables) = &tables {
+        if let Some((tables, _writing)) = &tables {
             // Many batches leave many small fragments: compact and index now, as a sync would.
             tables.maintain().await?;
             self.engine.after_write(user).await;

@@ -300,6 +300,11 @@ async fn writes_wait_for_a_reindex_and_an_interrupted_one_resumes_at_every_step(
         matches!(refused, Err(Error::Reindexing { .. })),
         "{refused:?}"
     );
+    // So does code writing through the tables itself (a migration).
+    assert!(matches!(
+        fx.engine.write_guard("alice").await,
+        Err(Error::Reindexing { .. })
+    ));
     let doc = fx
         .engine
         .search("alice", &SearchRequest::new("orchids"))
