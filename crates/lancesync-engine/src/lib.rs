@@ -463,35 +463,29 @@ impl Engine {
     /// Search a user's chunks.
     pub async fn search(&self, user_id: &str, request: &SearchRequest) -> Result<Vec<SearchHit>> {
         request.validate()?;
-        let Some(served) = self.served(user_id).await? else {
-            return Ok(Vec::new());
-        };
-        let searched = search::search(
-            &served.tables,
-            served.embedder.as_ref(),
-            self.config.search_vector_weight,
-            request,
-        )
-        .await;
-        match searched {
-            // What the searches read may have changed under a record up to a second old (a
-            // replica refreshed from a primary that another process re-indexed, to vectors of
-            // another length): look again now, and search once more.
-            Err(e) => {
-                tracing::debug!(user = %user_id, error = %e, "search failed; looking again at what to read");
-                self.served.lock().await.remove(user_id);
-                let Some(served) = self.served(user_id).await? else {
-                    return Ok(Vec::new());
-                };
-                search::search(
-                    &served.tables,
-                    served.embedder.as_ref(),
-                    self.config.search_vector_weight,
-                    request,
-                )
-                .await
+        let mut looked_again = false;
+        loop {
+            let Some(served) = self.served(user_id).await? else {
+                return Ok(Vec::new());
+            };
+            let searched = search::search(
+                &served.tables,
+                served.embedder.as_ref(),
+                self.config.search_vector_weight,
+                request,
+            )
+            .await;
+            match searched {
+                // What the searches read may have changed under a record up to a second old
+                // (a replica refreshed from a primary that another process re-indexed, to
+                // vectors of another length): look again now, and search once more.
+                Err(e) if !looked_again => {
+                    tracing::debug!(user = %user_id, error = %e, "search failed; looking again at what to read");
+                    self.served.lock().await.remove(user_id);
+                    looked_again = true;
+                }
+                found => return found,
             }
-            found => found,
         }
     }
 
