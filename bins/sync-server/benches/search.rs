@@ -8,10 +8,17 @@
 //!
 //! Run: cargo bench --locked --workspace --bench search -- [--docs 10000] [--clients 8]
 //!      [--seconds 20] [--dir /tmp/lancesync-search-bench] [--embedder builtin|static|local]
-//!      [--mode hybrid|vector|full_text] [--reuse]
+//!      [--mode hybrid|vector|full_text] [--reuse] [--search-memory MB]
+//!
+//! `--search-memory MB` sets SEARCH_MEMORY_MB (default: the server's default, searches answered
+//! from memory once the index of the table's current version is built; 0: every search reads
+//! LanceDB). Each measured phase on an unchanged table starts once that index is built.
 //!
 //! `--reuse` searches the index a previous run left in `--dir` (idle phase only), so the
-//! server can be profiled or its settings compared without building the index again.
+//! server can be profiled or its settings compared without building the index again: first
+//! a server reading LanceDB for every search (SEARCH_MEMORY_MB=0), then one answering from
+//! memory, with the ratio of their latencies, and how many of the in-memory hits of 200
+//! questions LanceDB's search returns too (agreement, per mode).
 //!
 //! `--reindex-to static|local|builtin` measures a blue/green re-index instead of the sync
 //! phase: after the idle phase the server restarts configured with that embedder (the
@@ -30,12 +37,110 @@ use serde_json::{Value, json};
 mod common;
 use common::{TOKEN, add_and_scan, percentile};
 
-/// The server on `dir`'s index, chunking at 250 characters (overlap 50).
-fn start(dir: &std::path::Path, embedder: &str) -> common::Server {
-    common::start(
-        dir,
-        embedder,
-        &[("CHUNK_CHARACTERS", "250"), ("CHUNK_OVERLAP", "50")],
+/// The server on `dir`'s index, chunking at 250 characters (overlap 50), with
+/// SEARCH_MEMORY_MB set to `memory_mb` when given.
+fn start_with(dir: &std::path::Path, embedder: &str, memory_mb: Option<&str>) -> common::Server {
+    let mut settings = vec![("CHUNK_CHARACTERS", "250"), ("CHUNK_OVERLAP", "50")];
+    if let Some(mb) = memory_mb {
+        settings.push(("SEARCH_MEMORY_MB", mb));
+    }
+    common::start(dir, embedder, &settings)
+}
+
+/// Waits until the server answers user `bench`'s searches from memory (its metrics count
+/// chunks held in memory), searching to start the index's build; gives up after two minutes.
+async fn warm(base: &str) -> bool {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let _ = client
+            .post(format!("{base}/api/v1/search"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "user_id": "bench", "query": "warm", "limit": 1 }))
+            .send()
+            .await;
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let held = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("lancesync_search_memory_chunks "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if held > 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// The questions the clients ask, by number.
+fn question(n: usize) -> String {
+    format!(
+        "{} {} {}",
+        WORDS[n % WORDS.len()],
+        WORDS[(n / 3) % WORDS.len()],
+        WORDS[(n / 5) % WORDS.len()]
+    )
+}
+
+/// The hits of `query` on the server at `base`, as (document, chunk) pairs.
+async fn hits(client: &reqwest::Client, base: &str, query: &str, mode: &str) -> Vec<(String, u64)> {
+    let v: Value = client
+        .post(format!("{base}/api/v1/search"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "user_id": "bench", "query": query, "limit": 10, "mode": mode }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["results"]
+        .as_array()
+        .map(|hits| {
+            hits.iter()
+                .map(|h| {
+                    (
+                        h["doc_id"].as_str().unwrap_or_default().to_string(),
+                        h["chunk_index"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Of the hits the server at `memory` gives for 200 questions (two words from the corpus
+/// and one more, so that most are not in the clients' list), the share that the server at
+/// `lance` gives too, per mode.
+async fn agreement(memory: &str, lance: &str) -> String {
+    let client = reqwest::Client::new();
+    let mut parts = Vec::new();
+    for mode in ["vector", "full_text", "hybrid"] {
+        let (mut same, mut total) = (0usize, 0usize);
+        for n in 0..200 {
+            let q = format!("{} {}", question(n * 11), WORDS[(n * 7 + 3) % WORDS.len()]);
+            let from_lance = hits(&client, lance, &q, mode).await;
+            let from_memory = hits(&client, memory, &q, mode).await;
+            same += from_memory
+                .iter()
+                .filter(|h| from_lance.contains(h))
+                .count();
+            total += from_lance.len().max(from_memory.len());
+        }
+        parts.push(format!("{mode} {:.3}", same as f64 / total.max(1) as f64));
+    }
+    format!(
+        "agreement (in-memory hits LanceDB also returns, 200 questions): {}",
+        parts.join(", ")
     )
 }
 
@@ -54,6 +159,8 @@ struct Args {
     mode: String,
     reuse: bool,
     reindex_to: Option<String>,
+    /// SEARCH_MEMORY_MB, when given.
+    memory_mb: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -66,6 +173,7 @@ fn parse_args() -> Args {
         mode: "hybrid".into(),
         reuse: false,
         reindex_to: None,
+        memory_mb: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +186,7 @@ fn parse_args() -> Args {
             "--embedder" => args.embedder = value(),
             "--mode" => args.mode = value(),
             "--reuse" => args.reuse = true,
+            "--search-memory" => args.memory_mb = Some(value()),
             "--reindex-to" => args.reindex_to = Some(value()),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -123,12 +232,7 @@ async fn load_until(
             let (mut latencies, mut errors, mut empty, mut n) = (Vec::new(), 0usize, 0usize, c);
             while !stop.load(Ordering::Relaxed) {
                 n += 7;
-                let query = format!(
-                    "{} {} {}",
-                    WORDS[n % WORDS.len()],
-                    WORDS[(n / 3) % WORDS.len()],
-                    WORDS[(n / 5) % WORDS.len()]
-                );
+                let query = question(n);
                 let t = Instant::now();
                 let res = client
                     .post(format!("{base}/api/v1/search"))
@@ -195,7 +299,7 @@ fn describe(name: &str, p: &Phase) -> String {
 /// The server restarted with `embedder`: searches idle on the old tables, through a re-index
 /// job, and after its switch.
 async fn reindex_phases(args: &Args, embedder: &str, idle: &Phase) -> Vec<String> {
-    let server = start(&args.dir, embedder);
+    let server = start_with(&args.dir, embedder, args.memory_mb.as_deref());
     let client = reqwest::Client::new();
     let mut lines = Vec::new();
     let before = load(&server.base, args.clients, args.seconds, &args.mode).await;
@@ -265,15 +369,39 @@ async fn reindex_phases(args: &Args, embedder: &str, idle: &Phase) -> Vec<String
 async fn main() {
     let args = parse_args();
     if args.reuse {
-        let server = start(&args.dir, &args.embedder);
-        let idle = load(&server.base, args.clients, args.seconds, &args.mode).await;
+        let lance = start_with(&args.dir, &args.embedder, Some("0"));
+        let from_lance = load(&lance.base, args.clients, args.seconds, &args.mode).await;
+        let memory = start_with(&args.dir, &args.embedder, args.memory_mb.as_deref());
+        let warmed = warm(&memory.base).await;
+        let from_memory = load(&memory.base, args.clients, args.seconds, &args.mode).await;
         println!(
             "reused index in {}; {} clients, {} search, limit 10",
             args.dir.display(),
             args.clients,
             args.mode
         );
-        println!("{}", describe("idle", &idle));
+        println!(
+            "{}",
+            describe("idle, every search reads LanceDB", &from_lance)
+        );
+        println!(
+            "{}",
+            describe(
+                if warmed {
+                    "idle, answered from memory"
+                } else {
+                    "idle, in-memory index never built"
+                },
+                &from_memory
+            )
+        );
+        println!(
+            "p50 from memory / LanceDB: {:.3}x; p99 {:.3}x",
+            percentile(&from_memory.latencies_ms, 0.5) / percentile(&from_lance.latencies_ms, 0.5),
+            percentile(&from_memory.latencies_ms, 0.99)
+                / percentile(&from_lance.latencies_ms, 0.99)
+        );
+        println!("{}", agreement(&memory.base, &lance.base).await);
         return;
     }
     let _ = std::fs::remove_dir_all(&args.dir);
@@ -283,7 +411,7 @@ async fn main() {
     corpus::write_mixed(&indexed, args.docs).unwrap();
     corpus::write_mixed(&live, args.docs / 2).unwrap();
 
-    let server = start(&args.dir, &args.embedder);
+    let server = start_with(&args.dir, &args.embedder, args.memory_mb.as_deref());
     let client = reqwest::Client::new();
     let t = Instant::now();
     let job = add_and_scan(&client, &server.base, "indexed", &indexed, true).await;
@@ -296,8 +424,16 @@ async fn main() {
         args.clients,
         args.mode
     )];
+    let from_memory = args.memory_mb.as_deref() != Some("0") && warm(&server.base).await;
     let idle = load(&server.base, args.clients, args.seconds, &args.mode).await;
-    lines.push(describe("idle", &idle));
+    lines.push(describe(
+        if from_memory {
+            "idle (answered from memory)"
+        } else {
+            "idle"
+        },
+        &idle,
+    ));
     if let Some(embedder) = &args.reindex_to {
         drop(server);
         lines.extend(reindex_phases(&args, embedder, &idle).await);

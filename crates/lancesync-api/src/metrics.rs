@@ -121,6 +121,19 @@ impl Collector for OrchestratorCollector {
             "Users whose local changes wait to be copied to S3 (local-primary modes with S3).",
             self.0.engine().storage().backlog().len() as i64,
         )?;
+        let memory = self.0.engine().search_memory();
+        gauge(
+            &mut encoder,
+            "lancesync_search_memory_bytes",
+            "Memory held by in-memory search indexes (SEARCH_MEMORY_MB).",
+            memory.iter().map(|i| i.bytes as i64).sum(),
+        )?;
+        gauge(
+            &mut encoder,
+            "lancesync_search_memory_chunks",
+            "Chunks held by in-memory search indexes.",
+            memory.iter().map(|i| i.rows as i64).sum(),
+        )?;
         gauge(
             &mut encoder,
             "lancesync_pipeline_running",

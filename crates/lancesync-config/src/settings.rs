@@ -244,6 +244,8 @@ pub struct ApiSettings {
     pub rate_limit_per_minute: u64,
     /// `LOG_FORMAT` is `json`.
     pub json_logs: bool,
+    /// `SEARCH_MEMORY_MB` in bytes: what the server may hold for in-memory search; 0 is none.
+    pub search_memory_bytes: u64,
 }
 
 impl ApiSettings {
@@ -471,6 +473,7 @@ impl<'a> Reader<'a> {
                     })
                     .unwrap_or_default(),
                 max_body_bytes: self.number("API_MAX_BODY_MB").saturating_mul(1_000_000),
+                search_memory_bytes: self.number("SEARCH_MEMORY_MB").saturating_mul(1 << 20),
                 rate_limit_per_minute: self.number("API_RATE_LIMIT"),
                 json_logs: self.text("LOG_FORMAT").eq_ignore_ascii_case("json"),
             },

@@ -29,6 +29,7 @@ mod fallback;
 pub mod ids;
 mod lock;
 mod reindex;
+mod resident;
 pub mod rows;
 mod search;
 mod sync;
@@ -58,6 +59,7 @@ pub use fallback::{LegacyFallback, STATUS_LEGACY};
 pub use reindex::{
     PreviousGeneration, ReindexOptions, ReindexReport, RollbackReport, SERVING_RECHECK, WriteGuard,
 };
+pub use resident::SearchMemoryIndex;
 pub use search::{MAX_LIMIT, SearchHit, SearchMode, SearchRequest, default_vector_weight};
 pub use sync::{
     EmbeddingCost, Failure, MassDeleteBlocked, NoProgress, PlannedMove, Progress, RunPlan,
@@ -130,6 +132,8 @@ pub struct Engine {
     resolver: Option<EmbedderResolver>,
     /// Query embedders built by the resolver, by identity.
     resolved: std::sync::Mutex<HashMap<EmbedderIdentity, Arc<dyn Embedder>>>,
+    /// In-memory indexes searches answer from, when turned on.
+    resident: Option<resident::Resident>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -154,7 +158,24 @@ impl Engine {
             served: Mutex::default(),
             resolver: None,
             resolved: std::sync::Mutex::default(),
+            resident: None,
         })
+    }
+
+    /// Searches answer from in-memory indexes of the tables' current versions, built in the
+    /// background, of at most `bytes` in all (`SEARCH_MEMORY_MB`; 0 keeps none): for a
+    /// process that answers many searches, such as a server. The hits are the same; see
+    /// [`lancesync_memindex`] and the `resident` module.
+    pub fn with_search_memory(mut self, bytes: usize) -> Self {
+        self.resident = (bytes > 0).then(|| resident::Resident::new(bytes));
+        self
+    }
+
+    /// The in-memory search indexes held now (none unless [`Self::with_search_memory`]).
+    pub fn search_memory(&self) -> Vec<SearchMemoryIndex> {
+        self.resident
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.indexes())
     }
 
     /// Searches of tables built by another embedder than the configured one (before a
@@ -468,13 +489,19 @@ impl Engine {
             let Some(served) = self.served(user_id).await? else {
                 return Ok(Vec::new());
             };
-            let searched = search::search(
-                &served.tables,
-                served.embedder.as_ref(),
-                self.config.search_vector_weight,
-                request,
-            )
-            .await;
+            let searched = match self.resident_index(&served.tables).await {
+                Ok(resident) => {
+                    search::search(
+                        &served.tables,
+                        resident.as_deref(),
+                        served.embedder.as_ref(),
+                        self.config.search_vector_weight,
+                        request,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             match searched {
                 // What the searches read may have changed under a record up to a second old
                 // (a replica refreshed from a primary that another process re-indexed, to
@@ -487,6 +514,22 @@ impl Engine {
                 found => return found,
             }
         }
+    }
+
+    /// The in-memory index of `tables`' current version, when one is built (else its build
+    /// may start).
+    async fn resident_index(
+        &self,
+        tables: &UserTables,
+    ) -> Result<Option<Arc<lancesync_memindex::MemIndex>>> {
+        let Some(resident) = &self.resident else {
+            return Ok(None);
+        };
+        let version = tables.chunks.version().await?;
+        Ok(match resident.lookup(tables, version) {
+            resident::Lookup::Ready(index) => Some(index),
+            resident::Lookup::NotReady => None,
+        })
     }
 
     /// Counts for a user.

@@ -12,20 +12,16 @@
 //!   of them, full text has no evidence to give (a question in other words that shares one
 //!   stray word with some document) and the hit's score is its vector score alone.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
 
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
-use lance_tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    StopWordFilter, TextAnalyzer, TokenStream,
-};
 use lancedb::DistanceType;
 use lancedb::index::scalar::FullTextSearchQuery;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancesync_ingest::{DocType, Embedder, EmbedderIdentity};
+use lancesync_memindex::{Filter, MemIndex, terms};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{sql_string, validate_source_id};
@@ -183,13 +179,19 @@ const COLUMNS: [&str; 7] = [
     "chunk_text",
 ];
 
+/// Searches `tables`, from `resident` when it is the index of the version about to be read
+/// (the same hits, found in memory), else through LanceDB.
 pub(crate) async fn search(
     tables: &UserTables,
+    resident: Option<&MemIndex>,
     embedder: &dyn Embedder,
     default_weight: Option<f32>,
     req: &SearchRequest,
 ) -> Result<Vec<SearchHit>> {
     req.validate()?;
+    if let Some(index) = resident {
+        return search_in_memory(index, embedder, default_weight, req).await;
+    }
     let mut filters = Vec::new();
     if let Some(source) = &req.source_id {
         filters.push(format!("source_id = {}", sql_string(source)));
@@ -213,10 +215,7 @@ pub(crate) async fn search(
             relative_bm25(text_hits(tables, &req.query, filter, req.limit).await?)
         }
         SearchMode::Hybrid => {
-            let weight = req
-                .vector_weight
-                .or(default_weight)
-                .unwrap_or_else(|| default_vector_weight(&embedder.identity()));
+            let weight = hybrid_weight(req, embedder, default_weight);
             let depth = req.limit.max(HYBRID_CANDIDATES);
             let vectors = async {
                 let v = query_vector(embedder, &req.query).await?;
@@ -224,14 +223,89 @@ pub(crate) async fn search(
             };
             let (vectors, texts) =
                 futures::try_join!(vectors, text_hits(tables, &req.query, filter, depth))?;
-            if full_text_has_evidence(&req.query, &texts) {
-                fuse(vectors, relative_bm25(texts), weight, req.limit)
-            } else {
-                fuse(vectors, Vec::new(), 1.0, req.limit)
-            }
+            let evidence = full_text_has_evidence(&req.query, &texts);
+            fuse_halves(vectors, texts, evidence, weight, req.limit)
         }
     };
     Ok(hits)
+}
+
+/// The same search as [`search`]'s, over an in-memory index.
+async fn search_in_memory(
+    index: &MemIndex,
+    embedder: &dyn Embedder,
+    default_weight: Option<f32>,
+    req: &SearchRequest,
+) -> Result<Vec<SearchHit>> {
+    let filter = Filter {
+        source_id: req.source_id.as_deref(),
+        doc_type: req.doc_type.map(|t| t.as_str()),
+    };
+    let vector_half = |v: &[f32], limit: usize| -> Vec<SearchHit> {
+        index
+            .nearest(v, limit, &filter)
+            .into_iter()
+            .map(|m| memory_hit(index, m.row, m.score.clamp(0.0, 1.0)))
+            .collect()
+    };
+    // The text half's hits, and the most of the query's terms any of them holds.
+    let text_half = |limit: usize| {
+        let found = index.bm25(&req.query, limit, &filter);
+        let most_terms = found.iter().map(|m| m.matched_terms).max().unwrap_or(0);
+        let hits = found
+            .into_iter()
+            .map(|m| memory_hit(index, m.row, m.score))
+            .collect::<Vec<_>>();
+        (hits, most_terms)
+    };
+    Ok(match req.mode {
+        SearchMode::Vector => vector_half(&query_vector(embedder, &req.query).await?, req.limit),
+        SearchMode::FullText => relative_bm25(text_half(req.limit).0),
+        SearchMode::Hybrid => {
+            let weight = hybrid_weight(req, embedder, default_weight);
+            let depth = req.limit.max(HYBRID_CANDIDATES);
+            let vectors = vector_half(&query_vector(embedder, &req.query).await?, depth);
+            let (texts, most_terms) = text_half(depth);
+            let evidence = terms(&req.query).len() < EVIDENCE_TERMS || most_terms >= 2;
+            fuse_halves(vectors, texts, evidence, weight, req.limit)
+        }
+    })
+}
+
+fn memory_hit(index: &MemIndex, row: u32, score: f32) -> SearchHit {
+    let r = index.row(row);
+    SearchHit {
+        doc_id: r.doc_id.into(),
+        source_id: r.source_id.into(),
+        source_uri: r.source_uri.into(),
+        title: r.title.into(),
+        doc_type: r.doc_type.into(),
+        chunk_index: r.chunk_index,
+        chunk_text: r.chunk_text.into(),
+        score,
+    }
+}
+
+fn hybrid_weight(req: &SearchRequest, embedder: &dyn Embedder, default_weight: Option<f32>) -> f32 {
+    req.vector_weight
+        .or(default_weight)
+        .unwrap_or_else(|| default_vector_weight(&embedder.identity()))
+}
+
+/// A hybrid search's hits from its two halves: fused when full text has evidence to give,
+/// else ranked by the vector half alone.
+fn fuse_halves(
+    vectors: Vec<SearchHit>,
+    texts: Vec<SearchHit>,
+    evidence: bool,
+    weight: f32,
+    limit: usize,
+) -> Vec<SearchHit> {
+    if evidence {
+        fuse(vectors, relative_bm25(texts), weight, limit)
+    } else {
+        fuse(vectors, Vec::new(), 1.0, limit)
+    }
 }
 
 async fn query_vector(embedder: &dyn Embedder, query: &str) -> Result<Vec<f32>> {
@@ -288,30 +362,6 @@ async fn text_hits(
 /// A question needs at least this many terms before a hybrid search asks full text for
 /// evidence of two of them.
 const EVIDENCE_TERMS: usize = 3;
-
-/// The analyzer of lancedb's full-text index with its default settings (as the index on
-/// `chunk_text` is built): simple words of at most 40 bytes, lower-cased, stemmed (English),
-/// English stop words dropped, accents folded.
-static ANALYZER: LazyLock<TextAnalyzer> = LazyLock::new(|| {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser)
-        .filter(Stemmer::new(Language::English))
-        .filter(StopWordFilter::new(Language::English).expect("English has stop words"))
-        .filter(AsciiFoldingFilter)
-        .build()
-});
-
-/// A text's distinct terms as the full-text index sees them.
-fn terms(text: &str) -> HashSet<String> {
-    let mut analyzer = ANALYZER.clone();
-    let mut stream = analyzer.token_stream(text);
-    let mut terms = HashSet::new();
-    while let Some(token) = stream.next() {
-        terms.insert(token.text.clone());
-    }
-    terms
-}
 
 /// Whether full text has evidence for a hybrid search of `query`: a question of fewer than
 /// [`EVIDENCE_TERMS`] terms takes any hit, a longer one needs a hit that holds two of its
@@ -472,15 +522,6 @@ mod tests {
         let vectors = vec![hit("b", 0, 0.5), hit("a", 2, 0.5), hit("a", 1, 0.5)];
         let fused = fuse(vectors, Vec::new(), 1.0, 10);
         assert_eq!(order(&fused), [("a", 1), ("a", 2), ("b", 0)]);
-    }
-
-    #[test]
-    fn terms_are_seen_as_the_full_text_index_sees_them() {
-        let seen = terms("The Loaves, a LOAF; baking café-baked breads!");
-        let want: HashSet<String> = ["loav", "loaf", "bake", "cafe", "bread"]
-            .map(String::from)
-            .into();
-        assert_eq!(seen, want, "stems, no stop words, accents folded");
     }
 
     #[test]

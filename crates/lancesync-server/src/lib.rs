@@ -88,7 +88,10 @@ pub async fn run(
             EngineConfig::from_config(&config)?,
             embedder_from_settings(&settings)?,
         )?
-        .with_embedder_resolver(embedder_resolver_from_settings(&settings)),
+        .with_embedder_resolver(embedder_resolver_from_settings(&settings))
+        .with_search_memory(
+            usize::try_from(settings.api.search_memory_bytes).unwrap_or(usize::MAX),
+        ),
     );
     for note in config.notes() {
         tracing::info!("{note}");

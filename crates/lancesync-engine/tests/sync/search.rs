@@ -229,3 +229,156 @@ async fn reads_for_an_unknown_user_create_nothing() {
     engine.tables("nobody").await.unwrap();
     assert!(engine.user_exists("nobody").await.unwrap());
 }
+
+/// Hits as (document, chunk) pairs.
+fn pairs(hits: &[lancesync_engine::SearchHit]) -> Vec<(String, i32)> {
+    hits.iter()
+        .map(|h| (h.doc_id.clone(), h.chunk_index))
+        .collect()
+}
+
+/// Waits until `engine` holds an in-memory index of alice's chunks newer than `after`.
+async fn index_built(engine: &Engine, after: Option<u64>) -> lancesync_engine::SearchMemoryIndex {
+    for _ in 0..600 {
+        // Searches are what start builds.
+        engine
+            .search("alice", &SearchRequest::new("warm"))
+            .await
+            .unwrap();
+        if let Some(i) = engine
+            .search_memory()
+            .into_iter()
+            .find(|i| i.user_id == "alice" && Some(i.version) > after)
+        {
+            return i;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no in-memory index was built");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_search_finds_what_lancedb_finds_and_never_a_stale_row() {
+    let f = Fixture::new(|_| {});
+    lancesync_testkit::corpus::write_mixed(&f.docs, 400).unwrap();
+    f.sync().await;
+    // A second engine over the same tables, answering from memory; `f.engine` reads LanceDB.
+    let mut config = EngineConfig::new(&f.db);
+    config.chunking.size = 200;
+    config.chunking.overlap = 40;
+    let memory = Engine::new(config, f.embedder.clone())
+        .unwrap()
+        .with_search_memory(256 << 20);
+    assert!(memory.search_memory().is_empty(), "nothing before a search");
+    let built = index_built(&memory, None).await;
+    let tables = f.engine.tables("alice").await.unwrap();
+    let rows = tables.chunks.count_rows(None).await.unwrap();
+    assert!(rows >= 4096, "{rows} chunks: enough for the projected scan");
+    assert_eq!(built.rows, rows);
+    assert!(built.bytes > 0);
+
+    // Questions made of words from stored chunks.
+    let docs = tables.docs_where(None).await.unwrap();
+    let ids: Vec<String> = docs.iter().step_by(10).map(|d| d.doc_id.clone()).collect();
+    let sample = tables.fetch_chunks(&ids).await.unwrap();
+    let questions: Vec<String> = sample
+        .iter()
+        .step_by(sample.len() / 40)
+        .map(|c| {
+            c.chunk_text
+                .split_whitespace()
+                .skip(3)
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|q| !q.is_empty())
+        .collect();
+    assert!(questions.len() >= 30);
+    let (mut same, mut total) = (0usize, 0usize);
+    for (n, q) in questions.iter().enumerate() {
+        for mode in [SearchMode::FullText, SearchMode::Vector, SearchMode::Hybrid] {
+            let mut req = SearchRequest {
+                mode,
+                limit: 10,
+                ..SearchRequest::new(q.clone())
+            };
+            if n % 3 == 1 {
+                req.doc_type = Some(DocType::Md);
+            }
+            let from_lance = f.engine.search("alice", &req).await.unwrap();
+            let from_memory = memory.search("alice", &req).await.unwrap();
+            assert_eq!(from_lance.len(), from_memory.len(), "{mode:?} {q:?}");
+            if n % 3 == 1 {
+                assert!(from_memory.iter().all(|h| h.doc_type == "md"));
+            }
+            let lance_pairs = pairs(&from_lance);
+            same += pairs(&from_memory)
+                .iter()
+                .filter(|p| lance_pairs.contains(p))
+                .count();
+            total += from_lance.len();
+            // The same scores, rank by rank (vectors: 8-bit codes against LanceDB's floats).
+            let tolerance = if mode == SearchMode::FullText {
+                1e-3
+            } else {
+                0.02
+            };
+            for (a, b) in from_lance.iter().zip(&from_memory) {
+                assert!(
+                    (a.score - b.score).abs() <= tolerance,
+                    "{mode:?} {q:?}: {} vs {}",
+                    a.score,
+                    b.score
+                );
+            }
+        }
+    }
+    let agreement = same as f64 / total as f64;
+    assert!(
+        agreement >= 0.95,
+        "hits in common with LanceDB's: {agreement:.3}"
+    );
+
+    // A new document is found at once, and a deleted one is gone at once: a search never
+    // reads an index of an older version.
+    f.write(
+        "new/zymurgy.md",
+        "# Zymurgy\n\nZymurgy is the chemistry of fermentation.",
+    );
+    std::fs::remove_file(f.docs.join(lancesync_testkit::corpus::mixed_path(0))).unwrap();
+    f.sync().await;
+    let fresh = |q: &str| SearchRequest {
+        mode: SearchMode::FullText,
+        ..SearchRequest::new(q)
+    };
+    let hits = memory.search("alice", &fresh("zymurgy")).await.unwrap();
+    assert!(
+        hits.first().is_some_and(|h| h.title == "Zymurgy"),
+        "{hits:?}"
+    );
+    let gone_title = first_title(0);
+    let hits = memory.search("alice", &fresh(&gone_title)).await.unwrap();
+    assert!(hits.iter().all(|h| h.title != gone_title), "{hits:?}");
+    // Then the index of the new version answers the same.
+    let rebuilt = index_built(&memory, Some(built.version)).await;
+    assert_eq!(rebuilt.rows, tables.chunks.count_rows(None).await.unwrap());
+    let hits = memory.search("alice", &fresh("zymurgy")).await.unwrap();
+    assert!(
+        hits.first().is_some_and(|h| h.title == "Zymurgy"),
+        "{hits:?}"
+    );
+    let hits = memory.search("alice", &fresh(&gone_title)).await.unwrap();
+    assert!(hits.iter().all(|h| h.title != gone_title), "{hits:?}");
+}
+
+/// The title mixed-corpus document `i` gets (its first line names it).
+fn first_title(i: usize) -> String {
+    let bytes = lancesync_testkit::corpus::mixed_document(i, 0);
+    let text = String::from_utf8_lossy(&bytes);
+    text.lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .to_string()
+}
