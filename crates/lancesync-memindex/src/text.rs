@@ -270,53 +270,81 @@ impl TextIndex {
         });
         let n = self.counted_rows as f32;
         // Dense accumulators: a common term's postings run to a good share of the rows, and
-        // an array indexed by row beats a map there.
-        let mut scores = vec![0f32; self.lengths.len()];
-        let mut matched = vec![0u32; self.lengths.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        for id in ids {
-            let rows = &self.postings[id as usize].0;
-            let df = rows.len() as f32;
-            let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln() * repeats[&id];
-            for (&row, &weight) in rows.iter().zip(&self.weights[id as usize]) {
-                let r = row as usize;
-                if matched[r] == 0 {
-                    touched.push(row);
+        // an array indexed by row beats a map there. Kept per thread between searches, and
+        // cleared where this search wrote.
+        ACCUMULATORS.with_borrow_mut(|(scores, matched)| {
+            if scores.len() < self.lengths.len() {
+                scores.resize(self.lengths.len(), 0.0);
+                matched.resize(self.lengths.len(), 0);
+            }
+            let mut touched: Vec<u32> = Vec::new();
+            for &id in &ids {
+                let rows = &self.postings[id as usize].0;
+                let df = rows.len() as f32;
+                let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln() * repeats[&id];
+                for (&row, &weight) in rows.iter().zip(&self.weights[id as usize]) {
+                    let r = row as usize;
+                    if matched[r] == 0 {
+                        touched.push(row);
+                    }
+                    scores[r] += idf * weight;
+                    matched[r] += 1;
                 }
-                scores[r] += idf * weight;
-                matched[r] += 1;
             }
-        }
-        // The best `limit` in a min-heap (worst on top): most rows fall below its worst.
-        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(limit + 1);
-        for row in touched {
-            let score = scores[row as usize];
-            if best.len() == limit
-                && best
-                    .peek()
-                    .is_some_and(|worst| Ranked(score, row) <= worst.0)
-            {
-                continue;
+            let found = best_of(&touched, scores, matched, limit, &allow);
+            for &row in &touched {
+                scores[row as usize] = 0.0;
+                matched[row as usize] = 0;
             }
-            if !allow(row) {
-                continue;
-            }
-            best.push(Reverse(Ranked(score, row)));
-            if best.len() > limit {
-                best.pop();
-            }
-        }
-        let mut found: Vec<TextMatch> = best
-            .into_iter()
-            .map(|Reverse(Ranked(score, row))| TextMatch {
-                row,
-                score,
-                matched_terms: matched[row as usize],
-            })
-            .collect();
-        found.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.row.cmp(&b.row)));
-        found
+            found
+        })
     }
+}
+
+thread_local! {
+    /// Per row: a search's score and matched terms so far (see [`TextIndex::search`]).
+    static ACCUMULATORS: std::cell::RefCell<(Vec<f32>, Vec<u32>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// The best `limit` of `touched` rows by `scores` that `allow` lets through, best first.
+fn best_of(
+    touched: &[u32],
+    scores: &[f32],
+    matched: &[u32],
+    limit: usize,
+    allow: &impl Fn(u32) -> bool,
+) -> Vec<TextMatch> {
+    // The best `limit` in a min-heap (worst on top): most rows fall below its worst.
+    let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(limit + 1);
+    for &row in touched {
+        let score = scores[row as usize];
+        if best.len() == limit
+            && best
+                .peek()
+                .is_some_and(|worst| Ranked(score, row) <= worst.0)
+        {
+            continue;
+        }
+        if !allow(row) {
+            continue;
+        }
+        best.push(Reverse(Ranked(score, row)));
+        if best.len() > limit {
+            best.pop();
+        }
+    }
+    let mut found: Vec<TextMatch> = best
+        .into_iter()
+        .map(|Reverse(Ranked(score, row))| TextMatch {
+            row,
+            score,
+            matched_terms: matched[row as usize],
+        })
+        .collect();
+    found.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.row.cmp(&b.row)));
+    found
 }
 
 #[cfg(test)]
