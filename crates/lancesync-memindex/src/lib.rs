@@ -227,8 +227,9 @@ impl MemIndex {
         self.vectors.dim()
     }
 
-    /// Principal components a large table's rows are first compared on (0: every row is
-    /// scored by its full vector).
+    /// Values per row a vector search's first pass reads: the principal components a large
+    /// table's rows are projected on, or the vectors' full (even) length when no few
+    /// components hold them; 0 below 4,096 rows, where every row is scored exactly.
     pub fn components(&self) -> usize {
         self.vectors.components()
     }

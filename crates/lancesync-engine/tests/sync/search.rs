@@ -318,20 +318,24 @@ async fn in_memory_search_finds_what_lancedb_finds_and_never_a_stale_row() {
                 .filter(|p| lance_pairs.contains(p))
                 .count();
             total += from_lance.len();
-            // The same scores, rank by rank (vectors: 8-bit codes against LanceDB's floats).
-            let tolerance = if mode == SearchMode::FullText {
-                1e-3
+            // The same scores, rank by rank: full text exactly; vectors and their fusion on
+            // average within 0.01 (8-bit codes against LanceDB's floats, and LanceDB's own
+            // index is approximate past 5,000 chunks).
+            let differences: Vec<f32> = from_lance
+                .iter()
+                .zip(&from_memory)
+                .map(|(a, b)| (a.score - b.score).abs())
+                .collect();
+            let mean = differences.iter().sum::<f32>() / differences.len().max(1) as f32;
+            let (most, on_average) = if mode == SearchMode::FullText {
+                (1e-3, 1e-3)
             } else {
-                0.02
+                (0.05, 0.01)
             };
-            for (a, b) in from_lance.iter().zip(&from_memory) {
-                assert!(
-                    (a.score - b.score).abs() <= tolerance,
-                    "{mode:?} {q:?}: {} vs {}",
-                    a.score,
-                    b.score
-                );
-            }
+            assert!(
+                differences.iter().all(|d| *d <= most) && mean <= on_average,
+                "{mode:?} {q:?}: {differences:?}"
+            );
         }
     }
     let agreement = same as f64 / total as f64;
