@@ -27,6 +27,9 @@ use crate::{Error, Result};
 /// index of an earlier version exists.
 pub const QUIET: Duration = Duration::from_secs(2);
 
+/// The longest wait for a quiet table (see [`Slot::quiet`]).
+const MOST_QUIET: Duration = Duration::from_secs(32);
+
 /// How long an index no search asks for is kept.
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
@@ -82,8 +85,11 @@ struct Slot {
     used: Instant,
     /// A version found larger than the budget: not built again.
     too_large: Option<u64>,
-    /// Whether a build was started before: the first starts without waiting for [`QUIET`].
+    /// Whether a build was started before: the first starts without waiting.
     attempted: bool,
+    /// How long a version must stay current before a build: [`QUIET`], doubled after each
+    /// build the table outran (a sync in progress), up to [`MOST_QUIET`].
+    quiet: Duration,
 }
 
 /// What a build gives.
@@ -130,6 +136,7 @@ impl Resident {
             used: now,
             too_large: None,
             attempted: false,
+            quiet: QUIET,
         });
         slot.used = now;
         if let Some((v, index)) = &slot.built
@@ -140,7 +147,7 @@ impl Resident {
         if slot.seen.0 != version {
             slot.seen = (version, now);
         }
-        let due = !slot.attempted || slot.seen.1.elapsed() >= QUIET;
+        let due = !slot.attempted || slot.seen.1.elapsed() >= slot.quiet;
         if slot.building || !due || slot.too_large == Some(version) {
             return Lookup::NotReady;
         }
@@ -164,6 +171,7 @@ impl Resident {
                     tracing::debug!(user = %tables.user_id, version, rows = index.len(), bytes, components = index.components(), "search index built in memory");
                     make_room(&mut state, &key, bytes, budget);
                     if let Some(slot) = state.slots.get_mut(&key) {
+                        slot.quiet = QUIET;
                         if bytes > budget {
                             slot.too_large = Some(version);
                             slot.built = None;
@@ -177,7 +185,11 @@ impl Resident {
                         slot.too_large = Some(version);
                     }
                 }
-                Ok(Built::Moved) => {}
+                Ok(Built::Moved) => {
+                    if let Some(slot) = state.slots.get_mut(&key) {
+                        slot.quiet = (slot.quiet * 2).min(MOST_QUIET);
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(user = %tables.user_id, version, error = %e, "could not build the in-memory search index; searches read the tables");
                 }
@@ -259,8 +271,14 @@ async fn build(tables: &UserTables, budget: usize) -> Result<Built> {
         .execute()
         .await?;
     let mut builder = MemIndexBuilder::new(tables.dim);
+    let mut batches = 0usize;
     while let Some(batch) = stream.try_next().await? {
         push_batch(&mut builder, &batch)?;
+        batches += 1;
+        // A table that moved on makes the rest of the read wasted work.
+        if batches.is_multiple_of(32) && tables.chunks.version().await? != version {
+            return Ok(Built::Moved);
+        }
     }
     if tables.chunks.version().await? != version {
         return Ok(Built::Moved);
