@@ -49,7 +49,10 @@ impl Server {
         let mut req = client
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(
-                if path.contains("pipeline") || path.starts_with("/api/v1/sources") {
+                if path.contains("pipeline")
+                    || path.starts_with("/api/v1/sources")
+                    || path == "/metrics"
+                {
                     ADMIN
                 } else {
                     ALICE
@@ -82,6 +85,17 @@ impl Server {
             .iter()
             .map(|h| h["source_uri"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// Chunks the server holds in memory for searches (`/metrics`).
+    async fn chunks_in_memory(&self) -> u64 {
+        let (_, v) = self.call(reqwest::Method::GET, "/metrics", None).await;
+        v.as_str()
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("lancesync_search_memory_chunks "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     async fn documents(&self) -> u64 {
@@ -167,8 +181,18 @@ async fn serves_syncs_and_survives_a_restart() {
             .iter()
             .any(|u| u.ends_with("basil.md"))
     );
+    // Searches then answer from memory (SEARCH_MEMORY_MB's default), with the same hits.
+    eventually("the in-memory search index", async || {
+        server.search("tomatoes").await;
+        server.chunks_in_memory().await > 0
+    })
+    .await;
+    let hits = server.search("tomatoes").await;
+    assert!(hits.iter().any(|u| u.ends_with("basil.md")), "{hits:?}");
+    assert!(hits.iter().any(|u| u.ends_with("tomatoes.md")), "{hits:?}");
 
-    // A deleted file vanishes from results after the next scheduled run.
+    // A deleted file vanishes from results after the next scheduled run: the index in memory
+    // is of the version before, and no search reads it.
     std::fs::remove_file(docs.join("basil.md")).unwrap();
     eventually("the deletion", async || server.documents().await == 1).await;
     assert!(
