@@ -88,7 +88,7 @@ struct Slot {
     /// Whether a build was started before: the first starts without waiting.
     attempted: bool,
     /// How long a version must stay current before a build: [`QUIET`], doubled after each
-    /// build the table outran (a sync in progress), up to [`MOST_QUIET`].
+    /// build the table outran (a sync in progress) or that failed, up to [`MOST_QUIET`].
     quiet: Duration,
 }
 
@@ -102,7 +102,7 @@ enum Built {
     Moved,
 }
 
-/// What a resident index answers with: the index, or why searches read LanceDB.
+/// What a lookup finds: the index of the version asked for, or none (yet).
 pub(crate) enum Lookup {
     Ready(Arc<MemIndex>),
     NotReady,
@@ -169,7 +169,9 @@ impl Resident {
                 Ok(Built::Index(version, index)) => {
                     let bytes = index.heap_bytes();
                     tracing::debug!(user = %tables.user_id, version, rows = index.len(), bytes, components = index.components(), "search index built in memory");
-                    make_room(&mut state, &key, bytes, budget);
+                    if bytes <= budget {
+                        make_room(&mut state, &key, bytes, budget);
+                    }
                     if let Some(slot) = state.slots.get_mut(&key) {
                         slot.quiet = QUIET;
                         if bytes > budget {
@@ -192,6 +194,9 @@ impl Resident {
                 }
                 Err(e) => {
                     tracing::warn!(user = %tables.user_id, version, error = %e, "could not build the in-memory search index; searches read the tables");
+                    if let Some(slot) = state.slots.get_mut(&key) {
+                        slot.quiet = (slot.quiet * 2).min(MOST_QUIET);
+                    }
                 }
             }
             if let Some(slot) = state.slots.get_mut(&key) {

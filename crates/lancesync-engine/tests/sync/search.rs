@@ -386,3 +386,34 @@ fn first_title(i: usize) -> String {
         .trim_start_matches("# ")
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_larger_than_the_search_memory_is_searched_through_lancedb() {
+    let f = Fixture::new(|_| {});
+    lancesync_testkit::corpus::write_mixed(&f.docs, 60).unwrap();
+    f.sync().await;
+    let mut config = EngineConfig::new(&f.db);
+    config.chunking.size = 200;
+    config.chunking.overlap = 40;
+    // 64 KB: far less than the user's chunks need.
+    let memory = Engine::new(config, f.embedder.clone())
+        .unwrap()
+        .with_search_memory(64 << 10);
+    let req = SearchRequest {
+        mode: SearchMode::FullText,
+        ..SearchRequest::new(first_title(3))
+    };
+    let want = f.engine.search("alice", &req).await.unwrap();
+    assert!(!want.is_empty());
+    for _ in 0..20 {
+        assert_eq!(
+            pairs(&memory.search("alice", &req).await.unwrap()),
+            pairs(&want)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        memory.search_memory().is_empty(),
+        "nothing held past the budget"
+    );
+}
