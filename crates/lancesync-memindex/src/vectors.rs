@@ -13,6 +13,8 @@ use rayon::prelude::*;
 pub const PROJECT_FROM_ROWS: usize = 4096;
 /// Rows the principal components are computed from (evenly spaced over the table).
 const SAMPLE_ROWS: usize = 8192;
+/// How much larger than the sample's largest projection a component's codes reach.
+const STEP_HEADROOM: f32 = 1.25;
 /// The share of the rows' variance (around their mean) the projection keeps, within
 /// [`MAX_COMPONENTS`].
 const KEPT_VARIANCE: f64 = 0.99;
@@ -273,29 +275,30 @@ impl Projection {
                 .collect();
             (basis, full)
         };
-        // Every row's projection, then one step per component from its largest magnitude.
-        let projected: Vec<f32> = (0..n)
+        // One step per component from the sample's largest magnitude with room to spare (a
+        // rarer larger one is clamped: re-ranking reads the full codes), then every row
+        // projected and quantised at once, without a buffer of every projection.
+        let mut steps = vec![0f32; components];
+        for v in &sample {
+            for (s, b) in steps.iter_mut().zip(basis.chunks_exact(dim)) {
+                *s = s.max(dot_f32(b, v).abs());
+            }
+        }
+        steps.iter_mut().for_each(|s| {
+            *s = if *s > 0.0 {
+                *s * STEP_HEADROOM / 127.0
+            } else {
+                1.0
+            }
+        });
+        let codes: Vec<i8> = (0..n)
             .into_par_iter()
             .flat_map_iter(|r| {
                 let v = index.unit_row(r);
-                basis.chunks_exact(dim).map(move |b| dot_f32(b, &v))
-            })
-            .collect();
-        let mut steps = vec![0f32; components];
-        for row in projected.chunks_exact(components) {
-            for (s, x) in steps.iter_mut().zip(row) {
-                *s = s.max(x.abs());
-            }
-        }
-        steps
-            .iter_mut()
-            .for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
-        let codes: Vec<i8> = projected
-            .chunks_exact(components)
-            .flat_map(|row| {
-                row.iter()
+                basis
+                    .chunks_exact(dim)
                     .zip(&steps)
-                    .map(|(x, s)| (x / s).round().clamp(-127.0, 127.0) as i8)
+                    .map(move |(b, s)| (dot_f32(b, &v) / s).round().clamp(-127.0, 127.0) as i8)
             })
             .collect();
         Self {
