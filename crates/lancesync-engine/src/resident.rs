@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancesync_memindex::{MemIndex, MemIndexBuilder, RowData};
 
-use crate::rows::Columns;
+use crate::search::{self, HitColumns};
 use crate::tables::UserTables;
 use crate::{Error, Result};
 
@@ -38,17 +38,6 @@ const IDLE: Duration = Duration::from_secs(30 * 60);
 /// of 250 characters at 384 dimensions. A table estimated larger than the budget is not read;
 /// one that turns out larger once built is dropped and not built again at that version.
 const ROW_ESTIMATE: usize = 300;
-
-const COLUMNS: [&str; 8] = [
-    "doc_id",
-    "source_id",
-    "source_uri",
-    "title",
-    "doc_type",
-    "chunk_index",
-    "chunk_text",
-    "vector",
-];
 
 /// The in-memory indexes of an engine.
 #[derive(Debug)]
@@ -271,10 +260,12 @@ async fn build(tables: &UserTables, budget: usize) -> Result<Built> {
         tracing::info!(user = %tables.user_id, rows, budget, "the user's chunks do not fit SEARCH_MEMORY_MB; searches read the tables");
         return Ok(Built::TooLarge);
     }
+    let mut columns = search::COLUMNS.to_vec();
+    columns.push("vector");
     let mut stream = tables
         .chunks
         .query()
-        .select(Select::columns(&COLUMNS))
+        .select(Select::columns(&columns))
         .execute()
         .await?;
     let mut builder = MemIndexBuilder::new(tables.dim);
@@ -300,18 +291,7 @@ fn push_batch(builder: &mut MemIndexBuilder, batch: &RecordBatch) -> Result<()> 
     if batch.num_rows() == 0 {
         return Ok(());
     }
-    let c = Columns(batch);
-    let (doc_id, source_id, uri, title) = (
-        c.str("doc_id")?,
-        c.str("source_id")?,
-        c.str("source_uri")?,
-        c.str("title")?,
-    );
-    let (doc_type, index, text) = (
-        c.str("doc_type")?,
-        c.i32("chunk_index")?,
-        c.str("chunk_text")?,
-    );
+    let columns = HitColumns::of(batch)?;
     let list: &FixedSizeListArray = batch
         .column_by_name("vector")
         .and_then(|v| v.as_any().downcast_ref())
@@ -326,16 +306,7 @@ fn push_batch(builder: &mut MemIndexBuilder, batch: &RecordBatch) -> Result<()> 
     for i in 0..batch.num_rows() {
         let at = start + i * dim;
         builder
-            .push(RowData {
-                doc_id: doc_id.value(i),
-                source_id: source_id.value(i),
-                source_uri: uri.value(i),
-                title: title.value(i),
-                doc_type: doc_type.value(i),
-                chunk_index: index.value(i),
-                chunk_text: text.value(i),
-                vector: &values.values()[at..at + dim],
-            })
+            .push(RowData::new(columns.row(i), &values.values()[at..at + dim]))
             .map_err(|e| Error::Internal(format!("building the search index: {e}")))?;
     }
     Ok(())

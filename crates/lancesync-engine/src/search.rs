@@ -15,13 +15,13 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Int32Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lancedb::DistanceType;
 use lancedb::index::scalar::FullTextSearchQuery;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancesync_ingest::{DocType, Embedder, EmbedderIdentity};
-use lancesync_memindex::{Filter, MemIndex, terms};
+use lancesync_memindex::{Filter, MemIndex, RowView, terms};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{sql_string, validate_source_id};
@@ -169,7 +169,8 @@ pub fn default_vector_weight(embedder: &EmbedderIdentity) -> f32 {
     }
 }
 
-const COLUMNS: [&str; 7] = [
+/// The columns a hit shows.
+pub(crate) const COLUMNS: [&str; 7] = [
     "doc_id",
     "source_id",
     "source_uri",
@@ -273,16 +274,60 @@ async fn search_in_memory(
 }
 
 fn memory_hit(index: &MemIndex, row: u32, score: f32) -> SearchHit {
-    let r = index.row(row);
+    hit(index.row(row), score)
+}
+
+/// A hit of `row` scored `score`.
+fn hit(row: RowView<'_>, score: f32) -> SearchHit {
     SearchHit {
-        doc_id: r.doc_id.into(),
-        source_id: r.source_id.into(),
-        source_uri: r.source_uri.into(),
-        title: r.title.into(),
-        doc_type: r.doc_type.into(),
-        chunk_index: r.chunk_index,
-        chunk_text: r.chunk_text.into(),
+        doc_id: row.doc_id.into(),
+        source_id: row.source_id.into(),
+        source_uri: row.source_uri.into(),
+        title: row.title.into(),
+        doc_type: row.doc_type.into(),
+        chunk_index: row.chunk_index,
+        chunk_text: row.chunk_text.into(),
         score,
+    }
+}
+
+/// A batch's [`COLUMNS`], typed.
+pub(crate) struct HitColumns<'a> {
+    doc_id: &'a StringArray,
+    source_id: &'a StringArray,
+    source_uri: &'a StringArray,
+    title: &'a StringArray,
+    doc_type: &'a StringArray,
+    chunk_index: &'a Int32Array,
+    chunk_text: &'a StringArray,
+}
+
+impl<'a> HitColumns<'a> {
+    /// The columns of `batch` (an error names one it lacks).
+    pub(crate) fn of(batch: &'a RecordBatch) -> Result<Self> {
+        let c = Columns(batch);
+        Ok(Self {
+            doc_id: c.str("doc_id")?,
+            source_id: c.str("source_id")?,
+            source_uri: c.str("source_uri")?,
+            title: c.str("title")?,
+            doc_type: c.str("doc_type")?,
+            chunk_index: c.i32("chunk_index")?,
+            chunk_text: c.str("chunk_text")?,
+        })
+    }
+
+    /// Row `i`.
+    pub(crate) fn row(&self, i: usize) -> RowView<'a> {
+        RowView {
+            doc_id: self.doc_id.value(i),
+            source_id: self.source_id.value(i),
+            source_uri: self.source_uri.value(i),
+            title: self.title.value(i),
+            doc_type: self.doc_type.value(i),
+            chunk_index: self.chunk_index.value(i),
+            chunk_text: self.chunk_text.value(i),
+        }
     }
 }
 
@@ -432,30 +477,10 @@ fn hits(
     let mut hits = Vec::new();
     // An empty result may come as a batch without the selected columns.
     for b in batches.iter().filter(|b| b.num_rows() > 0) {
-        let c = Columns(b);
-        let scores = c.f32(score_column)?;
-        let (doc_id, source_id, uri, title) = (
-            c.str("doc_id")?,
-            c.str("source_id")?,
-            c.str("source_uri")?,
-            c.str("title")?,
-        );
-        let (doc_type, index, text) = (
-            c.str("doc_type")?,
-            c.i32("chunk_index")?,
-            c.str("chunk_text")?,
-        );
+        let scores = Columns(b).f32(score_column)?;
+        let columns = HitColumns::of(b)?;
         for i in 0..b.num_rows() {
-            hits.push(SearchHit {
-                doc_id: doc_id.value(i).into(),
-                source_id: source_id.value(i).into(),
-                source_uri: uri.value(i).into(),
-                title: title.value(i).into(),
-                doc_type: doc_type.value(i).into(),
-                chunk_index: index.value(i),
-                chunk_text: text.value(i).into(),
-                score: score(scores.value(i)),
-            });
+            hits.push(hit(columns.row(i), score(scores.value(i))));
         }
     }
     sort_best_first(&mut hits);

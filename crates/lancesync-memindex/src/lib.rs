@@ -54,7 +54,23 @@ pub struct RowData<'a> {
     pub vector: &'a [f32],
 }
 
-/// One row as the index gives it back.
+impl<'a> RowData<'a> {
+    /// A row of `columns` with `vector`.
+    pub fn new(columns: RowView<'a>, vector: &'a [f32]) -> Self {
+        Self {
+            doc_id: columns.doc_id,
+            source_id: columns.source_id,
+            source_uri: columns.source_uri,
+            title: columns.title,
+            doc_type: columns.doc_type,
+            chunk_index: columns.chunk_index,
+            chunk_text: columns.chunk_text,
+            vector,
+        }
+    }
+}
+
+/// One row's columns: as the index gives them back, or as a caller reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowView<'a> {
     /// Document id.

@@ -237,6 +237,16 @@ fn pairs(hits: &[lancesync_engine::SearchHit]) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// Another engine over `f`'s tables, with `bytes` of search memory.
+fn memory_engine(f: &Fixture, bytes: usize) -> Engine {
+    let mut config = EngineConfig::new(&f.db);
+    config.chunking.size = 200;
+    config.chunking.overlap = 40;
+    Engine::new(config, f.embedder.clone())
+        .unwrap()
+        .with_search_memory(bytes)
+}
+
 /// Waits until `engine` holds an in-memory index of alice's chunks newer than `after`.
 async fn index_built(engine: &Engine, after: Option<u64>) -> lancesync_engine::SearchMemoryIndex {
     for _ in 0..600 {
@@ -263,12 +273,7 @@ async fn in_memory_search_finds_what_lancedb_finds_and_never_a_stale_row() {
     lancesync_testkit::corpus::write_mixed(&f.docs, 400).unwrap();
     f.sync().await;
     // A second engine over the same tables, answering from memory; `f.engine` reads LanceDB.
-    let mut config = EngineConfig::new(&f.db);
-    config.chunking.size = 200;
-    config.chunking.overlap = 40;
-    let memory = Engine::new(config, f.embedder.clone())
-        .unwrap()
-        .with_search_memory(256 << 20);
+    let memory = memory_engine(&f, 256 << 20);
     assert!(memory.search_memory().is_empty(), "nothing before a search");
     let built = index_built(&memory, None).await;
     let tables = f.engine.tables("alice").await.unwrap();
@@ -392,13 +397,8 @@ async fn a_user_larger_than_the_search_memory_is_searched_through_lancedb() {
     let f = Fixture::new(|_| {});
     lancesync_testkit::corpus::write_mixed(&f.docs, 60).unwrap();
     f.sync().await;
-    let mut config = EngineConfig::new(&f.db);
-    config.chunking.size = 200;
-    config.chunking.overlap = 40;
     // 64 KB: far less than the user's chunks need.
-    let memory = Engine::new(config, f.embedder.clone())
-        .unwrap()
-        .with_search_memory(64 << 10);
+    let memory = memory_engine(&f, 64 << 10);
     let req = SearchRequest {
         mode: SearchMode::FullText,
         ..SearchRequest::new(first_title(3))
