@@ -20,6 +20,9 @@
 //! memory, with the ratio of their latencies, and how many of the in-memory hits of 200
 //! questions LanceDB's search returns too (agreement, per mode).
 //!
+//! `LANCESYNC_BENCH_SERVER=/path/to/sync-server` runs that binary instead of this build's
+//! (a baseline built from another commit, for an A/B in one session).
+//!
 //! `--reindex-to static|local|builtin` measures a blue/green re-index instead of the sync
 //! phase: after the idle phase the server restarts configured with that embedder (the
 //! tables still hold the old one's vectors), the clients search idle again, then through a

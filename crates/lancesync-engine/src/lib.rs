@@ -521,7 +521,7 @@ impl Engine {
     async fn resident_index(
         &self,
         tables: &UserTables,
-    ) -> Result<Option<Arc<lancesync_memindex::MemIndex>>> {
+    ) -> Result<Option<Arc<lancesync_memindex::Layered>>> {
         let Some(resident) = &self.resident else {
             return Ok(None);
         };

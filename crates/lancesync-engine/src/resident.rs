@@ -1,23 +1,33 @@
 //! Searches answered from memory: for each user's chunks table version that searches read, an
-//! in-memory index ([`lancesync_memindex`]) built in the background, within a memory budget.
+//! in-memory index ([`lancesync_memindex`]), made in the background within a memory budget.
 //!
 //! A search asks for the index of the version it is about to read. It gets one only when it
-//! was built from exactly that version, so a search never sees rows that are gone or misses
-//! rows that arrived: until the index of the current version is built, searches read the
-//! tables through LanceDB as before. A version that stays current for [`QUIET`] starts a build
-//! (a table in the middle of a sync changes every few seconds, and an index of every passing
-//! version would only cost the sync CPU); the first search of a user starts one at once.
-//! Builds run one at a time. Indexes past the budget are dropped, least recently searched
-//! first; a table larger than the whole budget is always searched through LanceDB.
+//! serves exactly that version, so a search never sees rows that are gone or misses rows that
+//! arrived: until then, searches read the tables through LanceDB as before.
+//!
+//! - **Whole builds.** The first search of a user starts one at once; later, a version that
+//!   stays current for [`QUIET`] does, when no layered view serves (see below) or the layers
+//!   have drifted too far from their first. Builds run one at a time.
+//! - **Layers.** A newer version is served at once by the last view plus what changed, read
+//!   from the table's manifest: rows of fragments deleted whole or deleted from since are
+//!   marked gone (from the fragments' deletion files), and only the rows of fragments added
+//!   since are read, into a small index laid over the others ([`Layered`]). Lance never
+//!   reuses a fragment id, and a fragment's data files do not change while it lives; a
+//!   version that breaks either (a fragment rewritten in place, a restore bringing old ones
+//!   back) or a table with stable row ids is built whole instead. A table in the middle of a
+//!   sync, new rows every few seconds, is searched from memory this way.
+//! - **Budget.** Indexes past the budget are dropped, least recently searched first; a table
+//!   larger than the whole budget is always searched through LanceDB.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch};
+use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt64Array};
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancesync_memindex::{MemIndex, MemIndexBuilder, RowData};
+use lancesync_memindex::{Layered, MemIndex, MemIndexBuilder, RowData};
 
 use crate::search::{self, HitColumns};
 use crate::tables::UserTables;
@@ -34,10 +44,25 @@ const MOST_QUIET: Duration = Duration::from_secs(32);
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// Bytes a row is assumed to take at least before an index is built, besides its vector's
-/// length in bytes: text, terms and columns. Measured: about 730 bytes a row in all for chunks
-/// of 250 characters at 384 dimensions. A table estimated larger than the budget is not read;
-/// one that turns out larger once built is dropped and not built again at that version.
+/// length in bytes: text, terms, columns and its row id. Measured: about 730 bytes a row in
+/// all for chunks of 250 characters at 384 dimensions. A table estimated larger than the
+/// budget is not read; one that turns out larger once built is dropped and not built again
+/// at that version.
 const ROW_ESTIMATE: usize = 300;
+
+/// Layers a view holds at most: past it, the layers above the first are read again as one.
+const MOST_LAYERS: usize = 8;
+
+/// A view whose added or gone rows exceed this share of its first layer's (or
+/// [`CHANGED_ROWS_FLOOR`]) is rebuilt whole once its table is quiet; below it, a view serves
+/// as long as its table changes no other way. Its BM25 weighs rows by the first layer's
+/// average length, and new rows are ranked by their own layer's projection.
+const CHANGED_SHARE: f64 = 0.1;
+const CHANGED_ROWS_FLOOR: usize = 2_000;
+
+/// Beyond this many added rows (or the first layer's rows, if more) a view is not extended:
+/// searches read LanceDB until the table is quiet and a whole index is built.
+const MOST_ADDED_ROWS: usize = 50_000;
 
 /// The in-memory indexes of an engine.
 #[derive(Debug)]
@@ -58,19 +83,66 @@ struct State {
 pub struct SearchMemoryIndex {
     /// Whose chunks.
     pub user_id: String,
-    /// The chunks table version it was built from.
+    /// The chunks table version it serves.
     pub version: u64,
     /// Chunks.
     pub rows: usize,
     /// Memory held, in bytes (approximately).
     pub bytes: usize,
+    /// Indexes of rows added since the first was built, laid over it (0 for a whole index).
+    pub added_layers: usize,
+}
+
+/// A fragment of a table version as a view saw it: what its rows are, and which are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FragmentSeen {
+    /// A hash of the fragment's data files (and overlays): the same rows while it is equal.
+    data: u64,
+    /// Its deletion file, if any: `(read_version, id)`.
+    deletions: Option<(u64, u64)>,
+}
+
+/// What searches of one table version are answered from.
+#[derive(Debug, Clone)]
+struct Served {
+    version: u64,
+    view: Arc<Layered>,
+    /// Per layer: each row's LanceDB row id (`fragment << 32 | offset`).
+    row_ids: Vec<Arc<[u64]>>,
+    /// Per layer: the first fragment id it was read from (the rows of fragments from it on).
+    first_fragments: Vec<u64>,
+    /// The version's fragments.
+    fragments: HashMap<u64, FragmentSeen>,
+    /// Whether later versions may be seen as layers over this view: false once a version
+    /// changed its rows another way than adding fragments and deleting rows.
+    layerable: bool,
+}
+
+impl Served {
+    fn bytes(&self) -> usize {
+        self.view.heap_bytes() + self.row_ids.iter().map(|r| r.len() * 8).sum::<usize>()
+    }
+
+    fn added_rows(&self) -> usize {
+        self.row_ids[1..].iter().map(|r| r.len()).sum()
+    }
+
+    /// Whether the view has drifted far enough from its first layer to be rebuilt whole.
+    fn worn(&self) -> bool {
+        let first = self.row_ids[0].len();
+        let gone = self.row_ids.iter().map(|r| r.len()).sum::<usize>() - self.view.len();
+        let bound = ((first as f64 * CHANGED_SHARE) as usize).max(CHANGED_ROWS_FLOOR);
+        !self.layerable || self.added_rows() > bound || gone > bound
+    }
 }
 
 #[derive(Debug)]
 struct Slot {
     user_id: String,
-    built: Option<(u64, Arc<MemIndex>)>,
+    served: Option<Served>,
     building: bool,
+    /// A later version's view is being made from `served`.
+    layering: bool,
     /// The version last asked for, and since when.
     seen: (u64, Instant),
     used: Instant,
@@ -85,8 +157,8 @@ struct Slot {
 
 /// What a build gives.
 enum Built {
-    /// The index of this version.
-    Index(u64, Box<MemIndex>),
+    /// What searches of this version are answered from.
+    Index(Box<Served>),
     /// The table does not fit the budget.
     TooLarge,
     /// The table changed while it was read.
@@ -95,7 +167,7 @@ enum Built {
 
 /// What a lookup finds: the index of the version asked for, or none (yet).
 pub(crate) enum Lookup {
-    Ready(Arc<MemIndex>),
+    Ready(Arc<Layered>),
     NotReady,
 }
 
@@ -113,7 +185,7 @@ impl Resident {
         format!("{}\n{}", tables.uri, tables.chunks.name())
     }
 
-    /// The index of `tables`' chunks at `version` if it is built; otherwise starts its build
+    /// The index of `tables`' chunks at `version` if it is built; otherwise starts making it
     /// when due (see the module's documentation).
     pub(crate) fn lookup(&self, tables: &UserTables, version: u64) -> Lookup {
         let key = Self::key(tables);
@@ -121,8 +193,9 @@ impl Resident {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let slot = state.slots.entry(key.clone()).or_insert_with(|| Slot {
             user_id: tables.user_id.clone(),
-            built: None,
+            served: None,
             building: false,
+            layering: false,
             seen: (version, now),
             used: now,
             too_large: None,
@@ -130,46 +203,61 @@ impl Resident {
             quiet: QUIET,
         });
         slot.used = now;
-        if let Some((v, index)) = &slot.built
-            && *v == version
+        if let Some(served) = &slot.served
+            && served.version == version
         {
-            return Lookup::Ready(index.clone());
+            return Lookup::Ready(served.view.clone());
         }
         if slot.seen.0 != version {
             slot.seen = (version, now);
         }
+        // A later version than the view's: its new rows are layered over it at once.
+        if let Some(served) = &slot.served
+            && served.layerable
+            && served.version < version
+            && !slot.layering
+        {
+            slot.layering = true;
+            self.spawn_layering(key.clone(), tables.clone(), served.clone());
+        }
+        let layers_serve = slot.served.as_ref().is_some_and(|s| !s.worn());
         let due = !slot.attempted || slot.seen.1.elapsed() >= slot.quiet;
-        if slot.building || !due || slot.too_large == Some(version) {
+        if slot.building || !due || slot.too_large == Some(version) || layers_serve {
             return Lookup::NotReady;
         }
         slot.building = true;
         slot.attempted = true;
         forget_idle(&mut state, now);
         drop(state);
-        let (state, builds, budget, tables) = (
-            self.state.clone(),
-            self.builds.clone(),
-            self.budget,
-            tables.clone(),
-        );
+        self.spawn_build(key, tables.clone(), version);
+        Lookup::NotReady
+    }
+
+    /// Builds the whole index of `tables`' current version in the background.
+    fn spawn_build(&self, key: String, tables: UserTables, version: u64) {
+        let (state, builds, budget) = (self.state.clone(), self.builds.clone(), self.budget);
         tokio::spawn(async move {
             let _one = builds.acquire_owned().await;
             let built = build(&tables, budget).await;
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             match built {
-                Ok(Built::Index(version, index)) => {
-                    let bytes = index.heap_bytes();
-                    tracing::debug!(user = %tables.user_id, version, rows = index.len(), bytes, components = index.components(), "search index built in memory");
+                Ok(Built::Index(served)) => {
+                    let bytes = served.bytes();
+                    tracing::debug!(user = %tables.user_id, version = served.version, rows = served.view.len(), bytes, "search index built in memory");
                     if bytes <= budget {
                         make_room(&mut state, &key, bytes, budget);
                     }
                     if let Some(slot) = state.slots.get_mut(&key) {
                         slot.quiet = QUIET;
                         if bytes > budget {
-                            slot.too_large = Some(version);
-                            slot.built = None;
-                        } else {
-                            slot.built = Some((version, Arc::from(index)));
+                            slot.too_large = Some(served.version);
+                            slot.served = None;
+                        } else if slot
+                            .served
+                            .as_ref()
+                            .is_none_or(|s| s.version <= served.version)
+                        {
+                            slot.served = Some(*served);
                         }
                     }
                 }
@@ -194,22 +282,61 @@ impl Resident {
                 slot.building = false;
             }
         });
-        Lookup::NotReady
     }
 
-    /// The indexes built now.
+    /// Makes the view of `tables`' current version from `served`'s in the background (see
+    /// [`layer`]). Not one of the one-at-a-time builds: it reads only what changed.
+    fn spawn_layering(&self, key: String, tables: UserTables, served: Served) {
+        let (state, budget) = (self.state.clone(), self.budget);
+        tokio::spawn(async move {
+            let layered = layer(&tables, &served).await;
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(slot) = state.slots.get_mut(&key) else {
+                return;
+            };
+            slot.layering = false;
+            let newer = |s: &Served, slot: &Slot| {
+                slot.served
+                    .as_ref()
+                    .is_some_and(|now| now.version < s.version)
+            };
+            match layered {
+                Ok(Layering::Served(next)) if next.bytes() <= budget => {
+                    if newer(&next, slot) {
+                        tracing::debug!(user = %tables.user_id, version = next.version, layers = next.row_ids.len(), rows = next.view.len(), "search index layered in memory");
+                        slot.served = Some(*next);
+                    }
+                }
+                Ok(Layering::Served(_)) | Ok(Layering::NotLayerable) => {
+                    if let Some(s) = slot.served.as_mut() {
+                        s.layerable = false;
+                    }
+                }
+                Ok(Layering::Moved) => {}
+                Err(e) => {
+                    tracing::warn!(user = %tables.user_id, error = %e, "could not layer the in-memory search index; it is built again once the table is quiet");
+                    if let Some(s) = slot.served.as_mut() {
+                        s.layerable = false;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The indexes held now.
     pub(crate) fn indexes(&self) -> Vec<SearchMemoryIndex> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut all: Vec<SearchMemoryIndex> = state
             .slots
             .values()
             .filter_map(|s| {
-                let (version, index) = s.built.as_ref()?;
+                let served = s.served.as_ref()?;
                 Some(SearchMemoryIndex {
                     user_id: s.user_id.clone(),
-                    version: *version,
-                    rows: index.len(),
-                    bytes: index.heap_bytes(),
+                    version: served.version,
+                    rows: served.view.len(),
+                    bytes: served.bytes(),
+                    added_layers: served.row_ids.len() - 1,
                 })
             })
             .collect();
@@ -233,8 +360,8 @@ fn make_room(state: &mut State, key: &str, bytes: usize, budget: usize) {
             .slots
             .iter()
             .filter(|(k, _)| k.as_str() != key)
-            .filter_map(|(_, s)| s.built.as_ref())
-            .map(|(_, i)| i.heap_bytes())
+            .filter_map(|(_, s)| s.served.as_ref())
+            .map(Served::bytes)
             .sum();
         if held + bytes <= budget {
             return;
@@ -242,56 +369,244 @@ fn make_room(state: &mut State, key: &str, bytes: usize, budget: usize) {
         let Some(oldest) = state
             .slots
             .iter_mut()
-            .filter(|(k, s)| k.as_str() != key && s.built.is_some())
+            .filter(|(k, s)| k.as_str() != key && s.served.is_some())
             .min_by_key(|(_, s)| s.used)
         else {
             return;
         };
-        oldest.1.built = None;
+        oldest.1.served = None;
     }
+}
+
+/// The fragments of `tables`' chunks at their current version, and that version; `None` when
+/// the table's row ids are not fragment addresses (stable row ids) or it is not a local or
+/// object-store table: its versions are then never layered.
+async fn fragments(tables: &UserTables) -> Result<(u64, Option<HashMap<u64, FragmentSeen>>)> {
+    let Some(wrapper) = tables.chunks.dataset() else {
+        return Ok((tables.chunks.version().await?, None));
+    };
+    let dataset = wrapper.get().await?;
+    let version = dataset.version().version;
+    if dataset.manifest().uses_stable_row_ids() {
+        return Ok((version, None));
+    }
+    let seen = dataset
+        .fragments()
+        .iter()
+        .map(|f| {
+            let mut hasher = DefaultHasher::new();
+            for file in &f.files {
+                file.path.hash(&mut hasher);
+            }
+            format!("{:?}", f.overlays).hash(&mut hasher);
+            let deletions = f.deletion_file.as_ref().map(|d| (d.read_version, d.id));
+            let data = hasher.finish();
+            (f.id, FragmentSeen { data, deletions })
+        })
+        .collect();
+    Ok((version, Some(seen)))
+}
+
+/// Reads the rows of `tables`' chunks at `version` whose row ids are `from` or above (all
+/// when `from` is 0) into an index, laid over `under` when given; `None` when the table moved
+/// on meanwhile.
+async fn read_rows(
+    tables: &UserTables,
+    version: u64,
+    from: u64,
+    under: Option<Arc<MemIndex>>,
+) -> Result<Option<(MemIndex, Vec<u64>)>> {
+    let mut columns = search::COLUMNS.to_vec();
+    columns.push("vector");
+    let mut query = tables
+        .chunks
+        .query()
+        .select(Select::columns(&columns))
+        .with_row_id();
+    if from > 0 {
+        query = query.only_if(format!("_rowid >= {from}"));
+    }
+    let mut stream = query.execute().await?;
+    let mut builder = MemIndexBuilder::new(tables.dim);
+    let mut row_ids = Vec::new();
+    let mut batches = 0usize;
+    while let Some(batch) = stream.try_next().await? {
+        push_batch(&mut builder, &mut row_ids, &batch)?;
+        batches += 1;
+        // A table that moved on makes the rest of the read wasted work.
+        if batches.is_multiple_of(32) && tables.chunks.version().await? != version {
+            return Ok(None);
+        }
+    }
+    if tables.chunks.version().await? != version {
+        return Ok(None);
+    }
+    let index = tokio::task::spawn_blocking(move || match under {
+        Some(under) => builder.finish_over(&under),
+        None => builder.finish(),
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("building the search index: {e}")))?;
+    Ok(Some((index, row_ids)))
 }
 
 /// The index of `tables`' chunks at their current version, unless they do not fit `budget`
 /// or change while they are read (a later search builds the newer version).
 async fn build(tables: &UserTables, budget: usize) -> Result<Built> {
-    let version = tables.chunks.version().await?;
+    let (version, fragments) = fragments(tables).await?;
     let rows = tables.chunks.count_rows(None).await?;
     if rows.saturating_mul(tables.dim + ROW_ESTIMATE) > budget {
         tracing::info!(user = %tables.user_id, rows, budget, "the user's chunks do not fit SEARCH_MEMORY_MB; searches read the tables");
         return Ok(Built::TooLarge);
     }
-    let mut columns = search::COLUMNS.to_vec();
-    columns.push("vector");
-    let mut stream = tables
-        .chunks
-        .query()
-        .select(Select::columns(&columns))
-        .execute()
-        .await?;
-    let mut builder = MemIndexBuilder::new(tables.dim);
-    let mut batches = 0usize;
-    while let Some(batch) = stream.try_next().await? {
-        push_batch(&mut builder, &batch)?;
-        batches += 1;
-        // A table that moved on makes the rest of the read wasted work.
-        if batches.is_multiple_of(32) && tables.chunks.version().await? != version {
-            return Ok(Built::Moved);
-        }
-    }
-    if tables.chunks.version().await? != version {
+    let Some((index, row_ids)) = read_rows(tables, version, 0, None).await? else {
         return Ok(Built::Moved);
-    }
-    let index = tokio::task::spawn_blocking(move || builder.finish())
-        .await
-        .map_err(|e| Error::Internal(format!("building the search index: {e}")))?;
-    Ok(Built::Index(version, Box::new(index)))
+    };
+    Ok(Built::Index(Box::new(Served {
+        version,
+        view: Arc::new(Layered::whole(Arc::new(index))),
+        row_ids: vec![row_ids.into()],
+        first_fragments: vec![0],
+        layerable: fragments.is_some(),
+        fragments: fragments.unwrap_or_default(),
+    })))
 }
 
-fn push_batch(builder: &mut MemIndexBuilder, batch: &RecordBatch) -> Result<()> {
+/// Whether a fragment's row at an offset is deleted.
+type Deleted = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
+/// What layering gives.
+enum Layering {
+    /// The view of a later version.
+    Served(Box<Served>),
+    /// The table changed in a way layers cannot show (fragments rewritten in place or
+    /// brought back, too many rows added): it is read whole once quiet.
+    NotLayerable,
+    /// The table changed while it was read.
+    Moved,
+}
+
+/// The view of `tables`' current version made from `served`'s: rows of fragments that are
+/// gone or rows deleted since are marked gone, and the rows of the fragments added since
+/// (always above every fragment id the table held: lance never reuses one) are read into a
+/// new layer. Past [`MOST_LAYERS`], the added layers are read again as one.
+async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
+    let (version, Some(now)) = fragments(tables).await? else {
+        return Ok(Layering::NotLayerable);
+    };
+    if version <= served.version {
+        return Ok(Layering::Moved);
+    }
+    let next_fragment = served.fragments.keys().max().map_or(0, |m| m + 1);
+    // Deletions per fragment that changed: `None` for a fragment gone whole.
+    let mut changed: HashMap<u64, Option<Deleted>> = HashMap::new();
+    for (id, before) in &served.fragments {
+        match now.get(id) {
+            None => {
+                changed.insert(*id, None);
+            }
+            Some(seen) if seen.data != before.data => return Ok(Layering::NotLayerable),
+            Some(seen) if seen.deletions != before.deletions => {
+                let dataset = tables
+                    .chunks
+                    .dataset()
+                    .ok_or_else(|| Error::Internal("a table without its dataset".into()))?
+                    .get()
+                    .await?;
+                let fragment = dataset
+                    .get_fragment(*id as usize)
+                    .ok_or_else(|| Error::Internal(format!("fragment {id} not found")))?;
+                let deleted = fragment
+                    .get_deletion_vector()
+                    .await
+                    .map_err(|e| Error::Internal(format!("reading deletions: {e}")))?;
+                let deleted: Deleted = match deleted {
+                    Some(d) => Arc::new(move |offset| d.contains(offset)),
+                    None => Arc::new(|_| false),
+                };
+                changed.insert(*id, Some(deleted));
+            }
+            Some(_) => {}
+        }
+    }
+    if now
+        .keys()
+        .any(|id| *id < next_fragment && !served.fragments.contains_key(id))
+    {
+        return Ok(Layering::NotLayerable);
+    }
+    let added_fragments = now.keys().any(|id| *id >= next_fragment);
+    let base = served.view.layers().next().map(|(i, _)| i.clone());
+    let first_rows = served.row_ids[0].len();
+    let mut layers: Vec<(Arc<MemIndex>, Vec<bool>)> = Vec::new();
+    let mut row_ids = served.row_ids.clone();
+    let mut first_fragments = served.first_fragments.clone();
+    for ((index, gone), ids) in served.view.layers().zip(&served.row_ids) {
+        let mut gone = if gone.is_empty() && !changed.is_empty() {
+            vec![false; index.len()]
+        } else {
+            gone.to_vec()
+        };
+        if !changed.is_empty() {
+            for (row, id) in ids.iter().enumerate() {
+                if let Some(deleted) = changed.get(&(id >> 32)) {
+                    let offset = (id & u64::from(u32::MAX)) as u32;
+                    if deleted.as_ref().is_none_or(|d| d(offset)) {
+                        gone[row] = true;
+                    }
+                }
+            }
+        }
+        layers.push((index.clone(), gone));
+    }
+    if added_fragments {
+        // Past the most layers, every layer above the first is read again as one.
+        let merge = layers.len() >= MOST_LAYERS;
+        let from_fragment = if merge {
+            first_fragments[1]
+        } else {
+            next_fragment
+        };
+        let Some((index, ids)) = read_rows(tables, version, from_fragment << 32, base).await?
+        else {
+            return Ok(Layering::Moved);
+        };
+        if merge {
+            layers.truncate(1);
+            row_ids.truncate(1);
+            first_fragments.truncate(1);
+        }
+        layers.push((Arc::new(index), Vec::new()));
+        row_ids.push(ids.into());
+        first_fragments.push(from_fragment);
+    }
+    let next = Served {
+        version,
+        view: Arc::new(Layered::new(layers)),
+        row_ids,
+        first_fragments,
+        fragments: now,
+        layerable: true,
+    };
+    if next.added_rows() > first_rows.max(MOST_ADDED_ROWS) {
+        return Ok(Layering::NotLayerable);
+    }
+    Ok(Layering::Served(Box::new(next)))
+}
+
+fn push_batch(
+    builder: &mut MemIndexBuilder,
+    row_ids: &mut Vec<u64>,
+    batch: &RecordBatch,
+) -> Result<()> {
     if batch.num_rows() == 0 {
         return Ok(());
     }
     let columns = HitColumns::of(batch)?;
+    let ids: &UInt64Array = batch
+        .column_by_name("_rowid")
+        .and_then(|v| v.as_any().downcast_ref())
+        .ok_or_else(|| Error::Internal("no _rowid column".into()))?;
     let list: &FixedSizeListArray = batch
         .column_by_name("vector")
         .and_then(|v| v.as_any().downcast_ref())
@@ -308,6 +623,7 @@ fn push_batch(builder: &mut MemIndexBuilder, batch: &RecordBatch) -> Result<()> 
         builder
             .push(RowData::new(columns.row(i), &values.values()[at..at + dim]))
             .map_err(|e| Error::Internal(format!("building the search index: {e}")))?;
+        row_ids.push(ids.value(i));
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use lancedb::DistanceType;
 use lancedb::index::scalar::FullTextSearchQuery;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancesync_ingest::{DocType, Embedder, EmbedderIdentity};
-use lancesync_memindex::{Filter, MemIndex, RowView, terms};
+use lancesync_memindex::{Filter, Layered, RowView, terms};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{sql_string, validate_source_id};
@@ -184,7 +184,7 @@ pub(crate) const COLUMNS: [&str; 7] = [
 /// (the same hits, found in memory), else through LanceDB.
 pub(crate) async fn search(
     tables: &UserTables,
-    resident: Option<&MemIndex>,
+    resident: Option<&Layered>,
     embedder: &dyn Embedder,
     default_weight: Option<f32>,
     req: &SearchRequest,
@@ -233,7 +233,7 @@ pub(crate) async fn search(
 
 /// The same search as [`search`]'s, over an in-memory index.
 async fn search_in_memory(
-    index: &MemIndex,
+    index: &Layered,
     embedder: &dyn Embedder,
     default_weight: Option<f32>,
     req: &SearchRequest,
@@ -273,7 +273,7 @@ async fn search_in_memory(
     })
 }
 
-fn memory_hit(index: &MemIndex, row: u32, score: f32) -> SearchHit {
+fn memory_hit(index: &Layered, row: u32, score: f32) -> SearchHit {
     hit(index.row(row), score)
 }
 

@@ -10,14 +10,17 @@
 //! - A row's columns (document, source, title, type, chunk) are held once per document and
 //!   once per chunk.
 //!
-//! The index is immutable: a table's next version is a new index (built over all cores).
-//! Nothing here knows LanceDB; the engine feeds the rows in.
+//! An index is immutable. A table's next version is either a new index (built over all
+//! cores) or a [`Layered`] view: an earlier version's index, the rows gone since, and small
+//! indexes of the rows added since. Nothing here knows LanceDB; the engine feeds the rows in.
 
+mod layered;
 pub mod text;
 pub mod vectors;
 
 use rustc_hash::FxHashMap;
 
+pub use layered::Layered;
 pub use text::{TextMatch, for_each_term, terms};
 
 /// What can go wrong building an index.
@@ -189,13 +192,26 @@ impl MemIndexBuilder {
     }
 
     /// The index of every row pushed.
-    pub fn finish(mut self) -> MemIndex {
+    pub fn finish(self) -> MemIndex {
+        self.finish_weighed(None)
+    }
+
+    /// The index of every row pushed, to be laid over `under` (see [`Layered`]): BM25 weighs
+    /// its rows by `under`'s average length, so that the scores of both compare.
+    pub fn finish_over(self, under: &MemIndex) -> MemIndex {
+        let average_length = under.text.average_length();
+        self.finish_weighed(average_length)
+    }
+
+    fn finish_weighed(mut self, average_length: Option<f32>) -> MemIndex {
         self.vectors.finish();
         let texts = &self.texts;
         let starts = &self.text_starts;
-        let text = text::TextIndex::build(self.row_documents.len(), |i| {
-            &texts[starts[i]..starts[i + 1]]
-        });
+        let text = text::TextIndex::build(
+            self.row_documents.len(),
+            |i| &texts[starts[i]..starts[i + 1]],
+            average_length,
+        );
         self.texts.shrink_to_fit();
         self.row_documents.shrink_to_fit();
         self.chunk_indexes.shrink_to_fit();

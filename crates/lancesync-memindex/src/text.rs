@@ -138,8 +138,14 @@ impl TextIndex {
     }
 
     /// The index of every text of `texts` (row `i` is `text(i)`), built over all cores: each
-    /// range of rows on its own, then the ranges merged in order.
-    pub(crate) fn build<'a>(rows: usize, text: impl Fn(usize) -> &'a str + Sync) -> Self {
+    /// range of rows on its own, then the ranges merged in order. Rows are weighed by
+    /// `average_length` when given (a layer's rows weighed as the rows of the index it is
+    /// laid over), else by their own.
+    pub(crate) fn build<'a>(
+        rows: usize,
+        text: impl Fn(usize) -> &'a str + Sync,
+        average_length: Option<f32>,
+    ) -> Self {
         let ranges = rayon::current_num_threads().max(1) * 4;
         let per = rows.div_ceil(ranges).max(1);
         let parts: Vec<TextIndex> = (0..rows)
@@ -158,18 +164,14 @@ impl TextIndex {
         for part in parts {
             index.append(part);
         }
-        index.weigh();
+        index.weigh(average_length);
         index
     }
 
     /// Computes every posting's document weight, now that the average length is known, and
     /// drops the counts.
-    fn weigh(&mut self) {
-        let avgdl = if self.counted_rows > 0 {
-            self.total_terms as f32 / self.counted_rows as f32
-        } else {
-            1.0
-        };
+    fn weigh(&mut self, average_length: Option<f32>) {
+        let avgdl = average_length.or(self.average_length()).unwrap_or(1.0);
         let lengths = &self.lengths;
         self.weights = self
             .postings
@@ -213,6 +215,37 @@ impl TextIndex {
         self.total_terms += part.total_terms;
     }
 
+    /// The average terms per row of the rows with any, which BM25 weighs rows by.
+    pub(crate) fn average_length(&self) -> Option<f32> {
+        (self.counted_rows > 0).then(|| self.total_terms as f32 / self.counted_rows as f32)
+    }
+
+    /// Rows with at least one term, leaving out those `gone` marks.
+    pub(crate) fn counted_rows_but(&self, gone: &[bool]) -> u32 {
+        if gone.is_empty() {
+            return self.counted_rows;
+        }
+        let gone_counted = self
+            .lengths
+            .iter()
+            .zip(gone)
+            .filter(|(length, gone)| **gone && **length > 0)
+            .count() as u32;
+        self.counted_rows - gone_counted
+    }
+
+    /// Rows holding `term`, leaving out those `gone` marks.
+    pub(crate) fn document_frequency_but(&self, term: &str, gone: &[bool]) -> u32 {
+        let Some(id) = self.term_ids.get(term) else {
+            return 0;
+        };
+        let rows = &self.postings[*id as usize].0;
+        if gone.is_empty() {
+            return rows.len() as u32;
+        }
+        rows.iter().filter(|r| !gone[**r as usize]).count() as u32
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         let postings: usize = self
             .postings
@@ -224,7 +257,7 @@ impl TextIndex {
     }
 
     /// The query's distinct terms that the index holds, with their ids.
-    fn query_terms(&self, query: &str) -> Vec<u32> {
+    fn query_term_ids(&self, query: &str) -> Vec<u32> {
         let mut ids = Vec::new();
         for_each_term(query, |t| {
             if let Some(id) = self.term_ids.get(t)
@@ -243,7 +276,7 @@ impl TextIndex {
 
     /// How many of `query`'s distinct terms `row` holds.
     pub(crate) fn matched_terms(&self, query: &str, row: u32) -> u32 {
-        self.query_terms(query)
+        self.query_term_ids(query)
             .into_iter()
             .filter(|t| self.holds(*t, row))
             .count() as u32
@@ -257,18 +290,36 @@ impl TextIndex {
         limit: usize,
         allow: impl Fn(u32) -> bool,
     ) -> Vec<TextMatch> {
-        let ids = self.query_terms(query);
-        if ids.is_empty() || self.counted_rows == 0 {
+        if self.counted_rows == 0 {
             return Vec::new();
         }
-        // A term the query repeats counts as often as it appears, as in LanceDB's search.
-        let mut repeats: FxHashMap<u32, f32> = FxHashMap::default();
-        for_each_term(query, |t| {
-            if let Some(id) = self.term_ids.get(t) {
-                *repeats.entry(*id).or_default() += 1.0;
-            }
-        });
         let n = self.counted_rows as f32;
+        let asked = query_terms(query);
+        let weighted: Vec<(&str, f32)> = asked
+            .iter()
+            .filter_map(|(term, repeats)| {
+                let df = self.document_frequency_but(term, &[]);
+                (df > 0).then(|| (term.as_str(), idf(n, df as f32) * repeats))
+            })
+            .collect();
+        self.score(&weighted, limit, allow)
+    }
+
+    /// The `limit` best rows that `allow` lets through, scored by `terms`: each a term and
+    /// what its document weights are multiplied by (its idf, times its repeats in the query).
+    pub(crate) fn score(
+        &self,
+        terms: &[(&str, f32)],
+        limit: usize,
+        allow: impl Fn(u32) -> bool,
+    ) -> Vec<TextMatch> {
+        let ids: Vec<(u32, f32)> = terms
+            .iter()
+            .filter_map(|(term, idf)| Some((*self.term_ids.get(*term)?, *idf)))
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
         // Dense accumulators: a common term's postings run to a good share of the rows, and
         // an array indexed by row beats a map there. Kept per thread between searches, and
         // cleared where this search wrote.
@@ -278,10 +329,8 @@ impl TextIndex {
                 matched.resize(self.lengths.len(), 0);
             }
             let mut touched: Vec<u32> = Vec::new();
-            for &id in &ids {
+            for &(id, idf) in &ids {
                 let rows = &self.postings[id as usize].0;
-                let df = rows.len() as f32;
-                let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln() * repeats[&id];
                 for (&row, &weight) in rows.iter().zip(&self.weights[id as usize]) {
                     let r = row as usize;
                     if matched[r] == 0 {
@@ -299,6 +348,22 @@ impl TextIndex {
             found
         })
     }
+}
+
+/// BM25's idf of a term `df` of `n` rows hold.
+pub(crate) fn idf(n: f32, df: f32) -> f32 {
+    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+}
+
+/// A query's distinct terms, in order, each with how often the query repeats it: a term the
+/// query repeats counts as often as it appears, as in LanceDB's search.
+pub(crate) fn query_terms(query: &str) -> Vec<(String, f32)> {
+    let mut terms: Vec<(String, f32)> = Vec::new();
+    for_each_term(query, |t| match terms.iter_mut().find(|(x, _)| x == t) {
+        Some((_, repeats)) => *repeats += 1.0,
+        None => terms.push((t.to_string(), 1.0)),
+    });
+    terms
 }
 
 thread_local! {
@@ -361,7 +426,7 @@ mod tests {
     }
 
     fn index(texts: &[&str]) -> TextIndex {
-        TextIndex::build(texts.len(), |i| texts[i])
+        TextIndex::build(texts.len(), |i| texts[i], None)
     }
 
     /// BM25 written out term by term, from the formula in the module's documentation.
@@ -443,10 +508,10 @@ mod tests {
                 )
             })
             .collect();
-        let built = TextIndex::build(texts.len(), |i| texts[i].as_str());
+        let built = TextIndex::build(texts.len(), |i| texts[i].as_str(), None);
         let mut by_row = TextIndex::default();
         texts.iter().for_each(|t| by_row.push(t));
-        by_row.weigh();
+        by_row.weigh(None);
         for query in ["word3 term4", "bread", "shared word12 term0 x"] {
             assert_eq!(
                 built.search(query, 50, |_| true),

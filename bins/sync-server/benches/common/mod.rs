@@ -29,9 +29,13 @@ impl Drop for Server {
 }
 
 /// Start `sync-server` with its state in `work`, the embedder `embedder` and `settings`
-/// (name, value) on top of the benchmark's own.
+/// (name, value) on top of the benchmark's own. `LANCESYNC_BENCH_SERVER` names another
+/// `sync-server` binary to run instead of this build's (a baseline build, for an A/B).
 pub fn start(work: &Path, embedder: &str, settings: &[(&str, &str)]) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sync-server"));
+    let binary = std::env::var_os("LANCESYNC_BENCH_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sync-server")));
+    let mut command = Command::new(binary);
     command
         .current_dir(work)
         .env_clear()

@@ -417,3 +417,137 @@ async fn a_user_larger_than_the_search_memory_is_searched_through_lancedb() {
         "nothing held past the budget"
     );
 }
+
+/// Waits until `engine` holds an in-memory index of alice's chunks at `version`.
+async fn index_at(engine: &Engine, version: u64) -> lancesync_engine::SearchMemoryIndex {
+    for _ in 0..600 {
+        engine
+            .search("alice", &SearchRequest::new("warm"))
+            .await
+            .unwrap();
+        if let Some(i) = engine
+            .search_memory()
+            .into_iter()
+            .find(|i| i.user_id == "alice" && i.version == version)
+        {
+            return i;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no in-memory index of version {version}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_table_is_searched_from_layers_over_the_index_it_had() {
+    let f = Fixture::new(|_| {});
+    lancesync_testkit::corpus::write_mixed(&f.docs, 150).unwrap();
+    f.write(
+        "notes/baking.md",
+        "# Baking\n\nSourdough needs a starter of flour and water.",
+    );
+    f.sync().await;
+    let memory = memory_engine(&f, 256 << 20);
+    let first = index_built(&memory, None).await;
+    assert_eq!(first.added_layers, 0);
+    let tables = f.engine.tables("alice").await.unwrap();
+    let full_text = |q: &str| SearchRequest {
+        mode: SearchMode::FullText,
+        ..SearchRequest::new(q)
+    };
+    let gone_title = first_title(0);
+    let mut layers_seen = Vec::new();
+    for round in 0..10 {
+        // A new document every round; the first round also edits one and deletes another.
+        f.write(
+            &format!("new/round{round}.md"),
+            format!("# Round {round}\n\nQuokka{round} visits the zymurgy lab at dawn."),
+        );
+        if round == 0 {
+            f.write(
+                "notes/baking.md",
+                "# Baking\n\nFocaccia needs olive oil and a hot oven.",
+            );
+            std::fs::remove_file(f.docs.join(lancesync_testkit::corpus::mixed_path(0))).unwrap();
+        }
+        f.sync().await;
+        let version = tables.chunks.version().await.unwrap();
+        let now = index_at(&memory, version).await;
+        assert_eq!(now.rows, tables.chunks.count_rows(None).await.unwrap());
+        layers_seen.push(now.added_layers);
+
+        // Served by the layers: every new document is found, the deleted one and the
+        // edited one's old text are not, and the hits are LanceDB's.
+        for r in 0..=round {
+            let hits = memory
+                .search("alice", &full_text(&format!("quokka{r}")))
+                .await
+                .unwrap();
+            assert_eq!(
+                hits.first().map(|h| h.title.clone()),
+                Some(format!("Round {r}")),
+                "round {round}"
+            );
+        }
+        let hits = memory
+            .search("alice", &full_text("sourdough"))
+            .await
+            .unwrap();
+        assert!(hits.iter().all(|h| h.title != "Baking"), "{hits:?}");
+        let hits = memory
+            .search("alice", &full_text("focaccia"))
+            .await
+            .unwrap();
+        assert_eq!(hits.first().map(|h| h.title.as_str()), Some("Baking"));
+        let hits = memory
+            .search("alice", &full_text(&gone_title))
+            .await
+            .unwrap();
+        assert!(hits.iter().all(|h| h.title != gone_title), "{hits:?}");
+        // The same hits as one index of this version (which LanceDB's are too, but for its
+        // own approximations: its full-text index does not cover the newest rows yet).
+        let whole = memory_engine(&f, 256 << 20);
+        assert_eq!(index_at(&whole, version).await.added_layers, 0);
+        for q in [
+            "zymurgy lab dawn",
+            "olive oven",
+            &first_title(7),
+            &first_title(42),
+        ] {
+            for mode in [SearchMode::FullText, SearchMode::Vector, SearchMode::Hybrid] {
+                let req = SearchRequest {
+                    mode,
+                    limit: 10,
+                    ..SearchRequest::new(q)
+                };
+                let from_layers = memory.search("alice", &req).await.unwrap();
+                let from_whole = whole.search("alice", &req).await.unwrap();
+                assert_eq!(
+                    pairs(&from_layers),
+                    pairs(&from_whole),
+                    "round {round}, {mode:?} {q:?}"
+                );
+                for (a, b) in from_layers.iter().zip(&from_whole) {
+                    assert!((a.score - b.score).abs() < 0.02, "{q:?}: {a:?} {b:?}");
+                }
+                let from_lance = f.engine.search("alice", &req).await.unwrap();
+                let lance_pairs = pairs(&from_lance);
+                let same = pairs(&from_layers)
+                    .iter()
+                    .filter(|p| lance_pairs.contains(p))
+                    .count();
+                assert!(
+                    same + 1 >= from_lance.len(),
+                    "round {round}, {mode:?} {q:?}: {from_layers:?} against {from_lance:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        layers_seen.iter().all(|l| (1..8).contains(l)),
+        "every round served from layers, never more than 7 over the first: {layers_seen:?}"
+    );
+    assert!(
+        layers_seen.windows(2).any(|w| w[1] < w[0]),
+        "added layers were read again as one: {layers_seen:?}"
+    );
+}
