@@ -526,10 +526,18 @@ impl Engine {
             return Ok(None);
         };
         let version = tables.chunks.version().await?;
-        Ok(match resident.lookup(tables, version) {
-            resident::Lookup::Ready(index) => Some(index),
-            resident::Lookup::NotReady => None,
-        })
+        let deadline = tokio::time::Instant::now() + resident::LAYERING_WAIT;
+        loop {
+            match resident.lookup(tables, version) {
+                resident::Lookup::Ready(index) => return Ok(Some(index)),
+                resident::Lookup::NotReady => return Ok(None),
+                resident::Lookup::Layering(ended) => {
+                    if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
     }
 
     /// Counts for a user.

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt64Array};
 use futures::TryStreamExt;
+use lancedb::Table;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancesync_memindex::{Layered, MemIndex, MemIndexBuilder, RowData};
 
@@ -36,6 +37,11 @@ use crate::{Error, Result};
 /// How long a table version must stay current before a build of its index starts, when an
 /// index of an earlier version exists.
 pub const QUIET: Duration = Duration::from_secs(2);
+
+/// How long a search waits for the layers of a newer version before it reads the tables: a
+/// layering reads only what changed (tens of milliseconds), while a search of a table that a
+/// sync is writing takes LanceDB up to seconds.
+pub(crate) const LAYERING_WAIT: Duration = Duration::from_millis(500);
 
 /// The longest wait for a quiet table (see [`Slot::quiet`]).
 const MOST_QUIET: Duration = Duration::from_secs(32);
@@ -143,6 +149,10 @@ struct Slot {
     building: bool,
     /// A later version's view is being made from `served`.
     layering: bool,
+    /// Woken when a layering ends, for searches waiting for it.
+    layered: Arc<tokio::sync::Notify>,
+    /// A view's added layers are being read again as one (see [`merge`]).
+    merging: bool,
     /// The version last asked for, and since when.
     seen: (u64, Instant),
     used: Instant,
@@ -161,13 +171,13 @@ enum Built {
     Index(Box<Served>),
     /// The table does not fit the budget.
     TooLarge,
-    /// The table changed while it was read.
-    Moved,
 }
 
 /// What a lookup finds: the index of the version asked for, or none (yet).
 pub(crate) enum Lookup {
     Ready(Arc<Layered>),
+    /// Layers of a newer version are being made: ask again when this resolves.
+    Layering(tokio::sync::futures::OwnedNotified),
     NotReady,
 }
 
@@ -196,6 +206,8 @@ impl Resident {
             served: None,
             building: false,
             layering: false,
+            layered: Arc::default(),
+            merging: false,
             seen: (version, now),
             used: now,
             too_large: None,
@@ -203,34 +215,39 @@ impl Resident {
             quiet: QUIET,
         });
         slot.used = now;
-        if let Some(served) = &slot.served
-            && served.version == version
-        {
-            return Lookup::Ready(served.view.clone());
-        }
         if slot.seen.0 != version {
             slot.seen = (version, now);
         }
-        // A later version than the view's: its new rows are layered over it at once.
-        if let Some(served) = &slot.served
-            && served.layerable
-            && served.version < version
-            && !slot.layering
-        {
-            slot.layering = true;
-            self.spawn_layering(key.clone(), tables.clone(), served.clone());
-        }
-        let layers_serve = slot.served.as_ref().is_some_and(|s| !s.worn());
         let due = !slot.attempted || slot.seen.1.elapsed() >= slot.quiet;
-        if slot.building || !due || slot.too_large == Some(version) || layers_serve {
-            return Lookup::NotReady;
+        // A whole build is due when no view serves well: none yet, or one whose layers have
+        // drifted far from their first (see [`Served::worn`]), once the table is quiet.
+        let build = due
+            && !slot.building
+            && slot.too_large != Some(version)
+            && slot.served.as_ref().is_none_or(Served::worn);
+        let found = match &slot.served {
+            Some(served) if served.version == version => Lookup::Ready(served.view.clone()),
+            // A later version than the view's: its new rows are layered over it at once, and
+            // the search waits for that rather than read the tables.
+            Some(served) if served.layerable && served.version < version => {
+                // Created under the lock, so the end of the layering cannot be missed.
+                let ended = slot.layered.clone().notified_owned();
+                if !slot.layering {
+                    slot.layering = true;
+                    self.spawn_layering(key.clone(), tables.clone(), served.clone());
+                }
+                Lookup::Layering(ended)
+            }
+            _ => Lookup::NotReady,
+        };
+        if build {
+            slot.building = true;
+            slot.attempted = true;
+            forget_idle(&mut state, now);
+            drop(state);
+            self.spawn_build(key, tables.clone(), version);
         }
-        slot.building = true;
-        slot.attempted = true;
-        forget_idle(&mut state, now);
-        drop(state);
-        self.spawn_build(key, tables.clone(), version);
-        Lookup::NotReady
+        found
     }
 
     /// Builds the whole index of `tables`' current version in the background.
@@ -266,11 +283,6 @@ impl Resident {
                         slot.too_large = Some(version);
                     }
                 }
-                Ok(Built::Moved) => {
-                    if let Some(slot) = state.slots.get_mut(&key) {
-                        slot.quiet = (slot.quiet * 2).min(MOST_QUIET);
-                    }
-                }
                 Err(e) => {
                     tracing::warn!(user = %tables.user_id, version, error = %e, "could not build the in-memory search index; searches read the tables");
                     if let Some(slot) = state.slots.get_mut(&key) {
@@ -285,36 +297,76 @@ impl Resident {
     }
 
     /// Makes the view of `tables`' current version from `served`'s in the background (see
-    /// [`layer`]). Not one of the one-at-a-time builds: it reads only what changed.
+    /// [`layer`]). Not one of the one-at-a-time builds: it reads only what changed. A view
+    /// that reaches [`MOST_LAYERS`] has its added layers read again as one, in another task,
+    /// while later versions are layered over it meanwhile.
     fn spawn_layering(&self, key: String, tables: UserTables, served: Served) {
         let (state, budget) = (self.state.clone(), self.budget);
         tokio::spawn(async move {
+            let started = Instant::now();
             let layered = layer(&tables, &served).await;
-            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(slot) = state.slots.get_mut(&key) else {
+            let took_ms = started.elapsed().as_millis() as u64;
+            let merge_from = {
+                let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(slot) = guard.slots.get_mut(&key) else {
+                    return;
+                };
+                slot.layering = false;
+                slot.layered.notify_waiters();
+                let from = match layered {
+                    Ok(Layering::Served(next)) if next.bytes() <= budget => {
+                        tracing::debug!(user = %tables.user_id, version = next.version, layers = next.row_ids.len(), rows = next.view.len(), took_ms, "search index layered in memory");
+                        let merge = next.row_ids.len() >= MOST_LAYERS && !slot.merging;
+                        let next = *next;
+                        let from = merge.then(|| next.clone());
+                        publish(slot, next);
+                        from
+                    }
+                    Ok(Layering::Served(_) | Layering::NotLayerable) => {
+                        if let Some(s) = slot.served.as_mut() {
+                            s.layerable = false;
+                        }
+                        None
+                    }
+                    Ok(Layering::Unchanged) => None,
+                    Err(e) => {
+                        tracing::warn!(user = %tables.user_id, error = %e, "could not layer the in-memory search index; it is built again once the table is quiet");
+                        if let Some(s) = slot.served.as_mut() {
+                            s.layerable = false;
+                        }
+                        None
+                    }
+                };
+                if from.is_some() {
+                    slot.merging = true;
+                }
+                from
+            };
+            let Some(from) = merge_from else {
                 return;
             };
-            slot.layering = false;
-            let newer = |s: &Served, slot: &Slot| {
-                slot.served
-                    .as_ref()
-                    .is_some_and(|now| now.version < s.version)
+            let merged = match merge(&tables, &from).await {
+                // Later versions may have been layered over the unmerged view meanwhile:
+                // the merged one is brought up to the latest too, and the fewer layers win.
+                Ok(merged) => match layer(&tables, &merged).await {
+                    Ok(Layering::Served(next)) => Ok(*next),
+                    Ok(_) => Ok(merged),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
             };
-            match layered {
-                Ok(Layering::Served(next)) if next.bytes() <= budget => {
-                    if newer(&next, slot) {
-                        tracing::debug!(user = %tables.user_id, version = next.version, layers = next.row_ids.len(), rows = next.view.len(), "search index layered in memory");
-                        slot.served = Some(*next);
-                    }
+            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(slot) = guard.slots.get_mut(&key) else {
+                return;
+            };
+            slot.merging = false;
+            match merged {
+                Ok(merged) => {
+                    tracing::debug!(user = %tables.user_id, version = merged.version, "search index layers read again as one");
+                    publish(slot, merged);
                 }
-                Ok(Layering::Served(_)) | Ok(Layering::NotLayerable) => {
-                    if let Some(s) = slot.served.as_mut() {
-                        s.layerable = false;
-                    }
-                }
-                Ok(Layering::Moved) => {}
                 Err(e) => {
-                    tracing::warn!(user = %tables.user_id, error = %e, "could not layer the in-memory search index; it is built again once the table is quiet");
+                    tracing::warn!(user = %tables.user_id, error = %e, "could not read the in-memory search index's layers again; it is built again once the table is quiet");
                     if let Some(s) = slot.served.as_mut() {
                         s.layerable = false;
                     }
@@ -342,6 +394,19 @@ impl Resident {
             .collect();
         all.sort_by(|a, b| a.user_id.cmp(&b.user_id).then(a.version.cmp(&b.version)));
         all
+    }
+}
+
+/// Makes `next` the slot's view, unless the slot serves a later version, or the same one with
+/// no more layers; a merged view of an older version than served is dropped (the next
+/// layering starts from the served one).
+fn publish(slot: &mut Slot, next: Served) {
+    let better = slot.served.as_ref().is_none_or(|now| {
+        now.version < next.version
+            || (now.version == next.version && next.row_ids.len() < now.row_ids.len())
+    });
+    if better {
+        slot.served = Some(next);
     }
 }
 
@@ -378,12 +443,12 @@ fn make_room(state: &mut State, key: &str, bytes: usize, budget: usize) {
     }
 }
 
-/// The fragments of `tables`' chunks at their current version, and that version; `None` when
-/// the table's row ids are not fragment addresses (stable row ids) or it is not a local or
-/// object-store table: its versions are then never layered.
-async fn fragments(tables: &UserTables) -> Result<(u64, Option<HashMap<u64, FragmentSeen>>)> {
-    let Some(wrapper) = tables.chunks.dataset() else {
-        return Ok((tables.chunks.version().await?, None));
+/// The version of `chunks` (a pinned handle) and its fragments; `None` when the table's row
+/// ids are not fragment addresses (stable row ids) or it is not a local or object-store
+/// table: its versions are then never layered.
+async fn fragments(chunks: &Table) -> Result<(u64, Option<HashMap<u64, FragmentSeen>>)> {
+    let Some(wrapper) = chunks.dataset() else {
+        return Ok((chunks.version().await?, None));
     };
     let dataset = wrapper.get().await?;
     let version = dataset.version().version;
@@ -407,19 +472,17 @@ async fn fragments(tables: &UserTables) -> Result<(u64, Option<HashMap<u64, Frag
     Ok((version, Some(seen)))
 }
 
-/// Reads the rows of `tables`' chunks at `version` whose row ids are `from` or above (all
-/// when `from` is 0) into an index, laid over `under` when given; `None` when the table moved
-/// on meanwhile.
+/// Reads the rows of `chunks` (a pinned handle) whose row ids are `from` or above (all when
+/// `from` is 0) into an index of vectors of `dim`, laid over `under` when given.
 async fn read_rows(
-    tables: &UserTables,
-    version: u64,
+    chunks: &Table,
+    dim: usize,
     from: u64,
     under: Option<Arc<MemIndex>>,
-) -> Result<Option<(MemIndex, Vec<u64>)>> {
+) -> Result<(MemIndex, Vec<u64>)> {
     let mut columns = search::COLUMNS.to_vec();
     columns.push("vector");
-    let mut query = tables
-        .chunks
+    let mut query = chunks
         .query()
         .select(Select::columns(&columns))
         .with_row_id();
@@ -427,19 +490,10 @@ async fn read_rows(
         query = query.only_if(format!("_rowid >= {from}"));
     }
     let mut stream = query.execute().await?;
-    let mut builder = MemIndexBuilder::new(tables.dim);
+    let mut builder = MemIndexBuilder::new(dim);
     let mut row_ids = Vec::new();
-    let mut batches = 0usize;
     while let Some(batch) = stream.try_next().await? {
         push_batch(&mut builder, &mut row_ids, &batch)?;
-        batches += 1;
-        // A table that moved on makes the rest of the read wasted work.
-        if batches.is_multiple_of(32) && tables.chunks.version().await? != version {
-            return Ok(None);
-        }
-    }
-    if tables.chunks.version().await? != version {
-        return Ok(None);
     }
     let index = tokio::task::spawn_blocking(move || match under {
         Some(under) => builder.finish_over(&under),
@@ -447,21 +501,19 @@ async fn read_rows(
     })
     .await
     .map_err(|e| Error::Internal(format!("building the search index: {e}")))?;
-    Ok(Some((index, row_ids)))
+    Ok((index, row_ids))
 }
 
-/// The index of `tables`' chunks at their current version, unless they do not fit `budget`
-/// or change while they are read (a later search builds the newer version).
+/// The index of `tables`' chunks at their current version, unless they do not fit `budget`.
 async fn build(tables: &UserTables, budget: usize) -> Result<Built> {
-    let (version, fragments) = fragments(tables).await?;
-    let rows = tables.chunks.count_rows(None).await?;
+    let chunks = tables.chunks_pinned(None).await?;
+    let (version, fragments) = fragments(&chunks).await?;
+    let rows = chunks.count_rows(None).await?;
     if rows.saturating_mul(tables.dim + ROW_ESTIMATE) > budget {
         tracing::info!(user = %tables.user_id, rows, budget, "the user's chunks do not fit SEARCH_MEMORY_MB; searches read the tables");
         return Ok(Built::TooLarge);
     }
-    let Some((index, row_ids)) = read_rows(tables, version, 0, None).await? else {
-        return Ok(Built::Moved);
-    };
+    let (index, row_ids) = read_rows(&chunks, tables.dim, 0, None).await?;
     Ok(Built::Index(Box::new(Served {
         version,
         view: Arc::new(Layered::whole(Arc::new(index))),
@@ -482,20 +534,21 @@ enum Layering {
     /// The table changed in a way layers cannot show (fragments rewritten in place or
     /// brought back, too many rows added): it is read whole once quiet.
     NotLayerable,
-    /// The table changed while it was read.
-    Moved,
+    /// The table is still at the view's version.
+    Unchanged,
 }
 
 /// The view of `tables`' current version made from `served`'s: rows of fragments that are
 /// gone or rows deleted since are marked gone, and the rows of the fragments added since
 /// (always above every fragment id the table held: lance never reuses one) are read into a
-/// new layer. Past [`MOST_LAYERS`], the added layers are read again as one.
+/// new layer.
 async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
-    let (version, Some(now)) = fragments(tables).await? else {
+    let chunks = tables.chunks_pinned(None).await?;
+    let (version, Some(now)) = fragments(&chunks).await? else {
         return Ok(Layering::NotLayerable);
     };
     if version <= served.version {
-        return Ok(Layering::Moved);
+        return Ok(Layering::Unchanged);
     }
     let next_fragment = served.fragments.keys().max().map_or(0, |m| m + 1);
     // Deletions per fragment that changed: `None` for a fragment gone whole.
@@ -507,24 +560,7 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
             }
             Some(seen) if seen.data != before.data => return Ok(Layering::NotLayerable),
             Some(seen) if seen.deletions != before.deletions => {
-                let dataset = tables
-                    .chunks
-                    .dataset()
-                    .ok_or_else(|| Error::Internal("a table without its dataset".into()))?
-                    .get()
-                    .await?;
-                let fragment = dataset
-                    .get_fragment(*id as usize)
-                    .ok_or_else(|| Error::Internal(format!("fragment {id} not found")))?;
-                let deleted = fragment
-                    .get_deletion_vector()
-                    .await
-                    .map_err(|e| Error::Internal(format!("reading deletions: {e}")))?;
-                let deleted: Deleted = match deleted {
-                    Some(d) => Arc::new(move |offset| d.contains(offset)),
-                    None => Arc::new(|_| false),
-                };
-                changed.insert(*id, Some(deleted));
+                changed.insert(*id, Some(deletions(&chunks, *id).await?));
             }
             Some(_) => {}
         }
@@ -535,19 +571,13 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
     {
         return Ok(Layering::NotLayerable);
     }
-    let added_fragments = now.keys().any(|id| *id >= next_fragment);
-    let base = served.view.layers().next().map(|(i, _)| i.clone());
-    let first_rows = served.row_ids[0].len();
     let mut layers: Vec<(Arc<MemIndex>, Vec<bool>)> = Vec::new();
     let mut row_ids = served.row_ids.clone();
     let mut first_fragments = served.first_fragments.clone();
     for ((index, gone), ids) in served.view.layers().zip(&served.row_ids) {
-        let mut gone = if gone.is_empty() && !changed.is_empty() {
-            vec![false; index.len()]
-        } else {
-            gone.to_vec()
-        };
+        let mut gone = gone.to_vec();
         if !changed.is_empty() {
+            gone.resize(index.len(), false);
             for (row, id) in ids.iter().enumerate() {
                 if let Some(deleted) = changed.get(&(id >> 32)) {
                     let offset = (id & u64::from(u32::MAX)) as u32;
@@ -559,26 +589,12 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
         }
         layers.push((index.clone(), gone));
     }
-    if added_fragments {
-        // Past the most layers, every layer above the first is read again as one.
-        let merge = layers.len() >= MOST_LAYERS;
-        let from_fragment = if merge {
-            first_fragments[1]
-        } else {
-            next_fragment
-        };
-        let Some((index, ids)) = read_rows(tables, version, from_fragment << 32, base).await?
-        else {
-            return Ok(Layering::Moved);
-        };
-        if merge {
-            layers.truncate(1);
-            row_ids.truncate(1);
-            first_fragments.truncate(1);
-        }
+    if now.keys().any(|id| *id >= next_fragment) {
+        let first = served.view.layers().next().map(|(i, _)| i.clone());
+        let (index, ids) = read_rows(&chunks, tables.dim, next_fragment << 32, first).await?;
         layers.push((Arc::new(index), Vec::new()));
         row_ids.push(ids.into());
-        first_fragments.push(from_fragment);
+        first_fragments.push(next_fragment);
     }
     let next = Served {
         version,
@@ -588,10 +604,63 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
         fragments: now,
         layerable: true,
     };
-    if next.added_rows() > first_rows.max(MOST_ADDED_ROWS) {
+    if next.added_rows() > served.row_ids[0].len().max(MOST_ADDED_ROWS) {
         return Ok(Layering::NotLayerable);
     }
     Ok(Layering::Served(Box::new(next)))
+}
+
+/// Which rows of fragment `id` of `chunks` (a pinned handle) are deleted.
+async fn deletions(chunks: &Table, id: u64) -> Result<Deleted> {
+    let dataset = chunks
+        .dataset()
+        .ok_or_else(|| Error::Internal("a table without its dataset".into()))?
+        .get()
+        .await?;
+    let fragment = dataset
+        .get_fragment(id as usize)
+        .ok_or_else(|| Error::Internal(format!("fragment {id} not found")))?;
+    let deleted = fragment
+        .get_deletion_vector()
+        .await
+        .map_err(|e| Error::Internal(format!("reading deletions: {e}")))?;
+    Ok(match deleted {
+        Some(d) => Arc::new(move |offset| d.contains(offset)),
+        None => Arc::new(|_| false),
+    })
+}
+
+/// `served` with every layer above the first read again as one, at `served`'s version: a
+/// search then scans one small index where it scanned many.
+async fn merge(tables: &UserTables, served: &Served) -> Result<Served> {
+    let Some(&from_fragment) = served.first_fragments.get(1) else {
+        return Ok(served.clone());
+    };
+    let chunks = tables.chunks_pinned(Some(served.version)).await?;
+    let (first, gone) = served
+        .view
+        .layers()
+        .next()
+        .map(|(i, g)| (i.clone(), g.to_vec()))
+        .ok_or_else(|| Error::Internal("a view without layers".into()))?;
+    let (index, ids) = read_rows(
+        &chunks,
+        tables.dim,
+        from_fragment << 32,
+        Some(first.clone()),
+    )
+    .await?;
+    Ok(Served {
+        version: served.version,
+        view: Arc::new(Layered::new(vec![
+            (first, gone),
+            (Arc::new(index), Vec::new()),
+        ])),
+        row_ids: vec![served.row_ids[0].clone(), ids.into()],
+        first_fragments: vec![0, from_fragment],
+        fragments: served.fragments.clone(),
+        layerable: served.layerable,
+    })
 }
 
 fn push_batch(

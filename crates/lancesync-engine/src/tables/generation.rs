@@ -196,6 +196,22 @@ impl UserTables {
         Ok(())
     }
 
+    /// A fresh handle on the chunks table pinned at `version`, or at its latest: reads through
+    /// it see that version however the table moves on meanwhile.
+    pub(crate) async fn chunks_pinned(&self, version: Option<u64>) -> Result<Table> {
+        let chunks = self
+            .connection
+            .open_table(self.chunks.name())
+            .execute()
+            .await?;
+        let version = match version {
+            Some(v) => v,
+            None => chunks.version().await?,
+        };
+        chunks.checkout(version).await?;
+        Ok(chunks)
+    }
+
     /// Fresh handles on these tables at the versions named `tag`, read-only.
     pub(crate) async fn at_tag(&self, tag: &str) -> Result<(Table, Table)> {
         let docs = self
