@@ -448,9 +448,10 @@ async fn main() {
     }
 
     // A sync of another source of the same user runs while the clients search.
+    let sync_started = Instant::now();
     let job = add_and_scan(&client, &server.base, "live", &live, false).await;
     let busy = load(&server.base, args.clients, args.seconds, &args.mode).await;
-    let still_running = {
+    let job_state = || async {
         let res = client
             .get(format!(
                 "{}/api/v1/jobs/{}",
@@ -462,8 +463,14 @@ async fn main() {
             .await
             .unwrap();
         let j: Value = res.json().await.unwrap();
-        j["state"] == "running" || j["state"] == "queued"
+        j["state"].as_str().unwrap_or_default().to_string()
     };
+    let still_running = matches!(job_state().await.as_str(), "running" | "queued");
+    // The sync's own time (searched for the phase, then alone), to compare builds by.
+    while matches!(job_state().await.as_str(), "running" | "queued") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sync_seconds = sync_started.elapsed().as_secs_f64();
     lines.push(describe("while a sync runs", &busy));
     lines.push(format!(
         "p50 while syncing / idle: {:.2}x; the sync was {} at the end of the phase",
@@ -473,6 +480,11 @@ async fn main() {
         } else {
             "finished"
         }
+    ));
+    lines.push(format!(
+        "the second sync ({} docs) took {sync_seconds:.1} s, searched for the first {:.0} s",
+        args.docs / 2,
+        busy.seconds
     ));
     for line in &lines {
         println!("{line}");

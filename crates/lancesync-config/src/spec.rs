@@ -730,7 +730,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         group: Group::Api,
         kind: Kind::Number,
         default: Default::Value("1024"),
-        help: "Memory sync-server may hold for searching users' chunks in memory, in MB: once a user's table has not changed for 2 seconds, an index of it is built in the background and searches answer from it (a few ms instead of LanceDB's query planning and reads), with the same hits. It takes about 730 bytes per chunk of 250 characters at 384 dimensions (measured from 15,000 to 450,000 chunks), more for longer chunks; least recently searched users are dropped first, and a user whose chunks do not fit is searched through LanceDB. 0 turns it off. sync-cli never holds one.",
+        help: "Memory sync-server may hold for searching users' chunks in memory, in MB: a user's first search starts building an index of their chunks in the background, and searches answer from it (a few ms instead of LanceDB's query planning and reads), with the same hits; while a sync writes, each new version is served by layers of its new rows over that index, read in tens of ms. It takes about 730 bytes per chunk of 250 characters at 384 dimensions (measured from 15,000 to 450,000 chunks), more for longer chunks; least recently searched users are dropped first, and a user whose chunks do not fit is searched through LanceDB. 0 turns it off. sync-cli never holds one.",
         used_by: SERVER,
     },
     SettingSpec {
