@@ -161,7 +161,7 @@ struct Slot {
     /// Whether a build was started before: the first starts without waiting.
     attempted: bool,
     /// How long a version must stay current before a build: [`QUIET`], doubled after each
-    /// build the table outran (a sync in progress) or that failed, up to [`MOST_QUIET`].
+    /// build that failed, up to [`MOST_QUIET`].
     quiet: Duration,
 }
 

@@ -249,8 +249,21 @@ fn memory_engine(f: &Fixture, bytes: usize) -> Engine {
 
 /// Waits until `engine` holds an in-memory index of alice's chunks newer than `after`.
 async fn index_built(engine: &Engine, after: Option<u64>) -> lancesync_engine::SearchMemoryIndex {
-    for _ in 0..600 {
-        // Searches are what start builds.
+    index_where(engine, |version| Some(version) > after).await
+}
+
+/// Waits until `engine` holds an in-memory index of alice's chunks at `version`.
+async fn index_at(engine: &Engine, version: u64) -> lancesync_engine::SearchMemoryIndex {
+    index_where(engine, |v| v == version).await
+}
+
+/// Waits until `engine` holds an in-memory index of alice's chunks at a version `wanted`
+/// accepts, searching meanwhile (searches are what start builds and layerings).
+async fn index_where(
+    engine: &Engine,
+    wanted: impl Fn(u64) -> bool,
+) -> lancesync_engine::SearchMemoryIndex {
+    for _ in 0..1200 {
         engine
             .search("alice", &SearchRequest::new("warm"))
             .await
@@ -258,13 +271,13 @@ async fn index_built(engine: &Engine, after: Option<u64>) -> lancesync_engine::S
         if let Some(i) = engine
             .search_memory()
             .into_iter()
-            .find(|i| i.user_id == "alice" && Some(i.version) > after)
+            .find(|i| i.user_id == "alice" && wanted(i.version))
         {
             return i;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("no in-memory index was built");
+    panic!("no in-memory index of the version wanted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,25 +429,6 @@ async fn a_user_larger_than_the_search_memory_is_searched_through_lancedb() {
         memory.search_memory().is_empty(),
         "nothing held past the budget"
     );
-}
-
-/// Waits until `engine` holds an in-memory index of alice's chunks at `version`.
-async fn index_at(engine: &Engine, version: u64) -> lancesync_engine::SearchMemoryIndex {
-    for _ in 0..600 {
-        engine
-            .search("alice", &SearchRequest::new("warm"))
-            .await
-            .unwrap();
-        if let Some(i) = engine
-            .search_memory()
-            .into_iter()
-            .find(|i| i.user_id == "alice" && i.version == version)
-        {
-            return i;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no in-memory index of version {version}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
