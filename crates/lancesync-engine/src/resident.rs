@@ -313,13 +313,16 @@ impl Resident {
                 };
                 slot.layering = false;
                 slot.layered.notify_waiters();
-                let from = match layered {
+                match layered {
                     Ok(Layering::Served(next)) if next.bytes() <= budget => {
                         tracing::debug!(user = %tables.user_id, version = next.version, layers = next.row_ids.len(), rows = next.view.len(), took_ms, "search index layered in memory");
                         let merge = next.row_ids.len() >= MOST_LAYERS && !slot.merging;
+                        if merge {
+                            slot.merging = true;
+                        }
                         let next = *next;
                         let from = merge.then(|| next.clone());
-                        publish(slot, next);
+                        publish(&mut guard, &key, next, budget);
                         from
                     }
                     Ok(Layering::Served(_) | Layering::NotLayerable) => {
@@ -336,11 +339,7 @@ impl Resident {
                         }
                         None
                     }
-                };
-                if from.is_some() {
-                    slot.merging = true;
                 }
-                from
             };
             let Some(from) = merge_from else {
                 return;
@@ -363,7 +362,7 @@ impl Resident {
             match merged {
                 Ok(merged) => {
                     tracing::debug!(user = %tables.user_id, version = merged.version, "search index layers read again as one");
-                    publish(slot, merged);
+                    publish(&mut guard, &key, merged, budget);
                 }
                 Err(e) => {
                     tracing::warn!(user = %tables.user_id, error = %e, "could not read the in-memory search index's layers again; it is built again once the table is quiet");
@@ -397,15 +396,22 @@ impl Resident {
     }
 }
 
-/// Makes `next` the slot's view, unless the slot serves a later version, or the same one with
-/// no more layers; a merged view of an older version than served is dropped (the next
-/// layering starts from the served one).
-fn publish(slot: &mut Slot, next: Served) {
-    let better = slot.served.as_ref().is_none_or(|now| {
-        now.version < next.version
-            || (now.version == next.version && next.row_ids.len() < now.row_ids.len())
+/// Makes `next` the view of the table `key` names, unless that serves a later version, or
+/// the same one with no more layers (a merged view of an older version than served is
+/// dropped: the next layering starts from the served one); the least recently searched
+/// other tables' indexes are dropped to make room for it.
+fn publish(state: &mut State, key: &str, next: Served, budget: usize) {
+    let better = state.slots.get(key).is_some_and(|slot| {
+        slot.served.as_ref().is_none_or(|now| {
+            now.version < next.version
+                || (now.version == next.version && next.row_ids.len() < now.row_ids.len())
+        })
     });
-    if better {
+    if !better {
+        return;
+    }
+    make_room(state, key, next.bytes(), budget);
+    if let Some(slot) = state.slots.get_mut(key) {
         slot.served = Some(next);
     }
 }
