@@ -158,7 +158,8 @@ struct Slot {
     used: Instant,
     /// A version found larger than the budget: not built again.
     too_large: Option<u64>,
-    /// Whether a build was started before: the first starts without waiting.
+    /// Whether a build was started before: the first starts without waiting, and so does
+    /// the first after a version layers could not show.
     attempted: bool,
     /// How long a version must stay current before a build: [`QUIET`], doubled after each
     /// build that failed, up to [`MOST_QUIET`].
@@ -329,6 +330,10 @@ impl Resident {
                         if let Some(s) = slot.served.as_mut() {
                             s.layerable = false;
                         }
+                        // A version layers cannot show (a compaction at a sync's end) is
+                        // built whole at the next search, not after the quiet wait: its
+                        // searches read LanceDB until then.
+                        slot.attempted = false;
                         None
                     }
                     Ok(Layering::Unchanged) => None,
