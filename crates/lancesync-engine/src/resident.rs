@@ -115,8 +115,9 @@ struct Served {
     view: Arc<Layered>,
     /// Per layer: each row's LanceDB row id (`fragment << 32 | offset`).
     row_ids: Vec<Arc<[u64]>>,
-    /// Per layer: the first fragment id it was read from (the rows of fragments from it on).
-    first_fragments: Vec<u64>,
+    /// The first fragment id the layers above the first were read from (every fragment from
+    /// it on), when there are any.
+    added_from: Option<u64>,
     /// The version's fragments.
     fragments: HashMap<u64, FragmentSeen>,
     /// Whether later versions may be seen as layers over this view: false once a version
@@ -529,7 +530,7 @@ async fn build(tables: &UserTables, budget: usize) -> Result<Built> {
         version,
         view: Arc::new(Layered::whole(Arc::new(index))),
         row_ids: vec![row_ids.into()],
-        first_fragments: vec![0],
+        added_from: None,
         layerable: fragments.is_some(),
         fragments: fragments.unwrap_or_default(),
     })))
@@ -543,7 +544,7 @@ enum Layering {
     /// The view of a later version.
     Served(Box<Served>),
     /// The table changed in a way layers cannot show (fragments rewritten in place or
-    /// brought back, too many rows added): it is read whole once quiet.
+    /// brought back, too many rows added): it is built whole at the next search.
     NotLayerable,
     /// The table is still at the view's version.
     Unchanged,
@@ -584,7 +585,6 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
     }
     let mut layers: Vec<(Arc<MemIndex>, Vec<bool>)> = Vec::new();
     let mut row_ids = served.row_ids.clone();
-    let mut first_fragments = served.first_fragments.clone();
     for ((index, gone), ids) in served.view.layers().zip(&served.row_ids) {
         let mut gone = gone.to_vec();
         if !changed.is_empty() {
@@ -600,18 +600,18 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
         }
         layers.push((index.clone(), gone));
     }
-    if now.keys().any(|id| *id >= next_fragment) {
+    let added = now.keys().any(|id| *id >= next_fragment);
+    if added {
         let first = served.view.layers().next().map(|(i, _)| i.clone());
         let (index, ids) = read_rows(&chunks, tables.dim, next_fragment << 32, first).await?;
         layers.push((Arc::new(index), Vec::new()));
         row_ids.push(ids.into());
-        first_fragments.push(next_fragment);
     }
     let next = Served {
         version,
         view: Arc::new(Layered::new(layers)),
         row_ids,
-        first_fragments,
+        added_from: served.added_from.or(added.then_some(next_fragment)),
         fragments: now,
         layerable: true,
     };
@@ -644,7 +644,7 @@ async fn deletions(chunks: &Table, id: u64) -> Result<Deleted> {
 /// `served` with every layer above the first read again as one, at `served`'s version: a
 /// search then scans one small index where it scanned many.
 async fn merge(tables: &UserTables, served: &Served) -> Result<Served> {
-    let Some(&from_fragment) = served.first_fragments.get(1) else {
+    let Some(from_fragment) = served.added_from else {
         return Ok(served.clone());
     };
     let chunks = tables.chunks_pinned(Some(served.version)).await?;
@@ -668,7 +668,7 @@ async fn merge(tables: &UserTables, served: &Served) -> Result<Served> {
             (Arc::new(index), Vec::new()),
         ])),
         row_ids: vec![served.row_ids[0].clone(), ids.into()],
-        first_fragments: vec![0, from_fragment],
+        added_from: Some(from_fragment),
         fragments: served.fragments.clone(),
         layerable: served.layerable,
     })
