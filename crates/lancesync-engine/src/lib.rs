@@ -468,7 +468,10 @@ impl Engine {
         let tables = self.tables(user_id).await?;
         let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
         tables.check_chunking(&self.config.chunking, true).await?;
-        let mut report = sync::Run::new(
+        // The versions the run commits are states of an unfinished write: searches meanwhile
+        // answer from the newest in-memory view made rather than wait for a newer one.
+        let searched_meanwhile = self.resident.as_ref().map(|r| r.writing(&tables));
+        let report = sync::Run::new(
             &self.config,
             self.embedder.as_ref(),
             &self.chunker,
@@ -476,7 +479,9 @@ impl Engine {
             source,
         )
         .execute(options, progress)
-        .await?;
+        .await;
+        drop(searched_meanwhile);
+        let mut report = report?;
         report.storage = self.after_write(user_id).await;
         Ok(report)
     }
@@ -529,7 +534,9 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + resident::LAYERING_WAIT;
         loop {
             match resident.lookup(tables, version) {
-                resident::Lookup::Ready(index) => return Ok(Some(index)),
+                resident::Lookup::Ready(index) | resident::Lookup::Behind(index) => {
+                    return Ok(Some(index));
+                }
                 resident::Lookup::NotReady => return Ok(None),
                 resident::Lookup::Layering(ended) => {
                     if tokio::time::timeout_at(deadline, ended).await.is_err() {

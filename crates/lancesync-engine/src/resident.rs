@@ -16,6 +16,14 @@
 //!   version that breaks either (a fragment rewritten in place, a restore bringing old ones
 //!   back) or a table with stable row ids is built whole instead. A table in the middle of a
 //!   sync, new rows every few seconds, is searched from memory this way.
+//! - **Compactions** move rows into new fragments without changing them. Their versions are
+//!   followed from the transaction lance records (see [`remap`]): the view keeps its indexes,
+//!   only its row ids move.
+//! - **A sync of this engine writing.** While one runs ([`Resident::writing`]), the versions
+//!   it commits are states of an unfinished write: a search answers from the newest view
+//!   made and does not wait for the layering of a newer one. Otherwise a search waits for
+//!   the view of the version it found, so that it never answers from a state older than a
+//!   write that ended before it began.
 //! - **Budget.** Indexes past the budget are dropped, least recently searched first; a table
 //!   larger than the whole budget is always searched through LanceDB.
 
@@ -24,8 +32,11 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt64Array};
+use arrow_array::{
+    Array, FixedSizeListArray, Float32Array, Int32Array, RecordBatch, StringArray, UInt64Array,
+};
 use futures::TryStreamExt;
+use lance_table::transaction::{Operation, RewriteGroup, Transaction};
 use lancedb::Table;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancesync_memindex::{Layered, MemIndex, MemIndexBuilder, RowData};
@@ -82,6 +93,8 @@ pub(crate) struct Resident {
 #[derive(Debug, Default)]
 struct State {
     slots: HashMap<String, Slot>,
+    /// Tables a sync of this engine is writing, and how many.
+    writing: HashMap<String, usize>,
 }
 
 /// One in-memory search index an engine holds.
@@ -97,6 +110,8 @@ pub struct SearchMemoryIndex {
     pub bytes: usize,
     /// Indexes of rows added since the first was built, laid over it (0 for a whole index).
     pub added_layers: usize,
+    /// Rows held that are no longer in the table (deleted or replaced since they were read).
+    pub gone_rows: usize,
 }
 
 /// A fragment of a table version as a view saw it: what its rows are, and which are deleted.
@@ -121,8 +136,12 @@ struct Served {
     /// The version's fragments.
     fragments: HashMap<u64, FragmentSeen>,
     /// Whether later versions may be seen as layers over this view: false once a version
-    /// changed its rows another way than adding fragments and deleting rows.
+    /// changed its rows another way than adding fragments, deleting rows and compacting.
     layerable: bool,
+    /// Whether a compaction moved the rows of its added layers: they can no longer be read
+    /// again by fragment (see [`merge`]), so the view is rebuilt whole once the table is
+    /// quiet.
+    remapped: bool,
 }
 
 impl Served {
@@ -139,7 +158,7 @@ impl Served {
         let first = self.row_ids[0].len();
         let gone = self.row_ids.iter().map(|r| r.len()).sum::<usize>() - self.view.len();
         let bound = ((first as f64 * CHANGED_SHARE) as usize).max(CHANGED_ROWS_FLOOR);
-        !self.layerable || self.added_rows() > bound || gone > bound
+        !self.layerable || self.remapped || self.added_rows() > bound || gone > bound
     }
 }
 
@@ -167,6 +186,24 @@ struct Slot {
     quiet: Duration,
 }
 
+/// A sync of an engine writing a table, while it lives (see [`Resident::writing`]).
+pub(crate) struct Writing {
+    state: Arc<Mutex<State>>,
+    key: String,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = state.writing.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                state.writing.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// What a build gives.
 enum Built {
     /// What searches of this version are answered from.
@@ -178,6 +215,9 @@ enum Built {
 /// What a lookup finds: the index of the version asked for, or none (yet).
 pub(crate) enum Lookup {
     Ready(Arc<Layered>),
+    /// The view of an earlier version, while a sync of this engine writes the table and the
+    /// layers of the newer one are being made.
+    Behind(Arc<Layered>),
     /// Layers of a newer version are being made: ask again when this resolves.
     Layering(tokio::sync::futures::OwnedNotified),
     NotReady,
@@ -197,12 +237,25 @@ impl Resident {
         format!("{}\n{}", tables.uri, tables.chunks.name())
     }
 
+    /// Marks `tables` as written by a sync of this engine until the guard is dropped: its
+    /// searches meanwhile answer from the newest view made rather than wait for a newer one.
+    pub(crate) fn writing(&self, tables: &UserTables) -> Writing {
+        let key = Self::key(tables);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        *state.writing.entry(key.clone()).or_default() += 1;
+        Writing {
+            state: self.state.clone(),
+            key,
+        }
+    }
+
     /// The index of `tables`' chunks at `version` if it is built; otherwise starts making it
     /// when due (see the module's documentation).
     pub(crate) fn lookup(&self, tables: &UserTables, version: u64) -> Lookup {
         let key = Self::key(tables);
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let writing = state.writing.contains_key(&key);
         let slot = state.slots.entry(key.clone()).or_insert_with(|| Slot {
             user_id: tables.user_id.clone(),
             served: None,
@@ -230,7 +283,8 @@ impl Resident {
         let found = match &slot.served {
             Some(served) if served.version == version => Lookup::Ready(served.view.clone()),
             // A later version than the view's: its new rows are layered over it at once, and
-            // the search waits for that rather than read the tables.
+            // the search waits for that rather than read the tables (unless a sync of this
+            // engine is still writing them).
             Some(served) if served.layerable && served.version < version => {
                 // Created under the lock, so the end of the layering cannot be missed.
                 let ended = slot.layered.clone().notified_owned();
@@ -238,7 +292,11 @@ impl Resident {
                     slot.layering = true;
                     self.spawn_layering(key.clone(), tables.clone(), served.clone());
                 }
-                Lookup::Layering(ended)
+                if writing {
+                    Lookup::Behind(served.view.clone())
+                } else {
+                    Lookup::Layering(ended)
+                }
             }
             _ => Lookup::NotReady,
         };
@@ -318,7 +376,8 @@ impl Resident {
                 match layered {
                     Ok(Layering::Served(next)) if next.bytes() <= budget => {
                         tracing::debug!(user = %tables.user_id, version = next.version, layers = next.row_ids.len(), rows = next.view.len(), took_ms, "search index layered in memory");
-                        let merge = next.row_ids.len() >= MOST_LAYERS && !slot.merging;
+                        let merge =
+                            next.row_ids.len() >= MOST_LAYERS && !slot.merging && !next.remapped;
                         if merge {
                             slot.merging = true;
                         }
@@ -394,6 +453,8 @@ impl Resident {
                     rows: served.view.len(),
                     bytes: served.bytes(),
                     added_layers: served.row_ids.len() - 1,
+                    gone_rows: served.row_ids.iter().map(|r| r.len()).sum::<usize>()
+                        - served.view.len(),
                 })
             })
             .collect();
@@ -533,6 +594,7 @@ async fn build(tables: &UserTables, budget: usize) -> Result<Built> {
         added_from: None,
         layerable: fragments.is_some(),
         fragments: fragments.unwrap_or_default(),
+        remapped: false,
     })))
 }
 
@@ -550,13 +612,57 @@ enum Layering {
     Unchanged,
 }
 
-/// The view of `tables`' current version made from `served`'s: rows of fragments that are
-/// gone or rows deleted since are marked gone, and the rows of the fragments added since
-/// (always above every fragment id the table held: lance never reuses one) are read into a
-/// new layer.
+/// The view of `tables`' current version made from `served`'s (see [`layer_onto`]). A
+/// compaction among the versions since is followed: the view is first brought to the version
+/// before it, then its row ids are moved as the compaction moved the rows ([`remap`]).
 async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
     let chunks = tables.chunks_pinned(None).await?;
     let (version, Some(now)) = fragments(&chunks).await? else {
+        return Ok(Layering::NotLayerable);
+    };
+    if version <= served.version {
+        return Ok(Layering::Unchanged);
+    }
+    let mut moved: Option<Served> = None;
+    // Only a version that removed fragments can be a compaction.
+    if served.fragments.keys().any(|id| !now.contains_key(id)) {
+        let Some(found) = rewrites(&chunks, served.version, version).await? else {
+            return Ok(Layering::NotLayerable);
+        };
+        for (at, groups) in found {
+            let base = moved.as_ref().unwrap_or(served);
+            if base.version + 1 < at {
+                let before = tables.chunks_pinned(Some(at - 1)).await?;
+                match layer_onto(tables.dim, base, &before).await? {
+                    Layering::Served(next) => moved = Some(*next),
+                    Layering::Unchanged => {}
+                    Layering::NotLayerable => return Ok(Layering::NotLayerable),
+                }
+            }
+            let base = moved.as_ref().unwrap_or(served);
+            let rewritten = tables.chunks_pinned(Some(at)).await?;
+            match remap(base, &groups, &rewritten).await? {
+                Some(next) => moved = Some(next),
+                None => return Ok(Layering::NotLayerable),
+            }
+        }
+    }
+    let base = moved.as_ref().unwrap_or(served);
+    match layer_onto(tables.dim, base, &chunks).await? {
+        Layering::Unchanged => Ok(match moved {
+            Some(next) => Layering::Served(Box::new(next)),
+            None => Layering::Unchanged,
+        }),
+        other => Ok(other),
+    }
+}
+
+/// The view of `chunks`' version (a pinned handle) made from `served`'s: rows of fragments
+/// that are gone or rows deleted since are marked gone, and the rows of the fragments added
+/// since (always above every fragment id the table held: lance never reuses one) are read
+/// into a new layer.
+async fn layer_onto(dim: usize, served: &Served, chunks: &Table) -> Result<Layering> {
+    let (version, Some(now)) = fragments(chunks).await? else {
         return Ok(Layering::NotLayerable);
     };
     if version <= served.version {
@@ -572,7 +678,7 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
             }
             Some(seen) if seen.data != before.data => return Ok(Layering::NotLayerable),
             Some(seen) if seen.deletions != before.deletions => {
-                changed.insert(*id, Some(deletions(&chunks, *id).await?));
+                changed.insert(*id, Some(deletions(chunks, *id).await?));
             }
             Some(_) => {}
         }
@@ -603,7 +709,7 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
     let added = now.keys().any(|id| *id >= next_fragment);
     if added {
         let first = served.view.layers().next().map(|(i, _)| i.clone());
-        let (index, ids) = read_rows(&chunks, tables.dim, next_fragment << 32, first).await?;
+        let (index, ids) = read_rows(chunks, dim, next_fragment << 32, first).await?;
         layers.push((Arc::new(index), Vec::new()));
         row_ids.push(ids.into());
     }
@@ -614,11 +720,183 @@ async fn layer(tables: &UserTables, served: &Served) -> Result<Layering> {
         added_from: served.added_from.or(added.then_some(next_fragment)),
         fragments: now,
         layerable: true,
+        remapped: served.remapped,
     };
     if next.added_rows() > served.row_ids[0].len().max(MOST_ADDED_ROWS) {
         return Ok(Layering::NotLayerable);
     }
     Ok(Layering::Served(Box::new(next)))
+}
+
+/// The most versions a layering reads the transactions of, looking for compactions; a view
+/// further behind is built whole instead.
+const MOST_VERSIONS_READ: u64 = 64;
+
+/// A row id no row has: a row gone before a compaction moved the others.
+const NO_ROW: u64 = u64::MAX;
+
+/// The compactions (lance's `Rewrite` transactions) among the versions of `chunks` (a pinned
+/// handle) after `after` up to `upto`, each with its version; `None` when there are too many
+/// versions to read.
+async fn rewrites(
+    chunks: &Table,
+    after: u64,
+    upto: u64,
+) -> Result<Option<Vec<(u64, Vec<RewriteGroup>)>>> {
+    if upto - after > MOST_VERSIONS_READ {
+        return Ok(None);
+    }
+    let dataset = chunks
+        .dataset()
+        .ok_or_else(|| Error::Internal("a table without its dataset".into()))?
+        .get()
+        .await?;
+    let mut found = Vec::new();
+    for version in after + 1..=upto {
+        let transaction = dataset
+            .read_transaction_by_version(version)
+            .await
+            .map_err(|e| {
+                Error::Internal(format!("reading version {version}'s transaction: {e}"))
+            })?;
+        if let Some(Transaction {
+            operation: Operation::Rewrite { groups, .. },
+            ..
+        }) = transaction
+        {
+            found.push((version, groups));
+        }
+    }
+    Ok(Some(found))
+}
+
+/// `served`, a view of the version just before a compaction, with its row ids moved as the
+/// compaction (`groups`, committed as `rewritten`'s version) moved the rows: lance writes a
+/// group's live rows, in the order of their row ids, into the group's new fragments one
+/// after another (its own index remapping, `transpose_row_addrs`, assumes the same). The
+/// indexes stay as they are. `None` when what the view holds does not add up to what the
+/// compaction wrote, or a few moved rows read back at their new ids are not the ones
+/// expected: the version is then built whole.
+async fn remap(
+    served: &Served,
+    groups: &[RewriteGroup],
+    rewritten: &Table,
+) -> Result<Option<Served>> {
+    let (version, Some(now)) = fragments(rewritten).await? else {
+        return Ok(None);
+    };
+    let mut group_of: HashMap<u64, usize> = HashMap::new();
+    for (g, group) in groups.iter().enumerate() {
+        for old in &group.old_fragments {
+            if !served.fragments.contains_key(&old.id) || now.contains_key(&old.id) {
+                return Ok(None);
+            }
+            group_of.insert(old.id, g);
+        }
+    }
+    // Per group, the view's live rows it moved: (old row id, layer, row in the layer).
+    let mut moving: Vec<Vec<(u64, usize, usize)>> = vec![Vec::new(); groups.len()];
+    let mut row_ids: Vec<Vec<u64>> = served.row_ids.iter().map(|r| r.to_vec()).collect();
+    for (layer, ((_, gone), ids)) in served.view.layers().zip(&served.row_ids).enumerate() {
+        for (row, id) in ids.iter().enumerate() {
+            let Some(&g) = group_of.get(&(id >> 32)) else {
+                continue;
+            };
+            if gone.get(row).copied().unwrap_or(false) {
+                row_ids[layer][row] = NO_ROW;
+            } else {
+                moving[g].push((*id, layer, row));
+            }
+        }
+    }
+    // A few moved rows of each group, to read back: (new row id, layer, row).
+    let mut probes: Vec<(u64, usize, usize)> = Vec::new();
+    for (group, mut rows) in groups.iter().zip(moving) {
+        rows.sort_unstable_by_key(|r| r.0);
+        let mut to = Vec::with_capacity(rows.len());
+        for new in &group.new_fragments {
+            let (Some(count), true) = (new.physical_rows, now.contains_key(&new.id)) else {
+                return Ok(None);
+            };
+            to.extend((0..count as u64).map(|offset| (new.id << 32) | offset));
+        }
+        if to.len() != rows.len() {
+            return Ok(None);
+        }
+        let last = rows.len().saturating_sub(1);
+        for (i, ((_, layer, row), id)) in rows.into_iter().zip(to).enumerate() {
+            row_ids[layer][row] = id;
+            if i == 0 || i == last / 2 || i == last {
+                probes.push((id, layer, row));
+            }
+        }
+    }
+    if !probes_match(served, rewritten, &probes).await? {
+        tracing::warn!(
+            version,
+            "a compaction's rows are not where expected; the search index is built again"
+        );
+        return Ok(None);
+    }
+    let has_added_layers = served.row_ids.len() > 1;
+    Ok(Some(Served {
+        version,
+        view: served.view.clone(),
+        row_ids: row_ids.into_iter().map(Into::into).collect(),
+        added_from: served.added_from.filter(|_| has_added_layers),
+        fragments: now,
+        layerable: true,
+        remapped: served.remapped || has_added_layers,
+    }))
+}
+
+/// Whether the rows of `rewritten` at the probes' new row ids are the view's rows they name
+/// (the same document and chunk).
+async fn probes_match(
+    served: &Served,
+    rewritten: &Table,
+    probes: &[(u64, usize, usize)],
+) -> Result<bool> {
+    if probes.is_empty() {
+        return Ok(true);
+    }
+    let batches: Vec<RecordBatch> = rewritten
+        .take_row_ids(probes.iter().map(|p| p.0).collect())
+        .select(Select::columns(&["doc_id", "chunk_index"]))
+        .with_row_id()
+        .execute()
+        .await?
+        .try_collect()
+        .await?;
+    let mut found: HashMap<u64, (String, i32)> = HashMap::new();
+    for batch in &batches {
+        let columns = (
+            batch
+                .column_by_name("_rowid")
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>()),
+            batch
+                .column_by_name("doc_id")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>()),
+            batch
+                .column_by_name("chunk_index")
+                .and_then(|c| c.as_any().downcast_ref::<Int32Array>()),
+        );
+        let (Some(ids), Some(docs), Some(chunks)) = columns else {
+            return Err(Error::Internal(
+                "reading moved rows back: unexpected columns".into(),
+            ));
+        };
+        for i in 0..batch.num_rows() {
+            found.insert(ids.value(i), (docs.value(i).to_string(), chunks.value(i)));
+        }
+    }
+    let layers: Vec<&Arc<MemIndex>> = served.view.layers().map(|(index, _)| index).collect();
+    Ok(probes.iter().all(|(id, layer, row)| {
+        let expected = layers[*layer].row(*row as u32);
+        found
+            .get(id)
+            .is_some_and(|(doc, chunk)| doc == expected.doc_id && *chunk == expected.chunk_index)
+    }))
 }
 
 /// Which rows of fragment `id` of `chunks` (a pinned handle) are deleted.
@@ -671,6 +949,7 @@ async fn merge(tables: &UserTables, served: &Served) -> Result<Served> {
         added_from: Some(from_fragment),
         fragments: served.fragments.clone(),
         layerable: served.layerable,
+        remapped: false,
     })
 }
 
