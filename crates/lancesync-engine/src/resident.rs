@@ -2,8 +2,9 @@
 //! in-memory index ([`lancesync_memindex`]), made in the background within a memory budget.
 //!
 //! A search asks for the index of the version it is about to read. It gets one only when it
-//! serves exactly that version, so a search never sees rows that are gone or misses rows that
-//! arrived: until then, searches read the tables through LanceDB as before.
+//! serves exactly that version (or, during a sync of this engine, an earlier one: below), so a
+//! search never sees rows that a finished write removed or misses rows it added: until then,
+//! searches read the tables through LanceDB as before.
 //!
 //! - **Whole builds.** The first search of a user starts one at once; later, a version that
 //!   stays current for [`QUIET`] does, when no layered view serves (see below) or the layers

@@ -364,33 +364,40 @@ async fn in_memory_search_finds_what_lancedb_finds_and_never_a_stale_row() {
 
     // A new document is found at once, and a deleted one is gone at once: a search never
     // reads an index of an older version.
+    add_one_remove_one(&f);
+    f.sync().await;
+    finds_the_added_not_the_removed(&memory).await;
+    // Then the index of the new version answers the same.
+    let rebuilt = index_built(&memory, Some(built.version)).await;
+    assert_eq!(rebuilt.rows, tables.chunks.count_rows(None).await.unwrap());
+    finds_the_added_not_the_removed(&memory).await;
+}
+
+/// Adds a document on zymurgy to `f`'s folder and removes the mixed corpus's first.
+fn add_one_remove_one(f: &Fixture) {
     f.write(
         "new/zymurgy.md",
         "# Zymurgy\n\nZymurgy is the chemistry of fermentation.",
     );
     std::fs::remove_file(f.docs.join(lancesync_testkit::corpus::mixed_path(0))).unwrap();
-    f.sync().await;
-    let fresh = |q: &str| SearchRequest {
+}
+
+/// Asserts that `engine`'s full-text searches see what [`add_one_remove_one`] did, synced.
+async fn finds_the_added_not_the_removed(engine: &Engine) {
+    let full_text = |q: &str| SearchRequest {
         mode: SearchMode::FullText,
         ..SearchRequest::new(q)
     };
-    let hits = memory.search("alice", &fresh("zymurgy")).await.unwrap();
+    let hits = engine.search("alice", &full_text("zymurgy")).await.unwrap();
     assert!(
         hits.first().is_some_and(|h| h.title == "Zymurgy"),
         "{hits:?}"
     );
     let gone_title = first_title(0);
-    let hits = memory.search("alice", &fresh(&gone_title)).await.unwrap();
-    assert!(hits.iter().all(|h| h.title != gone_title), "{hits:?}");
-    // Then the index of the new version answers the same.
-    let rebuilt = index_built(&memory, Some(built.version)).await;
-    assert_eq!(rebuilt.rows, tables.chunks.count_rows(None).await.unwrap());
-    let hits = memory.search("alice", &fresh("zymurgy")).await.unwrap();
-    assert!(
-        hits.first().is_some_and(|h| h.title == "Zymurgy"),
-        "{hits:?}"
-    );
-    let hits = memory.search("alice", &fresh(&gone_title)).await.unwrap();
+    let hits = engine
+        .search("alice", &full_text(&gone_title))
+        .await
+        .unwrap();
     assert!(hits.iter().all(|h| h.title != gone_title), "{hits:?}");
 }
 
@@ -440,31 +447,13 @@ async fn a_search_after_a_sync_of_the_same_engine_answers_from_what_it_wrote() {
     f.sync().await;
     let memory = memory_engine(&f, 256 << 20);
     let built = index_built(&memory, None).await;
-    f.write(
-        "new/zymurgy.md",
-        "# Zymurgy\n\nZymurgy is the chemistry of fermentation.",
-    );
-    std::fs::remove_file(f.docs.join(lancesync_testkit::corpus::mixed_path(0))).unwrap();
+    add_one_remove_one(&f);
     let report = memory
         .sync("alice", &f.source, SyncOptions::default(), &NoProgress)
         .await
         .unwrap();
     assert_eq!((report.created, report.deleted), (1, 1), "{report:?}");
-    let full_text = |q: &str| SearchRequest {
-        mode: SearchMode::FullText,
-        ..SearchRequest::new(q)
-    };
-    let hits = memory.search("alice", &full_text("zymurgy")).await.unwrap();
-    assert!(
-        hits.first().is_some_and(|h| h.title == "Zymurgy"),
-        "{hits:?}"
-    );
-    let gone_title = first_title(0);
-    let hits = memory
-        .search("alice", &full_text(&gone_title))
-        .await
-        .unwrap();
-    assert!(hits.iter().all(|h| h.title != gone_title), "{hits:?}");
+    finds_the_added_not_the_removed(&memory).await;
     // Answered from memory: the view is the table's version, layered over the first index.
     let version = f
         .engine
