@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 lancesync_setup
 lancesync_model_setup
-# Build exactly what `bash scripts/test.sh` builds (every target of the workspace), so both
-# commands share one build: a narrower build resolves dependency features differently and
-# would compile lancedb a second time.
-cargo build --locked -q --workspace --all-targets
+# The workspace's binaries only, not its tests: the dependencies resolve to the same features
+# as in `bash scripts/test.sh`'s build (the workspace's Cargo.toml enables what the tests add),
+# so both commands share their compiled dependencies and the tests build only their own code.
+cargo build --locked -q --workspace --bins
 cli="$CARGO_TARGET_DIR/debug/sync-cli"
 "$cli" sync examples/sample-docs
 "$cli" search "keep an index true to edited and renamed files" --limit 3
