@@ -163,6 +163,11 @@ lancesync_test_setup() {
         echo "installing openapi-spec-validator for the OpenAPI document test" >&2
         python3 -m pip install --quiet --disable-pip-version-check "openapi-spec-validator>=0.7,<0.8" >&2
     fi
+    # The dashboard's tests drive Debian's headless Chromium through its WebDriver.
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        echo "installing chromium and chromium-driver for the dashboard's browser tests" >&2
+        lancesync_apt_install chromium chromium-driver
+    fi
     # The storage tests run against a real S3-compatible server on 127.0.0.1: moto's.
     if ! command -v moto_server >/dev/null 2>&1; then
         echo "installing moto's S3 server for the storage tests" >&2

@@ -101,6 +101,22 @@ impl Auth {
         self.admin.is_some() || !self.users.is_empty()
     }
 
+    /// Who `token` belongs to, if anyone (the dashboard's sign-in takes the API's tokens).
+    pub fn principal_for_token(&self, token: &str) -> Option<Principal> {
+        let presented = blake3::hash(token.as_bytes());
+        // Compare against every token, so timing does not tell which (if any) matched.
+        let mut found = None;
+        if self.admin.is_some_and(|a| a == presented) {
+            found = Some(Principal::Admin);
+        }
+        for (user, hash) in &self.users {
+            if *hash == presented && found.is_none() {
+                found = Some(Principal::User(user.clone()));
+            }
+        }
+        found
+    }
+
     /// Who the request's `Authorization: Bearer` token belongs to.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         if !self.is_enabled() {
@@ -118,17 +134,7 @@ impl Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
-        let presented = blake3::hash(token.as_bytes());
-        // Compare against every token, so timing does not tell which (if any) matched.
-        let mut found = None;
-        if self.admin.is_some_and(|a| a == presented) {
-            found = Some(Principal::Admin);
-        }
-        for (user, hash) in &self.users {
-            if *hash == presented && found.is_none() {
-                found = Some(Principal::User(user.clone()));
-            }
-        }
-        found.ok_or_else(|| unauthorized("the token is not valid"))
+        self.principal_for_token(token)
+            .ok_or_else(|| unauthorized("the token is not valid"))
     }
 }

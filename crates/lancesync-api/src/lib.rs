@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+mod actions;
 mod auth;
 mod error;
 mod metrics;
@@ -39,6 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
+pub use actions::NewSource;
 pub use auth::{Auth, Principal};
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
@@ -59,6 +61,8 @@ pub struct Api {
         Arc<tokio::sync::Mutex<Option<(Instant, lancesync_orchestrator::ComponentHealth)>>>,
     max_body_bytes: usize,
     cors_origins: Vec<String>,
+    /// A browser asking for `/` is sent to the dashboard (set by [`Api::router_with`]).
+    pub(crate) ui_mounted: bool,
 }
 
 impl std::fmt::Debug for Api {
@@ -97,6 +101,7 @@ impl Api {
             readiness: Arc::default(),
             max_body_bytes: api.max_body_bytes.min(usize::MAX as u64) as usize,
             cors_origins: api.cors_origins,
+            ui_mounted: false,
         }
     }
 
@@ -105,8 +110,30 @@ impl Api {
         &self.orchestrator
     }
 
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &Arc<lancesync_config::Config> {
+        &self.config
+    }
+
+    /// The configured tokens.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
     /// The router: every endpoint with auth, limits, CORS, metrics and tracing.
     pub fn router(&self) -> Router {
+        self.routes_with(Router::new())
+    }
+
+    /// [`Api::router`] with `ui` (the dashboard's routes, under `/ui`) behind the same limits,
+    /// metrics and tracing; a browser that asks for `/` is sent to `/ui`.
+    pub fn router_with(&self, ui: Router) -> Router {
+        let mut api = self.clone();
+        api.ui_mounted = true;
+        api.routes_with(ui)
+    }
+
+    fn routes_with(&self, extra: Router) -> Router {
         let origins: Vec<HeaderValue> = self
             .cors_origins
             .iter()
@@ -120,6 +147,8 @@ impl Api {
                 axum::http::header::CONTENT_TYPE,
             ]);
         routes::routes()
+            .with_state(self.clone())
+            .merge(extra)
             .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
             .method_not_allowed_fallback(|| async {
                 ApiError::new(
@@ -152,7 +181,6 @@ impl Api {
                     .on_request(())
                     .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
             )
-            .with_state(self.clone())
     }
 }
 
@@ -180,15 +208,18 @@ async fn record(State(api): State<Api>, request: Request, next: Next) -> Respons
 }
 
 /// Uploaded documents live in the server's state folder, and their rows name that absolute
-/// path. Callers see `uploads/{name}` instead: where the server keeps files is none of their
+/// path. Callers (and the dashboard's pages) see `uploads/{name}` instead: where the server keeps files is none of their
 /// business (and the uri stays as stored, so ids do not change).
 async fn hide_server_paths(State(api): State<Api>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let json = response
+    // JSON answers and the dashboard's pages.
+    let text = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-    if !json {
+        .is_some_and(|t| {
+            t.as_bytes().starts_with(b"application/json") || t.as_bytes().starts_with(b"text/html")
+        });
+    if !text {
         return response;
     }
     let root = &*api.users_root;

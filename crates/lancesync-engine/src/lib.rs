@@ -602,11 +602,31 @@ impl Engine {
     /// Clear failure records: failed documents' rows (and any chunks they kept) are removed,
     /// so the next run treats them as new. Returns how many.
     pub async fn clear_failures(&self, user_id: &str) -> Result<usize> {
+        self.clear_failures_where(user_id, |_| true).await
+    }
+
+    /// Clear one document's failure record, as [`clear_failures`](Self::clear_failures)
+    /// does for all: the next run of its source reads it again. `false` when the user has
+    /// no failed document with this id.
+    pub async fn clear_failure(&self, user_id: &str, doc_id: &str) -> Result<bool> {
+        ids::validate_doc_id(doc_id)?;
+        Ok(self
+            .clear_failures_where(user_id, |id| id == doc_id)
+            .await?
+            == 1)
+    }
+
+    async fn clear_failures_where(
+        &self,
+        user_id: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<usize> {
         let failed: Vec<String> = self
             .failed(user_id)
             .await?
             .into_iter()
             .map(|d| d.doc_id)
+            .filter(|id| keep(id))
             .collect();
         if failed.is_empty() {
             return Ok(0);

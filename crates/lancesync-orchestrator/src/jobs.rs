@@ -62,6 +62,13 @@ pub struct Job {
     pub error: Option<String>,
 }
 
+/// `job-N`'s N, to order jobs as they were made.
+fn job_number(id: &str) -> u64 {
+    id.strip_prefix("job-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
 /// Every job of this process.
 #[derive(Debug, Default)]
 pub(crate) struct Jobs {
@@ -112,6 +119,19 @@ impl Jobs {
     pub(crate) fn subscribe(&self, id: &str) -> Option<watch::Receiver<Job>> {
         let table = self.table.lock().expect("jobs lock");
         table.jobs.get(id).map(watch::Sender::subscribe)
+    }
+
+    /// The jobs not finished yet, oldest first.
+    pub(crate) fn unfinished(&self) -> Vec<Job> {
+        let table = self.table.lock().expect("jobs lock");
+        let mut jobs: Vec<Job> = table
+            .jobs
+            .values()
+            .map(|tx| tx.borrow().clone())
+            .filter(|job| !job.state.is_finished())
+            .collect();
+        jobs.sort_by_key(|job| job_number(&job.id));
+        jobs
     }
 
     /// Jobs not finished yet.

@@ -90,6 +90,14 @@ impl Orchestrator {
             .ok_or_else(|| Error::NoSuchJob(id.into()))
     }
 
+    /// The jobs not finished yet (scans, re-indexes, backups, restores), of one user or of
+    /// all, oldest first.
+    pub fn unfinished_jobs(&self, user_id: Option<&str>) -> Vec<Job> {
+        let mut jobs = self.inner.jobs.unfinished();
+        jobs.retain(|job| user_id.is_none_or(|u| job.user_id == u));
+        jobs
+    }
+
     /// Wait up to `timeout` for a job to finish; returns its state either way.
     pub async fn wait_job(&self, id: &str, timeout: Duration) -> Result<Job> {
         let mut rx = self

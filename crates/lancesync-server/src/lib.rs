@@ -131,7 +131,8 @@ pub async fn run(
             let _ = signalled.set(Instant::now());
         }
     };
-    lancesync_api::serve_with(listener, api.router(), signal, serve_options)
+    let router = api.router_with(lancesync_dashboard::Dashboard::new(api.clone()).router());
+    lancesync_api::serve_with(listener, router, signal, serve_options)
         .await
         .map_err(Error::Serve)?;
     tracing::info!("stopped accepting requests; finishing runs");

@@ -9,6 +9,7 @@
 //! assert!(docx.starts_with(b"PK"));
 //! ```
 
+pub mod browser;
 pub mod cli;
 pub mod conformance;
 pub mod corpus;

@@ -15,7 +15,15 @@ use crate::error::ErrorBody;
 use crate::schemas::*;
 
 #[utoipa::path(get, path = "/", security(()), responses((status = 200, description = "Name, version, status", body = RootAnswer)))]
-pub(super) async fn root(State(api): State<Api>) -> ApiResult {
+pub(super) async fn root(State(api): State<Api>, headers: axum::http::HeaderMap) -> ApiResult {
+    // A person's browser asks for HTML first: the dashboard is what they want.
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.starts_with("text/html"));
+    if api.ui_mounted && browser {
+        return Ok(axum::response::Redirect::to("/ui").into_response());
+    }
     ok(json!({
         "name": "lancesync",
         "version": env!("CARGO_PKG_VERSION"),

@@ -5,7 +5,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use lancesync_sources::{SourceSpec, SourceType};
+use lancesync_sources::SourceType;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -109,19 +109,17 @@ pub(super) async fn add_source(State(api): State<Api>, request: UserBody<AddSour
             ));
         }
     };
-    let mut spec = SourceSpec::from_table(body.source_id, &body.source_type, config)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    spec.enabled = body
-        .enabled
-        .unwrap_or(api.orchestrator.settings().sync.enabled_by_default);
-    spec.poll_interval = body.poll_interval;
-    // Folder sources read the server's disk, and endpoint overrides, env: references and S3
-    // without its own keys act as the server: only the admin may configure those.
-    if caller.require_admin().is_err() {
-        spec.check_untrusted()
-            .map_err(|e| ApiError::forbidden(e.to_string()))?;
-    }
-    let info = api.orchestrator.add_source(&user, spec)?;
+    let info = api.add_source(
+        &caller,
+        &user,
+        crate::NewSource {
+            source_id: body.source_id,
+            source_type: body.source_type,
+            config,
+            enabled: body.enabled,
+            poll_interval: body.poll_interval,
+        },
+    )?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 

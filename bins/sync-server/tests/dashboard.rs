@@ -1,0 +1,429 @@
+//! The dashboard of the real `sync-server` binary, used in a real browser (Debian's headless
+//! Chromium over WebDriver): sign in, add a folder source, sync it and follow the job to its
+//! report, search and see the words marked, read a failure's reason and retry it, upload a
+//! file, pause and resume the pipeline, remove a source, a phone's width, sign out; a user
+//! token that cannot see another user's sources; and the checks that keep other sites out.
+//! Screenshots of every page are saved under the target folder's `tmp/dashboard-screenshots`.
+//! Run: cargo test --workspace --test dashboard
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use lancesync_testkit::browser::Browser;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-token-for-the-dashboard-test";
+const ALICE: &str = "alice-token-for-the-dashboard-test";
+const BOB: &str = "bob-token-for-the-dashboard-test";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(work: &Path, tokens: bool) -> Server {
+    let mut cmd = lancesync_testkit::cli::isolated(env!("CARGO_BIN_EXE_sync-server"), work);
+    cmd.env("API_PORT", "0")
+        .env("DEFAULT_POLL_INTERVAL", "3600")
+        .env("CHUNK_CHARACTERS", "300")
+        .env("CHUNK_OVERLAP", "50")
+        .env("EMBEDDING_PROVIDER", "builtin")
+        .env("RUST_LOG", "info");
+    if tokens {
+        cmd.env("API_ADMIN_TOKEN", ADMIN)
+            .env("API_USER_TOKENS", format!("alice={ALICE},bob={BOB}"));
+    }
+    let (child, base) = lancesync_testkit::cli::spawn_server(cmd);
+    Server { child, base }
+}
+
+fn shots() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots")
+}
+
+/// A folder of notes: two guides, a broken PDF, and enough other notes for a progress bar.
+fn notes(root: &Path) -> PathBuf {
+    let dir = root.join("notes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tomatoes.md"),
+        "# Growing tomatoes\n\nWater tomato plants deeply twice a week. Watering in the morning keeps the leaves dry and the fruit from splitting.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bread.md"),
+        "# Sourdough bread\n\nA sourdough loaf needs a natural leaven, flour, water and salt, and a long slow rise.\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("broken.pdf"), b"%PDF-1.7 this is not a PDF at all").unwrap();
+    for i in 0..40 {
+        std::fs::write(
+            dir.join(format!("note-{i:02}.md")),
+            format!("# Note {i}\n\nA short note about compost pile number {i} and its worms.\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+async fn sign_in(browser: &Browser, base: &str, token: &str) {
+    browser.goto(&format!("{base}/ui/login")).await;
+    browser.fill("#token", token).await;
+    browser.click("#sign-in").await;
+    browser
+        .wait_for_text("h1", "Overview", Duration::from_secs(15))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_runs_lancesync_from_the_dashboard() {
+    let work = tempfile::tempdir().unwrap();
+    let folder = notes(work.path());
+    let server = start(work.path(), true);
+    let base = &server.base;
+    let browser = Browser::start(&shots()).await;
+
+    // Signed out, every page leads to the sign-in; a wrong token says so.
+    browser.goto(&format!("{base}/ui/sources")).await;
+    assert!(
+        browser.url().await.ends_with("/ui/login"),
+        "{}",
+        browser.url().await
+    );
+    browser.fill("#token", "not-the-token").await;
+    browser.click("#sign-in").await;
+    let said = browser
+        .wait_for_text("#login-message", "not valid", Duration::from_secs(10))
+        .await;
+    assert!(said.contains("token"), "{said}");
+    browser.screenshot("01-sign-in-refused").await;
+
+    // Signed in: the session is an HttpOnly, SameSite=Strict cookie, and holds no token.
+    sign_in(&browser, base, ADMIN).await;
+    let cookies = browser.cookies().await;
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "lancesync_session")
+        .unwrap_or_else(|| panic!("a session cookie: {cookies:?}"));
+    assert_eq!(session["httpOnly"], true, "{session}");
+    assert_eq!(session["sameSite"], "Strict", "{session}");
+    assert!(!session["value"].as_str().unwrap().contains(ADMIN));
+    assert!(browser.text("#health").await.contains("database"));
+    assert!(!browser.text("#embedder").await.is_empty());
+    browser.screenshot("02-overview").await;
+
+    // Add a folder source: a missing setting is said beside its field.
+    browser.goto(&format!("{base}/ui/sources")).await;
+    browser.click("#add-source").await;
+    browser.fill("#field-source_id", "notes").await;
+    browser.click("#save-source").await;
+    let error = browser
+        .wait_for_text(".field-error", "watch_paths", Duration::from_secs(10))
+        .await;
+    assert!(
+        browser
+            .has("#field-cfg-watch_paths[aria-invalid=true]")
+            .await,
+        "the error is beside watch_paths: {error}"
+    );
+    browser.screenshot("03-source-form-error").await;
+    browser
+        .fill("#field-cfg-watch_paths", &folder.display().to_string())
+        .await;
+    // Not scheduled, so that the first run is the one started here.
+    browser.click("#field-enabled").await;
+    browser.click("#save-source").await;
+    browser
+        .wait_for_text("main", "Source notes added", Duration::from_secs(10))
+        .await;
+    assert!(
+        browser
+            .text("main")
+            .await
+            .contains("disabled: runs only by hand")
+    );
+
+    // Sync now: the job's page follows the run to its report.
+    browser.click("#sync-now").await;
+    assert!(browser.url().await.contains("/ui/jobs/job-"));
+    browser.screenshot("04-sync-progress").await;
+    browser
+        .wait_for_text("main", "Report", Duration::from_secs(120))
+        .await;
+    let report = browser.text("table.report").await;
+    assert!(report.contains("42"), "42 notes created: {report}");
+    assert!(browser.text("main").await.contains("broken.pdf"));
+    browser.screenshot("05-sync-report").await;
+
+    // The overview now counts them.
+    browser.goto(&format!("{base}/ui")).await;
+    assert_eq!(browser.text("#documents-count").await, "42");
+    assert_eq!(browser.text("#failures-count").await, "1");
+
+    // Search, with the query's words marked and the search's time shown.
+    browser.goto(&format!("{base}/ui/search")).await;
+    browser.fill("#query", "watering tomatoes").await;
+    browser.click("#search-button").await;
+    browser
+        .wait_for_text("#search-summary", "hit", Duration::from_secs(30))
+        .await;
+    let first = browser.text("#hits article:first-child h3").await;
+    assert_eq!(first, "Growing tomatoes");
+    let marked = browser
+        .run(
+            "return [...document.querySelectorAll('#hits article:first-child mark')].map(m => m.textContent);",
+            json!([]),
+        )
+        .await;
+    assert!(
+        marked.as_array().unwrap().iter().any(|m| m == "Watering"),
+        "{marked}"
+    );
+    assert!(browser.text("#search-latency").await.ends_with(" ms"));
+    browser.screenshot("06-search").await;
+
+    // A failure: its reason, on the list and on the document's page; retrying syncs again.
+    browser.goto(&format!("{base}/ui/failures")).await;
+    let failures = browser.text("#failures").await;
+    assert!(failures.contains("broken.pdf"), "{failures}");
+    browser.screenshot("07-failures").await;
+    browser.click("#failures td a").await;
+    let reason = browser.text("#failure-reason").await;
+    assert!(reason.len() > 10, "a reason: {reason:?}");
+    browser.goto(&format!("{base}/ui/failures")).await;
+    browser.click("#failures form button").await;
+    browser
+        .wait_for_text("main", "syncing notes now", Duration::from_secs(15))
+        .await;
+
+    // Upload a file: picked in the drop area, sent and indexed at once.
+    let upload = work.path().join("pasta.md");
+    std::fs::write(
+        &upload,
+        "# Fresh pasta\n\nKnead flour and eggs into a smooth dough, rest it, then roll it thin.\n",
+    )
+    .unwrap();
+    browser.goto(&format!("{base}/ui/documents")).await;
+    browser.pick_file("#upload-input", &upload).await;
+    browser
+        .wait_for_text("main", "pasta.md is indexed", Duration::from_secs(60))
+        .await;
+    browser.screenshot("08-documents").await;
+    assert!(browser.text("#documents").await.contains("Fresh pasta"));
+
+    // Pause and resume the pipeline.
+    browser.goto(&format!("{base}/ui")).await;
+    browser.click("#pipeline-toggle").await;
+    browser
+        .wait_for_text("#pipeline-state", "paused", Duration::from_secs(10))
+        .await;
+    browser.click("#pipeline-toggle").await;
+    browser
+        .wait_for_text("#pipeline-state", "running", Duration::from_secs(10))
+        .await;
+
+    // Runs and storage pages answer.
+    browser.goto(&format!("{base}/ui/runs")).await;
+    assert!(browser.text("main").await.contains("notes"));
+    browser.screenshot("09-runs").await;
+    browser.goto(&format!("{base}/ui/storage")).await;
+    assert!(browser.text("#storage").await.contains("local"));
+    browser.screenshot("10-storage").await;
+
+    // A phone's width: nothing wider than the screen.
+    browser.resize(390, 844).await;
+    browser.goto(&format!("{base}/ui")).await;
+    let overflow = browser
+        .run(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "overflows by {overflow} px"
+    );
+    browser.screenshot("11-overview-phone").await;
+    browser.resize(1280, 800).await;
+
+    // Remove the source, behind a confirmation that says what goes.
+    browser
+        .goto(&format!("{base}/ui/sources/local_filesystem/notes/remove"))
+        .await;
+    let warning = browser.text("#remove-warning").await;
+    assert!(warning.contains("documents"), "{warning}");
+    browser.screenshot("12-remove-confirmation").await;
+    browser.click("#confirm-remove").await;
+    browser
+        .wait_for_text("main", "Source notes removed", Duration::from_secs(30))
+        .await;
+    assert!(browser.has("#no-sources").await);
+
+    // Sign out: the session is gone.
+    browser.click("#sign-out").await;
+    browser
+        .wait_for_text("#login-message", "signed out", Duration::from_secs(10))
+        .await;
+    browser.goto(&format!("{base}/ui/documents")).await;
+    assert!(browser.url().await.ends_with("/ui/login"));
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
+    let work = tempfile::tempdir().unwrap();
+    let folder = notes(work.path());
+    let server = start(work.path(), true);
+    let base = &server.base;
+    let http = reqwest::Client::new();
+    let added = http
+        .post(format!("{base}/api/v1/sources"))
+        .bearer_auth(ADMIN)
+        .json(&json!({
+            "user_id": "bob",
+            "source_id": "bobs-notes",
+            "source_type": "local_filesystem",
+            "config": { "watch_paths": [folder] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+
+    let browser = Browser::start(&shots()).await;
+    sign_in(&browser, base, ALICE).await;
+    browser.goto(&format!("{base}/ui/sources")).await;
+    assert!(
+        browser.has("#no-sources").await,
+        "alice has no sources: {}",
+        browser.text("main").await
+    );
+    assert!(!browser.text("main").await.contains("bobs-notes"));
+    // Asking for bob's pages is refused, by name or by address.
+    browser.goto(&format!("{base}/ui/sources?user=bob")).await;
+    let refused = browser.text("main").await;
+    assert!(refused.contains("cannot act for bob"), "{refused}");
+    browser
+        .goto(&format!("{base}/ui/sources/local_filesystem/bobs-notes"))
+        .await;
+    assert!(browser.text("main").await.contains("Not found"));
+    browser.screenshot("13-other-user-refused").await;
+    // A user may not add a folder source (it reads the server's disk).
+    browser.goto(&format!("{base}/ui/sources/new")).await;
+    browser.fill("#field-source_id", "mine").await;
+    browser
+        .fill("#field-cfg-watch_paths", &folder.display().to_string())
+        .await;
+    browser.click("#save-source").await;
+    let error = browser.text("#form-error").await;
+    assert!(error.contains("only the admin"), "{error}");
+
+    // Another site cannot act through alice's browser: a POST with her session cookie but
+    // another Origin is refused, and so is one without the session's CSRF token.
+    let cookie = browser
+        .cookies()
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "lancesync_session")
+        .and_then(|c| c["value"].as_str().map(String::from))
+        .expect("a session");
+    let cross_site = forged_retry(
+        &http,
+        base,
+        &cookie,
+        "https://evil.example",
+        "csrf=x&doc_id=all",
+    )
+    .await;
+    assert_eq!(cross_site.status(), 403);
+    let same_site_no_token =
+        forged_retry(&http, base, &cookie, base, "csrf=wrong&doc_id=all").await;
+    assert_eq!(same_site_no_token.status(), 403);
+    let page = same_site_no_token.text().await.unwrap();
+    assert!(page.contains("reload the page"), "said to a person: {page}");
+    browser.quit().await;
+}
+
+/// A retry of every failure sent with alice's session cookie from `origin`.
+async fn forged_retry(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    origin: &str,
+    body: &'static str,
+) -> reqwest::Response {
+    http.post(format!("{base}/ui/failures/retry"))
+        .header("cookie", format!("lancesync_session={cookie}"))
+        .header("origin", origin)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tokens_there_is_no_sign_in_and_browsers_are_sent_to_the_dashboard() {
+    let work = tempfile::tempdir().unwrap();
+    let server = start(work.path(), false);
+    let base = &server.base;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A browser asking for / goes to the dashboard; a program still gets JSON.
+    let browser_root = http
+        .get(format!("{base}/"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser_root.status(), 303);
+    assert_eq!(browser_root.headers()["location"], "/ui");
+    let program_root: Value = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(program_root["name"], "lancesync");
+    // No sign-in: the overview at once, with a session cookie for the CSRF token, and the
+    // security headers.
+    let page = http.get(format!("{base}/ui")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert!(headers["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Overview") && !html.contains("sign-out"));
+    // Assets are in the binary.
+    for asset in ["dashboard.css", "dashboard.js"] {
+        let answer = http
+            .get(format!("{base}/ui/assets/{asset}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{asset}");
+        assert!(answer.text().await.unwrap().len() > 500);
+    }
+    // A state change without the cookie (a cross-site request could not send it) is refused.
+    let forged = http
+        .post(format!("{base}/ui/pipeline/stop"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "no session, no state change");
+}

@@ -1,0 +1,575 @@
+//! Sources: the list, a form per type to add one, a source's page with its last report,
+//! "sync now", removal behind a confirmation, and every source's runs.
+
+use std::collections::BTreeMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use lancesync_api::{ApiError, NewSource};
+use lancesync_engine::{CheckOptions, SyncReport};
+use lancesync_orchestrator::SourceInfo;
+use lancesync_sources::SourceType;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{CsrfOnly, PageResult, done, failed};
+use crate::Ui;
+use crate::layout::{Scope, Section, badge, percent_encode, when};
+use crate::schema_form::{self, Field, Kind};
+
+/// `{source_type}/{source_id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SourcePath {
+    source_type: String,
+    source_id: String,
+}
+
+impl SourcePath {
+    pub(crate) fn new(source_type: &str, source_id: &str) -> Self {
+        Self {
+            source_type: source_type.into(),
+            source_id: source_id.into(),
+        }
+    }
+
+    pub(crate) fn page(&self) -> String {
+        format!(
+            "/ui/sources/{}/{}",
+            percent_encode(&self.source_type),
+            percent_encode(&self.source_id)
+        )
+    }
+}
+
+fn source_href(scope: &Scope, s: &SourceInfo) -> String {
+    scope.link(&format!(
+        "/ui/sources/{}/{}",
+        percent_encode(&s.source_type),
+        percent_encode(&s.source_id)
+    ))
+}
+
+fn every(seconds: u64) -> String {
+    match seconds {
+        s if s % 3600 == 0 => format!("every {} h", s / 3600),
+        s if s % 60 == 0 => format!("every {} min", s / 60),
+        s => format!("every {s} s"),
+    }
+}
+
+/// A report in one line: what changed, how long it took.
+fn outcome(report: &SyncReport) -> String {
+    format!(
+        "{} new, {} changed, {} moved, {} touched, {} deleted, {} failed in {:.1} s",
+        report.created,
+        report.updated,
+        report.moved,
+        report.touched,
+        report.deleted,
+        report.failed,
+        report.duration_ms as f64 / 1000.0
+    )
+}
+
+fn last_run(s: &SourceInfo) -> Markup {
+    html! {
+        @if s.running { (badge("running")) }
+        @else if s.pending { (badge("queued")) }
+        @else if let Some(e) = &s.last_error { (badge("failed")) " " (e) }
+        @else if let Some(r) = &s.last_report {
+            @if r.failed > 0 { (badge("failed")) } @else { (badge("succeeded")) }
+            " " (outcome(r))
+            @if let Some(at) = &s.last_run_at { br; span.muted { (when(at)) } }
+        }
+        @else { span.muted { "not run yet" } }
+    }
+}
+
+pub(crate) async fn list(State(ui): State<Ui>, scope: Scope) -> PageResult {
+    let sources = ui.api.orchestrator().sources(Some(&scope.user));
+    let running = ui.api.orchestrator().is_running();
+    let content = html! {
+        div.actions { a.button href=(scope.link("/ui/sources/new")) #add-source { "Add a source" } }
+        @if sources.is_empty() {
+            p.muted #no-sources { "No sources yet. Add one: a folder, an S3 bucket, Dropbox, Google Drive or Notion." }
+        } @else {
+            div.table-wrap { table #sources {
+                thead { tr { th { "Source" } th { "Type" } th { "Schedule" } th { "Last run" } th { "Next run" } th { "" } } }
+                tbody {
+                    @for s in &sources {
+                        tr data-source=(s.source_id) {
+                            td { a href=(source_href(&scope, s)) { (s.source_id) } }
+                            td { (s.source_type) }
+                            td { @if s.enabled { (every(s.poll_interval_seconds)) } @else { span.muted { "disabled" } } }
+                            td { (last_run(s)) }
+                            td {
+                                @if !s.enabled { span.muted { "only by hand" } }
+                                @else if !running { span.muted { "when the pipeline resumes" } }
+                                @else if s.running { span.muted { "after this one" } }
+                                @else { "within " (every(s.poll_interval_seconds).trim_start_matches("every ")) }
+                            }
+                            td {
+                                form.inline method="post" action=(scope.link(&format!("{}/scan", source_href_path(s)))) {
+                                    (scope.csrf_field())
+                                    button.secondary type="submit" { "Sync now" }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+    };
+    Ok(scope
+        .page("Sources", Section::Sources, content)
+        .into_response())
+}
+
+fn source_href_path(s: &SourceInfo) -> String {
+    format!(
+        "/ui/sources/{}/{}",
+        percent_encode(&s.source_type),
+        percent_encode(&s.source_id)
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewQuery {
+    #[serde(rename = "type")]
+    source_type: Option<String>,
+}
+
+/// What the form holds, and what was wrong with it.
+#[derive(Debug, Default)]
+struct Filled {
+    values: BTreeMap<String, String>,
+    errors: BTreeMap<String, String>,
+    general: Option<String>,
+}
+
+fn type_label(ty: SourceType) -> &'static str {
+    match ty {
+        SourceType::LocalFilesystem => "Local folder",
+        SourceType::S3 => "S3 bucket",
+        SourceType::Dropbox => "Dropbox",
+        SourceType::GoogleDrive => "Google Drive",
+        SourceType::Notion => "Notion",
+    }
+}
+
+fn source_form(scope: &Scope, ui: &Ui, ty: SourceType, filled: &Filled) -> Markup {
+    let fields = schema_form::fields(ty);
+    let value = |k: &str| filled.values.get(k).map(String::as_str).unwrap_or("");
+    let enabled_default = ui.api.orchestrator().settings().sync.enabled_by_default;
+    let enabled = if filled.values.is_empty() {
+        enabled_default
+    } else {
+        filled.values.contains_key("enabled")
+    };
+    let error_of = |k: &str| filled.errors.get(k);
+    html! {
+        nav.tabs aria-label="Source types" {
+            @for t in SourceType::all() {
+                a href=(scope.link(&format!("/ui/sources/new?type={}", t.as_str()))) aria-current=[(t == ty).then_some("page")] { (type_label(t)) }
+            }
+        }
+        @if ty == SourceType::LocalFilesystem && !scope.viewer.is_admin() {
+            p.flash.error { "Folder sources read the server's disk: only the admin may add them." }
+        }
+        form.stack method="post" action=(scope.link("/ui/sources")) #source-form novalidate {
+            (scope.csrf_field())
+            input type="hidden" name="source_type" value=(ty.as_str());
+            @if let Some(general) = &filled.general {
+                p.flash.error role="alert" #form-error { (general) }
+            }
+            (text_field("source_id", "Source id", "Unique for the user: letters, digits, _, - and . (not first).", value("source_id"), error_of("source_id"), true, false))
+            @for field in &fields {
+                (setting_field(field, value(&format!("cfg.{}", field.key)), error_of(&field.key)))
+            }
+            (text_field("poll_interval", "Seconds between runs", "Empty: DEFAULT_POLL_INTERVAL.", value("poll_interval"), error_of("poll_interval"), false, false))
+            label.check { input #field-enabled type="checkbox" name="enabled" checked[enabled]; "Run on a schedule (the first run starts at once)" }
+            div.actions { button type="submit" #save-source { "Add source" } a.button.secondary href=(scope.link("/ui/sources")) { "Cancel" } }
+        }
+    }
+}
+
+fn text_field(
+    name: &str,
+    label: &str,
+    hint: &str,
+    value: &str,
+    error: Option<&String>,
+    required: bool,
+    secret: bool,
+) -> Markup {
+    let id = format!("field-{}", name.replace('.', "-"));
+    html! {
+        label for=(id) {
+            (label) @if required { " *" }
+            span.hint { (hint) }
+            @if secret {
+                input #(id) type="password" name=(name) autocomplete="off" aria-invalid=[error.map(|_| "true")];
+            } @else {
+                input #(id) type="text" name=(name) value=(value) aria-invalid=[error.map(|_| "true")];
+            }
+            @if let Some(e) = error { span.field-error role="alert" { (e) } }
+        }
+    }
+}
+
+fn setting_field(field: &Field, value: &str, error: Option<&String>) -> Markup {
+    let name = format!("cfg.{}", field.key);
+    let id = format!("field-cfg-{}", field.key);
+    match field.kind {
+        Kind::Boolean => html! {
+            label.check for=(id) {
+                input #(id) type="checkbox" name=(name) checked[!value.is_empty()];
+                (field.key) span.hint { " " (field.description) }
+                @if let Some(e) = error { span.field-error role="alert" { (e) } }
+            }
+        },
+        Kind::Lines | Kind::Json => html! {
+            label for=(id) {
+                (field.key) @if field.required { " *" }
+                span.hint {
+                    (field.description)
+                    @if field.kind == Kind::Lines { " One a line." } @else { " As JSON." }
+                }
+                textarea #(id) name=(name) aria-invalid=[error.map(|_| "true")] { (value) }
+                @if let Some(e) = error { span.field-error role="alert" { (e) } }
+            }
+        },
+        Kind::Text | Kind::Secret | Kind::Integer | Kind::Number => text_field(
+            &name,
+            &field.key,
+            &field.description,
+            value,
+            error,
+            field.required,
+            field.kind == Kind::Secret,
+        ),
+    }
+}
+
+pub(crate) async fn new_form(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Query(query): Query<NewQuery>,
+) -> PageResult {
+    let ty = match query.source_type.as_deref() {
+        None | Some("") => SourceType::LocalFilesystem,
+        Some(t) => SourceType::parse(t).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
+    let content = source_form(&scope, &ui, ty, &Filled::default());
+    Ok(scope
+        .page("Add a source", Section::Sources, content)
+        .into_response())
+}
+
+pub(crate) async fn add(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Form(sent): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let sent: BTreeMap<String, String> = sent.into_iter().collect();
+    scope
+        .viewer
+        .check_csrf(sent.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let ty = SourceType::parse(sent.get("source_type").map(String::as_str).unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = schema_form::fields(ty);
+    let mut filled = Filled {
+        values: sent.clone(),
+        ..Filled::default()
+    };
+    // Secrets are never sent back into the page.
+    for f in fields.iter().filter(|f| f.kind == Kind::Secret) {
+        filled.values.remove(&format!("cfg.{}", f.key));
+    }
+    let again = |filled: Filled| {
+        let content = source_form(&scope, &ui, ty, &filled);
+        Ok((
+            StatusCode::BAD_REQUEST,
+            scope.page("Add a source", Section::Sources, content),
+        )
+            .into_response())
+    };
+    let config = match schema_form::settings(&fields, &sent) {
+        Ok(config) => config,
+        Err((key, message)) => {
+            filled.errors.insert(key, message);
+            return again(filled);
+        }
+    };
+    let poll_interval = match sent.get("poll_interval").map(|p| p.trim()) {
+        None | Some("") => None,
+        Some(p) => match p.parse::<u64>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                filled.errors.insert(
+                    "poll_interval".into(),
+                    "a whole number of seconds, 0 or more".into(),
+                );
+                return again(filled);
+            }
+        },
+    };
+    let source_id = sent
+        .get("source_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if source_id.is_empty() {
+        filled
+            .errors
+            .insert("source_id".into(), "give the source an id".into());
+        return again(filled);
+    }
+    let added = ui.api.add_source(
+        scope.viewer.principal(),
+        &scope.user,
+        NewSource {
+            source_id: source_id.clone(),
+            source_type: ty.as_str().to_string(),
+            config,
+            enabled: Some(sent.contains_key("enabled")),
+            poll_interval,
+        },
+    );
+    match added {
+        Ok(info) => Ok(done(
+            &scope,
+            true,
+            format!(
+                "Source {} added. Sync it now, or let its schedule run it.",
+                info.source_id
+            ),
+            &source_href_path(&info),
+        )),
+        Err(e) => {
+            let message = e.message.clone();
+            if message.contains("source id") || message.contains("taken") {
+                filled.errors.insert("source_id".into(), message);
+            } else if let Some(key) = schema_form::field_named(&message, &fields) {
+                filled.errors.insert(key.to_string(), message);
+            } else {
+                filled.general = Some(message);
+            }
+            again(filled)
+        }
+    }
+}
+
+pub(crate) async fn show(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+) -> PageResult {
+    let o = ui.api.orchestrator();
+    let s = o.source(&scope.user, &path.source_type, &path.source_id)?;
+    let documents = o
+        .engine()
+        .status(&scope.user)
+        .await?
+        .by_source
+        .get(&s.source_id)
+        .copied()
+        .unwrap_or(0);
+    let settings = toml::to_string_pretty(&s.config).unwrap_or_default();
+    let content = html! {
+        div.actions {
+            form.inline method="post" action=(scope.link(&format!("{}/scan", path.page()))) {
+                (scope.csrf_field())
+                button type="submit" #sync-now { "Sync now" }
+            }
+            a.button.secondary href=(scope.link(&format!("/ui/documents?source={}", percent_encode(&s.source_id)))) { "Documents" }
+            a.button.secondary href=(scope.link(&format!("{}/remove", path.page()))) #remove-source { "Remove" }
+        }
+        dl.facts {
+            dt { "Type" } dd { (s.source_type) }
+            dt { "Documents" } dd #source-documents { (documents) }
+            dt { "Schedule" } dd { @if s.enabled { (every(s.poll_interval_seconds)) } @else { "disabled: runs only by hand" } }
+            dt { "Runs since start" } dd { (s.runs) }
+            dt { "Last run" } dd #last-run { (last_run(&s)) }
+        }
+        @if let Some(r) = &s.last_report { (report(&scope, &path, r)) }
+        h2 { "Settings" }
+        pre.chunk { (settings) }
+    };
+    Ok(scope
+        .page(
+            &format!("Source {}", s.source_id),
+            Section::Sources,
+            content,
+        )
+        .into_response())
+}
+
+/// A run's report: every count, the failures, withheld deletions and how to confirm them.
+pub(crate) fn report(scope: &Scope, path: &SourcePath, r: &SyncReport) -> Markup {
+    html! {
+        div.table-wrap { table.report {
+            thead { tr {
+                th.num { "created" } th.num { "updated" } th.num { "touched" } th.num { "moved" }
+                th.num { "deleted" } th.num { "unchanged" } th.num { "failed" } th.num.hide-narrow { "chunks written" } th.num { "seconds" }
+            } }
+            tbody { tr {
+                td.num { (r.created) } td.num { (r.updated) } td.num { (r.touched) } td.num { (r.moved) }
+                td.num { (r.deleted) } td.num { (r.unchanged) } td.num { (r.failed) } td.num.hide-narrow { (r.chunks_written) }
+                td.num { (format!("{:.1}", r.duration_ms as f64 / 1000.0)) }
+            } }
+        } }
+        @if let Some(blocked) = &r.mass_delete_blocked {
+            div.flash.error role="alert" {
+                p { "Deletions withheld: the source no longer lists " (blocked.would_delete) " of its " (blocked.documents)
+                    " documents, more than the " (format!("{:.0}", blocked.max_share * 100.0)) "% a run deletes on its own (MASS_DELETE_MAX_SHARE). "
+                    "If the documents really are gone, confirm the deletions; if the source is only unreachable or misconfigured, fix it instead." }
+                form.inline method="post" action=(scope.link(&format!("{}/confirm-deletions", path.page()))) {
+                    (scope.csrf_field())
+                    button.danger type="submit" { "Delete the " (blocked.would_delete) " documents" }
+                }
+            }
+        }
+        @if !r.failures.is_empty() {
+            h2 { "Failed in this run" }
+            div.table-wrap { table {
+                thead { tr { th { "Document" } th { "Why" } } }
+                tbody { @for f in &r.failures { tr { td { (f.uri) } td { (f.reason) } } } }
+            } }
+        }
+        @if !r.issues.is_empty() {
+            h2 { "Not looked at" }
+            ul { @for issue in &r.issues { li { (serde_json::to_string(issue).unwrap_or_default()) } } }
+        }
+    }
+}
+
+pub(crate) async fn scan(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+    Form(form): Form<CsrfOnly>,
+) -> PageResult {
+    scope.viewer.check_csrf(&form.csrf)?;
+    match ui
+        .api
+        .orchestrator()
+        .scan(&scope.user, &path.source_type, &path.source_id)
+    {
+        Ok(job) => Ok(Redirect::to(&scope.link(&format!("/ui/jobs/{}", job.id))).into_response()),
+        Err(e) => Ok(failed(&scope, e, &path.page())),
+    }
+}
+
+pub(crate) async fn confirm_deletions(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+    Form(form): Form<CsrfOnly>,
+) -> PageResult {
+    scope.viewer.check_csrf(&form.csrf)?;
+    let options = CheckOptions {
+        deep: false,
+        repair: true,
+        allow_mass_delete: true,
+    };
+    match ui
+        .api
+        .orchestrator()
+        .check(&scope.user, Some(&path.source_id), options)
+        .await
+    {
+        Ok(report) => Ok(done(
+            &scope,
+            report.consistent(),
+            if report.consistent() {
+                "The withheld deletions were applied: the index now matches the source.".to_string()
+            } else {
+                "Repaired what could be repaired; some differences remain (see the check with sync-cli check).".to_string()
+            },
+            &path.page(),
+        )),
+        Err(e) => Ok(failed(&scope, e, &path.page())),
+    }
+}
+
+pub(crate) async fn confirm_remove(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+) -> PageResult {
+    let o = ui.api.orchestrator();
+    let s = o.source(&scope.user, &path.source_type, &path.source_id)?;
+    let documents = o
+        .engine()
+        .status(&scope.user)
+        .await?
+        .by_source
+        .get(&s.source_id)
+        .copied()
+        .unwrap_or(0);
+    let content = html! {
+        div.flash.error role="alert" #remove-warning {
+            "Removing " strong { (s.source_id) } " also removes its " strong { (documents) " document" @if documents != 1 { "s" } }
+            " from the index. The documents themselves (files, objects, pages) are not touched."
+        }
+        form.inline method="post" action=(scope.link(&format!("{}/remove", path.page()))) {
+            (scope.csrf_field())
+            div.actions {
+                button.danger type="submit" #confirm-remove { "Remove the source and its " (documents) " documents" }
+                a.button.secondary href=(scope.link(&path.page())) { "Keep it" }
+            }
+        }
+    };
+    Ok(scope
+        .page(
+            &format!("Remove {}?", s.source_id),
+            Section::Sources,
+            content,
+        )
+        .into_response())
+}
+
+pub(crate) async fn remove(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+    Form(form): Form<CsrfOnly>,
+) -> PageResult {
+    scope.viewer.check_csrf(&form.csrf)?;
+    match ui
+        .api
+        .orchestrator()
+        .remove_source(&scope.user, &path.source_type, &path.source_id)
+        .await
+    {
+        Ok(documents) => Ok(done(
+            &scope,
+            true,
+            format!(
+                "Source {} removed, with its {documents} documents.",
+                path.source_id
+            ),
+            "/ui/sources",
+        )),
+        Err(e) => Ok(failed(&scope, e, &path.page())),
+    }
+}
+
+pub(crate) async fn runs(State(ui): State<Ui>, scope: Scope) -> PageResult {
+    let sources = ui.api.orchestrator().sources(Some(&scope.user));
+    let content = html! {
+        p.muted { "The last finished run of each source, with its report. Runs in progress show on the overview." }
+        @if sources.is_empty() { p.muted { "No sources yet." } }
+        @for s in &sources {
+            @let path = SourcePath { source_type: s.source_type.clone(), source_id: s.source_id.clone() };
+            section.run data-source=(s.source_id) {
+                h2 { a href=(source_href(&scope, s)) { (s.source_id) } " " span.muted { (s.source_type) } }
+                p { (last_run(s)) }
+                @if let Some(r) = &s.last_report { (report(&scope, &path, r)) }
+            }
+        }
+    };
+    Ok(scope.page("Runs", Section::Runs, content).into_response())
+}
