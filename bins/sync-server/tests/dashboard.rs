@@ -153,7 +153,9 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
 
     // Sync now: the job's page follows the run to its report.
     browser.click("#sync-now").await;
-    assert!(browser.url().await.contains("/ui/jobs/job-"));
+    browser
+        .wait_for_url("/ui/jobs/job-", Duration::from_secs(10))
+        .await;
     browser.screenshot("04-sync-progress").await;
     browser
         .wait_for_text("main", "Report", Duration::from_secs(120))
@@ -196,7 +198,9 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
     assert!(failures.contains("broken.pdf"), "{failures}");
     browser.screenshot("07-failures").await;
     browser.click("#failures td a").await;
-    let reason = browser.text("#failure-reason").await;
+    let reason = browser
+        .wait_for_text("#failure-reason", "pdf", Duration::from_secs(10))
+        .await;
     assert!(reason.len() > 10, "a reason: {reason:?}");
     browser.goto(&format!("{base}/ui/failures")).await;
     browser.click("#failures form button").await;
@@ -238,6 +242,86 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
     assert!(browser.text("#storage").await.contains("local"));
     browser.screenshot("10-storage").await;
 
+    // Change the source: leave the notes out. The next run would delete 40 of 43
+    // documents, so it withholds the deletions and the report offers to confirm them.
+    browser
+        .goto(&format!("{base}/ui/sources/local_filesystem/notes"))
+        .await;
+    browser.click("#edit-source").await;
+    assert_eq!(
+        browser
+            .run(
+                "return document.querySelector('#field-cfg-watch_paths').value;",
+                json!([])
+            )
+            .await,
+        folder.display().to_string(),
+        "the form holds the stored settings"
+    );
+    browser.fill("#field-cfg-exclude_patterns", "note-*").await;
+    browser.click("#save-source").await;
+    browser
+        .wait_for_text("main", "Source notes changed", Duration::from_secs(10))
+        .await;
+    browser.click("#sync-now").await;
+    let withheld = browser
+        .wait_for_text("main", "Deletions withheld", Duration::from_secs(120))
+        .await;
+    assert!(withheld.contains("40 of its 43"), "{withheld}");
+    browser.screenshot("09b-deletions-withheld").await;
+    browser
+        .click("form[action*=confirm-deletions] button")
+        .await;
+    browser
+        .wait_for_text(
+            "main",
+            "withheld deletions were applied",
+            Duration::from_secs(60),
+        )
+        .await;
+    // The sync that followed reports no deletions left to confirm.
+    browser
+        .wait_for_text("main", "Report", Duration::from_secs(120))
+        .await;
+    assert!(!browser.text("main").await.contains("Deletions withheld"));
+    browser
+        .goto(&format!("{base}/ui/sources/local_filesystem/notes"))
+        .await;
+    // The two guides, and the broken PDF's failure record.
+    assert_eq!(browser.text("#source-documents").await, "3");
+    // The schedule, on (its first run starts at once) and, once that run is over, off.
+    browser.click("#toggle-schedule").await;
+    browser
+        .wait_for_text(
+            "main",
+            "runs on its schedule again",
+            Duration::from_secs(10),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    while browser.text("#last-run").await.contains("running") {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        browser
+            .goto(&format!("{base}/ui/sources/local_filesystem/notes"))
+            .await;
+    }
+    browser.click("#toggle-schedule").await;
+    browser
+        .wait_for_text(
+            "main",
+            "runs only when synced by hand",
+            Duration::from_secs(10),
+        )
+        .await;
+
+    // The overview charts the runs by day.
+    browser.goto(&format!("{base}/ui")).await;
+    assert!(browser.has("#runs-by-day svg rect").await);
+    assert!(browser.has("#documents-by-day svg rect").await);
+    browser.scroll_to("#runs-by-day").await;
+    browser.screenshot("09c-overview-charts").await;
+
     // A phone's width: nothing wider than the screen.
     browser.resize(390, 844).await;
     browser.goto(&format!("{base}/ui")).await;
@@ -273,7 +357,9 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
         .wait_for_text("#login-message", "signed out", Duration::from_secs(10))
         .await;
     browser.goto(&format!("{base}/ui/documents")).await;
-    assert!(browser.url().await.ends_with("/ui/login"));
+    browser
+        .wait_for_url("/ui/login", Duration::from_secs(10))
+        .await;
     browser.quit().await;
 }
 
@@ -297,6 +383,48 @@ async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
         .await
         .unwrap();
     assert_eq!(added.status(), 201);
+    // Its first run starts at once; a source is changed between runs.
+    let started = std::time::Instant::now();
+    loop {
+        let source: Value = http
+            .get(format!(
+                "{base}/api/v1/sources/local_filesystem/bobs-notes?user_id=bob"
+            ))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if source["runs"].as_u64() >= Some(1) && source["running"] == false {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{source}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The admin changes bob's source through the JSON API; alice may not.
+    let changed: Value = http
+        .patch(format!("{base}/api/v1/sources/local_filesystem/bobs-notes"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "user_id": "bob", "enabled": false, "poll_interval": 120 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changed["enabled"], false, "{changed}");
+    assert_eq!(changed["poll_interval_seconds"], 120, "{changed}");
+    let refused = http
+        .patch(format!("{base}/api/v1/sources/local_filesystem/bobs-notes"))
+        .bearer_auth(ALICE)
+        .json(&json!({ "user_id": "bob", "enabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
 
     let browser = Browser::start(&shots()).await;
     sign_in(&browser, base, ALICE).await;
@@ -323,7 +451,9 @@ async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
         .fill("#field-cfg-watch_paths", &folder.display().to_string())
         .await;
     browser.click("#save-source").await;
-    let error = browser.text("#form-error").await;
+    let error = browser
+        .wait_for_text("#form-error", "admin", Duration::from_secs(10))
+        .await;
     assert!(error.contains("only the admin"), "{error}");
 
     // Another site cannot act through alice's browser: a POST with her session cookie but
@@ -417,6 +547,62 @@ async fn without_tokens_there_is_no_sign_in_and_browsers_are_sent_to_the_dashboa
         assert_eq!(answer.status(), 200, "{asset}");
         assert!(answer.text().await.unwrap().len() > 500);
     }
+    // A job's progress, as the job page's script reads it.
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let folder = notes(work.path());
+    let added = http
+        .post(format!("{base}/api/v1/sources"))
+        .json(&json!({
+            "source_id": "notes",
+            "source_type": "local_filesystem",
+            "enabled": false,
+            "config": { "watch_paths": [folder] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let job: Value = http
+        .post(format!(
+            "{base}/api/v1/sources/local_filesystem/notes/scan?wait=60"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().expect("a job id");
+    let progress: Value = http
+        .get(format!("{base}/ui/jobs/{id}/progress"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(progress["state"], "succeeded", "{progress}");
+    assert_eq!(progress["done"], 43, "{progress}");
+    assert_eq!(progress["total"], 43, "{progress}");
+    // The overview charts that run.
+    let overview = http
+        .get(format!("{base}/ui"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(overview.contains("id=\"runs-by-day\""), "{overview}");
+
     // A state change without the cookie (a cross-site request could not send it) is refused.
     let forged = http
         .post(format!("{base}/ui/pipeline/stop"))

@@ -1,7 +1,7 @@
 //! What the JSON API and the dashboard both do, in one place: the rules that go with an
 //! action (who may add what) are the API's, whichever front end asks.
 
-use lancesync_orchestrator::SourceInfo;
+use lancesync_orchestrator::{SourceChange, SourceInfo};
 use lancesync_sources::SourceSpec;
 
 use crate::Api;
@@ -45,5 +45,46 @@ impl Api {
                 .map_err(|e| ApiError::forbidden(e.to_string()))?;
         }
         Ok(self.orchestrator.add_source(user, spec)?)
+    }
+}
+
+/// A change to a source, as a front end collected it; `None` keeps what is there.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceEdit {
+    /// Scheduled or not.
+    pub enabled: Option<bool>,
+    /// Seconds between runs (0: DEFAULT_POLL_INTERVAL).
+    pub poll_interval: Option<u64>,
+    /// The type's settings, whole; credentials left out keep their stored values.
+    pub config: Option<toml::Table>,
+}
+
+impl Api {
+    /// Change `user`'s source on behalf of `caller`, by the rules of [`Api::add_source`]
+    /// (a user token may not set what acts as the server).
+    pub async fn update_source(
+        &self,
+        caller: &Principal,
+        user: &str,
+        source_type: &str,
+        source_id: &str,
+        edit: SourceEdit,
+    ) -> Result<SourceInfo, ApiError> {
+        let untrusted = caller.require_admin().is_err();
+        let change = SourceChange {
+            enabled: edit.enabled,
+            poll_interval: edit.poll_interval,
+            settings: edit.config,
+            check: untrusted.then(|| -> lancesync_orchestrator::SourceCheck {
+                Box::new(|spec: &lancesync_sources::SourceSpec| {
+                    spec.check_untrusted()
+                        .map_err(|e| lancesync_orchestrator::Error::Forbidden(e.to_string()))
+                })
+            }),
+        };
+        Ok(self
+            .orchestrator
+            .update_source(user, source_type, source_id, change)
+            .await?)
     }
 }

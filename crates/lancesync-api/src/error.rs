@@ -146,6 +146,7 @@ impl From<lancesync_orchestrator::Error> for ApiError {
         match e {
             E::NotFound { .. } | E::NoSuchJob(_) => Self::not_found(e.to_string()),
             E::Conflict(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            E::Forbidden(_) => Self::forbidden(e.to_string()),
             E::Invalid(_) | E::Source(_) => Self::bad_request(e.to_string()),
             E::Unsupported(_) => Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()),
             E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),

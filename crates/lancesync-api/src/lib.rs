@@ -40,7 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
-pub use actions::NewSource;
+pub use actions::{NewSource, SourceEdit};
 pub use auth::{Auth, Principal};
 pub use error::{ApiError, ErrorBody};
 pub use metrics::Metrics;
@@ -141,7 +141,7 @@ impl Api {
             .collect();
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             .allow_headers([
                 axum::http::header::AUTHORIZATION,
                 axum::http::header::CONTENT_TYPE,

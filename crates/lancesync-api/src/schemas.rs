@@ -80,6 +80,10 @@ pub(crate) struct SourceAnswer {
     last_error: Option<String>,
     /// When the last run finished.
     last_run_at: Option<String>,
+    /// The run in progress, while `running`: `{done, total}` documents (`total` null until
+    /// the source is listed).
+    #[schema(value_type = Option<Object>)]
+    progress: Option<Value>,
 }
 
 /// `GET /api/v1/sources`.

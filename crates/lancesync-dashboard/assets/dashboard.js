@@ -2,8 +2,24 @@
 // without it; this adds live progress, drag and drop, and instant user switching.
 "use strict";
 
-// A job's page: follow its progress until it ends, then show the report (a reload).
+// A job's page: follow its progress until it ends, then show the report: the page's job part
+// is fetched again and swapped in, so the messages above it stay.
 function followJob(box) {
+  const showFinished = async () => {
+    try {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = page.querySelector("#job-body");
+      const current = document.querySelector("#job-body");
+      if (fresh && current) {
+        current.replaceWith(document.importNode(fresh, true));
+        return;
+      }
+    } catch (e) {
+      // Fall through to a reload.
+    }
+    window.location.reload();
+  };
   const url = box.dataset.progressUrl;
   const bar = box.querySelector("progress");
   const label = box.querySelector("[data-progress-label]");
@@ -30,7 +46,7 @@ function followJob(box) {
     if (label) label.textContent = job.total > 0 ? `${job.done} of ${job.total} documents` : `${job.done} documents so far`;
     if (state) state.textContent = job.state;
     if (job.state === "succeeded" || job.state === "failed") {
-      window.location.reload();
+      showFinished();
     } else {
       setTimeout(tick, 400);
     }
@@ -61,6 +77,9 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-dropzone]").forEach(dropZone);
   document.querySelectorAll("select[data-autosubmit]").forEach((select) =>
     select.addEventListener("change", () => select.form.requestSubmit()));
+  // A page showing work in progress shows it again a moment later.
+  const refresh = document.querySelector("[data-refresh-seconds]");
+  if (refresh) setTimeout(() => window.location.reload(), Number(refresh.dataset.refreshSeconds) * 1000);
   // Scripts run: the buttons only a page without them needs can go.
   document.querySelectorAll("[data-noscript-only]").forEach((el) => el.remove());
 });

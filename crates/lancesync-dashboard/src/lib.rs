@@ -86,6 +86,14 @@ impl Dashboard {
                 post(sources::scan),
             )
             .route(
+                "/ui/sources/{source_type}/{source_id}/edit",
+                get(sources::edit_form).post(sources::edit),
+            )
+            .route(
+                "/ui/sources/{source_type}/{source_id}/schedule",
+                post(sources::set_schedule),
+            )
+            .route(
                 "/ui/sources/{source_type}/{source_id}/confirm-deletions",
                 post(sources::confirm_deletions),
             )

@@ -26,6 +26,7 @@ mod config;
 mod documents;
 mod error;
 mod fallback;
+mod history;
 pub mod ids;
 mod lock;
 mod reindex;
@@ -56,6 +57,7 @@ pub use documents::{
 };
 pub use error::{Error, Result};
 pub use fallback::{LegacyFallback, STATUS_LEGACY};
+pub use history::{KEEP as RUNS_KEPT, RunSummary};
 pub use reindex::{
     PreviousGeneration, ReindexOptions, ReindexReport, RollbackReport, SERVING_RECHECK, WriteGuard,
 };
@@ -638,6 +640,19 @@ impl Engine {
         Ok(failed.len())
     }
 
+    /// Forget a source's change cursor, so that its next run lists it in full (its settings
+    /// changed: a cursor of what it listed before says nothing of what it lists now).
+    pub async fn forget_cursor(&self, user_id: &str, source_id: &str) -> Result<()> {
+        ids::validate_source_id(source_id)?;
+        let Some(tables) = self.existing_tables(user_id).await? else {
+            return Ok(());
+        };
+        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
+        tables.clear_cursor(source_id).await?;
+        self.after_write(user_id).await;
+        Ok(())
+    }
+
     /// Remove every document of a source from a user's index. Returns how many.
     pub async fn remove_source_documents(&self, user_id: &str, source_id: &str) -> Result<usize> {
         ids::validate_source_id(source_id)?;
@@ -654,8 +669,18 @@ impl Engine {
         tables.clear_cursor(source_id).await?;
         let last = tables.state_dir.join(format!("{source_id}.last.json"));
         let _ = tokio::fs::remove_file(last).await;
+        history::forget(&tables.state_dir, source_id).await;
         self.after_write(user_id).await;
         Ok(ids.len())
+    }
+
+    /// The user's finished runs, every source's, oldest first (the newest [`RUNS_KEPT`] of
+    /// each source).
+    pub async fn run_history(&self, user_id: &str) -> Result<Vec<RunSummary>> {
+        let Some(tables) = self.any_tables(user_id).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(history::read(&tables.state_dir).await)
     }
 
     /// The last report of each source's runs, newest state of each.

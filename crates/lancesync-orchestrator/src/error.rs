@@ -23,6 +23,9 @@ pub enum Error {
     /// The source spec or an id is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// The caller may not do this (a user token setting what only the admin may).
+    #[error("{0}")]
+    Forbidden(String),
     /// An upload of a type lancesync does not read; nothing was stored.
     #[error("{0}")]
     Unsupported(String),

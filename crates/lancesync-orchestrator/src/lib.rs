@@ -53,7 +53,7 @@ pub use counters::Counters;
 pub use error::{Error, Result};
 pub use health::{ComponentHealth, Health, HealthStatus};
 pub use jobs::{Job, JobState};
-pub use registry::{SourceInfo, SourceKey};
+pub use registry::{RunProgress, SourceChange, SourceCheck, SourceInfo, SourceKey};
 pub use watcher::{WatchOptions, Watcher};
 
 /// The id of every user's uploads source (reserved: no configured source may take it).

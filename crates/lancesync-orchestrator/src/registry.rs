@@ -21,6 +21,34 @@ pub struct SourceKey {
     pub source_id: String,
 }
 
+/// A check a change must pass before it is made (who may set what), by the caller's rules.
+pub type SourceCheck = Box<dyn Fn(&SourceSpec) -> Result<()> + Send + Sync>;
+
+/// What to change of a source; `None` keeps it.
+#[derive(Default)]
+pub struct SourceChange {
+    /// Scheduled or not.
+    pub enabled: Option<bool>,
+    /// Seconds between runs; 0 means DEFAULT_POLL_INTERVAL.
+    pub poll_interval: Option<u64>,
+    /// The type's settings, whole: what they leave out takes the type's default, except
+    /// credentials, which keep their stored values (they are never shown back, so a caller
+    /// cannot send them again).
+    pub settings: Option<toml::Table>,
+    /// Checked on the changed source before anything is written.
+    pub check: Option<SourceCheck>,
+}
+
+impl std::fmt::Debug for SourceChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceChange")
+            .field("enabled", &self.enabled)
+            .field("poll_interval", &self.poll_interval)
+            .field("settings", &self.settings.as_ref().map(|_| "(hidden)"))
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the orchestrator knows of one source.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceInfo {
@@ -48,6 +76,19 @@ pub struct SourceInfo {
     pub last_error: Option<String>,
     /// RFC 3339 time of the last finished run.
     pub last_run_at: Option<String>,
+    /// The run in progress, when there is one: documents looked at so far, and of how many
+    /// once the source is listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
+}
+
+/// How far a run in progress is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RunProgress {
+    /// Documents looked at.
+    pub done: usize,
+    /// Documents to look at, once listed.
+    pub total: Option<usize>,
 }
 
 impl Orchestrator {
@@ -163,6 +204,10 @@ impl Orchestrator {
             last_report: state.last_report.clone(),
             last_error: state.last_error.clone(),
             last_run_at: state.last_run_at.clone(),
+            progress: state.running.then_some(RunProgress {
+                done: state.done,
+                total: state.total,
+            }),
         }
     }
 
@@ -202,6 +247,88 @@ impl Orchestrator {
         registry.add(spec.clone(), &self.inner.env)?;
         let key = self.schedule(user_id, spec, source);
         tracing::info!(user = %key.user_id, source = %key.source_id, "source added");
+        let sources = self.inner.sources.lock().expect("lock");
+        Ok(self.info(&key, &sources[&key]))
+    }
+
+    /// Change a source: its schedule, its poll interval, its settings. The change is checked
+    /// as an added source is (the settings must build), persisted, and the source rescheduled
+    /// with its run history kept. New settings make the next run list the source in full (its
+    /// change cursor is forgotten). Refused while a run of the source is in progress.
+    pub async fn update_source(
+        &self,
+        user_id: &str,
+        source_type: &str,
+        source_id: &str,
+        change: SourceChange,
+    ) -> Result<SourceInfo> {
+        if *self.inner.shutdown.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        self.source(user_id, source_type, source_id)?;
+        let registry = self.registry(user_id)?;
+        let stored = registry.get(source_id)?.ok_or_else(|| Error::NotFound {
+            user_id: user_id.into(),
+            source_type: source_type.into(),
+            source_id: source_id.into(),
+        })?;
+        let settings_changed = change.settings.is_some();
+        let mut spec = match change.settings {
+            None => stored.clone(),
+            Some(mut table) => {
+                // Credentials are what redaction hides.
+                let shown = stored.redacted_config();
+                for (key, value) in stored.config.to_table() {
+                    if !table.contains_key(&key) && shown.get(&key) != Some(&value) {
+                        table.insert(key, value);
+                    }
+                }
+                let mut spec = SourceSpec::from_table(source_id, source_type, table)
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                spec.enabled = stored.enabled;
+                spec.poll_interval = stored.poll_interval;
+                spec
+            }
+        };
+        if let Some(enabled) = change.enabled {
+            spec.enabled = enabled;
+        }
+        if let Some(seconds) = change.poll_interval {
+            spec.poll_interval = (seconds > 0).then_some(seconds);
+        }
+        if let Some(check) = change.check {
+            check(&spec)?;
+        }
+        let source = spec
+            .build(&self.inner.env)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let key = SourceKey {
+            user_id: user_id.into(),
+            source_id: source_id.into(),
+        };
+        let state = {
+            let sources = self.inner.sources.lock().expect("lock");
+            let scheduled = sources.get(&key).ok_or_else(|| Error::NotFound {
+                user_id: user_id.into(),
+                source_type: source_type.into(),
+                source_id: source_id.into(),
+            })?;
+            if scheduled.state.lock().expect("lock").running {
+                return Err(Error::Conflict(format!(
+                    "a run of {source_id} is in progress; change the source once it has finished"
+                )));
+            }
+            scheduled.state.clone()
+        };
+        registry.replace(spec.clone(), &self.inner.env)?;
+        if settings_changed && spec.config != stored.config {
+            self.inner.engine.forget_cursor(user_id, source_id).await?;
+        }
+        // The old schedule goes (its task is aborted on drop) and the new one starts.
+        let old = self.inner.sources.lock().expect("lock").remove(&key);
+        drop(old);
+        let key = self.schedule_with(user_id, spec, source, state);
+        tracing::info!(user = %key.user_id, source = %key.source_id, "source changed");
         let sources = self.inner.sources.lock().expect("lock");
         Ok(self.info(&key, &sources[&key]))
     }

@@ -18,6 +18,27 @@ pub(crate) struct RunState {
     pub(crate) last_report: Option<SyncReport>,
     pub(crate) last_error: Option<String>,
     pub(crate) last_run_at: Option<String>,
+    /// The run in progress: documents looked at, of how many (`None` until listed).
+    pub(crate) done: usize,
+    pub(crate) total: Option<usize>,
+}
+
+/// A run's progress, told to its caller and kept in the source's run state (so that runs
+/// started by a schedule show progress too).
+struct Tracked<'a> {
+    state: &'a Mutex<RunState>,
+    inner: &'a dyn lancesync_engine::Progress,
+}
+
+impl lancesync_engine::Progress for Tracked<'_> {
+    fn start(&self, total: usize) {
+        self.state.lock().expect("lock").total = Some(total);
+        self.inner.start(total);
+    }
+    fn advance(&self, uri: &str) {
+        self.state.lock().expect("lock").done += 1;
+        self.inner.advance(uri);
+    }
 }
 
 /// What a run of a source needs: its key, the source, its run state.
@@ -45,11 +66,22 @@ impl Orchestrator {
         spec: SourceSpec,
         source: Arc<dyn DocumentSource>,
     ) -> SourceKey {
+        self.schedule_with(user_id, spec, source, Arc::default())
+    }
+
+    /// [`schedule`](Self::schedule), keeping a run state (a source whose settings changed
+    /// keeps its last report and run count).
+    pub(crate) fn schedule_with(
+        &self,
+        user_id: &str,
+        spec: SourceSpec,
+        source: Arc<dyn DocumentSource>,
+        state: Arc<Mutex<RunState>>,
+    ) -> SourceKey {
         let key = SourceKey {
             user_id: user_id.into(),
             source_id: spec.id.clone(),
         };
-        let state = Arc::new(Mutex::new(RunState::default()));
         let monitored = self.inner.settings.monitoring.enabled && spec.enabled;
         let task = monitored.then(|| {
             let this = self.clone();
@@ -128,13 +160,19 @@ impl Orchestrator {
             let mut s = state.lock().expect("lock");
             s.running = true;
             s.pending = false;
+            s.done = 0;
+            s.total = None;
         }
+        let progress = Tracked {
+            state,
+            inner: progress,
+        };
         // A panic inside a run (a bug, never an input we expect) must not leave the source
         // marked running forever: it ends this run as failed, and the next run starts afresh.
         let run = self
             .inner
             .engine
-            .sync(&key.user_id, source, SyncOptions::default(), progress);
+            .sync(&key.user_id, source, SyncOptions::default(), &progress);
         let outcome = match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
             .await
         {

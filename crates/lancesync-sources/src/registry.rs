@@ -105,6 +105,19 @@ impl SourceRegistry {
         self.save(sources)
     }
 
+    /// Replace the entry with `spec`'s id, in its place in the file (one atomic write: a crash
+    /// leaves the old entry or the new one, never neither); the new spec must build.
+    pub fn replace(&self, spec: SourceSpec, env: &BTreeMap<String, String>) -> Result<()> {
+        spec.build(env)?;
+        let mut sources = self.stored()?;
+        let entry = sources
+            .iter_mut()
+            .find(|s| s.id == spec.id)
+            .ok_or_else(|| Error::InvalidConfig(format!("no source with id {:?}", spec.id)))?;
+        *entry = spec.into();
+        self.save(sources)
+    }
+
     /// Remove an entry (checking or not); returns it as it was stored.
     pub fn remove(&self, id: &str) -> Result<StoredSource> {
         let mut sources = self.stored()?;

@@ -170,6 +170,23 @@ impl Browser {
             .to_string()
     }
 
+    /// Wait until the page's address holds `needle` (a click's navigation has landed).
+    pub async fn wait_for_url(&self, needle: &str, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let url = self.url().await;
+            if url.contains(needle) {
+                return url;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "the page never went to {needle:?} within {timeout:?}: it is {url}, saying {}",
+                self.text("main").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Resize the window (a phone's width: 390×844).
     pub async fn resize(&self, width: u32, height: u32) {
         self.post("/window/rect", json!({ "width": width, "height": height }))
@@ -180,6 +197,16 @@ impl Browser {
     pub async fn run(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": args }))
             .await
+    }
+
+    /// Scroll the element matching `css` into view (for a screenshot of it).
+    pub async fn scroll_to(&self, css: &str) {
+        self.element(css).await;
+        self.run(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'start'});",
+            json!([css]),
+        )
+        .await;
     }
 
     /// Whether an element matches `css` now (no waiting).

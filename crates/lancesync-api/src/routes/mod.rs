@@ -16,6 +16,7 @@ mod storage;
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
@@ -26,7 +27,7 @@ use crate::openapi::CommonResponses;
 
 use documents::{ManualDocument, UploadForm};
 use search::SearchBody;
-use sources::AddSource;
+use sources::{AddSource, UpdateSource};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -70,9 +71,9 @@ pub(crate) enum DocStatus {
 #[openapi(
     info(title = "lancesync", description = "Keep a per-user LanceDB index true to users' documents."),
     paths(
-        health::root, health::health, health::live, health::ready, health::metrics, health::openapi, health::docs, sources::list_sources, sources::add_source, sources::get_source, sources::delete_source, sources::scan_source, jobs::get_job, status::system_status, status::sync_status, status::sync_cleanup, status::check, status::pipeline_start, status::pipeline_stop, search::search, documents::list_documents, documents::upload_document, documents::get_document, documents::delete_document, documents::manual_sync, storage::storage_status, storage::storage_backup, storage::storage_restore, reindex::reindex
+        health::root, health::health, health::live, health::ready, health::metrics, health::openapi, health::docs, sources::list_sources, sources::add_source, sources::get_source, sources::update_source, sources::delete_source, sources::scan_source, jobs::get_job, status::system_status, status::sync_status, status::sync_cleanup, status::check, status::pipeline_start, status::pipeline_stop, search::search, documents::list_documents, documents::upload_document, documents::get_document, documents::delete_document, documents::manual_sync, storage::storage_status, storage::storage_backup, storage::storage_restore, reindex::reindex
     ),
-    components(schemas(ErrorBody, AddSource, SearchBody, ManualDocument, UploadForm, lancesync_sources::SourceType, DocTypeName, SearchModeName, DocStatus)),
+    components(schemas(ErrorBody, AddSource, UpdateSource, SearchBody, ManualDocument, UploadForm, lancesync_sources::SourceType, DocTypeName, SearchModeName, DocStatus)),
     modifiers(&BearerAuth, &CommonResponses, &SourceSettings)
 )]
 pub struct ApiDoc;
@@ -121,7 +122,9 @@ pub(crate) fn routes() -> Router<Api> {
         )
         .route(
             "/api/v1/sources/{source_type}/{source_id}",
-            get(sources::get_source).delete(sources::delete_source),
+            get(sources::get_source)
+                .patch(sources::update_source)
+                .delete(sources::delete_source),
         )
         .route(
             "/api/v1/sources/{source_type}/{source_id}/scan",

@@ -230,3 +230,68 @@ pub(super) async fn scan_source(
     };
     answer_job(&api, job, query.wait).await
 }
+
+/// A change to a source; what is left out stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({ "enabled": false, "poll_interval": 3600 }))]
+pub(crate) struct UpdateSource {
+    /// User it belongs to (admin only; a user token changes its own user's).
+    #[schema(pattern = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$")]
+    user_id: Option<String>,
+    /// Scheduled or not.
+    enabled: Option<bool>,
+    /// Seconds between polls (0 means DEFAULT_POLL_INTERVAL).
+    #[schema(minimum = 0)]
+    poll_interval: Option<u64>,
+    /// The type's settings, whole (what is left out takes the type's default), checked as
+    /// when adding; inline credentials left out keep their stored values. New settings make
+    /// the next run list the source in full.
+    #[schema(schema_with = source_config_schema)]
+    config: Option<Value>,
+}
+
+impl ActsFor for UpdateSource {
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+}
+
+#[utoipa::path(patch, path = "/api/v1/sources/{source_type}/{source_id}", params(SourcePath), request_body = UpdateSource, responses(
+    (status = 200, description = "Changed and rescheduled: the source, credentials masked", body = SourceAnswer),
+    (status = 400, description = "Invalid settings (unknown key, bad setting)", body = ErrorBody),
+    (status = 403, description = "Not allowed: what acts as the server is the admin's", body = ErrorBody),
+    (status = 404, description = "No such source", body = ErrorBody),
+    (status = 409, description = "A run of the source is in progress; try again once it has finished", body = ErrorBody),
+))]
+pub(super) async fn update_source(
+    State(api): State<Api>,
+    path: Result<Path<SourcePath>, PathRejection>,
+    request: UserBody<UpdateSource>,
+) -> ApiResult {
+    let Path(p) = path?;
+    let UserBody { user, body, caller } = request;
+    let config = match body.config.as_ref().map(toml::Value::try_from) {
+        None => None,
+        Some(Ok(toml::Value::Table(t))) => Some(t),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "config must be a JSON object without nulls",
+            ));
+        }
+    };
+    let info = api
+        .update_source(
+            &caller,
+            &user,
+            &p.source_type,
+            &p.source_id,
+            crate::SourceEdit {
+                enabled: body.enabled,
+                poll_interval: body.poll_interval,
+                config,
+            },
+        )
+        .await?;
+    ok(info)
+}

@@ -38,7 +38,7 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope, Path(id): Path<Stri
         .sources(Some(&job.user_id))
         .into_iter()
         .find(|s| s.source_id == job.source_id);
-    let content = html! {
+    let content = html! { div #job-body {
         dl.facts {
             dt { "Kind" } dd { (job.kind) }
             @if !job.source_id.is_empty() { dt { "Source" } dd { (job.source_id) } }
@@ -68,7 +68,7 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope, Path(id): Path<Stri
         @if let Some(s) = &source {
             p { a href=(scope.link(&format!("/ui/sources/{}/{}", s.source_type, s.source_id))) { "Back to " (s.source_id) } }
         }
-    };
+    } };
     let title = if job.source_id.is_empty() {
         format!("Job {}", job.id)
     } else {

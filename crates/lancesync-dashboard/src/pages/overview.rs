@@ -37,6 +37,7 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
         })
         .collect();
     let running = o.is_running();
+    let by_day = runs_by_day(&o.engine().run_history(&scope.user).await?);
     let content = html! {
         div.cards {
             div.card { div.figure #documents-count { (status.documents) } div.label { "documents" } }
@@ -58,8 +59,32 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
                 }
             }
         }
+        @let runs: Vec<_> = sources.iter().filter(|s| s.running).collect();
+        @if !runs.is_empty() || !jobs.is_empty() {
+            // Shown again every two seconds while work is in progress (by the script).
+            div data-refresh-seconds="2" {}
+        }
+        @if !runs.is_empty() {
+            h2 { "Runs in progress" }
+            div.table-wrap { table #runs-in-progress {
+                thead { tr { th { "Source" } th { "Progress" } } }
+                tbody {
+                    @for s in &runs {
+                        tr {
+                            td { a href=(scope.link(&format!("/ui/sources/{}/{}", s.source_type, s.source_id))) { (s.source_id) } }
+                            td {
+                                @match s.progress.and_then(|p| p.total.filter(|t| *t > 0).map(|t| (p.done, t))) {
+                                    Some((done, total)) => { progress max=(total.max(1)) value=(done) {} " " (done) " of " (total) " documents" },
+                                    None => { progress {} " listing…" },
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
         @if !jobs.is_empty() {
-            h2 { "In progress" }
+            h2 { "Jobs in progress" }
             div.table-wrap { table {
                 thead { tr { th { "Job" } th { "Kind" } th { "Source" } th { "Progress" } } }
                 tbody {
@@ -96,6 +121,10 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
             dt { "Embedder" } dd #embedder { (o.engine().embedder().to_string()) }
             dt { "Version" } dd { (health.version) ", up " (uptime(health.uptime_seconds)) }
         }
+        h2 { "Runs by day" }
+        (column_chart("runs-by-day", &by_day.iter().map(|d| (d.day.clone(), d.runs - d.failed_runs, d.failed_runs)).collect::<Vec<_>>(), "runs", "with failures"))
+        h2 { "Documents indexed, changed or removed by day" }
+        (column_chart("documents-by-day", &by_day.iter().map(|d| (d.day.clone(), d.documents, d.failed_documents)).collect::<Vec<_>>(), "documents", "failed"))
         h2 { "Documents by source" }
         (bar_chart("documents-chart", &status.by_source.iter().map(|(k, v)| (k.clone(), *v, false)).collect::<Vec<_>>()))
         h2 { "Last run of each source" }
@@ -113,6 +142,78 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
     Ok(scope
         .page("Overview", Section::Overview, content)
         .into_response())
+}
+
+/// One day of the run history.
+struct Day {
+    day: String,
+    runs: usize,
+    failed_runs: usize,
+    documents: usize,
+    failed_documents: usize,
+}
+
+/// The runs' last [`DAYS`] days with runs, oldest first.
+fn runs_by_day(runs: &[lancesync_engine::RunSummary]) -> Vec<Day> {
+    const DAYS: usize = 14;
+    let mut days: Vec<Day> = Vec::new();
+    for r in runs {
+        let day = r
+            .finished_at
+            .get(..10)
+            .unwrap_or(&r.finished_at)
+            .to_string();
+        if days.last().is_none_or(|d| d.day != day) {
+            days.push(Day {
+                day,
+                runs: 0,
+                failed_runs: 0,
+                documents: 0,
+                failed_documents: 0,
+            });
+        }
+        let d = days.last_mut().expect("pushed");
+        d.runs += 1;
+        d.failed_runs += usize::from(r.failed > 0);
+        d.documents += r.created + r.updated + r.moved + r.deleted;
+        d.failed_documents += r.failed;
+    }
+    let from = days.len().saturating_sub(DAYS);
+    days.split_off(from)
+}
+
+/// Columns in SVG, one a `(label, good, bad)`, the bad part stacked on top in red.
+fn column_chart(id: &str, columns: &[(String, usize, usize)], good: &str, bad: &str) -> Markup {
+    if columns.is_empty() {
+        return html! { p.muted #(id) { "No runs yet." } };
+    }
+    let max = columns.iter().map(|c| c.1 + c.2).max().unwrap_or(0).max(1);
+    let width = 600.0;
+    let plot = 120.0;
+    let slot = width / columns.len() as f64;
+    let bar = (slot * 0.6).min(40.0);
+    let scale = |v: usize| v as f64 / max as f64 * plot;
+    html! {
+        div.chart #(id) {
+            svg viewBox=(format!("0 0 {width} {}", plot + 40.0)) role="img" aria-label=(format!("{good} and {bad} by day")) {
+                @for (i, (label, ok, failed)) in columns.iter().enumerate() {
+                    @let x = i as f64 * slot + (slot - bar) / 2.0;
+                    @let h_ok = scale(*ok);
+                    @let h_bad = scale(*failed);
+                    rect.bar x=(format!("{x:.1}")) y=(format!("{:.1}", 14.0 + plot - h_ok)) width=(format!("{bar:.1}")) height=(format!("{h_ok:.1}")) {
+                        title { (label) ": " (ok) " " (good) }
+                    }
+                    @if *failed > 0 {
+                        rect.bar.failed x=(format!("{x:.1}")) y=(format!("{:.1}", 14.0 + plot - h_ok - h_bad)) width=(format!("{bar:.1}")) height=(format!("{h_bad:.1}")) {
+                            title { (label) ": " (failed) " " (bad) }
+                        }
+                    }
+                    text x=(format!("{:.1}", x)) y=(format!("{:.1}", 10.0 + plot - h_ok - h_bad)) { (ok + failed) }
+                    text x=(format!("{:.1}", x)) y=(format!("{:.1}", plot + 30.0)) { (label.get(5..).unwrap_or(label)) }
+                }
+            }
+        }
+    }
 }
 
 fn uptime(seconds: u64) -> String {

@@ -75,7 +75,12 @@ fn outcome(report: &SyncReport) -> String {
 
 fn last_run(s: &SourceInfo) -> Markup {
     html! {
-        @if s.running { (badge("running")) }
+        @if s.running {
+            (badge("running"))
+            @if let Some(p) = s.progress {
+                @match p.total { Some(total) if total > 0 => { " " (p.done) " of " (total) " documents" }, _ => { " listing…" } }
+            }
+        }
         @else if s.pending { (badge("queued")) }
         @else if let Some(e) = &s.last_error { (badge("failed")) " " (e) }
         @else if let Some(r) = &s.last_report {
@@ -159,7 +164,20 @@ fn type_label(ty: SourceType) -> &'static str {
     }
 }
 
-fn source_form(scope: &Scope, ui: &Ui, ty: SourceType, filled: &Filled) -> Markup {
+/// Adding a source, or changing one (its id and type fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FormFor<'a> {
+    Adding,
+    Changing(&'a str),
+}
+
+fn source_form(
+    scope: &Scope,
+    ui: &Ui,
+    ty: SourceType,
+    filled: &Filled,
+    purpose: FormFor<'_>,
+) -> Markup {
     let fields = schema_form::fields(ty);
     let value = |k: &str| filled.values.get(k).map(String::as_str).unwrap_or("");
     let enabled_default = ui.api.orchestrator().settings().sync.enabled_by_default;
@@ -169,28 +187,41 @@ fn source_form(scope: &Scope, ui: &Ui, ty: SourceType, filled: &Filled) -> Marku
         filled.values.contains_key("enabled")
     };
     let error_of = |k: &str| filled.errors.get(k);
+    let (action, save) = match purpose {
+        FormFor::Adding => (scope.link("/ui/sources"), "Add source"),
+        FormFor::Changing(id) => (
+            scope.link(&format!("{}/edit", SourcePath::new(ty.as_str(), id).page())),
+            "Save changes",
+        ),
+    };
     html! {
-        nav.tabs aria-label="Source types" {
-            @for t in SourceType::all() {
-                a href=(scope.link(&format!("/ui/sources/new?type={}", t.as_str()))) aria-current=[(t == ty).then_some("page")] { (type_label(t)) }
+        @if purpose == FormFor::Adding {
+            nav.tabs aria-label="Source types" {
+                @for t in SourceType::all() {
+                    a href=(scope.link(&format!("/ui/sources/new?type={}", t.as_str()))) aria-current=[(t == ty).then_some("page")] { (type_label(t)) }
+                }
             }
         }
         @if ty == SourceType::LocalFilesystem && !scope.viewer.is_admin() {
             p.flash.error { "Folder sources read the server's disk: only the admin may add them." }
         }
-        form.stack method="post" action=(scope.link("/ui/sources")) #source-form novalidate {
+        form.stack method="post" action=(action) #source-form novalidate {
             (scope.csrf_field())
             input type="hidden" name="source_type" value=(ty.as_str());
             @if let Some(general) = &filled.general {
                 p.flash.error role="alert" #form-error { (general) }
             }
-            (text_field("source_id", "Source id", "Unique for the user: letters, digits, _, - and . (not first).", value("source_id"), error_of("source_id"), true, false))
+            @if let FormFor::Changing(id) = purpose {
+                p { "Source " strong { (id) } " (" (type_label(ty)) "). New settings make its next run list it in full." }
+            } @else {
+                (text_field("source_id", "Source id", "Unique for the user: letters, digits, _, - and . (not first).", value("source_id"), error_of("source_id"), true, false))
+            }
             @for field in &fields {
-                (setting_field(field, value(&format!("cfg.{}", field.key)), error_of(&field.key)))
+                (setting_field(field, value(&format!("cfg.{}", field.key)), error_of(&field.key), matches!(purpose, FormFor::Changing(_))))
             }
             (text_field("poll_interval", "Seconds between runs", "Empty: DEFAULT_POLL_INTERVAL.", value("poll_interval"), error_of("poll_interval"), false, false))
             label.check { input #field-enabled type="checkbox" name="enabled" checked[enabled]; "Run on a schedule (the first run starts at once)" }
-            div.actions { button type="submit" #save-source { "Add source" } a.button.secondary href=(scope.link("/ui/sources")) { "Cancel" } }
+            div.actions { button type="submit" #save-source { (save) } a.button.secondary href=(scope.link("/ui/sources")) { "Cancel" } }
         }
     }
 }
@@ -219,7 +250,7 @@ fn text_field(
     }
 }
 
-fn setting_field(field: &Field, value: &str, error: Option<&String>) -> Markup {
+fn setting_field(field: &Field, value: &str, error: Option<&String>, changing: bool) -> Markup {
     let name = format!("cfg.{}", field.key);
     let id = format!("field-cfg-{}", field.key);
     match field.kind {
@@ -241,6 +272,15 @@ fn setting_field(field: &Field, value: &str, error: Option<&String>) -> Markup {
                 @if let Some(e) = error { span.field-error role="alert" { (e) } }
             }
         },
+        Kind::Secret if changing => text_field(
+            &name,
+            &field.key,
+            &format!("{} Leave empty to keep the one stored.", field.description),
+            "",
+            error,
+            false,
+            true,
+        ),
         Kind::Text | Kind::Secret | Kind::Integer | Kind::Number => text_field(
             &name,
             &field.key,
@@ -262,7 +302,7 @@ pub(crate) async fn new_form(
         None | Some("") => SourceType::LocalFilesystem,
         Some(t) => SourceType::parse(t).map_err(|e| ApiError::bad_request(e.to_string()))?,
     };
-    let content = source_form(&scope, &ui, ty, &Filled::default());
+    let content = source_form(&scope, &ui, ty, &Filled::default(), FormFor::Adding);
     Ok(scope
         .page("Add a source", Section::Sources, content)
         .into_response())
@@ -289,7 +329,7 @@ pub(crate) async fn add(
         filled.values.remove(&format!("cfg.{}", f.key));
     }
     let again = |filled: Filled| {
-        let content = source_form(&scope, &ui, ty, &filled);
+        let content = source_form(&scope, &ui, ty, &filled, FormFor::Adding);
         Ok((
             StatusCode::BAD_REQUEST,
             scope.page("Add a source", Section::Sources, content),
@@ -384,6 +424,12 @@ pub(crate) async fn show(
                 button type="submit" #sync-now { "Sync now" }
             }
             a.button.secondary href=(scope.link(&format!("/ui/documents?source={}", percent_encode(&s.source_id)))) { "Documents" }
+            a.button.secondary href=(scope.link(&format!("{}/edit", path.page()))) #edit-source { "Change settings" }
+            form.inline method="post" action=(scope.link(&format!("{}/schedule", path.page()))) {
+                (scope.csrf_field())
+                input type="hidden" name="schedule" value=(if s.enabled { "off" } else { "on" });
+                button.secondary type="submit" #toggle-schedule { @if s.enabled { "Disable schedule" } @else { "Enable schedule" } }
+            }
             a.button.secondary href=(scope.link(&format!("{}/remove", path.page()))) #remove-source { "Remove" }
         }
         dl.facts {
@@ -480,16 +526,27 @@ pub(crate) async fn confirm_deletions(
         .check(&scope.user, Some(&path.source_id), options)
         .await
     {
-        Ok(report) => Ok(done(
-            &scope,
-            report.consistent(),
-            if report.consistent() {
-                "The withheld deletions were applied: the index now matches the source.".to_string()
-            } else {
-                "Repaired what could be repaired; some differences remain (see the check with sync-cli check).".to_string()
-            },
-            &path.page(),
-        )),
+        Ok(report) => {
+            scope.viewer.session.flash(
+                report.consistent(),
+                if report.consistent() {
+                    "The withheld deletions were applied: the index now matches the source. A sync runs now, so its report says so too."
+                } else {
+                    "Repaired what could be repaired; some differences remain (sync-cli check lists them). A sync runs now."
+                },
+            );
+            // A fresh run replaces the report that withheld them.
+            let to =
+                match ui
+                    .api
+                    .orchestrator()
+                    .scan(&scope.user, &path.source_type, &path.source_id)
+                {
+                    Ok(job) => format!("/ui/jobs/{}", job.id),
+                    Err(_) => path.page(),
+                };
+            Ok(Redirect::to(&scope.link(&to)).into_response())
+        }
         Err(e) => Ok(failed(&scope, e, &path.page())),
     }
 }
@@ -572,4 +629,199 @@ pub(crate) async fn runs(State(ui): State<Ui>, scope: Scope) -> PageResult {
         }
     };
     Ok(scope.page("Runs", Section::Runs, content).into_response())
+}
+
+/// The form's fields as a stored source fills them (credentials are never shown back).
+fn filled_from(s: &SourceInfo, fields: &[Field], default_poll: u64) -> Filled {
+    let mut values = BTreeMap::new();
+    for field in fields {
+        let Some(value) = s.config.get(&field.key) else {
+            continue;
+        };
+        let text = match (field.kind, value) {
+            (Kind::Secret, _) => continue,
+            (Kind::Boolean, toml::Value::Boolean(false)) => continue,
+            (Kind::Boolean, _) => "on".to_string(),
+            (Kind::Lines, toml::Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            (_, toml::Value::String(text)) => text.clone(),
+            (Kind::Json, other) => serde_json::to_string(other).unwrap_or_default(),
+            (_, other) => other.to_string(),
+        };
+        values.insert(format!("cfg.{}", field.key), text);
+    }
+    if s.enabled {
+        values.insert("enabled".into(), "on".into());
+    }
+    if s.poll_interval_seconds != default_poll {
+        values.insert("poll_interval".into(), s.poll_interval_seconds.to_string());
+    }
+    // Marks the form as filled, so an unticked schedule box reads as "disabled".
+    values.insert("source_id".into(), s.source_id.clone());
+    Filled {
+        values,
+        ..Filled::default()
+    }
+}
+
+pub(crate) async fn edit_form(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+) -> PageResult {
+    let o = ui.api.orchestrator();
+    let s = o.source(&scope.user, &path.source_type, &path.source_id)?;
+    let ty = SourceType::parse(&s.source_type).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = schema_form::fields(ty);
+    let default_poll = o.settings().monitoring.default_poll_interval.as_secs();
+    let filled = filled_from(&s, &fields, default_poll);
+    let content = source_form(&scope, &ui, ty, &filled, FormFor::Changing(&s.source_id));
+    Ok(scope
+        .page(
+            &format!("Change {}", s.source_id),
+            Section::Sources,
+            content,
+        )
+        .into_response())
+}
+
+pub(crate) async fn edit(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+    Form(sent): Form<Vec<(String, String)>>,
+) -> PageResult {
+    let sent: BTreeMap<String, String> = sent.into_iter().collect();
+    scope
+        .viewer
+        .check_csrf(sent.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let ty =
+        SourceType::parse(&path.source_type).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = schema_form::fields(ty);
+    let mut filled = Filled {
+        values: sent.clone(),
+        ..Filled::default()
+    };
+    filled
+        .values
+        .insert("source_id".into(), path.source_id.clone());
+    let again = |filled: Filled| {
+        let content = source_form(&scope, &ui, ty, &filled, FormFor::Changing(&path.source_id));
+        Ok((
+            StatusCode::BAD_REQUEST,
+            scope.page(
+                &format!("Change {}", path.source_id),
+                Section::Sources,
+                content,
+            ),
+        )
+            .into_response())
+    };
+    let config = match schema_form::settings(&fields, &sent) {
+        Ok(config) => config,
+        Err((key, message)) => {
+            filled.errors.insert(key, message);
+            return again(filled);
+        }
+    };
+    let poll_interval = match sent.get("poll_interval").map(|p| p.trim()) {
+        None | Some("") => 0,
+        Some(p) => match p.parse::<u64>() {
+            Ok(p) => p,
+            Err(_) => {
+                filled.errors.insert(
+                    "poll_interval".into(),
+                    "a whole number of seconds, 0 or more".into(),
+                );
+                return again(filled);
+            }
+        },
+    };
+    let changed = ui
+        .api
+        .update_source(
+            scope.viewer.principal(),
+            &scope.user,
+            &path.source_type,
+            &path.source_id,
+            lancesync_api::SourceEdit {
+                enabled: Some(sent.contains_key("enabled")),
+                poll_interval: Some(poll_interval),
+                config: Some(config),
+            },
+        )
+        .await;
+    match changed {
+        Ok(info) => Ok(done(
+            &scope,
+            true,
+            format!("Source {} changed.", info.source_id),
+            &path.page(),
+        )),
+        Err(e) => {
+            let message = e.message.clone();
+            match schema_form::field_named(&message, &fields) {
+                Some(key) => {
+                    filled.errors.insert(key.to_string(), message);
+                }
+                None => filled.general = Some(message),
+            }
+            again(filled)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ScheduleForm {
+    csrf: String,
+    /// `on` or `off`.
+    schedule: String,
+}
+
+pub(crate) async fn set_schedule(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+    Form(form): Form<ScheduleForm>,
+) -> PageResult {
+    scope.viewer.check_csrf(&form.csrf)?;
+    let enabled = form.schedule == "on";
+    let changed = ui
+        .api
+        .update_source(
+            scope.viewer.principal(),
+            &scope.user,
+            &path.source_type,
+            &path.source_id,
+            lancesync_api::SourceEdit {
+                enabled: Some(enabled),
+                ..lancesync_api::SourceEdit::default()
+            },
+        )
+        .await;
+    match changed {
+        Ok(info) if enabled => Ok(done(
+            &scope,
+            true,
+            format!("{} runs on its schedule again.", info.source_id),
+            &path.page(),
+        )),
+        Ok(info) => Ok(done(
+            &scope,
+            true,
+            format!(
+                "{} is disabled: it runs only when synced by hand.",
+                info.source_id
+            ),
+            &path.page(),
+        )),
+        Err(e) => Ok(failed(&scope, crate::Error::Api(e), &path.page())),
+    }
 }

@@ -254,6 +254,7 @@ impl<'a> Run<'a> {
         let json =
             serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
         write_file(&last, &json).await?;
+        crate::history::record(&tables.state_dir, &report).await;
         tracing::info!(
             user = %report.user_id, source = %source_id, created = report.created, updated = report.updated,
             moved = report.moved, touched = report.touched, deleted = report.deleted, unchanged = report.unchanged,
