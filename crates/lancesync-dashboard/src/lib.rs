@@ -106,6 +106,7 @@ impl Dashboard {
             .route("/ui/runs", get(sources::runs))
             .route("/ui/failures", get(failures::list))
             .route("/ui/failures/retry", post(failures::retry))
+            .route("/ui/failures/clear", post(failures::clear))
             .route(
                 "/ui/documents",
                 get(documents::list).post(documents::upload),

@@ -128,10 +128,17 @@ impl Sessions {
     }
 }
 
-/// The `Set-Cookie` value that gives a browser session `id`.
-pub(crate) fn cookie(id: &str) -> HeaderValue {
+/// The `Set-Cookie` value that gives a browser session `id`: `Secure` too when the browser
+/// came over HTTPS (a TLS proxy in front says so in `X-Forwarded-Proto`; the flag can only
+/// keep the cookie off plain connections, so trusting the header risks nothing).
+pub(crate) fn cookie(id: &str, request: &HeaderMap) -> HeaderValue {
+    let https = request
+        .get("x-forwarded-proto")
+        .and_then(|p| p.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict"
+        "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict{secure}"
     ))
     .expect("a session id is a cookie value")
 }
@@ -224,7 +231,7 @@ pub(crate) async fn resolve(State(ui): State<Ui>, mut request: Request, next: Ne
         // cross-site request could not have sent.
         None if open && !writes => {
             let (id, session) = ui.sessions.create(Principal::Admin);
-            new_cookie = Some(cookie(&id));
+            new_cookie = Some(cookie(&id, request.headers()));
             Some(session)
         }
         // Signing in is the one change made without a session.
@@ -314,9 +321,18 @@ mod tests {
             HeaderValue::from_static("a=1; lancesync_session=abc; b=2"),
         );
         assert_eq!(presented_id(&headers).as_deref(), Some("abc"));
-        let cookie = cookie("abc");
-        let text = cookie.to_str().unwrap();
+        let plain = cookie("abc", &HeaderMap::new());
+        let text = plain.to_str().unwrap();
         assert!(text.contains("HttpOnly") && text.contains("SameSite=Strict"));
+        assert!(!text.contains("Secure"));
+        let mut behind_tls = HeaderMap::new();
+        behind_tls.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(
+            cookie("abc", &behind_tls)
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub(crate) async fn list(State(ui): State<Ui>, scope: Scope) -> PageResult {
                 input type="hidden" name="doc_id" value="all";
                 div.actions { button type="submit" #retry-all { "Retry all " (page.total) } }
             }
+            form.inline method="post" action=(scope.link("/ui/failures/clear")) {
+                (scope.csrf_field())
+                div.actions {
+                    button.secondary type="submit" #clear-failures { "Clear the records" }
+                    span.muted { "The next scheduled run of each source reads them again." }
+                }
+            }
             div.table-wrap { table #failures {
                 thead { tr { th { "Document" } th { "Source" } th { "Why" } th.num { "Attempts" } th { "Next try" } th { "" } } }
                 tbody {
@@ -128,4 +135,26 @@ pub(crate) async fn retry(
         )
     };
     Ok(done(&scope, true, text, "/ui/failures"))
+}
+
+pub(crate) async fn clear(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Form(form): Form<super::CsrfOnly>,
+) -> PageResult {
+    scope.viewer.check_csrf(&form.csrf)?;
+    let cleared = ui
+        .api
+        .orchestrator()
+        .engine()
+        .clear_failures(&scope.user)
+        .await?;
+    Ok(done(
+        &scope,
+        true,
+        format!(
+            "{cleared} failure record(s) cleared: the next run of their source reads them again."
+        ),
+        "/ui/failures",
+    ))
 }

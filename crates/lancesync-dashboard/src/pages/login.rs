@@ -64,7 +64,11 @@ pub(crate) async fn form(
     login_page(message).into_response()
 }
 
-pub(crate) async fn sign_in(State(ui): State<Ui>, Form(form): Form<LoginForm>) -> Response {
+pub(crate) async fn sign_in(
+    State(ui): State<Ui>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     if !ui.api.auth().is_enabled() {
         return Redirect::to("/ui").into_response();
     }
@@ -83,7 +87,7 @@ pub(crate) async fn sign_in(State(ui): State<Ui>, Form(form): Form<LoginForm>) -
     let mut response = Redirect::to("/ui").into_response();
     response
         .headers_mut()
-        .append(header::SET_COOKIE, session::cookie(&id));
+        .append(header::SET_COOKIE, session::cookie(&id, &headers));
     response
 }
 

@@ -84,7 +84,7 @@ pub(crate) async fn confirm_restore(scope: Scope) -> PageResult {
         form.stack method="post" action=(scope.link("/ui/storage/restore")) {
             (scope.csrf_field())
             label {
-                "Version" span.hint { "Empty: the latest backup. Otherwise the table version to bring back." }
+                "Version" span.hint { "Empty: the latest copy on S3 (every write is copied there, so it holds the last change). Otherwise the documents table's version to bring back (the storage page shows the last backup's, processed_documents vN)." }
                 input type="number" name="version" min="0";
             }
             div.actions {
