@@ -174,6 +174,7 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
     browser.goto(&format!("{base}/ui")).await;
     assert_eq!(browser.text("#documents-count").await, "42");
     assert_eq!(browser.text("#failures-count").await, "1");
+    browser.screenshot("05b-overview-after-sync").await;
 
     // Search, with the query's words marked and the search's time shown.
     browser.goto(&format!("{base}/ui/search")).await;
@@ -201,6 +202,10 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
     browser.goto(&format!("{base}/ui/failures")).await;
     let failures = browser.text("#failures").await;
     assert!(failures.contains("broken.pdf"), "{failures}");
+    assert!(
+        failures.contains("the first run after"),
+        "when it is tried again: {failures}"
+    );
     browser.screenshot("07-failures").await;
     browser.click("#failures td a").await;
     let reason = browser
@@ -273,6 +278,8 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
     // Runs and storage pages answer.
     browser.goto(&format!("{base}/ui/runs")).await;
     assert!(browser.text("main").await.contains("notes"));
+    let history = browser.text("section.run table.history").await;
+    assert!(history.lines().count() >= 3, "a line per run: {history}");
     browser.screenshot("09-runs").await;
     browser.goto(&format!("{base}/ui/storage")).await;
     assert!(browser.text("#storage").await.contains("local"));
@@ -433,7 +440,11 @@ async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
             .json()
             .await
             .unwrap();
-        if source["runs"].as_u64() >= Some(1) && source["running"] == false {
+        // Run once, and waiting for its next run.
+        if source["runs"].as_u64() >= Some(1)
+            && source["running"] == false
+            && source["next_run_at"].is_string()
+        {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "{source}");
@@ -452,6 +463,10 @@ async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
         .await
         .unwrap();
     assert_eq!(changed["enabled"], false, "{changed}");
+    assert!(
+        changed.get("next_run_at").is_none(),
+        "no schedule: {changed}"
+    );
     assert_eq!(changed["poll_interval_seconds"], 120, "{changed}");
     let refused = http
         .patch(format!("{base}/api/v1/sources/local_filesystem/bobs-notes"))

@@ -80,6 +80,8 @@ pub(crate) struct SourceAnswer {
     last_error: Option<String>,
     /// When the last run finished.
     last_run_at: Option<String>,
+    /// When the schedule runs the source next (absent when disabled, due or running).
+    next_run_at: Option<String>,
     /// The run in progress, while `running`: `{done, total}` documents (`total` null until
     /// the source is listed).
     #[schema(value_type = Option<Object>)]

@@ -31,6 +31,9 @@ pub struct RunSummary {
     pub unchanged: usize,
     /// Documents that failed.
     pub failed: usize,
+    /// Deletions withheld by the mass-delete guard.
+    #[serde(default)]
+    pub withheld: usize,
     /// Chunks written.
     pub chunks_written: usize,
     /// Wall time.
@@ -49,6 +52,7 @@ impl From<&SyncReport> for RunSummary {
             deleted: r.deleted,
             unchanged: r.unchanged,
             failed: r.failed,
+            withheld: r.mass_delete_blocked.as_ref().map_or(0, |b| b.would_delete),
             chunks_written: r.chunks_written,
             duration_ms: r.duration_ms,
         }

@@ -674,6 +674,19 @@ impl Engine {
         Ok(ids.len())
     }
 
+    /// When a failed document is next tried (RFC 3339): by the first run of its source after
+    /// that time. `None` once it is out of retries (`MAX_RETRIES`): it then waits for new
+    /// content, or a retry by hand.
+    pub fn next_retry(&self, failed: &DocumentInfo) -> Option<String> {
+        let wait = sync::retry_wait(
+            self.config.max_retries,
+            self.config.retry_backoff,
+            failed.attempts,
+        )?;
+        let last = humantime::parse_rfc3339(&failed.last_synced).ok()?;
+        Some(humantime::format_rfc3339_seconds(last + wait).to_string())
+    }
+
     /// The user's finished runs, every source's, oldest first (the newest [`RUNS_KEPT`] of
     /// each source).
     pub async fn run_history(&self, user_id: &str) -> Result<Vec<RunSummary>> {

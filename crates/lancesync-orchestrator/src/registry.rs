@@ -76,6 +76,10 @@ pub struct SourceInfo {
     pub last_error: Option<String>,
     /// RFC 3339 time of the last finished run.
     pub last_run_at: Option<String>,
+    /// RFC 3339 time of the next scheduled run, while the schedule waits for it (none for a
+    /// disabled source, or while a run is due or in progress).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<String>,
     /// The run in progress, when there is one: documents looked at so far, and of how many
     /// once the source is listed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,6 +208,10 @@ impl Orchestrator {
             last_report: state.last_report.clone(),
             last_error: state.last_error.clone(),
             last_run_at: state.last_run_at.clone(),
+            next_run_at: state
+                .next_run
+                .filter(|_| s.spec.enabled)
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             progress: state.running.then_some(RunProgress {
                 done: state.done,
                 total: state.total,

@@ -21,6 +21,8 @@ pub(crate) struct RunState {
     /// The run in progress: documents looked at, of how many (`None` until listed).
     pub(crate) done: usize,
     pub(crate) total: Option<usize>,
+    /// When the schedule runs the source next (while it waits for that time).
+    pub(crate) next_run: Option<std::time::SystemTime>,
 }
 
 /// A run's progress, told to its caller and kept in the source's run state (so that runs
@@ -120,13 +122,19 @@ impl Orchestrator {
         let mut due_now = self.inner.settings.sync.on_startup;
         loop {
             if !due_now {
+                state.lock().expect("lock").next_run =
+                    Some(std::time::SystemTime::now() + interval);
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = shutdown.changed() => return,
                 }
             }
             due_now = false;
-            state.lock().expect("lock").pending = true;
+            {
+                let mut s = state.lock().expect("lock");
+                s.pending = true;
+                s.next_run = None;
+            }
             // Wait for the pipeline to be started.
             loop {
                 if *shutdown.borrow() {

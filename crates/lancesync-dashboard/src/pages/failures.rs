@@ -55,8 +55,11 @@ pub(crate) async fn list(State(ui): State<Ui>, scope: Scope) -> PageResult {
                             td.reason { (d.error_message.as_deref().unwrap_or("unknown")) }
                             td.num { (d.attempts) }
                             td {
-                                @if (d.attempts as u64) < max_retries { "a coming run" br; span.muted { "last tried " (when(&d.last_synced)) } }
-                                @else { "out of retries: only by hand" }
+                                @match o.engine().next_retry(d) {
+                                    Some(at) => { "the first run after " (when(&at)) },
+                                    None => { "out of retries: by hand, or when it changes" },
+                                }
+                                br; span.muted { "last tried " (when(&d.last_synced)) }
                             }
                             td {
                                 form.inline method="post" action=(scope.link("/ui/failures/retry")) {

@@ -113,7 +113,8 @@ pub(crate) async fn list(State(ui): State<Ui>, scope: Scope) -> PageResult {
                                 @if !s.enabled { span.muted { "only by hand" } }
                                 @else if !running { span.muted { "when the pipeline resumes" } }
                                 @else if s.running { span.muted { "after this one" } }
-                                @else { "within " (every(s.poll_interval_seconds).trim_start_matches("every ")) }
+                                @else if let Some(at) = &s.next_run_at { (when(at)) }
+                                @else { span.muted { "now" } }
                             }
                             td {
                                 form.inline method="post" action=(scope.link(&format!("{}/scan", source_href_path(s)))) {
@@ -614,17 +615,41 @@ pub(crate) async fn remove(
     }
 }
 
+/// Runs of a source listed on the runs page, newest first.
+const RUNS_SHOWN: usize = 20;
+
 pub(crate) async fn runs(State(ui): State<Ui>, scope: Scope) -> PageResult {
-    let sources = ui.api.orchestrator().sources(Some(&scope.user));
+    let o = ui.api.orchestrator();
+    let sources = o.sources(Some(&scope.user));
+    let history = o.engine().run_history(&scope.user).await?;
     let content = html! {
-        p.muted { "The last finished run of each source, with its report. Runs in progress show on the overview." }
+        p.muted { "Each source's runs, newest first, then its last run's full report. Runs in progress show on the overview." }
         @if sources.is_empty() { p.muted { "No sources yet." } }
         @for s in &sources {
             @let path = SourcePath { source_type: s.source_type.clone(), source_id: s.source_id.clone() };
+            @let runs: Vec<_> = history.iter().rev().filter(|r| r.source_id == s.source_id).take(RUNS_SHOWN).collect();
             section.run data-source=(s.source_id) {
                 h2 { a href=(source_href(&scope, s)) { (s.source_id) } " " span.muted { (s.source_type) } }
                 p { (last_run(s)) }
-                @if let Some(r) = &s.last_report { (report(&scope, &path, r)) }
+                @if !runs.is_empty() {
+                    div.table-wrap { table.history {
+                        thead { tr {
+                            th { "finished" } th.num { "created" } th.num { "updated" } th.num { "touched" } th.num { "moved" }
+                            th.num { "deleted" } th.num { "failed" } th.num { "withheld" } th.num.hide-narrow { "seconds" }
+                        } }
+                        tbody {
+                            @for r in &runs {
+                                tr {
+                                    td { (when(&r.finished_at)) }
+                                    td.num { (r.created) } td.num { (r.updated) } td.num { (r.touched) } td.num { (r.moved) }
+                                    td.num { (r.deleted) } td.num { (r.failed) } td.num { (r.withheld) }
+                                    td.num.hide-narrow { (format!("{:.1}", r.duration_ms as f64 / 1000.0)) }
+                                }
+                            }
+                        }
+                    } }
+                }
+                @if let Some(r) = &s.last_report { h2 { "Last run" } (report(&scope, &path, r)) }
             }
         }
     };

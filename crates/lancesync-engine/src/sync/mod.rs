@@ -26,6 +26,7 @@ use crate::lock::FileLock;
 use crate::tables::{DocState, SourceDocs, UserTables};
 use crate::{EngineConfig, Error, Result};
 
+pub(crate) use plan::retry_wait;
 pub(crate) use process::mean_vector;
 pub use report::{EmbeddingCost, Failure, MassDeleteBlocked, PlannedMove, RunPlan, SyncReport};
 

@@ -38,17 +38,26 @@ impl RetryPolicy {
         if self.retry_all {
             return true;
         }
-        if prior.attempts as u64 >= self.max_retries {
+        let Some(wait) = retry_wait(self.max_retries, self.backoff, prior.attempts) else {
             return false;
-        }
-        let exp = (prior.attempts.max(1) - 1).min(16) as u32;
-        let wait = self.backoff.saturating_mul(2u32.saturating_pow(exp));
+        };
         let elapsed = humantime::parse_rfc3339(&prior.last_synced)
             .ok()
             .and_then(|t| self.now.duration_since(t).ok())
             .unwrap_or(Duration::MAX);
         elapsed >= wait
     }
+}
+
+/// How long a document that failed `attempts` times waits before it is tried again: the
+/// backoff after the first failure, doubled with every further one; `None` once it is out of
+/// retries (it then waits for new content).
+pub(crate) fn retry_wait(max_retries: u64, backoff: Duration, attempts: i32) -> Option<Duration> {
+    if attempts as u64 >= max_retries {
+        return None;
+    }
+    let exp = (attempts.max(1) - 1).min(16) as u32;
+    Some(backoff.saturating_mul(2u32.saturating_pow(exp)))
 }
 
 /// What a run will do.
