@@ -79,6 +79,54 @@ fn notes(root: &Path) -> PathBuf {
     dir
 }
 
+/// The JSON API of the server at `base`, as `token` (none: a server without tokens).
+async fn call(
+    base: &str,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Add a folder source that runs only by hand, sync it, and return the job.
+async fn add_and_sync(base: &str, token: Option<&str>, folder: &Path) -> Value {
+    let (status, added) = call(
+        base,
+        token,
+        reqwest::Method::POST,
+        "/api/v1/sources",
+        Some(json!({
+            "source_id": "notes",
+            "source_type": "local_filesystem",
+            "enabled": false,
+            "config": { "watch_paths": [folder] },
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    let (_, job) = call(
+        base,
+        token,
+        reqwest::Method::POST,
+        "/api/v1/sources/local_filesystem/notes/scan?wait=120",
+        None,
+    )
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    job
+}
+
 async fn sign_in(browser: &Browser, base: &str, token: &str) {
     browser.goto(&format!("{base}/ui/login")).await;
     browser.fill("#token", token).await;
@@ -365,20 +413,37 @@ async fn a_person_runs_lancesync_from_the_dashboard() {
     browser.scroll_to("#runs-by-day").await;
     browser.screenshot("09c-overview-charts").await;
 
-    // A phone's width: nothing wider than the screen.
+    // A phone's width: no page is wider than the screen (wide tables scroll in their box).
     browser.resize(390, 844).await;
+    for page in [
+        "/ui",
+        "/ui/sources",
+        "/ui/sources/new",
+        "/ui/sources/local_filesystem/notes",
+        "/ui/runs",
+        "/ui/failures",
+        "/ui/documents",
+        "/ui/search?q=watering+tomatoes",
+        "/ui/storage",
+    ] {
+        browser.goto(&format!("{base}{page}")).await;
+        let overflow = browser
+            .run(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                json!([]),
+            )
+            .await;
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{page} overflows by {overflow} px"
+        );
+    }
     browser.goto(&format!("{base}/ui")).await;
-    let overflow = browser
-        .run(
-            "return document.documentElement.scrollWidth - window.innerWidth;",
-            json!([]),
-        )
-        .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "overflows by {overflow} px"
-    );
     browser.screenshot("11-overview-phone").await;
+    browser
+        .goto(&format!("{base}/ui/search?q=watering+tomatoes"))
+        .await;
+    browser.screenshot("11b-search-phone").await;
     browser.resize(1280, 800).await;
 
     // Remove the source, behind a confirmation that says what goes.
@@ -413,33 +478,26 @@ async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
     let server = start(work.path(), true);
     let base = &server.base;
     let http = reqwest::Client::new();
-    let added = http
-        .post(format!("{base}/api/v1/sources"))
-        .bearer_auth(ADMIN)
-        .json(&json!({
+    let (status, _) = call(
+        base,
+        Some(ADMIN),
+        reqwest::Method::POST,
+        "/api/v1/sources",
+        Some(json!({
             "user_id": "bob",
             "source_id": "bobs-notes",
             "source_type": "local_filesystem",
             "config": { "watch_paths": [folder] },
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), 201);
+        })),
+    )
+    .await;
+    assert_eq!(status, 201);
     // Its first run starts at once; a source is changed between runs.
+    let bobs = "/api/v1/sources/local_filesystem/bobs-notes";
     let started = std::time::Instant::now();
     loop {
-        let source: Value = http
-            .get(format!(
-                "{base}/api/v1/sources/local_filesystem/bobs-notes?user_id=bob"
-            ))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("{bobs}?user_id=bob");
+        let (_, source) = call(base, Some(ADMIN), reqwest::Method::GET, &path, None).await;
         // Run once, and waiting for its next run.
         if source["runs"].as_u64() >= Some(1)
             && source["running"] == false
@@ -452,30 +510,31 @@ async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
     }
 
     // The admin changes bob's source through the JSON API; alice may not.
-    let changed: Value = http
-        .patch(format!("{base}/api/v1/sources/local_filesystem/bobs-notes"))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "user_id": "bob", "enabled": false, "poll_interval": 120 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let change = json!({ "user_id": "bob", "enabled": false, "poll_interval": 120 });
+    let (_, changed) = call(
+        base,
+        Some(ADMIN),
+        reqwest::Method::PATCH,
+        bobs,
+        Some(change),
+    )
+    .await;
     assert_eq!(changed["enabled"], false, "{changed}");
     assert!(
         changed.get("next_run_at").is_none(),
         "no schedule: {changed}"
     );
     assert_eq!(changed["poll_interval_seconds"], 120, "{changed}");
-    let refused = http
-        .patch(format!("{base}/api/v1/sources/local_filesystem/bobs-notes"))
-        .bearer_auth(ALICE)
-        .json(&json!({ "user_id": "bob", "enabled": true }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 403);
+    let change = json!({ "user_id": "bob", "enabled": true });
+    let (refused, _) = call(
+        base,
+        Some(ALICE),
+        reqwest::Method::PATCH,
+        bobs,
+        Some(change),
+    )
+    .await;
+    assert_eq!(refused, 403);
 
     let browser = Browser::start(&shots()).await;
     sign_in(&browser, base, ALICE).await;
@@ -495,6 +554,14 @@ async fn a_user_sees_only_their_own_and_other_sites_cannot_act() {
         .await;
     assert!(browser.text("main").await.contains("Not found"));
     browser.screenshot("13-other-user-refused").await;
+    // Where the server keeps data is not shown to a user (as the admin-only API keeps it).
+    browser.goto(&format!("{base}/ui/storage")).await;
+    let storage = browser.text("#storage").await;
+    assert!(
+        !storage.contains(&work.path().display().to_string()),
+        "{storage}"
+    );
+    assert!(!browser.text("main").await.contains("bob"));
     // A user may not add a folder source (it reads the server's disk).
     browser.goto(&format!("{base}/ui/sources/new")).await;
     browser.fill("#field-source_id", "mine").await;
@@ -555,32 +622,7 @@ async fn backups_are_made_and_restored_from_the_dashboard() {
         ],
     );
     let base = &server.base;
-    let http = reqwest::Client::new();
-    let added = http
-        .post(format!("{base}/api/v1/sources"))
-        .bearer_auth(ADMIN)
-        .json(&json!({
-            "source_id": "notes",
-            "source_type": "local_filesystem",
-            "enabled": false,
-            "config": { "watch_paths": [folder] },
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), 201);
-    let job: Value = http
-        .post(format!(
-            "{base}/api/v1/sources/local_filesystem/notes/scan?wait=120"
-        ))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(job["state"], "succeeded", "{job}");
+    add_and_sync(base, Some(ADMIN), &folder).await;
 
     let browser = Browser::start(&shots()).await;
     sign_in(&browser, base, ADMIN).await;
@@ -704,28 +746,7 @@ async fn without_tokens_there_is_no_sign_in_and_browsers_are_sent_to_the_dashboa
         .unwrap()
         .to_string();
     let folder = notes(work.path());
-    let added = http
-        .post(format!("{base}/api/v1/sources"))
-        .json(&json!({
-            "source_id": "notes",
-            "source_type": "local_filesystem",
-            "enabled": false,
-            "config": { "watch_paths": [folder] },
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), 201);
-    let job: Value = http
-        .post(format!(
-            "{base}/api/v1/sources/local_filesystem/notes/scan?wait=60"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = add_and_sync(base, None, &folder).await;
     let id = job["id"].as_str().expect("a job id");
     let progress: Value = http
         .get(format!("{base}/ui/jobs/{id}/progress"))

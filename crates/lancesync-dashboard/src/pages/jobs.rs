@@ -63,7 +63,17 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope, Path(id): Path<Stri
         }
         @if let Some(result) = &job.result {
             h2 #job-report { "Result" }
-            pre.chunk { (serde_json::to_string_pretty(result).unwrap_or_default()) }
+            dl.facts #job-result {
+                @match result.as_object() {
+                    Some(fields) => {
+                        @for (key, value) in fields {
+                            dt { (key.replace('_', " ")) }
+                            dd { (plain(value)) }
+                        }
+                    },
+                    None => { dt { "result" } dd { (plain(result)) } },
+                }
+            }
         }
         @if let Some(s) = &source {
             p { a href=(scope.link(&format!("/ui/sources/{}/{}", s.source_type, s.source_id))) { "Back to " (s.source_id) } }
@@ -91,4 +101,42 @@ pub(crate) async fn progress(
         "total": job.total,
     }))
     .into_response())
+}
+
+/// A result's value as a person reads it: text as is, numbers and yes/no as words, lists and
+/// objects as `key: value` pairs.
+fn plain(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "—".into(),
+        Value::Bool(true) => "yes".into(),
+        Value::Bool(false) => "no".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(k, v)| format!("{}: {}", k.replace('_', " "), plain(v)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+    use serde_json::json;
+
+    #[test]
+    fn results_read_as_words() {
+        assert_eq!(
+            plain(&json!({"versions": {"processed_documents": 3}})),
+            "versions: processed documents: 3"
+        );
+        assert_eq!(
+            plain(&json!({"ok": true, "kept": null})).len(),
+            "ok: yes; kept: —".len()
+        );
+        assert_eq!(plain(&json!(["a", 1, false])), "a, 1, no");
+    }
 }

@@ -31,6 +31,11 @@ pub(crate) fn done(scope: &Scope, ok: bool, text: impl Into<String>, to: &str) -
     Redirect::to(&scope.link(to)).into_response()
 }
 
+/// After starting a job: its page, which follows it to its end.
+pub(crate) fn to_job(scope: &Scope, job: &lancesync_orchestrator::Job) -> Response {
+    Redirect::to(&scope.link(&format!("/ui/jobs/{}", job.id))).into_response()
+}
+
 /// An action's error said on the page it returns to.
 pub(crate) fn failed(scope: &Scope, error: impl Into<Error>, to: &str) -> Response {
     let error: Error = error.into();

@@ -114,9 +114,13 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
         h2 { "Storage and embedder" }
         dl.facts {
             dt { "Storage mode" } dd #storage-mode { (word(config.storage_mode())) }
-            dt { "Why" } dd { (config.backend().to_string()) }
-            @if config.recommended_mode() != config.storage_mode() {
-                dt { "Recommended" } dd { (word(config.recommended_mode())) }
+            // How the server's environment was read is the admin's business, as in
+            // /api/v1/status.
+            @if scope.viewer.is_admin() {
+                dt { "Why" } dd { (config.backend().to_string()) }
+                @if config.recommended_mode() != config.storage_mode() {
+                    dt { "Recommended" } dd { (word(config.recommended_mode())) }
+                }
             }
             dt { "Embedder" } dd #embedder { (o.engine().embedder().to_string()) }
             dt { "Version" } dd { (health.version) ", up " (uptime(health.uptime_seconds)) }

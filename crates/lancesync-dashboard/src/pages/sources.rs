@@ -14,7 +14,7 @@ use lancesync_sources::SourceType;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{CsrfOnly, PageResult, done, failed};
+use super::{CsrfOnly, PageResult, done, failed, to_job};
 use crate::Ui;
 use crate::layout::{Scope, Section, badge, percent_encode, when};
 use crate::schema_form::{self, Field, Kind};
@@ -153,6 +153,68 @@ struct Filled {
     values: BTreeMap<String, String>,
     errors: BTreeMap<String, String>,
     general: Option<String>,
+}
+
+impl Filled {
+    /// Say `message` beside the field it names, else above the form.
+    fn place(&mut self, message: String, fields: &[Field]) {
+        match schema_form::field_named(&message, fields) {
+            Some(key) => {
+                self.errors.insert(key.to_string(), message);
+            }
+            None => self.general = Some(message),
+        }
+    }
+}
+
+/// What a source form sent, as far as the form itself can check it.
+struct SentForm {
+    /// The settings, typed by the schema.
+    config: toml::Table,
+    /// Seconds between runs; `None` when left empty.
+    poll_interval: Option<u64>,
+    /// The schedule box ticked.
+    enabled: bool,
+    /// The form to show again, should the server refuse it (secrets left out).
+    filled: Filled,
+}
+
+/// Read a source form: the settings and the poll interval typed, or the form to show again
+/// with the error beside its field. Secrets are never sent back into the page.
+fn read_form(fields: &[Field], sent: &BTreeMap<String, String>) -> Result<SentForm, Filled> {
+    let mut filled = Filled {
+        values: sent.clone(),
+        ..Filled::default()
+    };
+    for f in fields.iter().filter(|f| f.kind == Kind::Secret) {
+        filled.values.remove(&format!("cfg.{}", f.key));
+    }
+    let config = match schema_form::settings(fields, sent) {
+        Ok(config) => config,
+        Err((key, message)) => {
+            filled.errors.insert(key, message);
+            return Err(filled);
+        }
+    };
+    let poll_interval = match sent.get("poll_interval").map(|p| p.trim()) {
+        None | Some("") => None,
+        Some(p) => match p.parse::<u64>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                filled.errors.insert(
+                    "poll_interval".into(),
+                    "a whole number of seconds, 0 or more".into(),
+                );
+                return Err(filled);
+            }
+        },
+    };
+    Ok(SentForm {
+        config,
+        poll_interval,
+        enabled: sent.contains_key("enabled"),
+        filled,
+    })
 }
 
 fn type_label(ty: SourceType) -> &'static str {
@@ -321,14 +383,6 @@ pub(crate) async fn add(
     let ty = SourceType::parse(sent.get("source_type").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let fields = schema_form::fields(ty);
-    let mut filled = Filled {
-        values: sent.clone(),
-        ..Filled::default()
-    };
-    // Secrets are never sent back into the page.
-    for f in fields.iter().filter(|f| f.kind == Kind::Secret) {
-        filled.values.remove(&format!("cfg.{}", f.key));
-    }
     let again = |filled: Filled| {
         let content = source_form(&scope, &ui, ty, &filled, FormFor::Adding);
         Ok((
@@ -337,26 +391,11 @@ pub(crate) async fn add(
         )
             .into_response())
     };
-    let config = match schema_form::settings(&fields, &sent) {
-        Ok(config) => config,
-        Err((key, message)) => {
-            filled.errors.insert(key, message);
-            return again(filled);
-        }
+    let form = match read_form(&fields, &sent) {
+        Ok(form) => form,
+        Err(filled) => return again(filled),
     };
-    let poll_interval = match sent.get("poll_interval").map(|p| p.trim()) {
-        None | Some("") => None,
-        Some(p) => match p.parse::<u64>() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                filled.errors.insert(
-                    "poll_interval".into(),
-                    "a whole number of seconds, 0 or more".into(),
-                );
-                return again(filled);
-            }
-        },
-    };
+    let mut filled = form.filled;
     let source_id = sent
         .get("source_id")
         .map(|s| s.trim().to_string())
@@ -373,9 +412,9 @@ pub(crate) async fn add(
         NewSource {
             source_id: source_id.clone(),
             source_type: ty.as_str().to_string(),
-            config,
-            enabled: Some(sent.contains_key("enabled")),
-            poll_interval,
+            config: form.config,
+            enabled: Some(form.enabled),
+            poll_interval: form.poll_interval,
         },
     );
     match added {
@@ -389,24 +428,22 @@ pub(crate) async fn add(
             &source_href_path(&info),
         )),
         Err(e) => {
-            let message = e.message.clone();
-            if message.contains("source id") || message.contains("taken") {
-                filled.errors.insert("source_id".into(), message);
-            } else if let Some(key) = schema_form::field_named(&message, &fields) {
-                filled.errors.insert(key.to_string(), message);
+            if e.message.contains("source id") || e.message.contains("taken") {
+                filled.errors.insert("source_id".into(), e.message);
             } else {
-                filled.general = Some(message);
+                filled.place(e.message, &fields);
             }
             again(filled)
         }
     }
 }
 
-pub(crate) async fn show(
-    State(ui): State<Ui>,
-    scope: Scope,
-    Path(path): Path<SourcePath>,
-) -> PageResult {
+/// The source at `path` and how many documents (failure records included) it has indexed.
+async fn source_and_documents(
+    ui: &Ui,
+    scope: &Scope,
+    path: &SourcePath,
+) -> Result<(SourceInfo, usize), crate::Error> {
     let o = ui.api.orchestrator();
     let s = o.source(&scope.user, &path.source_type, &path.source_id)?;
     let documents = o
@@ -417,6 +454,15 @@ pub(crate) async fn show(
         .get(&s.source_id)
         .copied()
         .unwrap_or(0);
+    Ok((s, documents))
+}
+
+pub(crate) async fn show(
+    State(ui): State<Ui>,
+    scope: Scope,
+    Path(path): Path<SourcePath>,
+) -> PageResult {
+    let (s, documents) = source_and_documents(&ui, &scope, &path).await?;
     let settings = toml::to_string_pretty(&s.config).unwrap_or_default();
     let content = html! {
         div.actions {
@@ -504,7 +550,7 @@ pub(crate) async fn scan(
         .orchestrator()
         .scan(&scope.user, &path.source_type, &path.source_id)
     {
-        Ok(job) => Ok(Redirect::to(&scope.link(&format!("/ui/jobs/{}", job.id))).into_response()),
+        Ok(job) => Ok(to_job(&scope, &job)),
         Err(e) => Ok(failed(&scope, e, &path.page())),
     }
 }
@@ -537,16 +583,14 @@ pub(crate) async fn confirm_deletions(
                 },
             );
             // A fresh run replaces the report that withheld them.
-            let to =
-                match ui
-                    .api
-                    .orchestrator()
-                    .scan(&scope.user, &path.source_type, &path.source_id)
-                {
-                    Ok(job) => format!("/ui/jobs/{}", job.id),
-                    Err(_) => path.page(),
-                };
-            Ok(Redirect::to(&scope.link(&to)).into_response())
+            let scan = ui
+                .api
+                .orchestrator()
+                .scan(&scope.user, &path.source_type, &path.source_id);
+            Ok(match scan {
+                Ok(job) => to_job(&scope, &job),
+                Err(_) => Redirect::to(&scope.link(&path.page())).into_response(),
+            })
         }
         Err(e) => Ok(failed(&scope, e, &path.page())),
     }
@@ -557,16 +601,7 @@ pub(crate) async fn confirm_remove(
     scope: Scope,
     Path(path): Path<SourcePath>,
 ) -> PageResult {
-    let o = ui.api.orchestrator();
-    let s = o.source(&scope.user, &path.source_type, &path.source_id)?;
-    let documents = o
-        .engine()
-        .status(&scope.user)
-        .await?
-        .by_source
-        .get(&s.source_id)
-        .copied()
-        .unwrap_or(0);
+    let (s, documents) = source_and_documents(&ui, &scope, &path).await?;
     let content = html! {
         div.flash.error role="alert" #remove-warning {
             "Removing " strong { (s.source_id) } " also removes its " strong { (documents) " document" @if documents != 1 { "s" } }
@@ -730,14 +765,10 @@ pub(crate) async fn edit(
     let ty =
         SourceType::parse(&path.source_type).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let fields = schema_form::fields(ty);
-    let mut filled = Filled {
-        values: sent.clone(),
-        ..Filled::default()
-    };
-    filled
-        .values
-        .insert("source_id".into(), path.source_id.clone());
-    let again = |filled: Filled| {
+    let again = |mut filled: Filled| {
+        filled
+            .values
+            .insert("source_id".into(), path.source_id.clone());
         let content = source_form(&scope, &ui, ty, &filled, FormFor::Changing(&path.source_id));
         Ok((
             StatusCode::BAD_REQUEST,
@@ -749,26 +780,11 @@ pub(crate) async fn edit(
         )
             .into_response())
     };
-    let config = match schema_form::settings(&fields, &sent) {
-        Ok(config) => config,
-        Err((key, message)) => {
-            filled.errors.insert(key, message);
-            return again(filled);
-        }
+    let form = match read_form(&fields, &sent) {
+        Ok(form) => form,
+        Err(filled) => return again(filled),
     };
-    let poll_interval = match sent.get("poll_interval").map(|p| p.trim()) {
-        None | Some("") => 0,
-        Some(p) => match p.parse::<u64>() {
-            Ok(p) => p,
-            Err(_) => {
-                filled.errors.insert(
-                    "poll_interval".into(),
-                    "a whole number of seconds, 0 or more".into(),
-                );
-                return again(filled);
-            }
-        },
-    };
+    let mut filled = form.filled;
     let changed = ui
         .api
         .update_source(
@@ -777,9 +793,10 @@ pub(crate) async fn edit(
             &path.source_type,
             &path.source_id,
             lancesync_api::SourceEdit {
-                enabled: Some(sent.contains_key("enabled")),
-                poll_interval: Some(poll_interval),
-                config: Some(config),
+                enabled: Some(form.enabled),
+                // Empty: back to DEFAULT_POLL_INTERVAL.
+                poll_interval: Some(form.poll_interval.unwrap_or(0)),
+                config: Some(form.config),
             },
         )
         .await;
@@ -791,13 +808,7 @@ pub(crate) async fn edit(
             &path.page(),
         )),
         Err(e) => {
-            let message = e.message.clone();
-            match schema_form::field_named(&message, &fields) {
-                Some(key) => {
-                    filled.errors.insert(key.to_string(), message);
-                }
-                None => filled.general = Some(message),
-            }
+            filled.place(e.message, &fields);
             again(filled)
         }
     }

@@ -3,11 +3,11 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::response::{IntoResponse, Redirect};
+use axum::response::IntoResponse;
 use maud::html;
 use serde::Deserialize;
 
-use super::{CsrfOnly, PageResult, failed};
+use super::{CsrfOnly, PageResult, failed, to_job};
 use crate::Ui;
 use crate::layout::{Scope, Section, badge, when};
 
@@ -23,12 +23,18 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
     let content = html! {
         dl.facts #storage {
             dt { "Mode" } dd { (status.mode) }
-            dt { "Primary" } dd { (status.primary) }
-            @if let Some(cache) = &status.cache { dt { "Cache" } dd { (cache) } }
-            @if let Some(backup) = &status.backup { dt { "Backups" } dd { (backup) } }
-            dt { "Users with changes not yet in S3" } dd { (status.backlog) }
+            // Where the server keeps data, and other users' backlog, are the admin's business
+            // (as /api/v1/storage/status is admin only).
+            @if scope.viewer.is_admin() {
+                dt { "Primary" } dd { (status.primary) }
+                @if let Some(cache) = &status.cache { dt { "Cache" } dd { (cache) } }
+                @if let Some(backup) = &status.backup { dt { "Backups" } dd { (backup) } }
+                dt { "Users with changes not yet in S3" } dd { (status.backlog) }
+            } @else {
+                dt { "Backups" } dd { @if backups { "to S3" } @else { "none" } }
+            }
         }
-        h2 { "Users" }
+        h2 { @if scope.viewer.is_admin() { "Users" } @else { "Your index" } }
         div.table-wrap { table #storage-users {
             thead { tr { th { "User" } th.num { "Local size" } th { "Last backup" } th { "Waiting for S3" } th { "Problems" } } }
             tbody {
@@ -71,7 +77,7 @@ pub(crate) async fn backup(
 ) -> PageResult {
     scope.viewer.check_csrf(&form.csrf)?;
     match ui.api.orchestrator().backup(&scope.user) {
-        Ok(job) => Ok(Redirect::to(&scope.link(&format!("/ui/jobs/{}", job.id))).into_response()),
+        Ok(job) => Ok(to_job(&scope, &job)),
         Err(e) => Ok(failed(&scope, e, "/ui/storage")),
     }
 }
@@ -129,7 +135,7 @@ pub(crate) async fn restore(
         },
     };
     match ui.api.orchestrator().restore(&scope.user, version) {
-        Ok(job) => Ok(Redirect::to(&scope.link(&format!("/ui/jobs/{}", job.id))).into_response()),
+        Ok(job) => Ok(to_job(&scope, &job)),
         Err(e) => Ok(failed(&scope, e, "/ui/storage")),
     }
 }
