@@ -7,33 +7,21 @@
 //! Run: cargo test --workspace --test dashboard
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
 
 use lancesync_testkit::browser::Browser;
+use lancesync_testkit::cli::RunningServer;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-for-the-dashboard-test";
 const ALICE: &str = "alice-token-for-the-dashboard-test";
 const BOB: &str = "bob-token-for-the-dashboard-test";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(work: &Path, tokens: bool) -> Server {
+fn start(work: &Path, tokens: bool) -> RunningServer {
     start_with(work, tokens, &[])
 }
 
-fn start_with(work: &Path, tokens: bool, extra: &[(&str, &str)]) -> Server {
+fn start_with(work: &Path, tokens: bool, extra: &[(&str, &str)]) -> RunningServer {
     let mut cmd = lancesync_testkit::cli::isolated(env!("CARGO_BIN_EXE_sync-server"), work);
     cmd.envs(extra.iter().copied());
     cmd.env("API_PORT", "0")
@@ -46,8 +34,7 @@ fn start_with(work: &Path, tokens: bool, extra: &[(&str, &str)]) -> Server {
         cmd.env("API_ADMIN_TOKEN", ADMIN)
             .env("API_USER_TOKENS", format!("alice={ALICE},bob={BOB}"));
     }
-    let (child, base) = lancesync_testkit::cli::spawn_server(cmd);
-    Server { child, base }
+    lancesync_testkit::cli::start_server(cmd)
 }
 
 fn shots() -> PathBuf {

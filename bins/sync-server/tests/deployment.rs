@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 
 use lancesync_testkit::S3Server;
 use lancesync_testkit::s3::{ACCESS_KEY, SECRET_KEY};
@@ -247,18 +247,6 @@ fn kubernetes_objects_name_each_other_and_set_only_known_settings() {
     );
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_environment_runs_and_answers_the_kubernetes_probes() {
     let s3 = S3Server::start();
@@ -289,8 +277,7 @@ async fn the_compose_environment_runs_and_answers_the_kubernetes_probes() {
         .env("HOME", work.path())
         .envs(&env)
         .env("LOG_FORMAT", "text");
-    let (child, base) = lancesync_testkit::cli::spawn_server(command);
-    let server = Server { child, base };
+    let server = lancesync_testkit::cli::start_server(command);
     assert!(
         !server.base.contains("127.0.0.1"),
         "with a token it serves beyond loopback: {}",

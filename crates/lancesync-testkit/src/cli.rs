@@ -40,6 +40,28 @@ pub fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("output is not JSON ({e}): {}", streams(out)))
 }
 
+/// A `sync-server` started by [`start_server`], killed (and waited for) when dropped, so a
+/// failing test leaves no server behind.
+pub struct RunningServer {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its base URL (`http://ADDR`).
+    pub base: String,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// [`spawn_server`], held by a guard that stops the server when dropped.
+pub fn start_server(command: Command) -> RunningServer {
+    let (child, base) = spawn_server(command);
+    RunningServer { child, base }
+}
+
 /// Spawn a `sync-server` command (stdout discarded, stderr read) and wait up to 60 s for the
 /// line it prints once it accepts requests (`sync-server listening on http://ADDR ...`).
 /// Returns the running child and its base URL (`http://ADDR`); with `API_PORT=0` the port is

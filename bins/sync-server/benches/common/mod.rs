@@ -2,7 +2,7 @@
 //! token, folder sources scanned through the API, latency percentiles.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -16,17 +16,7 @@ pub fn model_folder() -> PathBuf {
 }
 
 /// A running `sync-server`, killed when dropped.
-pub struct Server {
-    child: Child,
-    pub base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub type Server = lancesync_testkit::cli::RunningServer;
 
 /// Start `sync-server` with its state in `work`, the embedder `embedder` and `settings`
 /// (name, value) on top of the benchmark's own. `LANCESYNC_BENCH_SERVER` names another
@@ -52,8 +42,7 @@ pub fn start(work: &Path, embedder: &str, settings: &[(&str, &str)]) -> Server {
     for (name, value) in settings {
         command.env(name, value);
     }
-    let (child, base) = lancesync_testkit::cli::spawn_server(command);
-    Server { child, base }
+    lancesync_testkit::cli::start_server(command)
 }
 
 /// POST `body` to `path`; panics unless the answer is a success.
