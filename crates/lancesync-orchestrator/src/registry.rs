@@ -35,7 +35,7 @@ pub struct SourceChange {
     /// credentials, which keep their stored values (they are never shown back, so a caller
     /// cannot send them again).
     pub settings: Option<toml::Table>,
-    /// Checked on the changed source before anything is written.
+    /// Checked on the changed source before anything is written, when `settings` are given.
     pub check: Option<SourceCheck>,
 }
 
@@ -304,7 +304,9 @@ impl Orchestrator {
         if let Some(seconds) = change.poll_interval {
             spec.poll_interval = (seconds > 0).then_some(seconds);
         }
-        if let Some(check) = change.check {
+        // Only settings a caller sends are the caller's: a user may pause or reschedule a
+        // source the admin set up with settings only the admin may set.
+        if settings_changed && let Some(check) = change.check {
             check(&spec)?;
         }
         let source = spec

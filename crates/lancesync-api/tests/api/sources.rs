@@ -303,3 +303,111 @@ async fn new_sources_start_as_sync_enabled_by_default_says() {
         assert_eq!(r.json()["enabled"], !expected, "{}", r.text);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_is_changed_and_keeps_the_credentials_left_out() {
+    use lancesync_testkit::DropboxServer;
+
+    let dropbox = DropboxServer::start("sl.inline-token-secret").await;
+    dropbox.put(
+        "/Garden/Tomatoes.md",
+        b"# Tomatoes\n\nWater tomatoes deeply.",
+    );
+    dropbox.put(
+        "/Garden/Beds/Beans.md",
+        b"# Beans\n\nBeans climb their poles.",
+    );
+    let s = server(&[]);
+    let patch = |body: serde_json::Value, token: &'static str| {
+        s.call(
+            Method::PATCH,
+            "/api/v1/sources/dropbox/dbx",
+            Some(token),
+            Some(Body::from(body.to_string())),
+        )
+    };
+    let r = s
+        .post(
+            "/api/v1/sources",
+            Some(ADMIN),
+            json!({ "user_id": "alice", "source_id": "dbx", "source_type": "dropbox", "enabled": false, "config": {
+                "path": "/Garden", "access_token": "sl.inline-token-secret",
+                "api_url": dropbox.url, "content_url": dropbox.url } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = s
+        .post(
+            "/api/v1/sources/dropbox/dbx/scan?wait=60",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.json()["report"]["created"], 2, "{}", r.text);
+
+    // New settings without the token: the stored token is kept (never shown back), and the
+    // next run lists the new folder in full.
+    let r = patch(
+        json!({ "user_id": "alice", "config": {
+            "path": "/Garden/Beds", "api_url": dropbox.url, "content_url": dropbox.url } }),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let changed = r.json();
+    assert_eq!(changed["config"]["path"], "/Garden/Beds", "{changed}");
+    assert_ne!(
+        changed["config"]["access_token"], "sl.inline-token-secret",
+        "masked: {changed}"
+    );
+    assert!(
+        changed["config"]["access_token"].is_string(),
+        "kept: {changed}"
+    );
+    let r = s
+        .post(
+            "/api/v1/sources/dropbox/dbx/scan?wait=60",
+            Some(ALICE),
+            json!({}),
+        )
+        .await;
+    let report = &r.json()["report"];
+    assert!(
+        r.json()["error"].is_null(),
+        "the kept token still works: {}",
+        r.text
+    );
+    assert_eq!(
+        report["deleted"], 1,
+        "the tomato note is outside the folder now: {report}"
+    );
+    assert_eq!(report["unchanged"], 1, "{report}");
+
+    // Alice may change her schedule, but not point the source elsewhere; a typo names the key.
+    let r = patch(json!({ "enabled": true, "poll_interval": 900 }), ALICE).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["poll_interval_seconds"], 900);
+    let r = patch(
+        json!({ "config": { "path": "/Garden", "api_url": "http://127.0.0.1:9/evil" } }),
+        ALICE,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.error().1.contains("api_url"), "{}", r.text);
+    let r = patch(
+        json!({ "user_id": "alice", "config": { "paht": "/x" } }),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.error().1.contains("paht"), "{}", r.text);
+    let r = s
+        .call(
+            Method::PATCH,
+            "/api/v1/sources/dropbox/nope",
+            Some(ALICE),
+            Some(Body::from(json!({ "enabled": false }).to_string())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
