@@ -321,29 +321,28 @@ impl TextIndex {
             return Vec::new();
         }
         // Dense accumulators: a common term's postings run to a good share of the rows, and
-        // an array indexed by row beats a map there. Kept per thread between searches, and
-        // cleared where this search wrote.
-        ACCUMULATORS.with_borrow_mut(|(scores, matched)| {
-            if scores.len() < self.lengths.len() {
-                scores.resize(self.lengths.len(), 0.0);
-                matched.resize(self.lengths.len(), 0);
+        // an array indexed by row beats a map there. A row's score and matched terms sit side
+        // by side (one memory access a posting), and the list of rows touched is kept too;
+        // all are kept per thread between searches, and cleared where this search wrote.
+        ACCUMULATORS.with_borrow_mut(|(cells, touched)| {
+            if cells.len() < self.lengths.len() {
+                cells.resize(self.lengths.len(), (0.0, 0));
             }
-            let mut touched: Vec<u32> = Vec::new();
+            touched.clear();
             for &(id, idf) in &ids {
                 let rows = &self.postings[id as usize].0;
                 for (&row, &weight) in rows.iter().zip(&self.weights[id as usize]) {
-                    let r = row as usize;
-                    if matched[r] == 0 {
+                    let cell = &mut cells[row as usize];
+                    if cell.1 == 0 {
                         touched.push(row);
                     }
-                    scores[r] += idf * weight;
-                    matched[r] += 1;
+                    cell.0 += idf * weight;
+                    cell.1 += 1;
                 }
             }
-            let found = best_of(&touched, scores, matched, limit, &allow);
-            for &row in &touched {
-                scores[row as usize] = 0.0;
-                matched[row as usize] = 0;
+            let found = best_of(touched, cells, limit, &allow);
+            for &row in touched.iter() {
+                cells[row as usize] = (0.0, 0);
             }
             found
         })
@@ -366,25 +365,29 @@ pub(crate) fn query_terms(query: &str) -> Vec<(String, f32)> {
     terms
 }
 
+/// A row's score so far in one search, and how many of the query's terms it holds.
+type Cell = (f32, u32);
+
 thread_local! {
-    /// Per row: a search's score and matched terms so far (see [`TextIndex::search`]).
-    static ACCUMULATORS: std::cell::RefCell<(Vec<f32>, Vec<u32>)> = const {
+    /// Per row: a search's score and matched terms so far; and the rows a search touched
+    /// (see [`TextIndex::search`]).
+    static ACCUMULATORS: std::cell::RefCell<(Vec<Cell>, Vec<u32>)> = const {
         std::cell::RefCell::new((Vec::new(), Vec::new()))
     };
 }
 
-/// The best `limit` of `touched` rows by `scores` that `allow` lets through, best first.
+/// The best `limit` of `touched` rows by their score in `cells` that `allow` lets through,
+/// best first.
 fn best_of(
     touched: &[u32],
-    scores: &[f32],
-    matched: &[u32],
+    cells: &[Cell],
     limit: usize,
     allow: &impl Fn(u32) -> bool,
 ) -> Vec<TextMatch> {
     // The best `limit` in a min-heap (worst on top): most rows fall below its worst.
     let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(limit + 1);
     for &row in touched {
-        let score = scores[row as usize];
+        let score = cells[row as usize].0;
         if best.len() == limit
             && best
                 .peek()
@@ -405,7 +408,7 @@ fn best_of(
         .map(|Reverse(Ranked(score, row))| TextMatch {
             row,
             score,
-            matched_terms: matched[row as usize],
+            matched_terms: cells[row as usize].1,
         })
         .collect();
     found.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.row.cmp(&b.row)));
