@@ -22,6 +22,7 @@ mod legacy_tables;
 mod notion;
 mod openai;
 mod pdf;
+mod postgres;
 mod proxy;
 mod requests;
 pub mod s3;
@@ -41,6 +42,7 @@ pub use pdf::{
     classic_pdf, classic_pdf_of, damaged_pdfs, encrypted_pdf, fan_out_form_pdf, flate_bomb_pdf,
     owner_password_pdf, pdf, pdf_stream, recursive_form_pdf,
 };
+pub use postgres::{Postgres, postgres_available};
 pub use proxy::{HttpProxy, InjectedFault, ProxiedRequest};
 pub use s3::{Relay, S3Server};
 

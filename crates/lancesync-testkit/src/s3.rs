@@ -162,13 +162,17 @@ impl Drop for S3Server {
 
 /// A TCP relay in front of a server: [`Relay::cut`] drops every connection and stops
 /// listening (clients see resets and refused connections), [`Relay::restore`] listens again
-/// on the same port. The server behind keeps its data.
+/// on the same port. The server behind keeps its data. [`Relay::silence`] is the other kind
+/// of cut, a network that drops packets: the server's side of every connection is closed, the
+/// client's side stays open and hears nothing more, and new connections hang.
 #[derive(Debug, Clone)]
 pub struct Relay {
     addr: SocketAddr,
     upstream: SocketAddr,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     bytes: Arc<std::sync::atomic::AtomicU64>,
+    silent: Arc<tokio::sync::watch::Sender<bool>>,
+    parked: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Relay {
@@ -179,6 +183,8 @@ impl Relay {
             upstream,
             tasks: Arc::default(),
             bytes: Arc::default(),
+            silent: Arc::new(tokio::sync::watch::channel(false).0),
+            parked: Arc::default(),
         };
         relay.restore().await;
         relay
@@ -201,9 +207,18 @@ impl Relay {
         }
     }
 
-    /// Listen again.
+    /// Drop packets from now on: the server sees its connections closed at once (the worst
+    /// case for a client that holds something on the server), the clients see nothing at all
+    /// until their own timeouts. [`Relay::restore`] ends it.
+    pub fn silence(&self) {
+        self.silent.send_replace(true);
+    }
+
+    /// Listen again (and end a [`Relay::silence`]).
     pub async fn restore(&self) {
         self.cut();
+        self.silent.send_replace(false);
+        self.parked.lock().expect("relay parked").clear();
         let deadline = Instant::now() + Duration::from_secs(10);
         let listener = loop {
             match bind(self.addr) {
@@ -219,18 +234,29 @@ impl Relay {
             }
         };
         let (upstream, tasks, bytes) = (self.upstream, self.tasks.clone(), self.bytes.clone());
+        let (silent, parked) = (self.silent.clone(), self.parked.clone());
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let bytes = bytes.clone();
+                let mut silenced = silent.subscribe();
+                let parked = parked.clone();
                 let conn = tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(upstream).await {
-                        let (mut client, mut server) = (client, server);
-                        if let Ok((up, _)) =
-                            tokio::io::copy_bidirectional(&mut client, &mut server).await
-                        {
-                            bytes.fetch_add(up, std::sync::atomic::Ordering::Relaxed);
+                    let mut client = client;
+                    if !*silenced.borrow()
+                        && let Ok(mut server) = TcpStream::connect(upstream).await
+                    {
+                        tokio::select! {
+                            copied = tokio::io::copy_bidirectional(&mut client, &mut server) => {
+                                if let Ok((up, _)) = copied {
+                                    bytes.fetch_add(up, std::sync::atomic::Ordering::Relaxed);
+                                }
+                                return;
+                            }
+                            _ = silenced.wait_for(|s| *s) => {}
                         }
                     }
+                    // Silenced: the server's side closes here, the client's is kept open.
+                    parked.lock().expect("relay parked").push(client);
                 });
                 tasks.lock().expect("relay tasks").push(conn);
             }

@@ -1,0 +1,270 @@
+//! Coordination of several `sync-server` instances that share one S3 primary: **one writer
+//! per user**, cluster-wide, with takeover when the writer dies or is cut off.
+//!
+//! The cluster's state lives in PostgreSQL ([`PostgresCoordinator`]), behind the small
+//! [`Coordination`] trait. No consensus, leases or clocks of lancesync's own:
+//!
+//! - a user's writer holds a **session-level advisory lock** keyed by the user, on the
+//!   instance's one coordinator session. Postgres frees it when that session ends: at once when
+//!   the process dies (`kill -9` closes its socket), after the TCP keepalive and user timeouts
+//!   the instance sets on its session when the network is cut.
+//! - an instance that has not heard from Postgres for a quarter of the takeover time
+//!   (**fence**) stops every write it holds: the futures doing them are dropped
+//!   ([`UserHold::fenced`]), so nothing more is committed.
+//! - a table row names each user's current holder. A new holder that finds another session's
+//!   row there (the previous one never released: it died or was cut off) waits **half the
+//!   takeover time** before it writes, by which time the previous holder has fenced itself,
+//!   and tells the engine to repair what the interrupted write left ([`UserHold::taken_over`]).
+//!
+//! Timings all follow one setting, the takeover time `T` (`COORDINATOR_TAKEOVER_SECS`):
+//! heartbeat every `T/20`, fence after `T/4` without an answer, Postgres drops a dead session
+//! within `T/2` (keepalives and `tcp_user_timeout` set on the session), the next holder waits
+//! `T/2`: a dead instance's users are written again within `T`.
+
+mod error;
+mod postgres;
+mod schema;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{Error, Result};
+pub use postgres::PostgresCoordinator;
+pub use schema::SCHEMA_VERSION;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
+
+/// How an instance joins the cluster.
+#[derive(Clone)]
+pub struct CoordinatorOptions {
+    /// `COORDINATOR_URL`: `postgres://user:password@host:port/database`.
+    pub url: SecretString,
+    /// `COORDINATOR_TAKEOVER_SECS`: how long a dead or cut-off instance's users wait before
+    /// another instance writes them.
+    pub takeover: Duration,
+    /// This instance's name in the cluster (host name and process id when `None`).
+    pub instance_id: Option<String>,
+}
+
+impl std::fmt::Debug for CoordinatorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorOptions")
+            .field("url", &masked_url(self.url.expose_secret()))
+            .field("takeover", &self.takeover)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
+}
+
+impl CoordinatorOptions {
+    /// Options for `url` with the default takeover time (60 s).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: SecretString::from(url.into()),
+            takeover: DEFAULT_TAKEOVER,
+            instance_id: None,
+        }
+    }
+
+    /// Fence: an instance that heard nothing from Postgres for this long stops writing.
+    pub fn fence_after(&self) -> Duration {
+        self.takeover / 4
+    }
+
+    /// How long a new holder waits after taking a user from a holder that never released it.
+    pub fn takeover_wait(&self) -> Duration {
+        self.takeover / 2
+    }
+
+    /// How often the instance checks that its session is alive.
+    pub fn heartbeat_every(&self) -> Duration {
+        (self.takeover / 20).max(Duration::from_millis(50))
+    }
+}
+
+/// The default takeover time.
+pub const DEFAULT_TAKEOVER: Duration = Duration::from_secs(60);
+
+/// `url` with its password replaced by `****`, for messages and status pages.
+pub fn masked_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("****"));
+            }
+            parsed.to_string()
+        }
+        // Not a URL: it may be anything, a password included.
+        Err(_) => "****".into(),
+    }
+}
+
+/// What `/health` shows of the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorStatus {
+    /// This instance's name in the cluster.
+    pub instance_id: String,
+    /// Whether the instance's session to Postgres answers now.
+    pub reachable: bool,
+    /// Milliseconds since Postgres last answered; `None` before it ever did.
+    pub last_contact_ms: Option<u64>,
+    /// The users whose writes this instance holds now.
+    pub users_held: Vec<String>,
+    /// The coordinator's URL, password masked.
+    pub url: String,
+}
+
+/// A cluster-wide coordinator of writers.
+#[async_trait::async_trait]
+pub trait Coordination: Send + Sync + std::fmt::Debug {
+    /// Wait until this instance may write `user_id`'s tables, and hold that until the
+    /// returned hold (and every other hold of the user in this instance) is dropped. Holds of
+    /// one user in one instance share the cluster-wide lock.
+    async fn hold(&self, user_id: &str) -> Result<UserHold>;
+
+    /// The coordinator as `/health` shows it.
+    fn status(&self) -> CoordinatorStatus;
+}
+
+/// Permission to write one user's tables. Dropping it gives the permission back (once the
+/// instance's other holds of the user are dropped too).
+pub struct UserHold {
+    user_id: String,
+    taken_over: bool,
+    generation: u64,
+    live: watch::Receiver<u64>,
+    on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for UserHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserHold")
+            .field("user_id", &self.user_id)
+            .field("taken_over", &self.taken_over)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl UserHold {
+    /// A hold of a coordinator whose live session is `generation` as long as `live` says so;
+    /// `on_drop` gives it back.
+    pub fn new(
+        user_id: &str,
+        taken_over: bool,
+        generation: u64,
+        live: watch::Receiver<u64>,
+        on_drop: Box<dyn FnOnce() + Send + Sync>,
+    ) -> Self {
+        Self {
+            user_id: user_id.to_string(),
+            taken_over,
+            generation,
+            live,
+            on_drop: Some(on_drop),
+        }
+    }
+
+    /// The user held.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// The previous holder never gave the user back (it died or was cut off during a write):
+    /// what it left half-written must be repaired before writing.
+    pub fn taken_over(&self) -> bool {
+        self.taken_over
+    }
+
+    /// Whether the hold still stands (the session it was taken on is alive).
+    pub fn is_live(&self) -> bool {
+        *self.live.borrow() == self.generation
+    }
+
+    /// Run `work`, dropping it (so it writes nothing more) as soon as the hold is lost;
+    /// [`Error::Lost`] then.
+    pub async fn fenced<F: Future>(&self, work: F) -> Result<F::Output> {
+        let mut live = self.live.clone();
+        let generation = self.generation;
+        tokio::select! {
+            biased;
+            _ = live.wait_for(|g| *g != generation) => Err(self.lost()),
+            out = work => {
+                // Finished: but if the hold was lost meanwhile, what it wrote may have raced
+                // another holder's writes; say so rather than report success.
+                if self.is_live() { Ok(out) } else { Err(self.lost()) }
+            }
+        }
+    }
+
+    /// [`Error::Lost`] for this hold's user.
+    pub fn lost(&self) -> Error {
+        Error::Lost {
+            user_id: self.user_id.clone(),
+        }
+    }
+}
+
+impl Drop for UserHold {
+    fn drop(&mut self) {
+        if let Some(give_back) = self.on_drop.take() {
+            give_back();
+        }
+    }
+}
+
+/// A coordinator shared by the engine and the server.
+pub type SharedCoordinator = Arc<dyn Coordination>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            masked_url("postgres://sync:s3cret@db.internal:5432/lancesync"),
+            "postgres://sync:****@db.internal:5432/lancesync"
+        );
+        assert_eq!(
+            masked_url("postgres://sync@db.internal/lancesync"),
+            "postgres://sync@db.internal/lancesync"
+        );
+        assert_eq!(masked_url("host=db password=s3cret"), "****");
+    }
+
+    #[test]
+    fn timings_follow_the_takeover_time() {
+        let options = CoordinatorOptions {
+            takeover: Duration::from_secs(60),
+            ..CoordinatorOptions::new("postgres://localhost/db")
+        };
+        assert_eq!(options.fence_after(), Duration::from_secs(15));
+        assert_eq!(options.takeover_wait(), Duration::from_secs(30));
+        assert_eq!(options.heartbeat_every(), Duration::from_secs(3));
+        // The cut-off holder fences itself before the next holder may write.
+        assert!(options.fence_after() < options.takeover_wait());
+        let with_password = CoordinatorOptions::new("postgres://sync:s3cret@db/lancesync");
+        let shown = format!("{with_password:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("sync:****@db"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_hold_stops_its_work() {
+        let (tx, rx) = watch::channel(1);
+        let hold = UserHold::new("alice", false, 1, rx, Box::new(|| {}));
+        assert!(hold.fenced(async { 5 }).await.is_ok());
+        let work = hold.fenced(std::future::pending::<()>());
+        let lose = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send(0).unwrap();
+        };
+        let (out, ()) = tokio::join!(work, lose);
+        assert!(matches!(out, Err(Error::Lost { user_id }) if user_id == "alice"));
+        assert!(!hold.is_live());
+    }
+}

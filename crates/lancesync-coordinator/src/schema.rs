@@ -1,0 +1,62 @@
+//! The coordinator's tables, created and upgraded by the first instance that starts with a
+//! newer version: versioned steps, each applied once, under a transaction-level advisory lock
+//! so that instances starting together do not race.
+
+use tokio_postgres::Client;
+
+use crate::{Error, Result};
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Key of the advisory lock held while the schema is changed ("lancesync" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6c61_6e63_6573_796e;
+
+/// Each version's statements, in order; version `n` is `STEPS[n - 1]`.
+const STEPS: [&str; SCHEMA_VERSION as usize] = [
+    // 1: who writes each user now. A row outlives its holder only when the holder died or was
+    // cut off: the next holder then waits the takeover time and repairs.
+    "CREATE TABLE IF NOT EXISTS lancesync_writers (
+        user_id text PRIMARY KEY,
+        holder text NOT NULL,
+        since timestamptz NOT NULL DEFAULT now()
+    )",
+];
+
+/// Bring the schema to [`SCHEMA_VERSION`]; refuse one from a newer build.
+pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS lancesync_schema (
+            version integer PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .await?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM lancesync_schema",
+            &[],
+        )
+        .await?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for version in found + 1..=SCHEMA_VERSION {
+        tx.batch_execute(STEPS[(version - 1) as usize]).await?;
+        tx.execute(
+            "INSERT INTO lancesync_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+        tracing::info!(version, "coordinator schema upgraded");
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! One writer per user across instances, against a real PostgreSQL server started here.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lancesync_coordinator::{
+    Coordination, CoordinatorOptions, Error, PostgresCoordinator, SCHEMA_VERSION,
+};
+use lancesync_testkit::{Postgres, Relay};
+use tokio_postgres::NoTls;
+
+/// Short timings: fence after 0.5 s, takeover wait 1 s.
+const TAKEOVER: Duration = Duration::from_secs(2);
+
+async fn instance(url: &str, name: &str) -> PostgresCoordinator {
+    PostgresCoordinator::connect(CoordinatorOptions {
+        takeover: TAKEOVER,
+        instance_id: Some(name.into()),
+        ..CoordinatorOptions::new(url)
+    })
+    .await
+    .expect("connect")
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("admin");
+    tokio::spawn(connection);
+    client
+}
+
+/// Whether `hold` is still waiting after `within`.
+async fn still_waiting<F: std::future::Future>(
+    hold: &mut std::pin::Pin<Box<F>>,
+    within: Duration,
+) -> bool {
+    tokio::time::timeout(within, hold.as_mut()).await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_is_written_by_one_instance_at_a_time() {
+    let pg = Postgres::start();
+    let (a, b) = (
+        instance(&pg.url(), "a").await,
+        instance(&pg.url(), "b").await,
+    );
+
+    let held = a.hold("alice").await.expect("a holds alice");
+    assert!(!held.taken_over(), "nobody held alice before");
+    assert_eq!(a.status().users_held, vec!["alice".to_string()]);
+
+    // Another user is free; alice waits for a.
+    let bob = tokio::time::timeout(Duration::from_secs(5), b.hold("bob"))
+        .await
+        .expect("bob is free")
+        .expect("b holds bob");
+    let mut waiting = Box::pin(b.hold("alice"));
+    assert!(still_waiting(&mut waiting, Duration::from_millis(800)).await);
+
+    // Given back cleanly: b gets alice soon, and with nothing to repair.
+    let released = Instant::now();
+    drop(held);
+    let taken = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("b gets alice once a gives it back")
+        .expect("hold");
+    assert!(!taken.taken_over(), "a gave alice back: nothing to repair");
+    assert!(
+        released.elapsed() < TAKEOVER / 2,
+        "a clean hand-over does not wait the takeover time ({:?})",
+        released.elapsed()
+    );
+    assert_eq!(
+        b.status().users_held,
+        vec!["alice".to_string(), "bob".to_string()]
+    );
+    assert!(a.status().users_held.is_empty());
+    drop(bob);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_in_one_instance_share_the_user() {
+    let pg = Postgres::start();
+    let (a, b) = (
+        instance(&pg.url(), "a").await,
+        instance(&pg.url(), "b").await,
+    );
+
+    let first = a.hold("carol").await.expect("first");
+    let second = tokio::time::timeout(Duration::from_secs(1), a.hold("carol"))
+        .await
+        .expect("a second hold in the same instance does not wait")
+        .expect("second");
+    let mut waiting = Box::pin(b.hold("carol"));
+    drop(first);
+    assert!(
+        still_waiting(&mut waiting, Duration::from_millis(800)).await,
+        "a still holds carol while one of its holds stands"
+    );
+    drop(second);
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("b gets carol once every hold of a is dropped")
+        .expect("hold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_session_is_fenced_and_its_users_taken_over_after_the_wait() {
+    let pg = Postgres::start();
+    let (a, b) = (
+        instance(&pg.url(), "a").await,
+        instance(&pg.url(), "b").await,
+    );
+    let held = a.hold("dave").await.expect("a holds dave");
+    let writes = Arc::new(Mutex::new(Vec::<(char, Instant)>::new()));
+
+    // a writes until it is stopped.
+    let a_writes = {
+        let writes = writes.clone();
+        async move {
+            held.fenced(async {
+                loop {
+                    writes.lock().unwrap().push(('a', Instant::now()));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+        }
+    };
+    let a_task = tokio::spawn(a_writes);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Postgres ends a's session (as when its process dies).
+    let killed = Instant::now();
+    let ended: bool = admin(&pg.url())
+        .await
+        .query_one(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lancesync:a'",
+            &[],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert!(ended);
+    let stopped = tokio::time::timeout(Duration::from_secs(2), a_task)
+        .await
+        .expect("a stops writing when its session ends")
+        .expect("task");
+    assert!(
+        matches!(stopped, Err(Error::Lost { ref user_id }) if user_id == "dave"),
+        "{stopped:?}"
+    );
+
+    let taken = b.hold("dave").await.expect("b takes dave over");
+    let waited = killed.elapsed();
+    assert!(taken.taken_over(), "a never gave dave back: b must repair");
+    assert!(
+        waited >= TAKEOVER / 2 && waited < TAKEOVER + Duration::from_secs(1),
+        "taken over after the wait, within the takeover time: {waited:?}"
+    );
+    writes.lock().unwrap().push(('b', Instant::now()));
+    let writes = writes.lock().unwrap().clone();
+    let last_a = writes.iter().filter(|w| w.0 == 'a').map(|w| w.1).max();
+    let first_b = writes.iter().filter(|w| w.0 == 'b').map(|w| w.1).min();
+    assert!(last_a.is_some() && last_a < first_b, "no write of a after b started");
+
+    // a joins again with a new session and waits for dave like anyone else.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !a.status().reachable {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a reconnects");
+    let mut again = Box::pin(a.hold("dave"));
+    assert!(still_waiting(&mut again, Duration::from_millis(500)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_instance_stops_writing_before_another_starts() {
+    let pg = Postgres::start();
+    let relay = Relay::start(([127, 0, 0, 1], pg.port()).into()).await;
+    let through_relay = relay.endpoint().replace("http://", "postgres://lancesync@") + "/postgres";
+    let a = instance(&through_relay, "a").await;
+    let b = instance(&pg.url(), "b").await;
+    let held = a.hold("erin").await.expect("a holds erin");
+    let writes = Arc::new(Mutex::new(Vec::<(char, Instant)>::new()));
+    let a_task = {
+        let writes = writes.clone();
+        tokio::spawn(async move {
+            held.fenced(async {
+                loop {
+                    writes.lock().unwrap().push(('a', Instant::now()));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Packets dropped: Postgres sees a's session closed at once and frees its lock, while a
+    // hears nothing. b gets the lock at once, but must not write before a has stopped.
+    let cut = Instant::now();
+    relay.silence();
+    let taken = b.hold("erin").await.expect("b takes erin over");
+    let b_starts = Instant::now();
+    assert!(taken.taken_over());
+    let stopped = tokio::time::timeout(Duration::from_secs(2), a_task)
+        .await
+        .expect("a fences itself")
+        .expect("task");
+    assert!(matches!(stopped, Err(Error::Lost { .. })), "{stopped:?}");
+    let last_a = writes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|w| w.1)
+        .max()
+        .expect("a wrote");
+    assert!(
+        last_a < b_starts,
+        "a's last write {:?} after the cut, b's first {:?}",
+        last_a - cut,
+        b_starts - cut
+    );
+    assert!(!a.status().reachable);
+    assert!(b_starts - cut < TAKEOVER + Duration::from_secs(1));
+
+    // The network comes back: a joins again.
+    relay.restore().await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !a.status().reachable {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a reconnects after the cut");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_made_once_and_a_newer_one_is_refused() {
+    let pg = Postgres::start();
+    // Instances starting together make it once.
+    let url = pg.url();
+    let (a, b) = tokio::join!(instance(&url, "a"), instance(&url, "b"));
+    let db = admin(&pg.url()).await;
+    let versions: Vec<i32> = db
+        .query("SELECT version FROM lancesync_schema ORDER BY version", &[])
+        .await
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    drop((a, b));
+
+    db.execute(
+        "INSERT INTO lancesync_schema (version) VALUES ($1)",
+        &[&(SCHEMA_VERSION + 1)],
+    )
+    .await
+    .expect("a newer version");
+    let refused = PostgresCoordinator::connect(CoordinatorOptions::new(pg.url()))
+        .await
+        .expect_err("a newer schema is refused");
+    assert!(
+        matches!(refused, Error::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("upgrade"), "{refused}");
+}
+
+#[tokio::test]
+async fn an_unreachable_coordinator_names_the_setting_and_hides_the_password() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://sync:s3cret@127.0.0.1:{closed}/lancesync");
+    let err = PostgresCoordinator::connect(CoordinatorOptions::new(url))
+        .await
+        .expect_err("nothing listens there");
+    let message = err.to_string();
+    assert!(message.contains("COORDINATOR_URL"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    assert!(message.contains("sync:****@127.0.0.1"), "{message}");
+
+    let err = PostgresCoordinator::connect(CoordinatorOptions::new(
+        "postgres://sync@db.internal/lancesync?sslmode=require",
+    ))
+    .await
+    .expect_err("TLS is not spoken yet");
+    assert!(err.to_string().contains("sslmode"), "{err}");
+}
