@@ -168,6 +168,12 @@ lancesync_test_setup() {
         echo "installing chromium and chromium-driver for the dashboard's browser tests" >&2
         lancesync_apt_install chromium chromium-driver
     fi
+    # The coordinator's tests start a real PostgreSQL server (Debian's package; the harness
+    # runs initdb and postgres itself, as the postgres user when run as root).
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+        echo "installing postgresql for the coordinator's tests" >&2
+        lancesync_apt_install postgresql
+    fi
     # The storage tests run against a real S3-compatible server on 127.0.0.1: moto's.
     if ! command -v moto_server >/dev/null 2>&1; then
         echo "installing moto's S3 server for the storage tests" >&2

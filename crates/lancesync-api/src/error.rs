@@ -117,7 +117,9 @@ impl From<lancesync_engine::Error> for ApiError {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
             E::EmbedderMismatch { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
-            E::Source(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            E::Source(_) | E::Coordinator(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             E::Storage(s) => {
                 use lancesync_storage::Error as S;
                 match s {

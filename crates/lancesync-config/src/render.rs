@@ -51,6 +51,7 @@ impl Entry {
         };
         let value = match spec.name {
             _ if spec.is_secret() => raw_value.map(|_| MASK.to_string()),
+            _ if spec.kind == Kind::DatabaseUrl => raw_value.map(|v| mask_password(&v)),
             // Paths are shown as resolved: expanded and absolute.
             "LANCEDB_URI" => Some(settings.lancedb.uri.clone()),
             "SYNC_STATE_DIR" => Some(settings.monitoring.state_dir.display().to_string()),
@@ -419,4 +420,17 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
         lines.push(line);
     }
     lines
+}
+
+/// A URL with its password masked; anything that is not a URL masked whole.
+pub(crate) fn mask_password(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some(MASK));
+            }
+            url.to_string()
+        }
+        Err(_) => MASK.to_string(),
+    }
 }

@@ -338,6 +338,17 @@ pub struct Settings {
     pub api: ApiSettings,
     /// Integration.
     pub integration: IntegrationSettings,
+    /// Several instances.
+    pub cluster: ClusterSettings,
+}
+
+/// Several sync-server instances coordinated by PostgreSQL. `Debug` hides the URL.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `COORDINATOR_URL`; `None`: one instance, nothing shared.
+    pub coordinator_url: Option<SecretString>,
+    /// `COORDINATOR_TAKEOVER_SECS`.
+    pub takeover: Duration,
 }
 
 /// Parses settings from the layers, recording a problem for each bad value and using the
@@ -476,6 +487,20 @@ impl<'a> Reader<'a> {
                 search_memory_bytes: self.number("SEARCH_MEMORY_MB").saturating_mul(1 << 20),
                 rate_limit_per_minute: self.number("API_RATE_LIMIT"),
                 json_logs: self.text("LOG_FORMAT").eq_ignore_ascii_case("json"),
+            },
+            cluster: ClusterSettings {
+                coordinator_url: self.get("COORDINATOR_URL", |s| {
+                    let url = Url::parse(s).map_err(|_| {
+                        "is not a URL (postgres://user:password@host:port/database)".to_string()
+                    })?;
+                    match url.scheme() {
+                        "postgres" | "postgresql" => Ok(SecretString::from(s.to_string())),
+                        other => Err(format!(
+                            "has scheme {other}: only postgres:// and postgresql:// are accepted"
+                        )),
+                    }
+                }),
+                takeover: self.seconds("COORDINATOR_TAKEOVER_SECS"),
             },
             integration: IntegrationSettings {
                 legacy_fallback: self.bool("ENABLE_LEGACY_FALLBACK"),
@@ -627,7 +652,15 @@ impl<'a> Reader<'a> {
 
 fn type_problem(spec: &'static SettingSpec, raw: &str, origin: &Origin, why: &str) -> Problem {
     // A secret's value is never echoed, even when it is malformed.
-    let shown = if spec.is_secret() { "****" } else { raw };
+    let masked;
+    let shown = if spec.is_secret() {
+        "****"
+    } else if spec.kind == Kind::DatabaseUrl {
+        masked = crate::render::mask_password(raw);
+        masked.as_str()
+    } else {
+        raw
+    };
     let hint = match spec.kind {
         Kind::Choice(words) => format!("use one of: {}", words.join(", ")),
         Kind::Bool => "use true or false".to_string(),

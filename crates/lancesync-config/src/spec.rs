@@ -31,6 +31,8 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// A credential: never printed or logged.
     Secret,
+    /// A `postgres://` URL whose password is never printed or logged.
+    DatabaseUrl,
     /// A number from 0 to 1.
     Fraction,
     /// A decimal number of at least 0 (a price, say).
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::Choice(words) => format!("one of: {}", words.join(", ")),
             Kind::Secret => "a secret (never shown)".into(),
+            Kind::DatabaseUrl => "a postgres:// URL (its password never shown)".into(),
             Kind::Fraction => "a number from 0 to 1".into(),
             Kind::Amount => "a number, 0 or more (0.02)".into(),
         }
@@ -111,11 +114,13 @@ pub enum Group {
     Api,
     /// Integration with an existing application.
     Integration,
+    /// Several sync-server instances sharing one S3 primary.
+    Cluster,
 }
 
 impl Group {
     /// Every group, in template order.
-    pub const ALL: [Group; 10] = [
+    pub const ALL: [Group; 11] = [
         Group::LanceDb,
         Group::Deployment,
         Group::S3,
@@ -126,6 +131,7 @@ impl Group {
         Group::Monitoring,
         Group::Api,
         Group::Integration,
+        Group::Cluster,
     ];
 
     /// A heading for templates and docs.
@@ -141,6 +147,9 @@ impl Group {
             Group::Monitoring => "Source monitoring and health checks",
             Group::Api => "REST API server",
             Group::Integration => "Integration with an existing application",
+            Group::Cluster => {
+                "Several sync-server instances (one S3 primary, coordinated by PostgreSQL)"
+            }
         }
     }
 }
@@ -193,6 +202,8 @@ const STORAGE: Option<&str> = Some("storage (S3 copies, backups, the AWS chain)"
 const ORCHESTRATOR: Option<&str> = Some("orchestrator (sync-server's schedules)");
 const SERVER: Option<&str> = Some("REST server (sync-server)");
 const MIGRATION: Option<&str> = Some("migration (sync-cli migrate, sync-server start-up)");
+const COORDINATION: Option<&str> =
+    Some("coordinator of instances (sync-server, and sync-cli's writing commands)");
 const DEPLOYMENT: Option<&str> =
     Some("backend-location detection and storage-mode selection (config)");
 
@@ -787,6 +798,25 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: Default::Unset,
         help: "The model that made the original vectors (e.g. text-embedding-3-small, all-MiniLM-L6-v2). Migrated vectors are kept only when this is the configured embedder's model; otherwise the chunks' text is embedded again, since two models' vectors are not comparable even at the same length.",
         used_by: MIGRATION,
+    },
+    // --- Cluster ---
+    SettingSpec {
+        name: "COORDINATOR_URL",
+        aliases: &[],
+        group: Group::Cluster,
+        kind: Kind::DatabaseUrl,
+        default: Default::Unset,
+        help: "PostgreSQL database that coordinates several sync-server instances sharing one S3 primary (STORAGE_MODE s3_only or s3_primary_local_cache): every write to a user's tables holds that user cluster-wide, so one instance at a time writes a user. Unset: one instance, nothing shared. Needs a direct connection or a session-mode pooler (transaction-mode poolers break session locks); TLS is not spoken yet.",
+        used_by: COORDINATION,
+    },
+    SettingSpec {
+        name: "COORDINATOR_TAKEOVER_SECS",
+        aliases: &[],
+        group: Group::Cluster,
+        kind: Kind::Seconds,
+        default: Default::Value("60"),
+        help: "How soon another instance writes the users of an instance that died or was cut off from the coordinator. An instance that hears nothing from PostgreSQL for a quarter of this stops writing; the next holder waits half of it. At least 2 s.",
+        used_by: COORDINATION,
     },
 ];
 

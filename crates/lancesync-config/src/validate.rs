@@ -101,6 +101,31 @@ pub(crate) fn validate(
             );
         }
     }
+    let cluster = &settings.cluster;
+    if cluster.coordinator_url.is_some()
+        && !matches!(
+            effective,
+            StorageMode::S3Only | StorageMode::S3PrimaryLocalCache
+        )
+    {
+        err(
+            "COORDINATOR_URL",
+            format!(
+                "COORDINATOR_URL coordinates instances that share one S3 primary, but the storage mode is {effective}: each instance would write its own local tables"
+            ),
+            "set S3_STORAGE_ENABLED=true, USE_S3_AS_PRIMARY=true and S3_BUCKET, or unset COORDINATOR_URL",
+        );
+    }
+    if cluster.takeover < std::time::Duration::from_secs(2) {
+        err(
+            "COORDINATOR_TAKEOVER_SECS",
+            format!(
+                "COORDINATOR_TAKEOVER_SECS={} s is too short to tell a slow coordinator from a lost one",
+                cluster.takeover.as_secs_f64()
+            ),
+            "use 2 or more (60 by default)",
+        );
+    }
     let creds = &settings.credentials;
     if creds.access_key_id.is_some() != creds.secret_access_key.is_some() {
         let (missing, present) = if creds.access_key_id.is_some() {

@@ -217,6 +217,23 @@ impl Drop for UserHold {
 /// A coordinator shared by the engine and the server.
 pub type SharedCoordinator = Arc<dyn Coordination>;
 
+/// Join the coordinator `COORDINATOR_URL` names (with `COORDINATOR_TAKEOVER_SECS`); `None`
+/// without one. What `sync-server` and `sync-cli`'s writing commands do at start.
+pub async fn from_settings(
+    settings: &lancesync_config::Settings,
+) -> Result<Option<SharedCoordinator>> {
+    let Some(url) = &settings.cluster.coordinator_url else {
+        return Ok(None);
+    };
+    let options = CoordinatorOptions {
+        url: url.clone(),
+        takeover: settings.cluster.takeover,
+        instance_id: None,
+    };
+    let coordinator = PostgresCoordinator::connect(options).await?;
+    Ok(Some(Arc::new(coordinator)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,10 @@ async fn a_dead_session_is_fenced_and_its_users_taken_over_after_the_wait() {
     let writes = writes.lock().unwrap().clone();
     let last_a = writes.iter().filter(|w| w.0 == 'a').map(|w| w.1).max();
     let first_b = writes.iter().filter(|w| w.0 == 'b').map(|w| w.1).min();
-    assert!(last_a.is_some() && last_a < first_b, "no write of a after b started");
+    assert!(
+        last_a.is_some() && last_a < first_b,
+        "no write of a after b started"
+    );
 
     // a joins again with a new session and waits for dave like anyone else.
     tokio::time::timeout(Duration::from_secs(5), async {

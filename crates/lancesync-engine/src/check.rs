@@ -681,47 +681,53 @@ impl Engine {
             return Ok(repair);
         }
         let tables = self.tables(user_id).await?;
-        let _writing = crate::reindex::write_guard(&tables.state_dir, user_id)?;
-        // Chunks nobody points to go first: a run would otherwise never see them.
-        if !findings.orphan_docs.is_empty() {
-            tables.delete_docs(&findings.orphan_docs).await?;
-            repair.orphans_removed = findings.orphan_docs.len();
-        }
-        // Damaged documents of the checked sources are marked changed (size -1, which no file
-        // has, and no checksum, so the content does not pass for unchanged) before their
-        // chunks go: whatever happens next, the next run re-reads them and writes their
-        // chunks whole.
-        let checked: HashSet<&str> = sources.iter().map(|s| s.id()).collect();
-        let damaged: Vec<String> = findings.damaged_docs.into_iter().collect();
-        let mut reindex = Vec::new();
-        for doc in tables.fetch_docs(&damaged).await? {
-            if checked.contains(doc.source_id.as_str()) {
-                reindex.push(doc.doc_id);
-            } else {
-                repair.not_repaired.push(format!(
+        let writing = self.writing(&tables).await?;
+        // What the runs below do not write themselves, stopped if the user is lost.
+        writing
+            .fenced(async {
+                // Chunks nobody points to go first: a run would otherwise never see them.
+                if !findings.orphan_docs.is_empty() {
+                    tables.delete_docs(&findings.orphan_docs).await?;
+                    repair.orphans_removed = findings.orphan_docs.len();
+                }
+                // Damaged documents of the checked sources are marked changed (size -1, which no file
+                // has, and no checksum, so the content does not pass for unchanged) before their
+                // chunks go: whatever happens next, the next run re-reads them and writes their
+                // chunks whole.
+                let checked: HashSet<&str> = sources.iter().map(|s| s.id()).collect();
+                let damaged: Vec<String> = findings.damaged_docs.into_iter().collect();
+                let mut reindex = Vec::new();
+                for doc in tables.fetch_docs(&damaged).await? {
+                    if checked.contains(doc.source_id.as_str()) {
+                        reindex.push(doc.doc_id);
+                    } else {
+                        repair.not_repaired.push(format!(
                     "{}: its source {} was not checked; check it with its source to repair it",
                     doc.source_uri, doc.source_id
                 ));
-            }
-        }
-        if !reindex.is_empty() {
-            for slice in reindex.chunks(500) {
-                tables
-                    .docs
-                    .update()
-                    .only_if(sql_in("doc_id", slice))
-                    .column("size", "-1")
-                    .column("checksum", "''")
-                    .execute()
-                    .await?;
-                tables.chunks.delete(&sql_in("doc_id", slice)).await?;
-            }
-            repair.documents_reindexed = reindex.len();
-        }
-        // A cursor with nothing behind it would make the next delta skip what it covers.
-        for source_id in &findings.stale_cursors {
-            tables.clear_cursor(source_id).await?;
-        }
+                    }
+                }
+                if !reindex.is_empty() {
+                    for slice in reindex.chunks(500) {
+                        tables
+                            .docs
+                            .update()
+                            .only_if(sql_in("doc_id", slice))
+                            .column("size", "-1")
+                            .column("checksum", "''")
+                            .execute()
+                            .await?;
+                        tables.chunks.delete(&sql_in("doc_id", slice)).await?;
+                    }
+                    repair.documents_reindexed = reindex.len();
+                }
+                // A cursor with nothing behind it would make the next delta skip what it covers.
+                for source_id in &findings.stale_cursors {
+                    tables.clear_cursor(source_id).await?;
+                }
+                Ok(())
+            })
+            .await?;
         // The runs index what is missing or stale and delete what is gone.
         let sync = SyncOptions {
             allow_mass_delete: options.allow_mass_delete,

@@ -85,6 +85,11 @@ pub enum Error {
     /// documents than the live tables hold (the mass-delete guard).
     #[error("{0}")]
     SwitchWithheld(String),
+    /// The coordinator of several instances (`COORDINATOR_URL`) did not let this instance
+    /// write the user: it could not be reached, or this instance lost it while writing (and
+    /// stopped; another instance takes over).
+    #[error(transparent)]
+    Coordinator(#[from] lancesync_coordinator::Error),
     /// Listing or reading the source failed as a whole; nothing was deleted.
     #[error(transparent)]
     Source(#[from] lancesync_sources::Error),

@@ -35,6 +35,7 @@ pub mod rows;
 mod search;
 mod sync;
 mod tables;
+mod writing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -136,6 +137,8 @@ pub struct Engine {
     resolved: std::sync::Mutex<HashMap<EmbedderIdentity, Arc<dyn Embedder>>>,
     /// In-memory indexes searches answer from, when turned on.
     resident: Option<resident::Resident>,
+    /// Several instances' writes, when a coordinator is set.
+    coordinated: writing::Coordinated,
 }
 
 impl std::fmt::Debug for Engine {
@@ -161,6 +164,7 @@ impl Engine {
             resolver: None,
             resolved: std::sync::Mutex::default(),
             resident: None,
+            coordinated: writing::Coordinated::default(),
         })
     }
 
@@ -417,17 +421,25 @@ impl Engine {
         version: Option<u64>,
     ) -> Result<lancesync_storage::RestoreReport> {
         ids::validate_user_id(user_id)?;
+        let db = self.config.storage.database(user_id)?;
+        // The user cluster-wide only: a lock file in the database's folder would make the
+        // restore find a local database that is not there.
+        let writing = self.writing_at(&db.state_dir, user_id, false).await?;
         self.forget_user(user_id).await;
-        Ok(self
-            .config
-            .storage
-            .restore(
-                user_id,
-                version,
-                &self.config.tables.documents_table,
-                &self.config.tables.chunks_table,
-            )
-            .await?)
+        writing
+            .fenced(async {
+                Ok(self
+                    .config
+                    .storage
+                    .restore(
+                        user_id,
+                        version,
+                        &self.config.tables.documents_table,
+                        &self.config.tables.chunks_table,
+                    )
+                    .await?)
+            })
+            .await
     }
 
     /// Whether `user_id` has an index.
@@ -468,20 +480,23 @@ impl Engine {
             tracing::warn!(user_id, error = %e, "could not check S3 for newer versions; syncing locally");
         }
         let tables = self.tables(user_id).await?;
-        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
+        let writing = self.writing(&tables).await?;
         tables.check_chunking(&self.config.chunking, true).await?;
         // The versions the run commits are states of an unfinished write: searches meanwhile
         // answer from the newest in-memory view made rather than wait for a newer one.
         let searched_meanwhile = self.resident.as_ref().map(|r| r.writing(&tables));
-        let report = sync::Run::new(
-            &self.config,
-            self.embedder.as_ref(),
-            &self.chunker,
-            &tables,
-            source,
-        )
-        .execute(options, progress)
-        .await;
+        let report = writing
+            .fenced(
+                sync::Run::new(
+                    &self.config,
+                    self.embedder.as_ref(),
+                    &self.chunker,
+                    &tables,
+                    source,
+                )
+                .execute(options, progress),
+            )
+            .await;
         drop(searched_meanwhile);
         let mut report = report?;
         report.storage = self.after_write(user_id).await;
@@ -634,8 +649,8 @@ impl Engine {
             return Ok(0);
         }
         let tables = self.tables(user_id).await?;
-        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
-        tables.delete_docs(&failed).await?;
+        let writing = self.writing(&tables).await?;
+        writing.fenced(tables.delete_docs(&failed)).await?;
         self.after_write(user_id).await;
         Ok(failed.len())
     }
@@ -647,8 +662,8 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(());
         };
-        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
-        tables.clear_cursor(source_id).await?;
+        let writing = self.writing(&tables).await?;
+        writing.fenced(tables.clear_cursor(source_id)).await?;
         self.after_write(user_id).await;
         Ok(())
     }
@@ -659,14 +674,19 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(0);
         };
-        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
-        let docs = tables.source_docs(source_id).await?;
-        let ids: Vec<String> = docs
-            .positions()
-            .map(|p| docs.doc_id(p).to_string())
-            .collect();
-        tables.delete_docs(&ids).await?;
-        tables.clear_cursor(source_id).await?;
+        let writing = self.writing(&tables).await?;
+        let ids = writing
+            .fenced(async {
+                let docs = tables.source_docs(source_id).await?;
+                let ids: Vec<String> = docs
+                    .positions()
+                    .map(|p| docs.doc_id(p).to_string())
+                    .collect();
+                tables.delete_docs(&ids).await?;
+                tables.clear_cursor(source_id).await?;
+                Ok(ids)
+            })
+            .await?;
         let last = tables.state_dir.join(format!("{source_id}.last.json"));
         let _ = tokio::fs::remove_file(last).await;
         history::forget(&tables.state_dir, source_id).await;
@@ -799,7 +819,7 @@ impl Engine {
             ));
         }
         let tables = self.tables(user_id).await?;
-        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
+        let writing = self.writing(&tables).await?;
         let dim = tables.dim;
         if let Some((i, c)) = doc.chunks.iter().enumerate().find(|(_, c)| {
             c.embedding
@@ -885,10 +905,14 @@ impl Engine {
             source_version: None,
             vector: sync::mean_vector(&vectors, dim),
         };
-        tables
-            .replace_chunks(&chunk_rows, std::slice::from_ref(&id))
+        writing
+            .fenced(async {
+                tables
+                    .replace_chunks(&chunk_rows, std::slice::from_ref(&id))
+                    .await?;
+                tables.upsert_docs(std::slice::from_ref(&row)).await
+            })
             .await?;
-        tables.upsert_docs(std::slice::from_ref(&row)).await?;
         self.after_write(user_id).await;
         Ok(DocumentInfo::from(row))
     }
@@ -900,12 +924,12 @@ impl Engine {
         let Some(tables) = self.existing_tables(user_id).await? else {
             return Ok(false);
         };
-        let _writing = reindex::write_guard(&tables.state_dir, user_id)?;
+        let writing = self.writing(&tables).await?;
         let id = [doc_id.to_string()];
         if tables.fetch_docs(&id).await?.is_empty() {
             return Ok(false);
         }
-        tables.delete_docs(&id).await?;
+        writing.fenced(tables.delete_docs(&id)).await?;
         self.after_write(user_id).await;
         Ok(true)
     }
@@ -915,8 +939,10 @@ impl Engine {
     pub async fn drop_user(&self, user_id: &str) -> Result<()> {
         ids::validate_user_id(user_id)?;
         let db = self.config.storage.database(user_id)?;
-        let _writing = reindex::write_guard(&db.state_dir, user_id)?;
+        let writing = self.writing_at(&db.state_dir, user_id, true).await?;
         self.forget_user(user_id).await;
-        Ok(self.config.storage.remove_user(user_id).await?)
+        writing
+            .fenced(async { Ok(self.config.storage.remove_user(user_id).await?) })
+            .await
     }
 }

@@ -165,6 +165,21 @@ impl Engine {
         progress: &dyn Progress,
     ) -> Result<ReindexReport> {
         ids::validate_user_id(user_id)?;
+        let db = self.config.storage.database(user_id)?;
+        let cluster = self.writing_at(&db.state_dir, user_id, false).await?;
+        cluster
+            .fenced(self.reindex_holding(user_id, sources, options, progress))
+            .await
+    }
+
+    /// [`Self::reindex`], with the user held cluster-wide.
+    async fn reindex_holding(
+        &self,
+        user_id: &str,
+        sources: &[&dyn DocumentSource],
+        options: ReindexOptions,
+        progress: &dyn Progress,
+    ) -> Result<ReindexReport> {
         let started = Instant::now();
         if let Err(e) = self.config.storage.before_write(user_id).await {
             tracing::warn!(user_id, error = %e, "could not check S3 for newer versions; re-indexing locally");
@@ -281,6 +296,19 @@ impl Engine {
         options: ReindexOptions,
     ) -> Result<RollbackReport> {
         ids::validate_user_id(user_id)?;
+        let db = self.config.storage.database(user_id)?;
+        let cluster = self.writing_at(&db.state_dir, user_id, false).await?;
+        cluster
+            .fenced(self.rollback_holding(user_id, options))
+            .await
+    }
+
+    /// [`Self::rollback_reindex`], with the user held cluster-wide.
+    async fn rollback_holding(
+        &self,
+        user_id: &str,
+        options: ReindexOptions,
+    ) -> Result<RollbackReport> {
         let started = Instant::now();
         let db = self.config.storage.database(user_id)?;
         let _lock = reindex_lock(&db.state_dir, user_id).await?;
@@ -525,7 +553,7 @@ async fn reindex_lock(state_dir: &Path, user_id: &str) -> Result<(FileLock, File
 /// ([`Engine::write_guard`]).
 #[derive(Debug)]
 pub struct WriteGuard {
-    _lock: FileLock,
+    _writing: crate::writing::Writing,
 }
 
 impl Engine {
@@ -535,7 +563,7 @@ impl Engine {
     pub async fn write_guard(&self, user_id: &str) -> Result<WriteGuard> {
         let tables = self.tables(user_id).await?;
         Ok(WriteGuard {
-            _lock: write_guard(&tables.state_dir, user_id)?,
+            _writing: self.writing(&tables).await?,
         })
     }
 }

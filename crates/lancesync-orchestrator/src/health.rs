@@ -56,7 +56,8 @@ impl ComponentHealth {
 pub struct Health {
     /// The worst component status.
     pub status: HealthStatus,
-    /// One check per component: `database`, `s3`, `pipeline`, `source:{user}/{id}`.
+    /// One check per component: `database`, `s3`, `coordinator` (with `COORDINATOR_URL`),
+    /// `pipeline`, `source:{user}/{id}`.
     pub components: BTreeMap<String, ComponentHealth>,
     /// This build's version.
     pub version: String,
@@ -102,6 +103,36 @@ pub(crate) async fn check_roots(roots: &[std::path::PathBuf]) -> ComponentHealth
     }
 }
 
+/// The coordinator of instances: reachable or not, this instance's name, the users it holds.
+pub(crate) fn coordinator_health(
+    status: &lancesync_coordinator::CoordinatorStatus,
+) -> ComponentHealth {
+    let held = if status.users_held.is_empty() {
+        "no user held".to_string()
+    } else {
+        format!(
+            "writing {} user(s): {}",
+            status.users_held.len(),
+            status.users_held.join(", ")
+        )
+    };
+    let contact = status.last_contact_ms.map_or_else(
+        || "never answered".to_string(),
+        |ms| format!("last answer {ms} ms ago"),
+    );
+    if status.reachable {
+        ComponentHealth::ok(format!(
+            "instance {} at {}: {contact}; {held}",
+            status.instance_id, status.url
+        ))
+    } else {
+        ComponentHealth::unhealthy(format!(
+            "instance {} cannot reach {} ({contact}): it writes nothing, and other instances take its users over",
+            status.instance_id, status.url
+        ))
+    }
+}
+
 impl Orchestrator {
     /// Whether the database folder can be written: what a readiness probe asks, without the
     /// rest of [`health`](Self::health) (no S3 request).
@@ -117,6 +148,12 @@ impl Orchestrator {
             check_database(&self.inner.engine.config().base_dir).await,
         );
         components.insert("s3".to_string(), self.s3_health().await);
+        if let Some(coordinator) = self.inner.engine.coordinator() {
+            components.insert(
+                "coordinator".to_string(),
+                coordinator_health(&coordinator.status()),
+            );
+        }
         components.insert(
             "pipeline".to_string(),
             if self.is_running() {

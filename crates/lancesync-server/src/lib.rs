@@ -68,6 +68,9 @@ pub enum Error {
     /// Serving failed.
     #[error("serving failed: {0}")]
     Serve(std::io::Error),
+    /// The coordinator of instances (`COORDINATOR_URL`) could not be joined.
+    #[error(transparent)]
+    Coordinator(#[from] lancesync_coordinator::Error),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -83,16 +86,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let settings = config.settings().clone();
-    let engine = Arc::new(
-        Engine::new(
-            EngineConfig::from_config(&config)?,
-            embedder_from_settings(&settings)?,
-        )?
-        .with_embedder_resolver(embedder_resolver_from_settings(&settings))
-        .with_search_memory(
-            usize::try_from(settings.api.search_memory_bytes).unwrap_or(usize::MAX),
-        ),
-    );
+    let mut engine = Engine::new(
+        EngineConfig::from_config(&config)?,
+        embedder_from_settings(&settings)?,
+    )?
+    .with_embedder_resolver(embedder_resolver_from_settings(&settings))
+    .with_search_memory(usize::try_from(settings.api.search_memory_bytes).unwrap_or(usize::MAX));
+    if let Some(coordinator) = lancesync_coordinator::from_settings(&settings).await? {
+        engine = engine.with_coordinator(coordinator);
+    }
+    let engine = Arc::new(engine);
     for note in config.notes() {
         tracing::info!("{note}");
     }

@@ -73,8 +73,14 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
     };
     let settings = config.settings().clone();
     let embedder = embedder_from_settings(&settings)?;
-    let engine = Engine::new(EngineConfig::from_config(&config)?, embedder)?
+    let mut engine = Engine::new(EngineConfig::from_config(&config)?, embedder)?
         .with_embedder_resolver(embedder_resolver_from_settings(&settings));
+    // Commands that write a user's tables hold the user cluster-wide, as the servers do.
+    if writes_tables(&cmd)
+        && let Some(coordinator) = lancesync_coordinator::from_settings(&settings).await?
+    {
+        engine = engine.with_coordinator(coordinator);
+    }
     let ctx = Ctx {
         settings,
         env: opts.env.clone(),
@@ -104,6 +110,22 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
         Command::Storage(StorageCommand::Status { json }) => storage_status(&ctx, json).await,
         Command::Migrate(args) => migrate(ctx, &args).await,
     }
+}
+
+/// Whether `cmd` may write a user's tables.
+fn writes_tables(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Sync(_)
+            | Command::Retry(_)
+            | Command::Check(_)
+            | Command::Watch(_)
+            | Command::Cleanup(_)
+            | Command::Reindex(_)
+            | Command::Restore(_)
+            | Command::Migrate(_)
+            | Command::Sources(crate::cli::SourcesCommand::Remove { .. })
+    )
 }
 
 fn print(

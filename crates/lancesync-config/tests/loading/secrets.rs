@@ -129,3 +129,58 @@ fn capture_logs<T>(f: impl Fn() -> T) -> String {
     );
     text
 }
+
+#[test]
+fn the_coordinators_password_is_masked_and_the_rest_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(
+        dir.path(),
+        &[
+            ("S3_STORAGE_ENABLED", "true"),
+            ("S3_BUCKET", "primary"),
+            ("USE_S3_AS_PRIMARY", "true"),
+            (
+                "COORDINATOR_URL",
+                "postgres://sync:pgsupersecret@db.internal:5432/lancesync",
+            ),
+        ],
+    );
+    let inspection = Config::inspect(&o);
+    let c = &inspection.config;
+    assert!(inspection.problems.is_empty(), "{:?}", inspection.problems);
+    assert_eq!(
+        c.settings()
+            .cluster
+            .coordinator_url
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "postgres://sync:pgsupersecret@db.internal:5432/lancesync"
+    );
+    for out in [
+        format!("{c:?}"),
+        format!("{:?}", c.settings()),
+        inspection.explain().to_string(),
+        serde_json::to_string(&inspection.explain()).unwrap(),
+    ] {
+        assert!(!out.contains("pgsupersecret"), "password leaked in: {out}");
+    }
+    let shown = c
+        .entries()
+        .iter()
+        .find(|e| e.name == "COORDINATOR_URL")
+        .and_then(|e| e.value.clone())
+        .unwrap();
+    assert_eq!(shown, "postgres://sync:****@db.internal:5432/lancesync");
+
+    // A malformed one is not echoed either.
+    let o = opts(
+        dir.path(),
+        &[("COORDINATOR_URL", "mysql://sync:pgsupersecret@db/x")],
+    );
+    let text = problem_text(&o);
+    assert!(
+        text.contains("COORDINATOR_URL") && !text.contains("pgsupersecret"),
+        "{text}"
+    );
+}

@@ -201,6 +201,29 @@ fn every_validation_rule() {
             "SEARCH_VECTOR_WEIGHT",
             "is not a number from 0 to 1",
         ),
+        (
+            "a coordinator of instances that write local tables",
+            vec![("COORDINATOR_URL", "postgres://sync@db/lancesync")],
+            "COORDINATOR_URL",
+            "the storage mode is local_only",
+        ),
+        (
+            "a coordinator that is not PostgreSQL",
+            vec![
+                ("S3_STORAGE_ENABLED", "true"),
+                ("S3_BUCKET", "primary"),
+                ("USE_S3_AS_PRIMARY", "true"),
+                ("COORDINATOR_URL", "mysql://sync:pw@db/lancesync"),
+            ],
+            "COORDINATOR_URL",
+            "only postgres:// and postgresql:// are accepted",
+        ),
+        (
+            "a takeover time too short to tell",
+            vec![("COORDINATOR_TAKEOVER_SECS", "1")],
+            "COORDINATOR_TAKEOVER_SECS",
+            "too short",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (what, env, setting, needle) in cases {

@@ -254,7 +254,16 @@ impl UserTables {
     /// Chunks of `source_id` whose document row does not exist (left by a crash between the
     /// chunk write and the document write of a file that has since gone).
     pub async fn orphan_chunk_docs(&self, source_id: &str) -> Result<Vec<String>> {
-        let filter = Some(format!("source_id = {}", sql_string(source_id)));
+        self.orphan_chunk_docs_where(Some(format!("source_id = {}", sql_string(source_id))))
+            .await
+    }
+
+    /// The documents of every source that have chunks but no row.
+    pub async fn orphan_chunk_docs_of_all(&self) -> Result<Vec<String>> {
+        self.orphan_chunk_docs_where(None).await
+    }
+
+    async fn orphan_chunk_docs_where(&self, filter: Option<String>) -> Result<Vec<String>> {
         let mut chunk_docs = std::collections::BTreeSet::new();
         for b in query(&self.chunks, filter.clone(), &["doc_id"]).await? {
             let ids = Columns(&b).str("doc_id")?;
