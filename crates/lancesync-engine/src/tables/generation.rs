@@ -59,28 +59,57 @@ async fn manifest_config(table: &Table) -> Result<HashMap<String, String>> {
     Ok(native.manifest().await?.config)
 }
 
-async fn update_config(table: &Table, values: Vec<(String, String)>) -> Result<()> {
+/// Whether a commit lost to a concurrent one that lance will not merge with it (two config
+/// updates of one table are refused as incompatible, whatever keys they touch).
+pub(super) fn lost_to_concurrent_commit(e: &lancedb::Error) -> bool {
+    let text = e.to_string();
+    text.contains("ncompatible transaction") || text.contains("ommit conflict")
+}
+
+/// Write manifest config values, again on the latest version when another writer's commit got
+/// in first: runs of two sources of one user store their cursors (and a new user's first runs
+/// their chunk settings) at the same moments.
+pub(super) async fn update_config(table: &Table, values: Vec<(String, String)>) -> Result<()> {
     if values.is_empty() {
         return Ok(());
     }
-    table
+    let native = table
         .as_native()
-        .ok_or_else(|| Error::Internal(format!("{} is not a local table", table.name())))?
-        .update_config(values)
-        .await?;
-    Ok(())
+        .ok_or_else(|| Error::Internal(format!("{} is not a local table", table.name())))?;
+    let mut attempt = 0u32;
+    loop {
+        match native.update_config(values.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 8 && lost_to_concurrent_commit(&e) => {
+                attempt += 1;
+                table.checkout_latest().await?;
+                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt.min(6))).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
-async fn delete_config(table: &Table, keys: &[&str]) -> Result<()> {
+/// Delete manifest config keys, again on the latest version after a concurrent commit.
+pub(super) async fn delete_config(table: &Table, keys: &[&str]) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    table
+    let native = table
         .as_native()
-        .ok_or_else(|| Error::Internal(format!("{} is not a local table", table.name())))?
-        .delete_config_keys(keys)
-        .await?;
-    Ok(())
+        .ok_or_else(|| Error::Internal(format!("{} is not a local table", table.name())))?;
+    let mut attempt = 0u32;
+    loop {
+        match native.delete_config_keys(keys).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 8 && lost_to_concurrent_commit(&e) => {
+                attempt += 1;
+                table.checkout_latest().await?;
+                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt.min(6))).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 impl UserTables {

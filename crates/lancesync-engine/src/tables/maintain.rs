@@ -8,7 +8,7 @@ use lancedb::index::{IndexConfig, IndexType};
 use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
 
 use super::UserTables;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Unindexed chunk rows (or 5% of the table, if more) before maintenance folds them into the
 /// indexes.
@@ -198,6 +198,19 @@ impl UserTables {
     /// Keep the tables fast: full-text index present and current, a vector index past the
     /// size threshold, small fragments compacted, old versions pruned.
     pub async fn maintain(&self) -> Result<Maintenance> {
+        let _one_at_a_time = self.maintaining.lock().await;
+        match self.maintain_now().await {
+            // Another process maintained the table at the same moment: its commit stands,
+            // and whatever is left is done after the next write.
+            Err(Error::LanceDb(e)) if super::generation::lost_to_concurrent_commit(&e) => {
+                tracing::info!(user = %self.user_id, error = %e, "maintenance met another writer's; left for the next run");
+                Ok(Maintenance::default())
+            }
+            other => other,
+        }
+    }
+
+    async fn maintain_now(&self) -> Result<Maintenance> {
         let mut done = Maintenance::default();
         self.expire_previous_generation().await?;
         let rows = self.chunks.count_rows(None).await?;

@@ -84,10 +84,13 @@ impl UserTables {
             None => {
                 let ours =
                     serde_json::to_string(chunking).map_err(|e| Error::Internal(e.to_string()))?;
-                self.native_chunks()?
-                    .update_config([(CHUNKING_KEY.to_string(), ours)])
-                    .await?;
-                Ok(())
+                // Two first runs of a new user record the same settings: the second write
+                // goes again on the first's version.
+                super::generation::update_config(
+                    &self.chunks,
+                    vec![(CHUNKING_KEY.to_string(), ours)],
+                )
+                .await
             }
         }
     }
@@ -135,18 +138,17 @@ impl UserTables {
 
     /// Store a source's cursor (after the changes it covers are written).
     pub async fn set_cursor(&self, source_id: &str, cursor: &str) -> Result<()> {
-        self.native_docs()?
-            .update_config([(cursor_key(source_id), cursor.to_string())])
-            .await?;
-        Ok(())
+        super::generation::update_config(
+            &self.docs,
+            vec![(cursor_key(source_id), cursor.to_string())],
+        )
+        .await
     }
 
     /// Forget a source's cursor (its documents were removed): its next run lists in full.
     pub async fn clear_cursor(&self, source_id: &str) -> Result<()> {
         if self.cursor(source_id).await?.is_some() {
-            self.native_docs()?
-                .delete_config_keys(&[cursor_key(source_id).as_str()])
-                .await?;
+            super::generation::delete_config(&self.docs, &[cursor_key(source_id).as_str()]).await?;
         }
         Ok(())
     }

@@ -80,6 +80,9 @@ pub struct UserTables {
     /// Set once the full-text index is known to exist (indexes are never dropped while the
     /// tables are open), so searches skip asking.
     fts_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// One maintenance at a time per user in this process: runs of two sources end at the
+    /// same moments, and lance refuses the second of two concurrent index builds.
+    maintaining: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for UserTables {

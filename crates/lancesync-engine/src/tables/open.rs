@@ -167,6 +167,7 @@ impl UserTables {
             settings: settings.clone(),
             connection,
             fts_ready: Default::default(),
+            maintaining: Default::default(),
         };
         match expected {
             Some(embedder) => tables.check_embedder(embedder, create).await?,

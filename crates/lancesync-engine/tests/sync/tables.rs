@@ -407,3 +407,36 @@ async fn small_fragments_are_compacted_once_they_pile_up() {
         "{hits:?}"
     );
 }
+
+/// A new user's sources synced at the same moment (a server's start): both record the same
+/// chunk settings in the manifest, and lance refuses the second of two concurrent config
+/// updates; it is made again on the first's version instead of failing the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_runs_of_a_new_users_sources_at_once_all_succeed() {
+    for round in 0..3 {
+        let f = Fixture::new(|_| {});
+        let folders: Vec<_> = (0..4)
+            .map(|i| {
+                let dir = f.docs.join(format!("s{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("a.md"), format!("# Source {i}\n\nround {round}")).unwrap();
+                LocalFsSource::new(
+                    format!("s{i}"),
+                    LocalFsConfig::new([dir.to_str().unwrap()]),
+                    &BTreeMap::new(),
+                )
+                .unwrap()
+            })
+            .collect();
+        // The tables exist; the first runs race to record the chunk settings.
+        f.engine.tables("alice").await.unwrap();
+        let runs = folders.iter().map(|source| {
+            f.engine
+                .sync("alice", source, SyncOptions::default(), &NoProgress)
+        });
+        for report in futures::future::join_all(runs).await {
+            assert_eq!(report.expect("every first run succeeds").created, 1);
+        }
+        assert_eq!(f.engine.status("alice").await.unwrap().documents, 4);
+    }
+}
