@@ -28,7 +28,7 @@ impl Api {
     /// type reads them (400 naming the key), and what acts as the server (folders on its
     /// disk, `env:` references, endpoint overrides, S3 without its own keys) is the admin's
     /// alone (403).
-    pub fn add_source(
+    pub async fn add_source(
         &self,
         caller: &Principal,
         user: &str,
@@ -44,7 +44,7 @@ impl Api {
             spec.check_untrusted()
                 .map_err(|e| ApiError::forbidden(e.to_string()))?;
         }
-        Ok(self.orchestrator.add_source(user, spec)?)
+        Ok(self.orchestrator.add_source(user, spec).await?)
     }
 }
 

@@ -24,6 +24,7 @@
 mod error;
 mod postgres;
 mod schema;
+mod shared_sources;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use error::{Error, Result};
 pub use postgres::PostgresCoordinator;
 pub use schema::SCHEMA_VERSION;
 use secrecy::{ExposeSecret, SecretString};
+pub use shared_sources::SharedSource;
 use tokio::sync::watch;
 
 /// How an instance joins the cluster.
@@ -125,6 +127,18 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
 
     /// The coordinator as `/health` shows it.
     fn status(&self) -> CoordinatorStatus;
+
+    /// Share one source entry of a user with every instance (`entry`: the source as
+    /// `sources.toml` stores it), or its removal (`None`). Returns the change's version.
+    async fn publish_source(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        entry: Option<&str>,
+    ) -> Result<i64>;
+
+    /// Every source entry changed after `version` (0: all), oldest change first.
+    async fn sources_since(&self, version: i64) -> Result<Vec<SharedSource>>;
 }
 
 /// Permission to write one user's tables. Dropping it gives the permission back (once the

@@ -15,8 +15,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::{
-    Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, UserHold, masked_url,
-    schema,
+    Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, SharedSource, UserHold,
+    masked_url, schema, shared_sources,
 };
 
 /// How often a waiting instance asks again for a user another instance holds.
@@ -443,6 +443,40 @@ impl Coordination for PostgresCoordinator {
                 Box::new(give_back),
             ));
         }
+    }
+
+    async fn publish_source(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        entry: Option<&str>,
+    ) -> Result<i64> {
+        let inner = &self.inner;
+        let session = inner.wait_session(user_id, Instant::now()).await?;
+        let row = inner
+            .on_session(
+                &session,
+                user_id,
+                session.client.query_one(
+                    shared_sources::PUBLISH,
+                    &[&user_id, &source_id, &entry, &shared_sources::REGISTRY_LOCK],
+                ),
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn sources_since(&self, version: i64) -> Result<Vec<SharedSource>> {
+        let inner = &self.inner;
+        let session = inner.wait_session("(registry)", Instant::now()).await?;
+        let rows = inner
+            .on_session(
+                &session,
+                "(registry)",
+                session.client.query(shared_sources::SINCE, &[&version]),
+            )
+            .await?;
+        rows.iter().map(shared_sources::from_row).collect()
     }
 
     fn status(&self) -> CoordinatorStatus {

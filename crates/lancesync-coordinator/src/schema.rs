@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use crate::{Error, Result};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Key of the advisory lock held while the schema is changed ("lancesync" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c61_6e63_6573_796e;
@@ -21,6 +21,19 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
         holder text NOT NULL,
         since timestamptz NOT NULL DEFAULT now()
     )",
+    // 2: the source registry every instance schedules from: one row per source, the entry as
+    // sources.toml stores it (NULL once removed, so that instances see removals), versions
+    // from one sequence so that an instance asks for what changed since it last looked.
+    "CREATE SEQUENCE IF NOT EXISTS lancesync_sources_version;
+     CREATE TABLE IF NOT EXISTS lancesync_sources (
+        user_id text NOT NULL,
+        source_id text NOT NULL,
+        entry text,
+        added bigint NOT NULL,
+        version bigint NOT NULL,
+        PRIMARY KEY (user_id, source_id)
+     );
+     CREATE INDEX IF NOT EXISTS lancesync_sources_by_version ON lancesync_sources (version)",
 ];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse one from a newer build.

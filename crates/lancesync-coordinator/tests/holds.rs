@@ -296,3 +296,77 @@ async fn an_unreachable_coordinator_names_the_setting_and_hides_the_password() {
     .expect_err("TLS is not spoken yet");
     assert!(err.to_string().contains("sslmode"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_registry_is_shared_and_no_change_is_missed() {
+    let pg = Postgres::start();
+    let (a, b) = (
+        instance(&pg.url(), "a").await,
+        instance(&pg.url(), "b").await,
+    );
+    let first = a
+        .publish_source("alice", "notes", Some("entry 1"))
+        .await
+        .unwrap();
+    a.publish_source("alice", "mail", Some("entry 2"))
+        .await
+        .unwrap();
+    let all = b.sources_since(0).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|s| s.source_id.as_str()).collect();
+    assert_eq!(ids, ["notes", "mail"]);
+    assert_eq!(all[0].entry.as_deref(), Some("entry 1"));
+    let seen = all.last().unwrap().version;
+
+    // A change, a removal: seen as such by whoever asks after `seen`.
+    b.publish_source("alice", "notes", Some("entry 1, changed"))
+        .await
+        .unwrap();
+    b.publish_source("alice", "mail", None).await.unwrap();
+    let changes = a.sources_since(seen).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].entry.as_deref(), Some("entry 1, changed"));
+    assert_eq!(changes[0].added, first, "a change keeps its place");
+    assert_eq!(changes[1].entry, None, "a removal is a tombstone");
+    // Added again: last in order.
+    let again = a
+        .publish_source("alice", "mail", Some("entry 3"))
+        .await
+        .unwrap();
+    let now = b.sources_since(0).await.unwrap();
+    let mail = now.iter().find(|s| s.source_id == "mail").unwrap();
+    assert_eq!(mail.added, again);
+
+    // Many writers at once, one reader asking only for what is new: nothing is missed.
+    let written = std::sync::atomic::AtomicBool::new(false);
+    let reader = async {
+        let mut since = 0;
+        let mut seen = std::collections::BTreeMap::new();
+        loop {
+            // Whether the writers had finished before this look: then it is the last one.
+            let last = written.load(std::sync::atomic::Ordering::SeqCst);
+            for s in b.sources_since(since).await.unwrap() {
+                assert!(s.version > since);
+                since = s.version;
+                seen.insert((s.user_id.clone(), s.source_id.clone()), s.entry.clone());
+            }
+            if last {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let writers = async {
+        let write = |c: PostgresCoordinator, who: &'static str| async move {
+            for i in 0..40 {
+                c.publish_source("bob", &format!("{who}{i}"), Some(&format!("{who} {i}")))
+                    .await
+                    .unwrap();
+            }
+        };
+        tokio::join!(write(a.clone(), "a"), write(b.clone(), "b"));
+        written.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let (seen, ()) = tokio::join!(reader, writers);
+    let bob: Vec<_> = seen.keys().filter(|(u, _)| u == "bob").collect();
+    assert_eq!(bob.len(), 80, "every change seen by asking for what is new");
+}

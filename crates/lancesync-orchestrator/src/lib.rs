@@ -33,6 +33,7 @@ mod registry;
 mod reindex;
 mod scan;
 mod scheduler;
+mod shared;
 mod storage_jobs;
 mod uploads;
 mod watcher;
@@ -79,6 +80,11 @@ struct Inner {
     in_progress: AtomicUsize,
     started: Instant,
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// What this instance has seen of the shared source registry (with a coordinator).
+    shared: Mutex<shared::SharedRegistry>,
+    /// Changes of sources files (local ones and those pulled from the shared registry) one
+    /// at a time.
+    registry_gate: tokio::sync::Mutex<()>,
 }
 
 /// Counts work in progress (for a graceful shutdown) from creation to drop.
@@ -133,6 +139,8 @@ impl Orchestrator {
                 in_progress: AtomicUsize::new(0),
                 started: Instant::now(),
                 background: Mutex::default(),
+                shared: Mutex::default(),
+                registry_gate: tokio::sync::Mutex::default(),
             }),
         }
     }

@@ -108,10 +108,13 @@ impl Orchestrator {
     }
 
     /// Load every user's persisted sources and schedule them (they run once the pipeline is
-    /// started). Returns how many sources were loaded. A source that no longer checks or
+    /// started). Returns how many sources were loaded. With a coordinator, the registry
+    /// shared by the instances is joined first, and followed from then on. A source that no longer checks or
     /// builds (its entry names an unknown type or key, say) is logged and skipped, not fatal,
     /// and stays in the user's sources file.
     pub async fn initialize(&self) -> Result<usize> {
+        // With a coordinator, the users' files are the cluster's first.
+        self.join_shared_registry().await?;
         let users = self.users_with_sources();
         let mut loaded = 0;
         for user in users {
@@ -228,7 +231,8 @@ impl Orchestrator {
 
     /// Add a source for a user: validated, persisted, scheduled at once. `enabled: None`
     /// takes SYNC_ENABLED_BY_DEFAULT.
-    pub fn add_source(&self, user_id: &str, mut spec: SourceSpec) -> Result<SourceInfo> {
+    /// With a coordinator, the source is shared with every instance first.
+    pub async fn add_source(&self, user_id: &str, mut spec: SourceSpec) -> Result<SourceInfo> {
         if *self.inner.shutdown.borrow() {
             return Err(Error::ShuttingDown);
         }
@@ -240,6 +244,7 @@ impl Orchestrator {
             )));
         }
         let registry = self.registry(user_id)?;
+        let _edit = self.inner.registry_gate.lock().await;
         if registry.contains(&spec.id)? {
             return Err(Error::Conflict(format!(
                 "user {user_id} has a source {:?} already; delete it first or pick another id",
@@ -252,6 +257,8 @@ impl Orchestrator {
         if spec.poll_interval == Some(0) {
             spec.poll_interval = None;
         }
+        self.publish_entry(user_id, &spec.id, Some(spec.clone().into()))
+            .await?;
         registry.add(spec.clone(), &self.inner.env)?;
         let key = self.schedule(user_id, spec, source);
         tracing::info!(user = %key.user_id, source = %key.source_id, "source added");
@@ -330,7 +337,12 @@ impl Orchestrator {
             }
             scheduled.state.clone()
         };
-        registry.replace(spec.clone(), &self.inner.env)?;
+        {
+            let _edit = self.inner.registry_gate.lock().await;
+            self.publish_entry(user_id, source_id, Some(spec.clone().into()))
+                .await?;
+            registry.replace(spec.clone(), &self.inner.env)?;
+        }
         if settings_changed && spec.config != stored.config {
             self.inner.engine.forget_cursor(user_id, source_id).await?;
         }
@@ -360,7 +372,11 @@ impl Orchestrator {
         // engine's per-source lock below.
         let removed = self.inner.sources.lock().expect("lock").remove(&key);
         drop(removed);
-        self.registry(user_id)?.remove(source_id)?;
+        {
+            let _edit = self.inner.registry_gate.lock().await;
+            self.publish_entry(user_id, source_id, None).await?;
+            self.registry(user_id)?.remove(source_id)?;
+        }
         let mut attempts = 0;
         let documents = loop {
             match self

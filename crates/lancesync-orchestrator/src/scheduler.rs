@@ -326,11 +326,9 @@ impl Orchestrator {
                 }
             }
         });
-        self.inner
-            .background
-            .lock()
-            .expect("lock")
-            .extend([health, retry]);
+        let mut background = self.inner.background.lock().expect("lock");
+        background.extend([health, retry]);
+        background.extend(self.spawn_registry_pull());
     }
 }
 

@@ -89,7 +89,9 @@ async fn schedules_run_and_a_stopped_pipeline_loses_no_changes() {
     let docs = folder(w, "docs", 3);
     let o = orchestrator(w, &[("DEFAULT_POLL_INTERVAL", "1")]);
     assert_eq!(o.initialize().await.unwrap(), 0);
-    o.add_source("alice", spec("notes", &docs, None)).unwrap();
+    o.add_source("alice", spec("notes", &docs, None))
+        .await
+        .unwrap();
     // Nothing runs before the pipeline is started.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(documents(&o, "alice").await, 0);
@@ -138,12 +140,18 @@ async fn sources_survive_a_restart_and_removal_takes_their_documents() {
     {
         let o = orchestrator(w, &[("ENABLE_SOURCE_MONITORING", "false")]);
         o.initialize().await.unwrap();
-        o.add_source("alice", spec("a", &a, Some(60))).unwrap();
-        o.add_source("bob", spec("b", &b, None)).unwrap();
+        o.add_source("alice", spec("a", &a, Some(60)))
+            .await
+            .unwrap();
+        o.add_source("bob", spec("b", &b, None)).await.unwrap();
         // Ids are unique per user, and invalid ones are refused before anything is stored.
-        assert!(o.add_source("alice", spec("a", &b, None)).is_err());
-        assert!(o.add_source("alice", spec("bad id", &b, None)).is_err());
-        assert!(o.add_source("../x", spec("c", &b, None)).is_err());
+        assert!(o.add_source("alice", spec("a", &b, None)).await.is_err());
+        assert!(
+            o.add_source("alice", spec("bad id", &b, None))
+                .await
+                .is_err()
+        );
+        assert!(o.add_source("../x", spec("c", &b, None)).await.is_err());
         let job = o.scan("alice", "local_filesystem", "a").unwrap();
         let job = o.wait_job(&job.id, Duration::from_secs(30)).await.unwrap();
         assert_eq!(job.state, JobState::Succeeded, "{job:?}");
@@ -195,7 +203,9 @@ async fn health_reports_a_missing_folder_and_shutdown_waits_for_runs() {
     let o = orchestrator(w, &[("ENABLE_SOURCE_MONITORING", "false")]);
     o.initialize().await.unwrap();
     o.start();
-    o.add_source("carol", spec("docs", &docs, None)).unwrap();
+    o.add_source("carol", spec("docs", &docs, None))
+        .await
+        .unwrap();
     let h = o.health().await;
     assert_eq!(h.status, HealthStatus::Healthy, "{h:?}");
     assert_eq!(h.components["database"].status, HealthStatus::Healthy);

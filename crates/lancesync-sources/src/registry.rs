@@ -130,6 +130,12 @@ impl SourceRegistry {
         Ok(removed)
     }
 
+    /// Replace every entry with `sources`, in one atomic write (what another instance's
+    /// registry says, when a coordinator shares it).
+    pub fn store(&self, sources: Vec<StoredSource>) -> Result<()> {
+        self.save(sources)
+    }
+
     fn save(&self, sources: Vec<StoredSource>) -> Result<()> {
         let text = toml::to_string_pretty(&File { sources })
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;

@@ -75,8 +75,9 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
     let embedder = embedder_from_settings(&settings)?;
     let mut engine = Engine::new(EngineConfig::from_config(&config)?, embedder)?
         .with_embedder_resolver(embedder_resolver_from_settings(&settings));
-    // Commands that write a user's tables hold the user cluster-wide, as the servers do.
-    if writes_tables(&cmd)
+    // Commands that write a user's tables hold the user cluster-wide, as the servers do, and
+    // changes of sources are shared with every instance.
+    if joins_coordinator(&cmd)
         && let Some(coordinator) = lancesync_coordinator::from_settings(&settings).await?
     {
         engine = engine.with_coordinator(coordinator);
@@ -112,8 +113,8 @@ pub async fn run(cmd: Command, opts: &LoadOptions) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Whether `cmd` may write a user's tables.
-fn writes_tables(cmd: &Command) -> bool {
+/// Whether `cmd` may write a user's tables or change their sources.
+fn joins_coordinator(cmd: &Command) -> bool {
     matches!(
         cmd,
         Command::Sync(_)
@@ -124,7 +125,9 @@ fn writes_tables(cmd: &Command) -> bool {
             | Command::Reindex(_)
             | Command::Restore(_)
             | Command::Migrate(_)
-            | Command::Sources(crate::cli::SourcesCommand::Remove { .. })
+            | Command::Sources(
+                crate::cli::SourcesCommand::Remove { .. } | crate::cli::SourcesCommand::Add { .. }
+            )
     )
 }
 

@@ -52,6 +52,25 @@ pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<Ex
             spec.poll_interval = poll_interval;
             spec.enabled = ctx.settings.sync.enabled_by_default;
             let registry = ctx.registry(&user.user)?;
+            if registry.contains(&spec.id)? {
+                eprintln!(
+                    "error: a source with id {:?} exists already; remove it first or pick another id",
+                    spec.id
+                );
+                return Ok(ExitCode::from(exit::INVALID));
+            }
+            if let Err(e) = spec.build(&ctx.env) {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(exit::INVALID));
+            }
+            // With a coordinator, every instance gets the source (shared first, so that no
+            // instance's next look at the shared registry takes it back from this file).
+            if let Some(coordinator) = ctx.engine.coordinator() {
+                let entry = toml::to_string(&StoredSource::from(spec.clone()))?;
+                coordinator
+                    .publish_source(&user.user, &spec.id, Some(&entry))
+                    .await?;
+            }
             if let Err(e) = registry.add(spec.clone(), &ctx.env) {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(exit::INVALID));
@@ -105,7 +124,13 @@ pub(super) async fn sources(ctx: &Ctx, cmd: SourcesCommand) -> anyhow::Result<Ex
             keep_documents,
             user,
         } => {
-            let removed = ctx.registry(&user.user)?.remove(&id)?;
+            let registry = ctx.registry(&user.user)?;
+            if let Some(coordinator) = ctx.engine.coordinator()
+                && registry.contains(&id)?
+            {
+                coordinator.publish_source(&user.user, &id, None).await?;
+            }
+            let removed = registry.remove(&id)?;
             let documents = if keep_documents {
                 0
             } else {

@@ -109,17 +109,19 @@ pub(super) async fn add_source(State(api): State<Api>, request: UserBody<AddSour
             ));
         }
     };
-    let info = api.add_source(
-        &caller,
-        &user,
-        crate::NewSource {
-            source_id: body.source_id,
-            source_type: body.source_type,
-            config,
-            enabled: body.enabled,
-            poll_interval: body.poll_interval,
-        },
-    )?;
+    let info = api
+        .add_source(
+            &caller,
+            &user,
+            crate::NewSource {
+                source_id: body.source_id,
+                source_type: body.source_type,
+                config,
+                enabled: body.enabled,
+                poll_interval: body.poll_interval,
+            },
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 

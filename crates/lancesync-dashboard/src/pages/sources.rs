@@ -406,17 +406,20 @@ pub(crate) async fn add(
             .insert("source_id".into(), "give the source an id".into());
         return again(filled);
     }
-    let added = ui.api.add_source(
-        scope.viewer.principal(),
-        &scope.user,
-        NewSource {
-            source_id: source_id.clone(),
-            source_type: ty.as_str().to_string(),
-            config: form.config,
-            enabled: Some(form.enabled),
-            poll_interval: form.poll_interval,
-        },
-    );
+    let added = ui
+        .api
+        .add_source(
+            scope.viewer.principal(),
+            &scope.user,
+            NewSource {
+                source_id: source_id.clone(),
+                source_type: ty.as_str().to_string(),
+                config: form.config,
+                enabled: Some(form.enabled),
+                poll_interval: form.poll_interval,
+            },
+        )
+        .await;
     match added {
         Ok(info) => Ok(done(
             &scope,

@@ -1,0 +1,163 @@
+//! Two orchestrators as two instances of a cluster, each with its own state folder, sharing
+//! their sources through a real PostgreSQL server: a source added, changed or removed through
+//! one is scheduled, changed or unscheduled on the other, and an instance that ran alone
+//! before joining brings its sources along.
+//! Run: cargo test --workspace --test shared_registry
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lancesync_config::{Config, EnvFile, LoadOptions};
+use lancesync_coordinator::{CoordinatorOptions, PostgresCoordinator};
+use lancesync_engine::{Engine, EngineConfig, embedder_from_settings};
+use lancesync_orchestrator::{JobState, Orchestrator, SourceChange};
+use lancesync_sources::{LocalFsConfig, SourceRegistry, SourceSpec};
+use lancesync_testkit::Postgres;
+
+fn settings(work: &Path, state: &str) -> lancesync_config::Settings {
+    let mut env = BTreeMap::new();
+    env.insert("HOME".to_string(), work.display().to_string());
+    env.insert("LANCEDB_URI".into(), work.join("db").display().to_string());
+    env.insert(
+        "SYNC_STATE_DIR".into(),
+        work.join(state).display().to_string(),
+    );
+    env.insert("EMBEDDING_PROVIDER".into(), "builtin".into());
+    let opts = LoadOptions {
+        env,
+        config_file: None,
+        env_file: EnvFile::Disabled,
+        overrides: Vec::new(),
+        working_dir: work.to_path_buf(),
+    };
+    Config::load(&opts)
+        .expect("valid test configuration")
+        .settings()
+        .clone()
+}
+
+/// An instance: its own state folder, the shared database folder, the coordinator at `url`.
+async fn instance(work: &Path, name: &str, url: &str) -> Orchestrator {
+    let settings = settings(work, &format!("state-{name}"));
+    let coordinator = PostgresCoordinator::connect(CoordinatorOptions {
+        takeover: Duration::from_secs(4),
+        instance_id: Some(name.into()),
+        ..CoordinatorOptions::new(url)
+    })
+    .await
+    .expect("join the coordinator");
+    let engine = Engine::new(
+        EngineConfig::from_settings(&settings),
+        embedder_from_settings(&settings).unwrap(),
+    )
+    .unwrap()
+    .with_coordinator(Arc::new(coordinator));
+    let orchestrator = Orchestrator::new(settings, BTreeMap::new(), Arc::new(engine));
+    orchestrator.initialize().await.expect("initialize");
+    orchestrator
+}
+
+fn folder(work: &Path, name: &str, files: usize) -> PathBuf {
+    let dir = work.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..files {
+        std::fs::write(
+            dir.join(format!("note-{i}.md")),
+            format!("# Note {i}\n\nabout gardens and tomatoes, number {i}"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn spec(id: &str, dir: &Path) -> SourceSpec {
+    SourceSpec::local(id, &LocalFsConfig::new([dir.display().to_string()]))
+}
+
+fn source_ids(o: &Orchestrator, user: &str) -> Vec<String> {
+    o.sources(Some(user))
+        .into_iter()
+        .map(|s| s.source_id)
+        .collect()
+}
+
+/// Wait until `check` holds, polling; fails after `limit`.
+async fn eventually(limit: Duration, what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within {limit:?}: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_added_changed_and_removed_through_one_instance_follow_on_the_other() {
+    let pg = Postgres::start();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (old, notes) = (folder(w, "old", 2), folder(w, "notes", 3));
+
+    // a ran alone before: its source is in its own file only.
+    SourceRegistry::at(w.join("state-a/users/alice/sources.toml"))
+        .add(spec("old", &old), &BTreeMap::new())
+        .unwrap();
+    let a = instance(w, "a", &pg.url()).await;
+    let b = instance(w, "b", &pg.url()).await;
+    assert_eq!(source_ids(&a, "alice"), ["old"]);
+    assert_eq!(
+        source_ids(&b, "alice"),
+        ["old"],
+        "b starts with what a brought"
+    );
+
+    // Added through a: scheduled on b, and b can scan it.
+    a.add_source("alice", spec("notes", &notes)).await.unwrap();
+    eventually(Duration::from_secs(10), "b schedules notes", || {
+        source_ids(&b, "alice") == ["notes", "old"]
+    })
+    .await;
+    b.start();
+    let job = b.scan("alice", "local_filesystem", "notes").unwrap();
+    let job = b.wait_job(&job.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    assert_eq!(job.report.unwrap().created, 3);
+
+    // Changed through b: a follows, with the new interval.
+    b.update_source(
+        "alice",
+        "local_filesystem",
+        "notes",
+        SourceChange {
+            poll_interval: Some(120),
+            ..SourceChange::default()
+        },
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "a follows the change", || {
+        a.source("alice", "local_filesystem", "notes")
+            .is_ok_and(|s| s.poll_interval_seconds == 120)
+    })
+    .await;
+
+    // Removed through a: b unschedules it, and b's file no longer has it.
+    a.remove_source("alice", "local_filesystem", "notes")
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "b unschedules notes", || {
+        source_ids(&b, "alice") == ["old"]
+    })
+    .await;
+    let b_file = SourceRegistry::at(w.join("state-b/users/alice/sources.toml"));
+    let ids: Vec<String> = b_file.list().unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, ["old"]);
+
+    // A third instance that starts now has the same sources.
+    let c = instance(w, "c", &pg.url()).await;
+    assert_eq!(source_ids(&c, "alice"), ["old"]);
+}
