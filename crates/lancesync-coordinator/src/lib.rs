@@ -139,6 +139,45 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
 
     /// Every source entry changed after `version` (0: all), oldest change first.
     async fn sources_since(&self, version: i64) -> Result<Vec<SharedSource>>;
+
+    /// When each source that has run runs next: (user, source) → time until it is due
+    /// (zero when due). A source missing has never run: it is due.
+    async fn schedule(&self) -> Result<std::collections::HashMap<(String, String), Duration>>;
+
+    /// Claim the run of a source that is due: `None` when another instance runs it now or it
+    /// is not due. Give the claim back with [`Coordination::finish_run`] once the run ends;
+    /// dropped without, the source stays due.
+    async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>>;
+
+    /// The claimed run ended: the source is due again in `next_in`.
+    async fn finish_run(&self, claim: RunClaim, next_in: Duration) -> Result<()>;
+}
+
+/// This instance's claim on one run of a source (see [`Coordination::claim_run`]).
+pub struct RunClaim {
+    /// User.
+    pub user_id: String,
+    /// Source.
+    pub source_id: String,
+    pub(crate) generation: u64,
+    pub(crate) on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RunClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunClaim")
+            .field("user_id", &self.user_id)
+            .field("source_id", &self.source_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RunClaim {
+    fn drop(&mut self) {
+        if let Some(give_back) = self.on_drop.take() {
+            give_back();
+        }
+    }
 }
 
 /// Permission to write one user's tables. Dropping it gives the permission back (once the

@@ -15,8 +15,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::{
-    Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, SharedSource, UserHold,
-    masked_url, schema, shared_sources,
+    Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, RunClaim, SharedSource,
+    UserHold, masked_url, schema, shared_sources,
 };
 
 /// How often a waiting instance asks again for a user another instance holds.
@@ -50,6 +50,9 @@ struct Inner {
     last_contact: Mutex<Option<Instant>>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     held: Mutex<BTreeSet<String>>,
+    /// Runs this instance has claimed (session locks are re-entrant: the set, not the lock,
+    /// keeps one instance from claiming a run twice).
+    claimed: Mutex<BTreeSet<(String, String)>>,
 }
 
 #[derive(Clone)]
@@ -77,6 +80,19 @@ fn lock_key(user_id: &str) -> i64 {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"lancesync-writer\0");
     hasher.update(user_id.as_bytes());
+    let digest = hasher.finalize();
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest.as_bytes()[..8]);
+    i64::from_le_bytes(key)
+}
+
+/// The advisory lock key of a source's runs.
+fn run_key(user_id: &str, source_id: &str) -> i64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"lancesync-run\0");
+    hasher.update(user_id.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(source_id.as_bytes());
     let digest = hasher.finalize();
     let mut key = [0u8; 8];
     key.copy_from_slice(&digest.as_bytes()[..8]);
@@ -138,6 +154,7 @@ impl PostgresCoordinator {
             last_contact: Mutex::new(None),
             slots: Mutex::default(),
             held: Mutex::default(),
+            claimed: Mutex::default(),
         });
         let (client, done) = inner.open_session().await.map_err(|e| match e {
             Error::Query(reason) => Error::Unreachable {
@@ -479,6 +496,144 @@ impl Coordination for PostgresCoordinator {
         rows.iter().map(shared_sources::from_row).collect()
     }
 
+    async fn schedule(&self) -> Result<HashMap<(String, String), Duration>> {
+        let inner = &self.inner;
+        let session = inner.wait_session("(schedule)", Instant::now()).await?;
+        let rows = inner
+            .on_session(
+                &session,
+                "(schedule)",
+                session.client.query(
+                    "SELECT user_id, source_id, \
+                     greatest(0, extract(epoch FROM next_run_at - now()) * 1000)::bigint \
+                     FROM lancesync_schedule",
+                    &[],
+                ),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let ms: i64 = row.try_get(2)?;
+                Ok((
+                    (row.try_get(0)?, row.try_get(1)?),
+                    Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+                ))
+            })
+            .collect()
+    }
+
+    async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>> {
+        let inner = &self.inner;
+        let run = (user_id.to_string(), source_id.to_string());
+        if !lock(&inner.claimed).insert(run.clone()) {
+            return Ok(None);
+        }
+        let claimed = async {
+            let session = inner.wait_session(user_id, Instant::now()).await?;
+            let key = run_key(user_id, source_id);
+            let client = &session.client;
+            let got: bool = inner
+                .on_session(
+                    &session,
+                    user_id,
+                    client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]),
+                )
+                .await?
+                .try_get(0)?;
+            if !got {
+                return Ok(None);
+            }
+            let due: Option<bool> = inner
+                .on_session(
+                    &session,
+                    user_id,
+                    client.query_opt(
+                        "SELECT next_run_at <= now() FROM lancesync_schedule \
+                         WHERE user_id = $1 AND source_id = $2",
+                        &[&user_id, &source_id],
+                    ),
+                )
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?;
+            if due == Some(false) {
+                inner
+                    .on_session(
+                        &session,
+                        user_id,
+                        client.query_one("SELECT pg_advisory_unlock($1)", &[&key]),
+                    )
+                    .await?;
+                return Ok(None);
+            }
+            Ok(Some(session.generation))
+        };
+        match claimed.await {
+            Ok(Some(generation)) => {
+                let give_back = {
+                    let inner = Arc::downgrade(&self.inner);
+                    move || release_run_later(inner, run, generation)
+                };
+                Ok(Some(RunClaim {
+                    user_id: user_id.to_string(),
+                    source_id: source_id.to_string(),
+                    generation,
+                    on_drop: Some(Box::new(give_back)),
+                }))
+            }
+            other => {
+                lock(&inner.claimed).remove(&run);
+                other.map(|_| None)
+            }
+        }
+    }
+
+    async fn finish_run(&self, mut claim: RunClaim, next_in: Duration) -> Result<()> {
+        claim.on_drop = None;
+        let inner = &self.inner;
+        let run = (claim.user_id.clone(), claim.source_id.clone());
+        let finished = async {
+            // A session that ended took the lock with it: the run stays due, for whoever
+            // claims it next.
+            let Some(session) = inner.current().filter(|s| s.generation == claim.generation) else {
+                return Ok(());
+            };
+            let client = &session.client;
+            inner
+                .on_session(
+                    &session,
+                    &claim.user_id,
+                    client.execute(
+                        "INSERT INTO lancesync_schedule (user_id, source_id, next_run_at, last_run_by) \
+                         VALUES ($1, $2, now() + make_interval(secs => $3), $4) \
+                         ON CONFLICT (user_id, source_id) DO UPDATE SET \
+                         next_run_at = EXCLUDED.next_run_at, last_run_by = EXCLUDED.last_run_by",
+                        &[
+                            &claim.user_id,
+                            &claim.source_id,
+                            &next_in.as_secs_f64(),
+                            &session.name,
+                        ],
+                    ),
+                )
+                .await?;
+            inner
+                .on_session(
+                    &session,
+                    &claim.user_id,
+                    client.query_one(
+                        "SELECT pg_advisory_unlock($1)",
+                        &[&run_key(&claim.user_id, &claim.source_id)],
+                    ),
+                )
+                .await?;
+            Ok(())
+        };
+        let result = finished.await;
+        lock(&inner.claimed).remove(&run);
+        result
+    }
+
     fn status(&self) -> CoordinatorStatus {
         let inner = &self.inner;
         CoordinatorStatus {
@@ -490,6 +645,31 @@ impl Coordination for PostgresCoordinator {
             url: inner.url_shown.clone(),
         }
     }
+}
+
+/// A claimed run dropped without finishing: the lock is given back, the source stays due.
+fn release_run_later(inner: Weak<Inner>, run: (String, String), generation: u64) {
+    let Some(inner) = inner.upgrade() else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        if let Some(session) = inner.current().filter(|s| s.generation == generation) {
+            let key = run_key(&run.0, &run.1);
+            let _ = inner
+                .on_session(
+                    &session,
+                    &run.0,
+                    session
+                        .client
+                        .query_one("SELECT pg_advisory_unlock($1)", &[&key]),
+                )
+                .await;
+        }
+        lock(&inner.claimed).remove(&run);
+    });
 }
 
 fn release_later(inner: Weak<Inner>, user: String, generation: u64) {

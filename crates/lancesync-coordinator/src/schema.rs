@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use crate::{Error, Result};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Key of the advisory lock held while the schema is changed ("lancesync" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c61_6e63_6573_796e;
@@ -34,6 +34,16 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
         PRIMARY KEY (user_id, source_id)
      );
      CREATE INDEX IF NOT EXISTS lancesync_sources_by_version ON lancesync_sources (version)",
+    // 3: when each source runs next, cluster-wide (on the server's clock): an instance runs a
+    // source that is due while it holds the source's run lock, and moves the time on when the
+    // run ends; a run cut short leaves it due, for another instance to run.
+    "CREATE TABLE IF NOT EXISTS lancesync_schedule (
+        user_id text NOT NULL,
+        source_id text NOT NULL,
+        next_run_at timestamptz NOT NULL,
+        last_run_by text NOT NULL,
+        PRIMARY KEY (user_id, source_id)
+     )",
 ];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse one from a newer build.

@@ -370,3 +370,87 @@ async fn the_source_registry_is_shared_and_no_change_is_missed() {
     let bob: Vec<_> = seen.keys().filter(|(u, _)| u == "bob").collect();
     assert_eq!(bob.len(), 80, "every change seen by asking for what is new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
+    let pg = Postgres::start();
+    let (a, b) = (
+        instance(&pg.url(), "a").await,
+        instance(&pg.url(), "b").await,
+    );
+    assert!(a.schedule().await.unwrap().is_empty(), "nothing has run");
+
+    // Never run: due. One instance gets it, and only once.
+    let claim = a.claim_run("alice", "notes").await.unwrap().expect("due");
+    assert!(
+        a.claim_run("alice", "notes").await.unwrap().is_none(),
+        "not twice in one instance"
+    );
+    assert!(
+        b.claim_run("alice", "notes").await.unwrap().is_none(),
+        "nor in another"
+    );
+    assert!(
+        b.claim_run("alice", "mail").await.unwrap().is_some(),
+        "another source is free"
+    );
+
+    // Finished: not due until the interval has passed, on any instance.
+    a.finish_run(claim, Duration::from_millis(1500))
+        .await
+        .unwrap();
+    assert!(
+        b.claim_run("alice", "notes").await.unwrap().is_none(),
+        "ran just now"
+    );
+    let due_in = a.schedule().await.unwrap()[&("alice".to_string(), "notes".to_string())];
+    assert!(
+        due_in > Duration::from_millis(500) && due_in <= Duration::from_millis(1500),
+        "{due_in:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let claim = b
+        .claim_run("alice", "notes")
+        .await
+        .unwrap()
+        .expect("due again");
+
+    // b dies in the run: the run stays due, and a runs it.
+    end_session(&pg, "b").await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(claim) = a.claim_run("alice", "notes").await.unwrap() {
+                return claim;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a runs what b left");
+    drop(claim);
+
+    // A claim dropped without finishing leaves the source due.
+    // (b has a new session by now: claims wait for one.)
+    let dropped = b.claim_run("bob", "docs").await.unwrap().expect("due");
+    drop(dropped);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while a.claim_run("bob", "docs").await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("still due after a dropped claim");
+}
+
+async fn end_session(pg: &Postgres, instance: &str) {
+    let ended: bool = admin(&pg.url())
+        .await
+        .query_one(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("lancesync:{instance}")],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert!(ended);
+}

@@ -25,6 +25,7 @@
 //! ```
 
 mod check;
+mod cluster_schedule;
 mod counters;
 mod error;
 mod health;
@@ -85,6 +86,8 @@ struct Inner {
     /// Changes of sources files (local ones and those pulled from the shared registry) one
     /// at a time.
     registry_gate: tokio::sync::Mutex<()>,
+    /// Users with a run of the cluster's schedule in progress here (with a coordinator).
+    cluster_runs: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Counts work in progress (for a graceful shutdown) from creation to drop.
@@ -141,6 +144,7 @@ impl Orchestrator {
                 background: Mutex::default(),
                 shared: Mutex::default(),
                 registry_gate: tokio::sync::Mutex::default(),
+                cluster_runs: Mutex::default(),
             }),
         }
     }

@@ -84,7 +84,9 @@ impl Orchestrator {
             user_id: user_id.into(),
             source_id: spec.id.clone(),
         };
-        let monitored = self.inner.settings.monitoring.enabled && spec.enabled;
+        // With a coordinator, the cluster's schedule runs the source (cluster_schedule.rs).
+        let monitored =
+            self.inner.settings.monitoring.enabled && spec.enabled && self.coordinator().is_none();
         let task = monitored.then(|| {
             let this = self.clone();
             let key = key.clone();
@@ -329,6 +331,7 @@ impl Orchestrator {
         let mut background = self.inner.background.lock().expect("lock");
         background.extend([health, retry]);
         background.extend(self.spawn_registry_pull());
+        background.extend(self.spawn_cluster_schedule());
     }
 }
 

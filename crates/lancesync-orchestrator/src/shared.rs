@@ -34,7 +34,7 @@ pub(crate) struct SharedRegistry {
     behind: BTreeSet<String>,
 }
 
-fn coordinator_error(e: lancesync_coordinator::Error) -> Error {
+pub(crate) fn coordinator_error(e: lancesync_coordinator::Error) -> Error {
     Error::Engine(lancesync_engine::Error::Coordinator(e))
 }
 
@@ -43,7 +43,7 @@ fn entry_text(stored: &StoredSource) -> Result<String> {
 }
 
 impl Orchestrator {
-    fn coordinator(&self) -> Option<SharedCoordinator> {
+    pub(crate) fn coordinator(&self) -> Option<SharedCoordinator> {
         self.inner.engine.coordinator().cloned()
     }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lancesync_config::{Config, EnvFile, LoadOptions};
 use lancesync_coordinator::{CoordinatorOptions, PostgresCoordinator};
@@ -160,4 +160,90 @@ async fn sources_added_changed_and_removed_through_one_instance_follow_on_the_ot
     // A third instance that starts now has the same sources.
     let c = instance(w, "c", &pg.url()).await;
     assert_eq!(source_ids(&c, "alice"), ["old"]);
+}
+
+/// (start, end) of each finished run of a user, from the run history both instances write.
+async fn runs(o: &Orchestrator, user: &str) -> Vec<(String, SystemTime, SystemTime)> {
+    let mut runs: Vec<_> = o
+        .engine()
+        .run_history(user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let end = humantime::parse_rfc3339_weak(&r.finished_at).unwrap();
+            (r.source_id, end - Duration::from_millis(r.duration_ms), end)
+        })
+        .collect();
+    runs.sort_by_key(|r| r.1);
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_source_runs_once_per_interval_on_one_instance_at_a_time() {
+    let pg = Postgres::start();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let a = instance(w, "a", &pg.url()).await;
+    let b = instance(w, "b", &pg.url()).await;
+    let users = ["ann", "ben", "cat"];
+    for user in users {
+        for source in ["s1", "s2"] {
+            let mut spec = spec(source, &folder(w, &format!("{user}-{source}"), 2));
+            spec.poll_interval = Some(2);
+            a.add_source(user, spec).await.unwrap();
+        }
+    }
+    eventually(Duration::from_secs(10), "b has every source", || {
+        users.iter().all(|u| source_ids(&b, u).len() == 2)
+    })
+    .await;
+    a.start();
+    b.start();
+    let started = SystemTime::now();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+
+    for user in users {
+        let runs = runs(&a, user).await;
+        for source in ["s1", "s2"] {
+            let n = runs.iter().filter(|r| r.0 == source).count();
+            // Due at once, then every 2 s after each run ends: 3 to 5 runs in 9 s on the
+            // cluster (two instances each on its own schedule would make twice that).
+            assert!(
+                (3..=5).contains(&n),
+                "{user}/{source}: {n} runs in 9 s: {runs:?}"
+            );
+        }
+        for pair in runs.windows(2) {
+            assert!(pair[1].1 >= pair[0].2, "{user}: two runs overlap: {pair:?}");
+        }
+    }
+
+    // a's session ends (as a killed instance's does): b runs every source from then on.
+    let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    a.stop();
+    let killed = SystemTime::now();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lancesync:a'",
+            &[],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    for user in users {
+        let after: Vec<_> = runs(&b, user)
+            .await
+            .into_iter()
+            .filter(|r| r.1 > killed)
+            .collect();
+        for source in ["s1", "s2"] {
+            let n = after.iter().filter(|r| r.0 == source).count();
+            assert!(n >= 2, "{user}/{source} runs on after a went: {after:?}");
+        }
+    }
+    assert!(started.elapsed().unwrap() < Duration::from_secs(60));
 }
