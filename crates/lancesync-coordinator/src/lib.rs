@@ -140,26 +140,38 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     /// Every source entry changed after `version` (0: all), oldest change first.
     async fn sources_since(&self, version: i64) -> Result<Vec<SharedSource>>;
 
-    /// When each source that has run runs next: (user, source) → time until it is due
-    /// (zero when due). A source missing has never run: it is due.
-    async fn schedule(&self) -> Result<std::collections::HashMap<(String, String), Duration>>;
+    /// When each source runs next, and which users another instance holds now.
+    async fn schedule(&self) -> Result<ClusterSchedule>;
 
-    /// Claim the run of a source that is due: `None` when another instance runs it now or it
-    /// is not due. Give the claim back with [`Coordination::finish_run`] once the run ends;
-    /// dropped without, the source stays due.
+    /// Claim the run of a source that is due: `None` when another instance holds the user
+    /// now, or the source is not due. The claim holds the user, so no other instance runs
+    /// any of the user's sources meanwhile. Call [`Coordination::finish_run`] once the run
+    /// ends; a claim dropped without leaves the source due.
     async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>>;
 
     /// The claimed run ended: the source is due again in `next_in`.
     async fn finish_run(&self, claim: RunClaim, next_in: Duration) -> Result<()>;
 }
 
+/// The cluster's schedule as one instance reads it.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSchedule {
+    /// (user, source) → time until it is due (zero when due). A source missing has never
+    /// run: it is due.
+    pub due_in: std::collections::HashMap<(String, String), Duration>,
+    /// Users another instance holds now: their due runs are best left to it (this instance
+    /// would wait for the user).
+    pub held_elsewhere: std::collections::HashSet<String>,
+}
+
 /// This instance's claim on one run of a source (see [`Coordination::claim_run`]).
+/// It holds the user (as [`Coordination::hold`] does) until dropped.
 pub struct RunClaim {
     /// User.
     pub user_id: String,
     /// Source.
     pub source_id: String,
-    pub(crate) generation: u64,
+    pub(crate) hold: Option<UserHold>,
     pub(crate) on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
@@ -184,7 +196,7 @@ impl Drop for RunClaim {
 /// instance's other holds of the user are dropped too).
 pub struct UserHold {
     user_id: String,
-    taken_over: bool,
+    takeover: Option<u64>,
     generation: u64,
     live: watch::Receiver<u64>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
@@ -194,7 +206,7 @@ impl std::fmt::Debug for UserHold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserHold")
             .field("user_id", &self.user_id)
-            .field("taken_over", &self.taken_over)
+            .field("takeover", &self.takeover)
             .field("generation", &self.generation)
             .finish()
     }
@@ -202,17 +214,18 @@ impl std::fmt::Debug for UserHold {
 
 impl UserHold {
     /// A hold of a coordinator whose live session is `generation` as long as `live` says so;
-    /// `on_drop` gives it back.
+    /// `takeover`: the id of the taking of the user from a holder that never gave it back,
+    /// when it was so taken; `on_drop` gives it back.
     pub fn new(
         user_id: &str,
-        taken_over: bool,
+        takeover: Option<u64>,
         generation: u64,
         live: watch::Receiver<u64>,
         on_drop: Box<dyn FnOnce() + Send + Sync>,
     ) -> Self {
         Self {
             user_id: user_id.to_string(),
-            taken_over,
+            takeover,
             generation,
             live,
             on_drop: Some(on_drop),
@@ -227,7 +240,18 @@ impl UserHold {
     /// The previous holder never gave the user back (it died or was cut off during a write):
     /// what it left half-written must be repaired before writing.
     pub fn taken_over(&self) -> bool {
-        self.taken_over
+        self.takeover.is_some()
+    }
+
+    /// Which taking over this hold shares (every hold of the user in this instance does,
+    /// until the instance gives the user back): repair once per id.
+    pub fn takeover_id(&self) -> Option<u64> {
+        self.takeover
+    }
+
+    /// The coordinator session the hold was taken on.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether the hold still stands (the session it was taken on is alive).
@@ -326,7 +350,7 @@ mod tests {
     #[tokio::test]
     async fn a_lost_hold_stops_its_work() {
         let (tx, rx) = watch::channel(1);
-        let hold = UserHold::new("alice", false, 1, rx, Box::new(|| {}));
+        let hold = UserHold::new("alice", None, 1, rx, Box::new(|| {}));
         assert!(hold.fenced(async { 5 }).await.is_ok());
         let work = hold.fenced(std::future::pending::<()>());
         let lose = async {

@@ -15,12 +15,18 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::{
-    Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, RunClaim, SharedSource,
-    UserHold, masked_url, schema, shared_sources,
+    ClusterSchedule, Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, RunClaim,
+    SharedSource, UserHold, masked_url, schema, shared_sources,
 };
 
 /// How often a waiting instance asks again for a user another instance holds.
 const LOCK_POLL: Duration = Duration::from_millis(200);
+
+/// How long (at most) an instance keeps a user after its last hold is dropped: a user's runs
+/// come one after another on the instance that runs them, and each would otherwise take and
+/// give back the lock (three statements) for nothing. An eighth of the takeover time when
+/// that is shorter.
+const LINGER: Duration = Duration::from_millis(1500);
 
 /// The coordinator of one instance, backed by PostgreSQL. Cheap to clone.
 #[derive(Clone)]
@@ -47,6 +53,10 @@ struct Inner {
     /// The live session's generation, 0 while there is none: holds watch it to fence.
     live: watch::Sender<u64>,
     generations: AtomicU64,
+    /// Numbers the takings over of users, for [`UserHold::takeover_id`].
+    takeovers: AtomicU64,
+    /// Statements sent, heartbeats included.
+    statements: AtomicU64,
     last_contact: Mutex<Option<Instant>>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     held: Mutex<BTreeSet<String>>,
@@ -67,8 +77,15 @@ struct Session {
 #[derive(Default)]
 struct Slot {
     holders: usize,
-    /// The session the cluster-wide lock was taken on; 0 when not held.
+    /// The session the cluster-wide lock is held on (while holds stand, and for [`LINGER`]
+    /// after the last is dropped); 0 when not held.
     generation: u64,
+    /// Counts takings and givings back, so that a delayed release knows whether the user
+    /// was taken again meanwhile.
+    epoch: u64,
+    /// The id of this taking of the user, when it was taken over (shared by every hold
+    /// until the user is given back).
+    takeover: Option<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,19 +97,6 @@ fn lock_key(user_id: &str) -> i64 {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"lancesync-writer\0");
     hasher.update(user_id.as_bytes());
-    let digest = hasher.finalize();
-    let mut key = [0u8; 8];
-    key.copy_from_slice(&digest.as_bytes()[..8]);
-    i64::from_le_bytes(key)
-}
-
-/// The advisory lock key of a source's runs.
-fn run_key(user_id: &str, source_id: &str) -> i64 {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"lancesync-run\0");
-    hasher.update(user_id.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(source_id.as_bytes());
     let digest = hasher.finalize();
     let mut key = [0u8; 8];
     key.copy_from_slice(&digest.as_bytes()[..8]);
@@ -151,6 +155,8 @@ impl PostgresCoordinator {
             session: Mutex::new(None),
             live,
             generations: AtomicU64::new(0),
+            takeovers: AtomicU64::new(0),
+            statements: AtomicU64::new(0),
             last_contact: Mutex::new(None),
             slots: Mutex::default(),
             held: Mutex::default(),
@@ -177,6 +183,57 @@ impl PostgresCoordinator {
     /// This instance's name in the cluster.
     pub fn instance_id(&self) -> &str {
         &self.inner.instance_id
+    }
+
+    /// Statements this instance has sent to PostgreSQL (heartbeats included): what the
+    /// coordination costs, for benchmarks and metrics.
+    pub fn statements_sent(&self) -> u64 {
+        self.inner.statements.load(Ordering::Relaxed)
+    }
+
+    /// The user's hold: waiting for another instance to give it back (`wait`), or `None`
+    /// when another instance holds it.
+    async fn hold_user(&self, user_id: &str, wait: bool) -> Result<Option<UserHold>> {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let slot = inner.slot(user_id);
+        let mut slot = slot.lock().await;
+        loop {
+            let session = inner.wait_session(user_id, started).await?;
+            // Held here already (or still, lingering): share it.
+            if slot.generation == session.generation {
+                slot.holders += 1;
+                slot.epoch += 1;
+            } else {
+                match inner.acquire(&session, user_id, wait).await {
+                    Ok(Some(taken_over)) => {
+                        slot.holders = 1;
+                        slot.epoch += 1;
+                        slot.generation = session.generation;
+                        slot.takeover =
+                            taken_over.then(|| inner.takeovers.fetch_add(1, Ordering::SeqCst) + 1);
+                        lock(&inner.held).insert(user_id.to_string());
+                    }
+                    Ok(None) => return Ok(None),
+                    // The session ended while waiting: wait for the next one.
+                    Err(Error::Lost { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            let give_back = {
+                let inner = Arc::downgrade(&self.inner);
+                let user = user_id.to_string();
+                let generation = session.generation;
+                move || release_later(inner, user, generation)
+            };
+            return Ok(Some(UserHold::new(
+                user_id,
+                slot.takeover,
+                session.generation,
+                inner.live.subscribe(),
+                Box::new(give_back),
+            )));
+        }
     }
 }
 
@@ -250,10 +307,6 @@ impl Inner {
         lock(&self.session).clone()
     }
 
-    fn is_live(&self, generation: u64) -> bool {
-        *self.live.borrow() == generation
-    }
-
     /// `work` on `session`, given up as soon as the session is no longer live.
     async fn on_session<T>(
         &self,
@@ -261,6 +314,7 @@ impl Inner {
         user_id: &str,
         work: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
+        self.statements.fetch_add(1, Ordering::Relaxed);
         let mut live = self.live.subscribe();
         let generation = session.generation;
         tokio::select! {
@@ -288,59 +342,46 @@ impl Inner {
         }
     }
 
-    /// Take `user_id`'s cluster-wide lock on `session`; whether it was taken over from a
-    /// holder that never gave it back (after waiting for that holder to have fenced itself).
-    async fn acquire(&self, session: &Session, user_id: &str) -> Result<bool> {
+    /// Take `user_id`'s cluster-wide lock on `session`, naming this session its holder;
+    /// whether it was taken over from a holder that never gave it back (after waiting for
+    /// that holder to have fenced itself). Without `wait`, `None` when another instance
+    /// holds the user.
+    async fn acquire(&self, session: &Session, user_id: &str, wait: bool) -> Result<Option<bool>> {
         let key = lock_key(user_id);
         let client = &session.client;
         let mut waiting_logged = false;
-        loop {
-            let got: bool = self
+        // One statement: the lock, the previous holder, and this session's row (written only
+        // with the lock).
+        let previous = loop {
+            let row = self
                 .on_session(
                     session,
                     user_id,
-                    client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]),
+                    client.query_one(
+                        "WITH got AS (SELECT pg_try_advisory_lock($1) AS ok), \
+                         previous AS (SELECT holder FROM lancesync_writers WHERE user_id = $2), \
+                         mine AS (INSERT INTO lancesync_writers (user_id, holder, pid) \
+                             SELECT $2, $3, pg_backend_pid() FROM got WHERE got.ok \
+                             ON CONFLICT (user_id) DO UPDATE SET holder = EXCLUDED.holder, \
+                             pid = EXCLUDED.pid, since = now() \
+                             RETURNING 1) \
+                         SELECT got.ok, (SELECT holder FROM previous), (SELECT count(*) FROM mine) FROM got",
+                        &[&key, &user_id, &session.name],
+                    ),
                 )
-                .await?
-                .get(0);
-            if got {
-                break;
+                .await?;
+            if row.try_get::<_, bool>(0)? {
+                break row.try_get::<_, Option<String>>(1)?;
+            }
+            if !wait {
+                return Ok(None);
             }
             if !waiting_logged {
                 tracing::debug!(user = user_id, "another instance writes this user; waiting");
                 waiting_logged = true;
             }
             tokio::time::sleep(LOCK_POLL.min(self.options.heartbeat_every())).await;
-        }
-        let result = self.claim(session, user_id).await;
-        if result.is_err() && self.is_live(session.generation) {
-            // Do not keep a lock nobody will give back.
-            let _ = self
-                .on_session(
-                    session,
-                    user_id,
-                    client.query_one("SELECT pg_advisory_unlock($1)", &[&key]),
-                )
-                .await;
-        }
-        result
-    }
-
-    /// With the lock taken: wait out a previous holder that never gave the user back, then
-    /// record this session as the holder.
-    async fn claim(&self, session: &Session, user_id: &str) -> Result<bool> {
-        let client = &session.client;
-        let previous: Option<String> = self
-            .on_session(
-                session,
-                user_id,
-                client.query_opt(
-                    "SELECT holder FROM lancesync_writers WHERE user_id = $1",
-                    &[&user_id],
-                ),
-            )
-            .await?
-            .map(|row| row.get(0));
+        };
         let taken_over = previous.as_deref().is_some_and(|p| p != session.name);
         if let Some(previous) = previous.filter(|_| taken_over) {
             let wait = self.options.takeover_wait();
@@ -358,17 +399,7 @@ impl Inner {
                 () = tokio::time::sleep(wait) => {}
             }
         }
-        self.on_session(
-            session,
-            user_id,
-            client.execute(
-                "INSERT INTO lancesync_writers (user_id, holder) VALUES ($1, $2) \
-                 ON CONFLICT (user_id) DO UPDATE SET holder = EXCLUDED.holder, since = now()",
-                &[&user_id, &session.name],
-            ),
-        )
-        .await?;
-        Ok(taken_over)
+        Ok(Some(taken_over))
     }
 
     fn slot(&self, user_id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -378,25 +409,38 @@ impl Inner {
             .clone()
     }
 
-    /// One hold of `user_id` taken on `generation` was dropped.
+    /// One hold of `user_id` taken on `generation` was dropped: the last one gives the user
+    /// back after [`LINGER`], unless it is taken again meanwhile.
     async fn release(&self, user_id: &str, generation: u64) {
         let slot = self.slot(user_id);
+        let epoch = {
+            let mut slot = slot.lock().await;
+            // A hold of a session that ended counts for nothing: the count restarted with the
+            // session that took the lock again.
+            if slot.generation != generation || slot.holders == 0 {
+                return;
+            }
+            slot.holders -= 1;
+            if slot.holders > 0 {
+                return;
+            }
+            slot.epoch += 1;
+            slot.epoch
+        };
+        tokio::time::sleep(LINGER.min(self.options.takeover / 8)).await;
         let mut slot = slot.lock().await;
-        // A hold of a session that ended counts for nothing: the count restarted with the
-        // session that took the lock again.
-        if slot.generation != generation || slot.holders == 0 {
-            return;
-        }
-        slot.holders -= 1;
-        if slot.holders > 0 {
+        if slot.epoch != epoch || slot.holders > 0 || slot.generation != generation {
             return;
         }
         slot.generation = 0;
+        slot.takeover = None;
         lock(&self.held).remove(user_id);
         let Some(session) = self.current().filter(|s| s.generation == generation) else {
             return;
         };
-        // The row first: a row left behind only makes the next holder wait and repair.
+        // The row first: a row left behind only makes the next holder wait and repair (the
+        // unlock is not transactional: in one statement, another instance could take the
+        // lock before the row's deletion is committed).
         let client = &session.client;
         let released = async {
             self.on_session(
@@ -424,42 +468,8 @@ impl Inner {
 #[async_trait::async_trait]
 impl Coordination for PostgresCoordinator {
     async fn hold(&self, user_id: &str) -> Result<UserHold> {
-        let inner = &self.inner;
-        let started = Instant::now();
-        let slot = inner.slot(user_id);
-        let mut slot = slot.lock().await;
-        loop {
-            let session = inner.wait_session(user_id, started).await?;
-            let taken_over = if slot.holders > 0 && slot.generation == session.generation {
-                slot.holders += 1;
-                false
-            } else {
-                match inner.acquire(&session, user_id).await {
-                    Ok(taken_over) => {
-                        slot.holders = 1;
-                        slot.generation = session.generation;
-                        lock(&inner.held).insert(user_id.to_string());
-                        taken_over
-                    }
-                    // The session ended while waiting: wait for the next one.
-                    Err(Error::Lost { .. }) => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            let give_back = {
-                let inner = Arc::downgrade(&self.inner);
-                let user = user_id.to_string();
-                let generation = session.generation;
-                move || release_later(inner, user, generation)
-            };
-            return Ok(UserHold::new(
-                user_id,
-                taken_over,
-                session.generation,
-                inner.live.subscribe(),
-                Box::new(give_back),
-            ));
-        }
+        let hold = self.hold_user(user_id, true).await?;
+        hold.ok_or_else(|| Error::Query("a waiting hold came back empty".into()))
     }
 
     async fn publish_source(
@@ -496,14 +506,15 @@ impl Coordination for PostgresCoordinator {
         rows.iter().map(shared_sources::from_row).collect()
     }
 
-    async fn schedule(&self) -> Result<HashMap<(String, String), Duration>> {
+    async fn schedule(&self) -> Result<ClusterSchedule> {
         let inner = &self.inner;
         let session = inner.wait_session("(schedule)", Instant::now()).await?;
+        let client = &session.client;
         let rows = inner
             .on_session(
                 &session,
                 "(schedule)",
-                session.client.query(
+                client.query(
                     "SELECT user_id, source_id, \
                      greatest(0, extract(epoch FROM next_run_at - now()) * 1000)::bigint \
                      FROM lancesync_schedule",
@@ -511,15 +522,29 @@ impl Coordination for PostgresCoordinator {
                 ),
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                let ms: i64 = row.try_get(2)?;
-                Ok((
-                    (row.try_get(0)?, row.try_get(1)?),
-                    Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
-                ))
-            })
-            .collect()
+        let mut schedule = ClusterSchedule::default();
+        for row in rows {
+            let ms: i64 = row.try_get(2)?;
+            schedule.due_in.insert(
+                (row.try_get(0)?, row.try_get(1)?),
+                Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+            );
+        }
+        let writers = inner
+            .on_session(
+                &session,
+                "(schedule)",
+                client.query(
+                    "SELECT w.user_id FROM lancesync_writers AS w WHERE w.holder <> $1 \
+                     AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = w.pid)",
+                    &[&session.name],
+                ),
+            )
+            .await?;
+        for row in writers {
+            schedule.held_elsewhere.insert(row.try_get(0)?);
+        }
+        Ok(schedule)
     }
 
     async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>> {
@@ -528,57 +553,47 @@ impl Coordination for PostgresCoordinator {
         if !lock(&inner.claimed).insert(run.clone()) {
             return Ok(None);
         }
+        // The user's hold, without waiting: with it, no other instance runs any of the
+        // user's sources, so whether this one is due cannot change under the run.
         let claimed = async {
-            let session = inner.wait_session(user_id, Instant::now()).await?;
-            let key = run_key(user_id, source_id);
-            let client = &session.client;
-            let got: bool = inner
-                .on_session(
-                    &session,
-                    user_id,
-                    client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]),
-                )
-                .await?
-                .try_get(0)?;
-            if !got {
+            let Some(hold) = self.hold_user(user_id, false).await? else {
                 return Ok(None);
-            }
-            let due: Option<bool> = inner
+            };
+            let Some(session) = inner
+                .current()
+                .filter(|s| s.generation == hold.generation())
+            else {
+                return Ok(None);
+            };
+            let due: bool = inner
                 .on_session(
                     &session,
                     user_id,
-                    client.query_opt(
-                        "SELECT next_run_at <= now() FROM lancesync_schedule \
-                         WHERE user_id = $1 AND source_id = $2",
+                    session.client.query_one(
+                        "SELECT coalesce((SELECT next_run_at <= now() FROM lancesync_schedule \
+                         WHERE user_id = $1 AND source_id = $2), true)",
                         &[&user_id, &source_id],
                     ),
                 )
                 .await?
-                .map(|row| row.try_get(0))
-                .transpose()?;
-            if due == Some(false) {
-                inner
-                    .on_session(
-                        &session,
-                        user_id,
-                        client.query_one("SELECT pg_advisory_unlock($1)", &[&key]),
-                    )
-                    .await?;
-                return Ok(None);
-            }
-            Ok(Some(session.generation))
+                .try_get(0)?;
+            Ok(due.then_some(hold))
         };
         match claimed.await {
-            Ok(Some(generation)) => {
-                let give_back = {
+            Ok(Some(hold)) => {
+                let forget = {
                     let inner = Arc::downgrade(&self.inner);
-                    move || release_run_later(inner, run, generation)
+                    move || {
+                        if let Some(inner) = inner.upgrade() {
+                            lock(&inner.claimed).remove(&run);
+                        }
+                    }
                 };
                 Ok(Some(RunClaim {
                     user_id: user_id.to_string(),
                     source_id: source_id.to_string(),
-                    generation,
-                    on_drop: Some(Box::new(give_back)),
+                    hold: Some(hold),
+                    on_drop: Some(Box::new(forget)),
                 }))
             }
             other => {
@@ -588,50 +603,38 @@ impl Coordination for PostgresCoordinator {
         }
     }
 
-    async fn finish_run(&self, mut claim: RunClaim, next_in: Duration) -> Result<()> {
-        claim.on_drop = None;
+    async fn finish_run(&self, claim: RunClaim, next_in: Duration) -> Result<()> {
         let inner = &self.inner;
-        let run = (claim.user_id.clone(), claim.source_id.clone());
-        let finished = async {
-            // A session that ended took the lock with it: the run stays due, for whoever
-            // claims it next.
-            let Some(session) = inner.current().filter(|s| s.generation == claim.generation) else {
-                return Ok(());
-            };
-            let client = &session.client;
-            inner
-                .on_session(
-                    &session,
-                    &claim.user_id,
-                    client.execute(
-                        "INSERT INTO lancesync_schedule (user_id, source_id, next_run_at, last_run_by) \
-                         VALUES ($1, $2, now() + make_interval(secs => $3), $4) \
-                         ON CONFLICT (user_id, source_id) DO UPDATE SET \
-                         next_run_at = EXCLUDED.next_run_at, last_run_by = EXCLUDED.last_run_by",
-                        &[
-                            &claim.user_id,
-                            &claim.source_id,
-                            &next_in.as_secs_f64(),
-                            &session.name,
-                        ],
-                    ),
-                )
-                .await?;
-            inner
-                .on_session(
-                    &session,
-                    &claim.user_id,
-                    client.query_one(
-                        "SELECT pg_advisory_unlock($1)",
-                        &[&run_key(&claim.user_id, &claim.source_id)],
-                    ),
-                )
-                .await?;
-            Ok(())
+        // A hold lost with its session: the run stays due, for whoever claims it next.
+        let Some(hold) = claim.hold.as_ref().filter(|h| h.is_live()) else {
+            return Ok(());
         };
-        let result = finished.await;
-        lock(&inner.claimed).remove(&run);
-        result
+        let Some(session) = inner
+            .current()
+            .filter(|s| s.generation == hold.generation())
+        else {
+            return Ok(());
+        };
+        inner
+            .on_session(
+                &session,
+                &claim.user_id,
+                session.client.execute(
+                    "INSERT INTO lancesync_schedule (user_id, source_id, next_run_at, last_run_by) \
+                     VALUES ($1, $2, now() + make_interval(secs => $3), $4) \
+                     ON CONFLICT (user_id, source_id) DO UPDATE SET \
+                     next_run_at = EXCLUDED.next_run_at, last_run_by = EXCLUDED.last_run_by",
+                    &[
+                        &claim.user_id,
+                        &claim.source_id,
+                        &next_in.as_secs_f64(),
+                        &session.name,
+                    ],
+                ),
+            )
+            .await?;
+        // Dropping the claim gives the user's hold back (after the linger).
+        Ok(())
     }
 
     fn status(&self) -> CoordinatorStatus {
@@ -645,31 +648,6 @@ impl Coordination for PostgresCoordinator {
             url: inner.url_shown.clone(),
         }
     }
-}
-
-/// A claimed run dropped without finishing: the lock is given back, the source stays due.
-fn release_run_later(inner: Weak<Inner>, run: (String, String), generation: u64) {
-    let Some(inner) = inner.upgrade() else {
-        return;
-    };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    runtime.spawn(async move {
-        if let Some(session) = inner.current().filter(|s| s.generation == generation) {
-            let key = run_key(&run.0, &run.1);
-            let _ = inner
-                .on_session(
-                    &session,
-                    &run.0,
-                    session
-                        .client
-                        .query_one("SELECT pg_advisory_unlock($1)", &[&key]),
-                )
-                .await;
-        }
-        lock(&inner.claimed).remove(&run);
-    });
 }
 
 fn release_later(inner: Weak<Inner>, user: String, generation: u64) {
@@ -706,10 +684,12 @@ async fn keep_session(
                 }
                 () = tokio::time::sleep(every) => {}
             }
-            match tokio::time::timeout_at(
-                (last_answer + fence).into(),
-                client.simple_query("SELECT 1"),
-            )
+            match tokio::time::timeout_at((last_answer + fence).into(), {
+                if let Some(i) = inner.upgrade() {
+                    i.statements.fetch_add(1, Ordering::Relaxed);
+                }
+                client.simple_query("SELECT 1")
+            })
             .await
             {
                 Ok(Ok(_)) => {

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use crate::{Error, Result};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Key of the advisory lock held while the schema is changed ("lancesync" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c61_6e63_6573_796e;
@@ -44,6 +44,9 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
         last_run_by text NOT NULL,
         PRIMARY KEY (user_id, source_id)
      )",
+    // 4: the holder's backend, so that instances can tell a row whose holder still lives
+    // (leave its user's runs to it) from one left by a dead session.
+    "ALTER TABLE lancesync_writers ADD COLUMN IF NOT EXISTS pid integer",
 ];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse one from a newer build.

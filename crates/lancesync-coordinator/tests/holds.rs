@@ -74,6 +74,15 @@ async fn a_user_is_written_by_one_instance_at_a_time() {
         vec!["alice".to_string(), "bob".to_string()]
     );
     assert!(a.status().users_held.is_empty());
+    let seen_by_a = a.schedule().await.unwrap().held_elsewhere;
+    assert!(
+        seen_by_a.contains("alice") && seen_by_a.contains("bob"),
+        "{seen_by_a:?}"
+    );
+    assert!(
+        b.schedule().await.unwrap().held_elsewhere.is_empty(),
+        "b's own users are not elsewhere"
+    );
     drop(bob);
 }
 
@@ -378,9 +387,11 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         instance(&pg.url(), "a").await,
         instance(&pg.url(), "b").await,
     );
-    assert!(a.schedule().await.unwrap().is_empty(), "nothing has run");
+    let schedule = a.schedule().await.unwrap();
+    assert!(schedule.due_in.is_empty(), "nothing has run");
+    assert!(schedule.held_elsewhere.is_empty(), "nobody holds a user");
 
-    // Never run: due. One instance gets it, and only once.
+    // Never run: due. One instance gets it, and only once; the claim holds the user.
     let claim = a.claim_run("alice", "notes").await.unwrap().expect("due");
     assert!(
         a.claim_run("alice", "notes").await.unwrap().is_none(),
@@ -391,9 +402,12 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         "nor in another"
     );
     assert!(
-        b.claim_run("alice", "mail").await.unwrap().is_some(),
-        "another source is free"
+        b.claim_run("alice", "mail").await.unwrap().is_none(),
+        "nor another source of the user: a holds her"
     );
+    let bobs = b.claim_run("bob", "mail").await.unwrap();
+    assert!(bobs.is_some(), "another user is free");
+    drop(bobs);
 
     // Finished: not due until the interval has passed, on any instance.
     a.finish_run(claim, Duration::from_millis(1500))
@@ -403,7 +417,7 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         b.claim_run("alice", "notes").await.unwrap().is_none(),
         "ran just now"
     );
-    let due_in = a.schedule().await.unwrap()[&("alice".to_string(), "notes".to_string())];
+    let due_in = a.schedule().await.unwrap().due_in[&("alice".to_string(), "notes".to_string())];
     assert!(
         due_in > Duration::from_millis(500) && due_in <= Duration::from_millis(1500),
         "{due_in:?}"

@@ -7,7 +7,7 @@
 //! orphan sweep a run's marker file triggers on one machine; the marker is on the other
 //! machine's disk).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,8 +44,11 @@ pub(crate) struct Coordinated {
     /// One taking of a user's hold (and its repair) at a time in this process, so that no
     /// write of the user starts before a taken-over user is repaired.
     gates: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Users taken over whose repair has not succeeded yet.
-    repair_pending: std::sync::Mutex<HashSet<String>>,
+    /// Users taken over whose repair has not succeeded yet, with the taking's id.
+    repair_pending: std::sync::Mutex<HashMap<String, u64>>,
+    /// The last taking over of each user that was repaired: every hold of the user shares
+    /// its id until the user is given back, and one repair is enough.
+    repaired: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl Coordinated {
@@ -64,11 +67,15 @@ impl Engine {
             .writing_at(&tables.state_dir, &tables.user_id, true)
             .await?;
         let user_id = &tables.user_id;
-        if writing.cluster.is_some() && lock_std(&self.coordinated.repair_pending).contains(user_id)
+        if writing.cluster.is_some()
+            && lock_std(&self.coordinated.repair_pending).contains_key(user_id)
         {
             let gate = self.coordinated.gate(user_id);
             let _one_at_a_time = gate.lock().await;
-            if lock_std(&self.coordinated.repair_pending).contains(user_id) {
+            let pending = lock_std(&self.coordinated.repair_pending)
+                .get(user_id)
+                .copied();
+            if let Some(takeover) = pending {
                 let repaired = writing
                     .fenced(async {
                         let orphans = tables.orphan_chunk_docs_of_all().await?;
@@ -83,6 +90,7 @@ impl Engine {
                     "took the user over from an instance that stopped mid-write; removed the chunks it left without a document"
                 );
                 lock_std(&self.coordinated.repair_pending).remove(user_id);
+                lock_std(&self.coordinated.repaired).insert(user_id.to_string(), takeover);
             }
         }
         Ok(writing)
@@ -109,8 +117,14 @@ impl Engine {
                 let gate = self.coordinated.gate(user_id);
                 let _one_at_a_time = gate.lock().await;
                 let hold = coordinator.hold(user_id).await?;
-                if hold.taken_over() {
-                    lock_std(&self.coordinated.repair_pending).insert(user_id.to_string());
+                // The hold may share a taking over that another hold in this process made
+                // (the cluster's schedule claims a run with the user held): repair once per
+                // taking.
+                if let Some(takeover) = hold.takeover_id()
+                    && lock_std(&self.coordinated.repaired).get(user_id) != Some(&takeover)
+                {
+                    lock_std(&self.coordinated.repair_pending)
+                        .insert(user_id.to_string(), takeover);
                 }
                 Some(hold)
             }

@@ -67,6 +67,7 @@ impl Orchestrator {
                     continue;
                 }
                 let wait = schedule
+                    .due_in
                     .get(&(key.user_id.clone(), key.source_id.clone()))
                     .copied()
                     .unwrap_or(Duration::ZERO);
@@ -77,6 +78,11 @@ impl Orchestrator {
                 if wait.is_zero() {
                     state.next_run = None;
                     state.pending = !started;
+                    // The instance that holds the user runs its due sources; this one would
+                    // only wait for it.
+                    if schedule.held_elsewhere.contains(&key.user_id) {
+                        continue;
+                    }
                     due.push((
                         key.clone(),
                         Arc::clone(&s.source),
