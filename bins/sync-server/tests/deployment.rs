@@ -139,6 +139,10 @@ fn kubernetes_objects_name_each_other_and_set_only_known_settings() {
     let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for entry in std::fs::read_dir(repo().join("deploy/kubernetes")).unwrap() {
         let path = entry.unwrap().path();
+        // cluster/ is the other way to run it (tested below).
+        if path.is_dir() {
+            continue;
+        }
         let relative = path
             .strip_prefix(repo())
             .unwrap()
@@ -245,6 +249,122 @@ fn kubernetes_objects_name_each_other_and_set_only_known_settings() {
         text(&set["spec"]["serviceName"]),
         text(&headless["metadata"]["name"])
     );
+}
+
+#[test]
+fn the_cluster_files_run_several_instances_on_one_s3_primary_and_postgres() {
+    // Compose: three replicas of sync-server behind one port, every setting known, the
+    // coordinator on the postgres service with its password, S3 as primary, no shared volume.
+    let file = "deploy/docker-compose.cluster.yml";
+    let doc = &documents(file)[0];
+    let values = BTreeMap::from([
+        ("API_ADMIN_TOKEN", "t".to_string()),
+        ("MINIO_ROOT_USER", "u".to_string()),
+        ("MINIO_ROOT_PASSWORD", "p".to_string()),
+        ("POSTGRES_PASSWORD", "pg".to_string()),
+    ]);
+    let env = compose_environment(file, &values);
+    for key in env.keys() {
+        assert!(known(key), "{file}: {key} is not a lancesync setting");
+    }
+    let server = &doc["services"]["sync-server"];
+    assert!(server["deploy"]["replicas"].as_u64().unwrap() >= 2);
+    assert_eq!(env["USE_S3_AS_PRIMARY"], "true");
+    let postgres = &doc["services"]["postgres"]["environment"];
+    let url = text(&server["environment"]["COORDINATOR_URL"]);
+    assert!(
+        url.starts_with(&format!(
+            "postgres://{}:${{POSTGRES_PASSWORD",
+            text(&postgres["POSTGRES_USER"])
+        )) && url.ends_with(&format!(
+            "@postgres:5432/{}",
+            text(&postgres["POSTGRES_DB"])
+        )),
+        "{url}"
+    );
+    assert_eq!(
+        text(&server["depends_on"]["postgres"]["condition"]),
+        "service_healthy"
+    );
+    // Each instance's replica and registry copy in a volume of its own.
+    for volume in server["volumes"].as_sequence().unwrap() {
+        assert!(
+            !text(volume).contains(':'),
+            "{file}: a shared volume {volume:?}"
+        );
+    }
+    let balancer = &doc["services"]["balancer"];
+    assert_eq!(text(&balancer["ports"][0]), "8000:8000");
+    let conf = text(&doc["configs"]["balancer"]["content"]);
+    assert!(conf.contains("server sync-server:8000"), "{conf}");
+
+    // Kubernetes: a Deployment of several pods, no claimed volume, its settings known and
+    // clustered, the coordinator's URL in the secret, the service selecting the pods.
+    let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for name in ["deployment.yaml", "configmap.yaml", "secret.yaml"] {
+        for doc in documents(&format!("deploy/kubernetes/cluster/{name}")) {
+            by_kind.entry(text(&doc["kind"])).or_default().push(doc);
+        }
+    }
+    let deployment = &by_kind["Deployment"][0];
+    let config = &by_kind["ConfigMap"][0];
+    let secret = &by_kind["Secret"][0];
+    assert!(deployment["spec"]["replicas"].as_u64().unwrap() >= 2);
+    assert!(deployment["spec"]["volumeClaimTemplates"].is_null());
+    for (key, _) in config["data"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .chain(secret["stringData"].as_mapping().unwrap())
+    {
+        assert!(
+            known(&text(key)),
+            "{} is not a lancesync setting",
+            text(key)
+        );
+    }
+    assert_eq!(text(&config["data"]["USE_S3_AS_PRIMARY"]), "true");
+    assert!(
+        config["data"]["COORDINATOR_URL"].is_null(),
+        "the URL has a password"
+    );
+    assert!(text(&secret["stringData"]["COORDINATOR_URL"]).starts_with("postgres://"));
+    let pod = &deployment["spec"]["template"];
+    let container = &pod["spec"]["containers"][0];
+    let refs: Vec<String> = container["envFrom"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            text(
+                &s.get("configMapRef")
+                    .or_else(|| s.get("secretRef"))
+                    .unwrap()["name"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            text(&config["metadata"]["name"]),
+            text(&secret["metadata"]["name"])
+        ]
+    );
+    let takeover: u64 = text(&config["data"]["COORDINATOR_TAKEOVER_SECS"])
+        .parse()
+        .unwrap();
+    assert!(
+        pod["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap()
+            < takeover,
+        "a stopping pod is gone before its users would be taken over"
+    );
+    let labels = pod["metadata"]["labels"].as_mapping().unwrap();
+    let service = &by_kind["Service"][0];
+    for (k, v) in service["spec"]["selector"].as_mapping().unwrap() {
+        assert_eq!(labels.get(k), Some(v));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
