@@ -132,8 +132,11 @@ impl Instance {
             .await
             .unwrap();
         assert_eq!(report.unchanged, files, "a no-change pass");
+        // As sync-server does: the run's slot is free once the run ends; the source's next
+        // time is recorded after, by a task that holds the claim until then.
         if let (Some(c), Some(claim)) = (&self.coordinator, claim) {
-            c.finish_run(claim, Duration::ZERO).await.unwrap();
+            let c = Arc::clone(c);
+            tokio::spawn(async move { c.finish_run(claim, Duration::ZERO).await.unwrap() });
         }
     }
 }

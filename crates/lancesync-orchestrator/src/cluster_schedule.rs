@@ -1,7 +1,8 @@
 //! With a coordinator: one schedule for the whole cluster instead of one per instance.
 //!
 //! Every [`TICK`], an instance reads when each source is due (one query), and claims the due
-//! sources it has a free run slot for ([`Coordination::claim_run`]: the source's run lock in
+//! sources it has a free run slot for, and more from that list as soon as one of its runs
+//! ends ([`Coordination::claim_run`]: the source's run lock in
 //! PostgreSQL, taken only while the source is due). The instance that ends a run moves the
 //! source's next time on by its poll interval, on the server's clock. So each source runs once
 //! per interval cluster-wide, on one instance at a time, wherever a slot is free first, with no
@@ -10,11 +11,14 @@
 //!
 //! [`Coordination::claim_run`]: lancesync_coordinator::Coordination::claim_run
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use lancesync_coordinator::SharedCoordinator;
 use lancesync_sources::DocumentSource;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::scheduler::RunState;
@@ -41,115 +45,137 @@ impl Orchestrator {
         let this = self.clone();
         Some(tokio::spawn(async move {
             let mut shutdown = this.inner.shutdown.subscribe();
+            let slots = this.inner.settings.sync.max_concurrent_processing.max(1) as usize;
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let run_ended = Arc::new(Notify::new());
+            let mut due: VecDeque<Due> = VecDeque::new();
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                // The schedule is read every tick; between ticks, a run that ends lets the
+                // next due source of the last reading start at once.
                 tokio::select! {
-                    () = tokio::time::sleep(TICK) => {}
+                    _ = tick.tick() => {
+                        match this.read_due(&coordinator).await {
+                            Ok(list) => due = list.into(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not read the cluster's schedule; trying again");
+                                continue;
+                            }
+                        }
+                    }
+                    () = run_ended.notified() => {}
                     _ = shutdown.changed() => return,
                 }
-                if let Err(e) = this.run_due(&coordinator).await {
-                    tracing::warn!(error = %e, "could not read the cluster's schedule; trying again");
+                if !this.is_running() || *this.inner.shutdown.borrow() {
+                    continue;
+                }
+                // Claim no more than this instance has slots for: another may have them.
+                while in_flight.load(Ordering::SeqCst) < slots {
+                    let Some(next) = due.pop_front() else { break };
+                    this.claim_and_run(&coordinator, next, &in_flight, &run_ended);
                 }
             }
         }))
     }
 
-    /// Show each source's next time, and claim and start the due ones this instance has
-    /// slots for.
-    async fn run_due(&self, coordinator: &SharedCoordinator) -> Result<()> {
+    /// Read the cluster's schedule: show each source's next time, and list the due sources
+    /// this instance may claim.
+    async fn read_due(&self, coordinator: &SharedCoordinator) -> Result<Vec<Due>> {
         let schedule = coordinator.schedule().await.map_err(coordinator_error)?;
         let started = self.is_running();
         let now = SystemTime::now();
-        let due: Vec<Due> = {
-            let sources = self.inner.sources.lock().expect("lock");
-            let mut due = Vec::new();
-            for (key, s) in sources.iter() {
-                if !s.spec.enabled {
-                    continue;
-                }
-                let wait = schedule
-                    .due_in
-                    .get(&(key.user_id.clone(), key.source_id.clone()))
-                    .copied()
-                    .unwrap_or(Duration::ZERO);
-                let mut state = s.state.lock().expect("lock");
-                if state.running {
-                    continue;
-                }
-                if wait.is_zero() {
-                    state.next_run = None;
-                    state.pending = !started;
-                    // The instance that holds the user runs its due sources; this one would
-                    // only wait for it.
-                    if schedule.held_elsewhere.contains(&key.user_id) {
-                        continue;
-                    }
-                    due.push((
-                        key.clone(),
-                        Arc::clone(&s.source),
-                        Arc::clone(&s.state),
-                        self.poll_interval(&s.spec),
-                    ));
-                } else {
-                    state.next_run = Some(now + wait);
-                    state.pending = false;
-                }
+        let sources = self.inner.sources.lock().expect("lock");
+        let mut due = Vec::new();
+        for (key, s) in sources.iter() {
+            if !s.spec.enabled {
+                continue;
             }
-            due
-        };
-        if !started || *self.inner.shutdown.borrow() {
-            return Ok(());
+            let wait = schedule
+                .due_in
+                .get(&(key.user_id.clone(), key.source_id.clone()))
+                .copied()
+                .unwrap_or(Duration::ZERO);
+            let mut state = s.state.lock().expect("lock");
+            if state.running {
+                continue;
+            }
+            if wait.is_zero() {
+                state.next_run = None;
+                state.pending = !started;
+                // The instance that holds the user runs its due sources; this one would
+                // only wait for it.
+                if schedule.held_elsewhere.contains(&key.user_id) {
+                    continue;
+                }
+                due.push((
+                    key.clone(),
+                    Arc::clone(&s.source),
+                    Arc::clone(&s.state),
+                    self.poll_interval(&s.spec),
+                ));
+            } else {
+                state.next_run = Some(now + wait);
+                state.pending = false;
+            }
         }
-        // Claim no more than there are free slots: another instance may have them.
-        let mut free = self.inner.run_slots.available_permits();
-        for (key, source, state, interval) in due {
-            if free == 0 {
-                break;
+        Ok(due)
+    }
+
+    /// Claim one due source and run it, in a task of its own (a claim may wait for a user
+    /// taken over from a dead instance); nothing when another instance (or a run of the same
+    /// user here) has it.
+    fn claim_and_run(
+        &self,
+        coordinator: &SharedCoordinator,
+        (key, source, state, interval): Due,
+        in_flight: &Arc<AtomicUsize>,
+        run_ended: &Arc<Notify>,
+    ) {
+        // One scheduled run of a user at a time here too: the cluster's runs of a user never
+        // overlap (another instance waits for the user's hold anyway).
+        if !self
+            .inner
+            .cluster_runs
+            .lock()
+            .expect("lock")
+            .insert(key.user_id.clone())
+        {
+            return;
+        }
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let this = self.clone();
+        let coordinator = Arc::clone(coordinator);
+        let (in_flight, run_ended) = (Arc::clone(in_flight), Arc::clone(run_ended));
+        tokio::spawn(async move {
+            let claim = match coordinator.claim_run(&key.user_id, &key.source_id).await {
+                Ok(Some(claim)) => {
+                    let working = InProgress::new(&this.inner);
+                    let _ = this
+                        .run(&key, source.as_ref(), &state, &lancesync_engine::NoProgress)
+                        .await;
+                    drop(working);
+                    Some(claim)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not claim a run; it stays due");
+                    None
+                }
+            };
+            // The slot is free: the loop may claim the next due source now.
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            run_ended.notify_one();
+            if let Some(claim) = claim
+                && let Err(e) = coordinator.finish_run(claim, interval).await
+            {
+                tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not record the run's end; the source stays due");
             }
-            // One scheduled run of a user at a time here too: the cluster's runs of a user
-            // never overlap (another instance waits for the user's hold anyway).
-            if !self
-                .inner
+            this.inner
                 .cluster_runs
                 .lock()
                 .expect("lock")
-                .insert(key.user_id.clone())
-            {
-                continue;
-            }
-            let claimed = coordinator
-                .claim_run(&key.user_id, &key.source_id)
-                .await
-                .map_err(coordinator_error);
-            let claim = match claimed {
-                Ok(Some(claim)) => claim,
-                other => {
-                    self.inner
-                        .cluster_runs
-                        .lock()
-                        .expect("lock")
-                        .remove(&key.user_id);
-                    other?;
-                    continue;
-                }
-            };
-            free -= 1;
-            let this = self.clone();
-            let coordinator = Arc::clone(coordinator);
-            tokio::spawn(async move {
-                let _working = InProgress::new(&this.inner);
-                let _ = this
-                    .run(&key, source.as_ref(), &state, &lancesync_engine::NoProgress)
-                    .await;
-                if let Err(e) = coordinator.finish_run(claim, interval).await {
-                    tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not record the run's end; the source stays due");
-                }
-                this.inner
-                    .cluster_runs
-                    .lock()
-                    .expect("lock")
-                    .remove(&key.user_id);
-            });
-        }
-        Ok(())
+                .remove(&key.user_id);
+        });
     }
 }
