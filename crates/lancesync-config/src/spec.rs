@@ -806,7 +806,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         group: Group::Cluster,
         kind: Kind::DatabaseUrl,
         default: Default::Unset,
-        help: "PostgreSQL database that coordinates several sync-server instances sharing one S3 primary (STORAGE_MODE s3_only or s3_primary_local_cache): every write to a user's tables holds that user cluster-wide, so one instance at a time writes a user. Unset: one instance, nothing shared. Needs a direct connection or a session-mode pooler (transaction-mode poolers break session locks); TLS is not spoken yet.",
+        help: "PostgreSQL database that coordinates several sync-server instances sharing one S3 primary (STORAGE_MODE s3_only or s3_primary_local_cache): one instance at a time writes a user (every write holds the user cluster-wide), the sources are shared (added through any instance, followed by all), and each source runs once per poll interval on whichever instance has a free slot. Unset: one instance, nothing shared. Needs a direct connection or a session-mode pooler (transaction-mode poolers break session locks); TLS is not spoken yet. docs/scaling.md.",
         used_by: COORDINATION,
     },
     SettingSpec {
