@@ -140,16 +140,7 @@ async fn a_dead_session_is_fenced_and_its_users_taken_over_after_the_wait() {
 
     // Postgres ends a's session (as when its process dies).
     let killed = Instant::now();
-    let ended: bool = admin(&pg.url())
-        .await
-        .query_one(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lancesync:a'",
-            &[],
-        )
-        .await
-        .expect("terminate")
-        .get(0);
-    assert!(ended);
+    assert!(pg.end_sessions_of("a").await);
     let stopped = tokio::time::timeout(Duration::from_secs(2), a_task)
         .await
         .expect("a stops writing when its session ends")
@@ -430,7 +421,7 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         .expect("due again");
 
     // b dies in the run: the run stays due, and a runs it.
-    end_session(&pg, "b").await;
+    assert!(pg.end_sessions_of("b").await);
     tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             if let Some(claim) = a.claim_run("alice", "notes").await.unwrap() {
@@ -454,17 +445,4 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
     })
     .await
     .expect("still due after a dropped claim");
-}
-
-async fn end_session(pg: &Postgres, instance: &str) {
-    let ended: bool = admin(&pg.url())
-        .await
-        .query_one(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&format!("lancesync:{instance}")],
-        )
-        .await
-        .expect("terminate")
-        .get(0);
-    assert!(ended);
 }

@@ -79,22 +79,6 @@ fn write_docs(root: &Path, names: &[&str]) {
     }
 }
 
-async fn end_session_of(pg: &Postgres, instance: &str) {
-    let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
-        .await
-        .expect("admin");
-    tokio::spawn(connection);
-    let ended: bool = admin
-        .query_one(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&format!("lancesync:{instance}")],
-        )
-        .await
-        .expect("terminate")
-        .get(0);
-    assert!(ended, "{instance} had a session");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_instance_that_loses_the_coordinator_stops_and_the_next_one_repairs() {
     let pg = Postgres::start();
@@ -163,7 +147,7 @@ async fn an_instance_that_loses_the_coordinator_stops_and_the_next_one_repairs()
 
     // a's session ends (its process died, as Postgres sees it): its run stops at once.
     let ended = Instant::now();
-    end_session_of(&pg, "a").await;
+    assert!(pg.end_sessions_of("a").await);
     let stopped = tokio::time::timeout(Duration::from_secs(2), running)
         .await
         .expect("a's run stops")

@@ -220,19 +220,10 @@ async fn each_source_runs_once_per_interval_on_one_instance_at_a_time() {
     }
 
     // a's session ends (as a killed instance's does): b runs every source from then on.
-    let (admin, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+
     a.stop();
     let killed = SystemTime::now();
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lancesync:a'",
-            &[],
-        )
-        .await
-        .unwrap();
+    assert!(pg.end_sessions_of("a").await);
     tokio::time::sleep(Duration::from_secs(7)).await;
     for user in users {
         let after: Vec<_> = runs(&b, user)

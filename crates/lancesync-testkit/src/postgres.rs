@@ -171,6 +171,22 @@ impl Postgres {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// End the session(s) of lancesync instance `instance` from the server's side, as
+    /// PostgreSQL does when the instance's process dies; whether there was one.
+    pub async fn end_sessions_of(&self, instance: &str) -> bool {
+        let (admin, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect as the superuser");
+        tokio::spawn(connection);
+        admin
+            .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&format!("lancesync:{instance}")])
+            .await
+            .expect("terminate")
+            .iter()
+            .any(|row| row.get::<_, bool>(0))
+    }
 }
 
 impl Drop for Postgres {

@@ -66,19 +66,20 @@ pub(super) fn lost_to_concurrent_commit(e: &lancedb::Error) -> bool {
     text.contains("ncompatible transaction") || text.contains("ommit conflict")
 }
 
-/// Write manifest config values, again on the latest version when another writer's commit got
-/// in first: runs of two sources of one user store their cursors (and a new user's first runs
-/// their chunk settings) at the same moments.
-pub(super) async fn update_config(table: &Table, values: Vec<(String, String)>) -> Result<()> {
-    if values.is_empty() {
-        return Ok(());
-    }
+/// `commit` on `table`'s native handle, made again on the latest version when another
+/// writer's commit got in first (lance refuses two config updates of one table as
+/// incompatible, whatever keys they touch).
+async fn commit_config<'a, F, Fut>(table: &'a Table, commit: F) -> Result<()>
+where
+    F: Fn(&'a lancedb::table::NativeTable) -> Fut,
+    Fut: std::future::Future<Output = lancedb::Result<()>>,
+{
     let native = table
         .as_native()
         .ok_or_else(|| Error::Internal(format!("{} is not a local table", table.name())))?;
     let mut attempt = 0u32;
     loop {
-        match native.update_config(values.clone()).await {
+        match commit(native).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < 8 && lost_to_concurrent_commit(&e) => {
                 attempt += 1;
@@ -90,26 +91,22 @@ pub(super) async fn update_config(table: &Table, values: Vec<(String, String)>) 
     }
 }
 
-/// Delete manifest config keys, again on the latest version after a concurrent commit.
+/// Write manifest config values (again after a concurrent commit: runs of two sources of one
+/// user store their cursors, and a new user's first runs their chunk settings, at the same
+/// moments).
+pub(super) async fn update_config(table: &Table, values: Vec<(String, String)>) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    commit_config(table, |native| native.update_config(values.clone())).await
+}
+
+/// Delete manifest config keys (again after a concurrent commit).
 pub(super) async fn delete_config(table: &Table, keys: &[&str]) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    let native = table
-        .as_native()
-        .ok_or_else(|| Error::Internal(format!("{} is not a local table", table.name())))?;
-    let mut attempt = 0u32;
-    loop {
-        match native.delete_config_keys(keys).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 8 && lost_to_concurrent_commit(&e) => {
-                attempt += 1;
-                table.checkout_latest().await?;
-                tokio::time::sleep(std::time::Duration::from_millis(5 << attempt.min(6))).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    commit_config(table, |native| native.delete_config_keys(keys)).await
 }
 
 impl UserTables {
