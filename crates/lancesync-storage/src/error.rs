@@ -118,7 +118,7 @@ impl Error {
             e,
             object_store::Error::PermissionDenied { .. }
                 | object_store::Error::Unauthenticated { .. }
-        ) || text.contains("403")
+        ) || has_status(&text, "403")
             || text.contains("InvalidAccessKeyId")
             || text.contains("SignatureDoesNotMatch")
         {
@@ -154,6 +154,18 @@ impl Error {
     }
 }
 
+/// Whether `text` names HTTP status `code` as a number of its own: not inside another number,
+/// such as the "2.164032881s" an error gives for the time its retries took.
+fn has_status(text: &str, code: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.match_indices(code).any(|(at, _)| {
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(at + code.len()).copied();
+        let part_of_number = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_digit() || b == b'.');
+        !part_of_number(before) && !part_of_number(after)
+    })
+}
+
 /// Why a probe of S3 failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -180,3 +192,20 @@ impl ProbeFailure {
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::has_status;
+
+    #[test]
+    fn a_status_is_a_number_of_its_own() {
+        assert!(has_status("Client error with status 403 Forbidden", "403"));
+        assert!(has_status("(403)", "403"));
+        // The time an unreachable endpoint's retries took is not a refusal.
+        assert!(!has_status(
+            "Error performing GET http://127.0.0.1:1/present in 2.164032881s, after 8 retries",
+            "403"
+        ));
+        assert!(!has_status("request 14031 failed", "403"));
+    }
+}
