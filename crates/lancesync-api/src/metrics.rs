@@ -140,6 +140,36 @@ impl Collector for OrchestratorCollector {
             "1 when the pipeline is started.",
             i64::from(self.0.is_running()),
         )?;
+        if let Some(coordinator) = self.0.engine().coordinator() {
+            let status = coordinator.status();
+            let reachable = ConstGauge::new(i64::from(status.reachable));
+            let mut family = encoder.encode_descriptor(
+                "lancesync_coordinator_reachable",
+                "1 while this instance's session to the coordinator (COORDINATOR_URL) answers.",
+                None,
+                reachable.metric_type(),
+            )?;
+            reachable
+                .encode(family.encode_family(&[("instance", status.instance_id.as_str())])?)?;
+            gauge(
+                &mut encoder,
+                "lancesync_coordinator_users_held",
+                "Users this instance holds cluster-wide (writes in progress, or just ended).",
+                status.users_held.len() as i64,
+            )?;
+            counter(
+                &mut encoder,
+                "lancesync_coordinator_statements",
+                "Statements sent to the coordinator, heartbeats included.",
+                status.statements,
+            )?;
+            gauge(
+                &mut encoder,
+                "lancesync_cluster_queue_depth",
+                "Sources due cluster-wide at the last reading of the shared schedule.",
+                self.0.cluster_queue_depth().unwrap_or(0) as i64,
+            )?;
+        }
         Ok(())
     }
 }

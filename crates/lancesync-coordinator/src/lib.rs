@@ -115,6 +115,8 @@ pub struct CoordinatorStatus {
     pub users_held: Vec<String>,
     /// The coordinator's URL, password masked.
     pub url: String,
+    /// Statements sent to the coordinator so far (heartbeats included).
+    pub statements: u64,
 }
 
 /// A cluster-wide coordinator of writers.

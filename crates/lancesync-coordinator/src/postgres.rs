@@ -646,6 +646,7 @@ impl Coordination for PostgresCoordinator {
                 .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)),
             users_held: lock(&inner.held).iter().cloned().collect(),
             url: inner.url_shown.clone(),
+            statements: inner.statements.load(Ordering::Relaxed),
         }
     }
 }

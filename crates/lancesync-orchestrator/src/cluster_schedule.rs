@@ -87,6 +87,7 @@ impl Orchestrator {
         let now = SystemTime::now();
         let sources = self.inner.sources.lock().expect("lock");
         let mut due = Vec::new();
+        let mut due_anywhere = 0;
         for (key, s) in sources.iter() {
             if !s.spec.enabled {
                 continue;
@@ -101,6 +102,7 @@ impl Orchestrator {
                 continue;
             }
             if wait.is_zero() {
+                due_anywhere += 1;
                 state.next_run = None;
                 state.pending = !started;
                 // The instance that holds the user runs its due sources; this one would
@@ -119,7 +121,17 @@ impl Orchestrator {
                 state.pending = false;
             }
         }
+        self.inner
+            .cluster_due
+            .store(due_anywhere, Ordering::Relaxed);
         Ok(due)
+    }
+
+    /// With a coordinator: the cluster's queue depth, the enabled sources due and not running
+    /// here at the last reading of the schedule (at most a second old).
+    pub fn cluster_queue_depth(&self) -> Option<usize> {
+        self.coordinator()
+            .map(|_| self.inner.cluster_due.load(Ordering::Relaxed))
     }
 
     /// Claim one due source and run it, in a task of its own (a claim may wait for a user

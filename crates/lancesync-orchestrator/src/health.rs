@@ -103,32 +103,33 @@ pub(crate) async fn check_roots(roots: &[std::path::PathBuf]) -> ComponentHealth
     }
 }
 
-/// The coordinator of instances: reachable or not, this instance's name, the users it holds.
+/// The coordinator of instances: reachable or not, this instance's name, the users it holds,
+/// and the sources due cluster-wide (`due`).
 pub(crate) fn coordinator_health(
     status: &lancesync_coordinator::CoordinatorStatus,
+    due: Option<usize>,
 ) -> ComponentHealth {
     let held = if status.users_held.is_empty() {
         "no user held".to_string()
     } else {
-        format!(
-            "writing {} user(s): {}",
-            status.users_held.len(),
-            status.users_held.join(", ")
-        )
+        // Which users stays out too: health is read without a token.
+        format!("holding {} user(s)", status.users_held.len())
     };
     let contact = status.last_contact_ms.map_or_else(
         || "never answered".to_string(),
         |ms| format!("last answer {ms} ms ago"),
     );
+    let queue = due.map_or_else(String::new, |n| format!("; {n} source(s) due cluster-wide"));
+    // The coordinator's address stays out: health is read by probes without a token.
     if status.reachable {
         ComponentHealth::ok(format!(
-            "instance {} at {}: {contact}; {held}",
-            status.instance_id, status.url
+            "instance {}: {contact}; {held}{queue}",
+            status.instance_id
         ))
     } else {
         ComponentHealth::unhealthy(format!(
-            "instance {} cannot reach {} ({contact}): it writes nothing, and other instances take its users over",
-            status.instance_id, status.url
+            "instance {} cannot reach the coordinator ({contact}): it writes nothing, and other instances take its users over",
+            status.instance_id
         ))
     }
 }
@@ -151,7 +152,7 @@ impl Orchestrator {
         if let Some(coordinator) = self.inner.engine.coordinator() {
             components.insert(
                 "coordinator".to_string(),
-                coordinator_health(&coordinator.status()),
+                coordinator_health(&coordinator.status(), self.cluster_queue_depth()),
             );
         }
         components.insert(

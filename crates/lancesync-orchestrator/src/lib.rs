@@ -88,6 +88,8 @@ struct Inner {
     registry_gate: tokio::sync::Mutex<()>,
     /// Users with a run of the cluster's schedule in progress here (with a coordinator).
     cluster_runs: Mutex<std::collections::BTreeSet<String>>,
+    /// Sources due cluster-wide at the last reading of the schedule (with a coordinator).
+    cluster_due: AtomicUsize,
 }
 
 /// Counts work in progress (for a graceful shutdown) from creation to drop.
@@ -145,6 +147,7 @@ impl Orchestrator {
                 shared: Mutex::default(),
                 registry_gate: tokio::sync::Mutex::default(),
                 cluster_runs: Mutex::default(),
+                cluster_due: AtomicUsize::new(0),
             }),
         }
     }

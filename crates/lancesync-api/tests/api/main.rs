@@ -4,6 +4,7 @@
 //! Run: cargo test --workspace --test api
 
 mod access;
+mod cluster;
 mod documents;
 mod flows;
 mod sources;

@@ -32,7 +32,7 @@ pub struct Server {
 pub fn server(extra: &[(&str, &str)]) -> Server {
     let work = tempfile::tempdir().unwrap();
     let w = work.path().to_path_buf();
-    let (mut s, _) = server_in(w, extra);
+    let (mut s, _) = server_in(w, extra, None);
     s._work = Some(work);
     s
 }
@@ -40,12 +40,28 @@ pub fn server(extra: &[(&str, &str)]) -> Server {
 /// A second server on `other`'s folders (data, state, sources), started as `sync-server`
 /// starts (the registered sources loaded): the same deployment restarted with other settings.
 pub async fn server_sharing(other: &Server, extra: &[(&str, &str)]) -> Server {
-    let (s, orchestrator) = server_in(other.work.clone(), extra);
+    let (s, orchestrator) = server_in(other.work.clone(), extra, None);
     orchestrator.initialize().await.unwrap();
     s
 }
 
-fn server_in(w: PathBuf, extra: &[(&str, &str)]) -> (Server, Orchestrator) {
+/// A server whose engine is coordinated by `coordinator` (one instance of a cluster), started
+/// as `sync-server` starts.
+pub async fn server_coordinated(
+    coordinator: lancesync_coordinator::SharedCoordinator,
+) -> (Server, Orchestrator) {
+    let work = tempfile::tempdir().unwrap();
+    let (mut s, orchestrator) = server_in(work.path().to_path_buf(), &[], Some(coordinator));
+    s._work = Some(work);
+    orchestrator.initialize().await.unwrap();
+    (s, orchestrator)
+}
+
+fn server_in(
+    w: PathBuf,
+    extra: &[(&str, &str)],
+    coordinator: Option<lancesync_coordinator::SharedCoordinator>,
+) -> (Server, Orchestrator) {
     let mut env = BTreeMap::new();
     for (k, v) in [
         ("HOME", w.display().to_string()),
@@ -72,14 +88,16 @@ fn server_in(w: PathBuf, extra: &[(&str, &str)]) -> (Server, Orchestrator) {
     };
     let config = Config::load(&opts).expect("valid configuration");
     let settings = config.settings().clone();
-    let engine = Arc::new(
-        Engine::new(
-            EngineConfig::from_config(&config).unwrap(),
-            embedder_from_settings(&settings).unwrap(),
-        )
-        .unwrap()
-        .with_embedder_resolver(embedder_resolver_from_settings(&settings)),
-    );
+    let mut engine = Engine::new(
+        EngineConfig::from_config(&config).unwrap(),
+        embedder_from_settings(&settings).unwrap(),
+    )
+    .unwrap()
+    .with_embedder_resolver(embedder_resolver_from_settings(&settings));
+    if let Some(coordinator) = coordinator {
+        engine = engine.with_coordinator(coordinator);
+    }
+    let engine = Arc::new(engine);
     // The process environment the orchestrator builds sources with (`env:VAR` credentials).
     let orchestrator = Orchestrator::new(settings, opts.env.clone(), engine);
     orchestrator.start();
