@@ -43,7 +43,7 @@ pub use location::{
 };
 pub use mode::{FrontendType, StorageFlags, StorageMode, effective_mode, recommended_mode};
 pub use problem::{Problem, Problems};
-pub use render::{Entry, Explanation, TemplateFormat, template};
+pub use render::{Entry, Explanation, TemplateFormat, mask_password, template};
 pub use settings::{
     ApiSettings, AwsCredentials, BackupSettings, DeploymentSettings, EmbeddingProvider,
     EmbeddingSettings, IntegrationSettings, LanceDbSettings, MonitoringSettings, S3Settings,

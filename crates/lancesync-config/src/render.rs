@@ -422,8 +422,9 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// A URL with its password masked; anything that is not a URL masked whole.
-pub(crate) fn mask_password(value: &str) -> String {
+/// A URL with its password masked, for messages and status pages; anything that is not a URL
+/// masked whole (it may be anything, a password included).
+pub fn mask_password(value: &str) -> String {
     match url::Url::parse(value) {
         Ok(mut url) => {
             if url.password().is_some() {
@@ -432,5 +433,23 @@ pub(crate) fn mask_password(value: &str) -> String {
             url.to_string()
         }
         Err(_) => MASK.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://sync:s3cret@db.internal:5432/lancesync"),
+            "postgres://sync:****@db.internal:5432/lancesync"
+        );
+        assert_eq!(
+            mask_password("postgres://sync@db.internal/lancesync"),
+            "postgres://sync@db.internal/lancesync"
+        );
+        assert_eq!(mask_password("host=db password=s3cret"), "****");
     }
 }

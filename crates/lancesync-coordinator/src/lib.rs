@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{Error, Result};
+use lancesync_config::mask_password;
 pub use postgres::PostgresCoordinator;
 pub use schema::SCHEMA_VERSION;
 use secrecy::{ExposeSecret, SecretString};
@@ -52,7 +53,7 @@ pub struct CoordinatorOptions {
 impl std::fmt::Debug for CoordinatorOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoordinatorOptions")
-            .field("url", &masked_url(self.url.expose_secret()))
+            .field("url", &mask_password(self.url.expose_secret()))
             .field("takeover", &self.takeover)
             .field("instance_id", &self.instance_id)
             .finish()
@@ -88,20 +89,6 @@ impl CoordinatorOptions {
 /// The default takeover time.
 pub const DEFAULT_TAKEOVER: Duration = Duration::from_secs(60);
 
-/// `url` with its password replaced by `****`, for messages and status pages.
-pub fn masked_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("****"));
-            }
-            parsed.to_string()
-        }
-        // Not a URL: it may be anything, a password included.
-        Err(_) => "****".into(),
-    }
-}
-
 /// What `/health` shows of the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoordinatorStatus {
@@ -113,8 +100,6 @@ pub struct CoordinatorStatus {
     pub last_contact_ms: Option<u64>,
     /// The users whose writes this instance holds now.
     pub users_held: Vec<String>,
-    /// The coordinator's URL, password masked.
-    pub url: String,
     /// Statements sent to the coordinator so far (heartbeats included).
     pub statements: u64,
 }
@@ -316,19 +301,6 @@ pub async fn from_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(
-            masked_url("postgres://sync:s3cret@db.internal:5432/lancesync"),
-            "postgres://sync:****@db.internal:5432/lancesync"
-        );
-        assert_eq!(
-            masked_url("postgres://sync@db.internal/lancesync"),
-            "postgres://sync@db.internal/lancesync"
-        );
-        assert_eq!(masked_url("host=db password=s3cret"), "****");
-    }
 
     #[test]
     fn timings_follow_the_takeover_time() {

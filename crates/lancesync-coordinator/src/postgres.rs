@@ -16,7 +16,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use crate::{
     ClusterSchedule, Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, RunClaim,
-    SharedSource, UserHold, masked_url, schema, shared_sources,
+    SharedSource, UserHold, schema, shared_sources,
 };
 
 /// How often a waiting instance asks again for a user another instance holds.
@@ -121,7 +121,7 @@ impl PostgresCoordinator {
     /// background. Fails with a message naming `COORDINATOR_URL` when Postgres does not
     /// answer, and refuses a schema from a newer lancesync.
     pub async fn connect(options: CoordinatorOptions) -> Result<Self> {
-        let url_shown = masked_url(options.url.expose_secret());
+        let url_shown = lancesync_config::mask_password(options.url.expose_secret());
         let mut config: Config = options.url.expose_secret().parse().map_err(|_| {
             Error::BadUrl(format!(
                 "={url_shown} is not a PostgreSQL URL (postgres://user:password@host:port/database)"
@@ -645,7 +645,6 @@ impl Coordination for PostgresCoordinator {
             last_contact_ms: lock(&inner.last_contact)
                 .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)),
             users_held: lock(&inner.held).iter().cloned().collect(),
-            url: inner.url_shown.clone(),
             statements: inner.statements.load(Ordering::Relaxed),
         }
     }
