@@ -67,11 +67,13 @@ pub(crate) struct SourceAnswer {
     config: Value,
     /// Seconds between scheduled runs.
     poll_interval_seconds: u64,
-    /// A run is in progress.
+    /// A run is in progress (in a cluster: on any instance).
     running: bool,
+    /// In a cluster: the instance running it, when another instance than this one does.
+    running_on: Option<String>,
     /// A scheduled run waits for the pipeline.
     pending: bool,
-    /// Runs since the server started.
+    /// Runs since the server started (in a cluster: the cluster's runs of the source).
     runs: u64,
     /// The last run's report.
     #[schema(value_type = Option<Object>)]

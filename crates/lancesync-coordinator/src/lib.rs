@@ -23,6 +23,7 @@
 
 mod error;
 mod postgres;
+mod runs;
 mod schema;
 mod shared_sources;
 
@@ -33,6 +34,7 @@ use std::time::Duration;
 pub use error::{Error, Result};
 use lancesync_config::mask_password;
 pub use postgres::PostgresCoordinator;
+pub use runs::{ClusterRun, RunRecord, SharedJob};
 pub use schema::SCHEMA_VERSION;
 use secrecy::{ExposeSecret, SecretString};
 pub use shared_sources::SharedSource;
@@ -136,8 +138,37 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     /// ends; a claim dropped without leaves the source due.
     async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>>;
 
-    /// The claimed run ended: the source is due again in `next_in`.
-    async fn finish_run(&self, claim: RunClaim, next_in: Duration) -> Result<()>;
+    /// The claimed run ended (`outcome`, unless it was skipped): the source is due again in
+    /// `next_in`.
+    async fn finish_run(
+        &self,
+        claim: RunClaim,
+        next_in: Duration,
+        outcome: Option<&RunRecord>,
+    ) -> Result<()>;
+
+    /// A run outside the schedule (a scan on request) ended: record its outcome.
+    async fn record_run(&self, outcome: &RunRecord) -> Result<()>;
+
+    /// The cluster's record of the given (user, source) runs; sources never run are left out.
+    async fn run_details(&self, sources: &[(String, String)]) -> Result<Vec<ClusterRun>>;
+
+    /// A user's run history (each run's line as recorded), oldest first, the newest `keep`
+    /// of each source.
+    async fn run_history(&self, user_id: &str, keep: usize) -> Result<Vec<String>>;
+
+    /// This instance's block of job numbers: its jobs are numbered from
+    /// `block × 1,000,000,000`, so that ids are unique cluster-wide.
+    fn job_block(&self) -> u64;
+
+    /// Save a job's state (`body`: the job as the API shows it).
+    async fn save_job(&self, id: &str, user_id: &str, finished: bool, body: &str) -> Result<()>;
+
+    /// A job, whichever instance runs it.
+    async fn job(&self, id: &str) -> Result<Option<SharedJob>>;
+
+    /// The unfinished jobs of one user (or of all), whichever instance runs them.
+    async fn unfinished_jobs(&self, user_id: Option<&str>) -> Result<Vec<SharedJob>>;
 }
 
 /// The cluster's schedule as one instance reads it.
@@ -149,6 +180,11 @@ pub struct ClusterSchedule {
     /// Users another instance holds now: their due runs are best left to it (this instance
     /// would wait for the user).
     pub held_elsewhere: std::collections::HashSet<String>,
+    /// (user, source) → the instance running it now, for runs on other live instances.
+    pub running_elsewhere: std::collections::HashMap<(String, String), String>,
+    /// (user, source) → the version of its recorded outcome: it grows with every change, so
+    /// an instance fetches [`Coordination::run_details`] only for what changed.
+    pub changed: std::collections::HashMap<(String, String), i64>,
 }
 
 /// This instance's claim on one run of a source (see [`Coordination::claim_run`]).

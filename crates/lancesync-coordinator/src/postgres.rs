@@ -14,9 +14,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
+use crate::ClusterRun;
 use crate::{
     ClusterSchedule, Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, RunClaim,
-    SharedSource, UserHold, schema, shared_sources,
+    RunRecord, SharedJob, SharedSource, UserHold, runs, schema, shared_sources,
 };
 
 /// How often a waiting instance asks again for a user another instance holds.
@@ -63,6 +64,10 @@ struct Inner {
     /// Runs this instance has claimed (session locks are re-entrant: the set, not the lock,
     /// keeps one instance from claiming a run twice).
     claimed: Mutex<BTreeSet<(String, String)>>,
+    /// This instance's block of job numbers.
+    job_block: AtomicU64,
+    /// Runs and jobs recorded: old ones are trimmed every [`runs::TRIM_EVERY`].
+    records: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -161,6 +166,8 @@ impl PostgresCoordinator {
             slots: Mutex::default(),
             held: Mutex::default(),
             claimed: Mutex::default(),
+            job_block: AtomicU64::new(0),
+            records: AtomicU64::new(0),
         });
         let (client, done) = inner.open_session().await.map_err(|e| match e {
             Error::Query(reason) => Error::Unreachable {
@@ -169,6 +176,14 @@ impl PostgresCoordinator {
             },
             other => other,
         })?;
+        // Numbers for this instance's jobs, unique cluster-wide.
+        let block: i64 = client
+            .query_one("SELECT nextval('lancesync_job_blocks')", &[])
+            .await?
+            .try_get(0)?;
+        inner
+            .job_block
+            .store(u64::try_from(block).unwrap_or(0), Ordering::Relaxed);
         let generation = inner.begin_session(client.clone());
         tokio::spawn(keep_session(
             Arc::downgrade(&inner),
@@ -234,6 +249,52 @@ impl PostgresCoordinator {
                 Box::new(give_back),
             )));
         }
+    }
+}
+
+impl PostgresCoordinator {
+    /// A run's outcome (or none: a skipped run) with [`runs::FINISH`] or [`runs::RECORD`].
+    async fn record(
+        &self,
+        session: &Session,
+        statement: &str,
+        user_id: &str,
+        source_id: &str,
+        next_in: Duration,
+        outcome: Option<&RunRecord>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let runs_added: i64 = i64::from(outcome.is_some());
+        let finished_at = outcome.map(|o| o.finished_at.as_str());
+        let report = outcome.and_then(|o| o.report.as_deref());
+        let error = outcome.and_then(|o| o.error.as_deref());
+        let summary = outcome.and_then(|o| o.summary.as_deref());
+        let keep = i64::try_from(runs::RUNS_KEPT).unwrap_or(i64::MAX);
+        let trim = outcome.is_some()
+            && inner.records.fetch_add(1, Ordering::Relaxed) % runs::TRIM_EVERY == 0;
+        inner
+            .on_session(
+                session,
+                user_id,
+                session.client.query_one(
+                    statement,
+                    &[
+                        &user_id,
+                        &source_id,
+                        &next_in.as_secs_f64(),
+                        &session.name,
+                        &runs_added,
+                        &finished_at,
+                        &report,
+                        &error,
+                        &summary,
+                        &keep,
+                        &trim,
+                    ],
+                ),
+            )
+            .await?;
+        Ok(())
     }
 }
 
@@ -490,6 +551,17 @@ impl Coordination for PostgresCoordinator {
                 ),
             )
             .await?;
+        if entry.is_none() {
+            inner
+                .on_session(
+                    &session,
+                    user_id,
+                    session
+                        .client
+                        .query_one(runs::FORGET_SOURCE, &[&user_id, &source_id]),
+                )
+                .await?;
+        }
         Ok(row.try_get(0)?)
     }
 
@@ -515,20 +587,37 @@ impl Coordination for PostgresCoordinator {
                 &session,
                 "(schedule)",
                 client.query(
-                    "SELECT user_id, source_id, \
-                     greatest(0, extract(epoch FROM next_run_at - now()) * 1000)::bigint \
-                     FROM lancesync_schedule",
-                    &[],
+                    "SELECT s.user_id, s.source_id, \
+                     greatest(0, extract(epoch FROM s.next_run_at - now()) * 1000)::bigint, \
+                     s.changed, \
+                     CASE WHEN s.running_by <> $1 AND EXISTS ( \
+                         SELECT 1 FROM lancesync_writers AS w \
+                         JOIN pg_stat_activity AS a ON a.pid = w.pid \
+                         WHERE w.user_id = s.user_id AND w.holder = s.running_by) \
+                     THEN s.running_by END \
+                     FROM lancesync_schedule AS s",
+                    &[&session.name],
                 ),
             )
             .await?;
         let mut schedule = ClusterSchedule::default();
         for row in rows {
+            let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
             let ms: i64 = row.try_get(2)?;
-            schedule.due_in.insert(
-                (row.try_get(0)?, row.try_get(1)?),
-                Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
-            );
+            schedule
+                .changed
+                .insert(key.clone(), row.try_get::<_, i64>(3)?);
+            if let Some(running_by) = row.try_get::<_, Option<String>>(4)? {
+                // The session's name is the instance's and a generation number.
+                let instance = running_by
+                    .rsplit_once('#')
+                    .map_or(running_by.as_str(), |(instance, _)| instance)
+                    .to_string();
+                schedule.running_elsewhere.insert(key.clone(), instance);
+            }
+            schedule
+                .due_in
+                .insert(key, Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         }
         let writers = inner
             .on_session(
@@ -565,18 +654,17 @@ impl Coordination for PostgresCoordinator {
             else {
                 return Ok(None);
             };
-            let due: bool = inner
+            // Due, and now marked as running here; not due: no row.
+            let due = inner
                 .on_session(
                     &session,
                     user_id,
-                    session.client.query_one(
-                        "SELECT coalesce((SELECT next_run_at <= now() FROM lancesync_schedule \
-                         WHERE user_id = $1 AND source_id = $2), true)",
-                        &[&user_id, &source_id],
-                    ),
+                    session
+                        .client
+                        .query_opt(runs::CLAIM, &[&user_id, &source_id, &session.name]),
                 )
                 .await?
-                .try_get(0)?;
+                .is_some();
             Ok(due.then_some(hold))
         };
         match claimed.await {
@@ -603,7 +691,12 @@ impl Coordination for PostgresCoordinator {
         }
     }
 
-    async fn finish_run(&self, claim: RunClaim, next_in: Duration) -> Result<()> {
+    async fn finish_run(
+        &self,
+        claim: RunClaim,
+        next_in: Duration,
+        outcome: Option<&RunRecord>,
+    ) -> Result<()> {
         let inner = &self.inner;
         // A hold lost with its session: the run stays due, for whoever claims it next.
         let Some(hold) = claim.hold.as_ref().filter(|h| h.is_live()) else {
@@ -615,26 +708,125 @@ impl Coordination for PostgresCoordinator {
         else {
             return Ok(());
         };
+        self.record(
+            &session,
+            runs::FINISH,
+            &claim.user_id,
+            &claim.source_id,
+            next_in,
+            outcome,
+        )
+        .await
+        // Dropping the claim gives the user's hold back (after the linger).
+    }
+
+    async fn record_run(&self, outcome: &RunRecord) -> Result<()> {
+        let session = self
+            .inner
+            .wait_session(&outcome.user_id, Instant::now())
+            .await?;
+        self.record(
+            &session,
+            runs::RECORD,
+            &outcome.user_id,
+            &outcome.source_id,
+            Duration::ZERO,
+            Some(outcome),
+        )
+        .await
+    }
+
+    async fn run_details(&self, sources: &[(String, String)]) -> Result<Vec<ClusterRun>> {
+        if sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let session = inner.wait_session("(runs)", Instant::now()).await?;
+        let (users, ids): (Vec<&str>, Vec<&str>) = sources
+            .iter()
+            .map(|(u, s)| (u.as_str(), s.as_str()))
+            .unzip();
+        let rows = inner
+            .on_session(
+                &session,
+                "(runs)",
+                session.client.query(runs::DETAILS, &[&users, &ids]),
+            )
+            .await?;
+        rows.iter().map(runs::run_from_row).collect()
+    }
+
+    async fn run_history(&self, user_id: &str, keep: usize) -> Result<Vec<String>> {
+        let inner = &self.inner;
+        let session = inner.wait_session(user_id, Instant::now()).await?;
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let rows = inner
+            .on_session(
+                &session,
+                user_id,
+                session.client.query(runs::HISTORY, &[&user_id, &keep]),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(Error::from))
+            .collect()
+    }
+
+    fn job_block(&self) -> u64 {
+        self.inner.job_block.load(Ordering::Relaxed)
+    }
+
+    async fn save_job(&self, id: &str, user_id: &str, finished: bool, body: &str) -> Result<()> {
+        let inner = &self.inner;
+        let session = inner.wait_session(user_id, Instant::now()).await?;
+        let application = format!("lancesync:{}", inner.instance_id);
+        let trim = inner.records.fetch_add(1, Ordering::Relaxed) % runs::TRIM_EVERY == 0;
         inner
             .on_session(
                 &session,
-                &claim.user_id,
-                session.client.execute(
-                    "INSERT INTO lancesync_schedule (user_id, source_id, next_run_at, last_run_by) \
-                     VALUES ($1, $2, now() + make_interval(secs => $3), $4) \
-                     ON CONFLICT (user_id, source_id) DO UPDATE SET \
-                     next_run_at = EXCLUDED.next_run_at, last_run_by = EXCLUDED.last_run_by",
+                user_id,
+                session.client.query_one(
+                    runs::SAVE_JOB,
                     &[
-                        &claim.user_id,
-                        &claim.source_id,
-                        &next_in.as_secs_f64(),
-                        &session.name,
+                        &id,
+                        &user_id,
+                        &inner.instance_id,
+                        &application,
+                        &finished,
+                        &body,
+                        &trim,
+                        &runs::JOBS_KEPT_HOURS,
                     ],
                 ),
             )
             .await?;
-        // Dropping the claim gives the user's hold back (after the linger).
         Ok(())
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<SharedJob>> {
+        let inner = &self.inner;
+        let session = inner.wait_session("(jobs)", Instant::now()).await?;
+        let row = inner
+            .on_session(
+                &session,
+                "(jobs)",
+                session.client.query_opt(&runs::job_query(), &[&id]),
+            )
+            .await?;
+        row.as_ref().map(runs::job_from_row).transpose()
+    }
+
+    async fn unfinished_jobs(&self, user_id: Option<&str>) -> Result<Vec<SharedJob>> {
+        let inner = &self.inner;
+        let session = inner.wait_session("(jobs)", Instant::now()).await?;
+        let rows = inner
+            .on_session(
+                &session,
+                "(jobs)",
+                session.client.query(&runs::unfinished_query(), &[&user_id]),
+            )
+            .await?;
+        rows.iter().map(runs::job_from_row).collect()
     }
 
     fn status(&self) -> CoordinatorStatus {

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use crate::{Error, Result};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Key of the advisory lock held while the schema is changed ("lancesync" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c61_6e63_6573_796e;
@@ -47,6 +47,38 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
     // 4: the holder's backend, so that instances can tell a row whose holder still lives
     // (leave its user's runs to it) from one left by a dead session.
     "ALTER TABLE lancesync_writers ADD COLUMN IF NOT EXISTS pid integer",
+    // 5: what every instance shows of runs and jobs: each source's last outcome and which
+    // session runs it now (`changed` grows with every change, so that instances fetch only
+    // the outcomes that changed), the history of runs, and the jobs (with the session of
+    // the instance running them, to tell a job that never ends because its instance died).
+    "CREATE SEQUENCE IF NOT EXISTS lancesync_schedule_change;
+     ALTER TABLE lancesync_schedule
+        ADD COLUMN IF NOT EXISTS running_by text,
+        ADD COLUMN IF NOT EXISTS changed bigint NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS runs bigint NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS last_run_at text,
+        ADD COLUMN IF NOT EXISTS last_report text,
+        ADD COLUMN IF NOT EXISTS last_error text;
+     CREATE TABLE IF NOT EXISTS lancesync_runs (
+        id bigserial PRIMARY KEY,
+        user_id text NOT NULL,
+        source_id text NOT NULL,
+        summary text NOT NULL,
+        instance text NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS lancesync_runs_by_source ON lancesync_runs (user_id, source_id, id);
+     CREATE SEQUENCE IF NOT EXISTS lancesync_job_blocks;
+     CREATE TABLE IF NOT EXISTS lancesync_jobs (
+        id text PRIMARY KEY,
+        user_id text NOT NULL,
+        instance text NOT NULL,
+        application text NOT NULL,
+        pid integer NOT NULL,
+        finished boolean NOT NULL,
+        body text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+     );
+     CREATE INDEX IF NOT EXISTS lancesync_jobs_unfinished ON lancesync_jobs (user_id) WHERE NOT finished",
 ];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse one from a newer build.

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lancesync_coordinator::{
-    Coordination, CoordinatorOptions, Error, PostgresCoordinator, SCHEMA_VERSION,
+    Coordination, CoordinatorOptions, Error, PostgresCoordinator, RunRecord, SCHEMA_VERSION,
 };
 use lancesync_testkit::{Postgres, Relay};
 use tokio_postgres::NoTls;
@@ -400,10 +400,34 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
     assert!(bobs.is_some(), "another user is free");
     drop(bobs);
 
+    // Running on a: b sees it so.
+    let notes = ("alice".to_string(), "notes".to_string());
+    let seen_by_b = b.schedule().await.unwrap();
+    assert_eq!(
+        seen_by_b.running_elsewhere.get(&notes).map(String::as_str),
+        Some("a")
+    );
+    assert!(
+        !a.schedule()
+            .await
+            .unwrap()
+            .running_elsewhere
+            .contains_key(&notes),
+        "a's own run is not elsewhere"
+    );
+
     // Finished: not due until the interval has passed, on any instance.
-    a.finish_run(claim, Duration::from_millis(1500))
+    a.finish_run(claim, Duration::from_millis(1500), None)
         .await
         .unwrap();
+    assert!(
+        !b.schedule()
+            .await
+            .unwrap()
+            .running_elsewhere
+            .contains_key(&notes),
+        "no longer running"
+    );
     assert!(
         b.claim_run("alice", "notes").await.unwrap().is_none(),
         "ran just now"
@@ -445,4 +469,133 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
     })
     .await
     .expect("still due after a dropped claim");
+}
+
+fn record(user: &str, source: &str, at: &str, outcome: Result<u32, &str>) -> RunRecord {
+    RunRecord {
+        user_id: user.into(),
+        source_id: source.into(),
+        finished_at: at.into(),
+        report: outcome.ok().map(|n| format!("{{\"created\":{n}}}")),
+        summary: outcome.ok().map(|n| format!("{{\"run\":{n}}}")),
+        error: outcome.err().map(String::from),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_and_jobs_recorded_by_one_instance_are_read_by_another() {
+    let pg = Postgres::start();
+    let (a, b) = (
+        instance(&pg.url(), "a").await,
+        instance(&pg.url(), "b").await,
+    );
+    let notes = ("alice".to_string(), "notes".to_string());
+
+    // A scheduled run on a, and a scan on request: b reads both outcomes, in order.
+    let claim = a.claim_run("alice", "notes").await.unwrap().expect("due");
+    let first = record("alice", "notes", "2026-12-07T10:00:00Z", Ok(3));
+    a.finish_run(claim, Duration::from_secs(60), Some(&first))
+        .await
+        .unwrap();
+    let before = b.schedule().await.unwrap().changed[&notes];
+    let failed = record(
+        "alice",
+        "notes",
+        "2026-12-07T10:05:00Z",
+        Err("listing failed"),
+    );
+    a.record_run(&failed).await.unwrap();
+    let after = b.schedule().await.unwrap();
+    assert!(
+        after.changed[&notes] > before,
+        "a new record has a newer version"
+    );
+    assert!(
+        after.due_in[&notes] > Duration::from_secs(50),
+        "a scan on request does not move the schedule"
+    );
+    let details = b.run_details(std::slice::from_ref(&notes)).await.unwrap();
+    assert_eq!(details.len(), 1);
+    let run = &details[0];
+    assert_eq!(run.runs, 2);
+    assert_eq!(run.last_run_at.as_deref(), Some("2026-12-07T10:05:00Z"));
+    assert_eq!(run.last_error.as_deref(), Some("listing failed"));
+    assert_eq!(
+        run.last_report.as_deref(),
+        Some("{\"created\":3}"),
+        "a failed run keeps the last report"
+    );
+    assert!(
+        b.run_details(&[("bob".into(), "mail".into())])
+            .await
+            .unwrap()
+            .is_empty(),
+        "never run"
+    );
+
+    // The history holds successful runs, oldest first, of every source of the user.
+    a.record_run(&record("alice", "mail", "2026-12-07T10:06:00Z", Ok(7)))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.run_history("alice", 10).await.unwrap(),
+        vec!["{\"run\":3}".to_string(), "{\"run\":7}".to_string()]
+    );
+    assert_eq!(
+        b.run_history("alice", 1).await.unwrap().len(),
+        2,
+        "the newest one of each source"
+    );
+
+    // A removed source's record goes with it.
+    a.publish_source("alice", "mail", None).await.unwrap();
+    assert_eq!(
+        b.run_history("alice", 10).await.unwrap(),
+        vec!["{\"run\":3}".to_string()]
+    );
+
+    // Jobs: numbered apart, saved by a, read by b, told apart once a is gone.
+    assert_ne!(a.job_block(), b.job_block());
+    let id = format!("job-{}", a.job_block() * 1_000_000_000 + 1);
+    a.save_job(&id, "alice", false, "{\"done\":1}")
+        .await
+        .unwrap();
+    let seen = b.job(&id).await.unwrap().expect("saved");
+    assert_eq!((seen.body.as_str(), seen.finished), ("{\"done\":1}", false));
+    assert_eq!(seen.instance_id, "a");
+    assert!(seen.instance_alive);
+    assert_eq!(b.unfinished_jobs(Some("alice")).await.unwrap().len(), 1);
+    assert!(b.unfinished_jobs(Some("bob")).await.unwrap().is_empty());
+    assert!(b.job("job-1").await.unwrap().is_none());
+
+    assert!(pg.end_sessions_of("a").await);
+    // (The backend ends shortly after it is told to.)
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while b
+            .job(&id)
+            .await
+            .unwrap()
+            .expect("still saved")
+            .instance_alive
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("its instance's session is gone");
+    // Once a is back, its job's row names a's new session only when a saves it again.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while a
+            .save_job(&id, "alice", true, "{\"done\":2}")
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a reconnects");
+    let seen = b.job(&id).await.unwrap().expect("saved");
+    assert!(seen.finished && seen.instance_alive);
+    assert!(b.unfinished_jobs(None).await.unwrap().is_empty());
 }

@@ -136,7 +136,7 @@ impl Instance {
         // time is recorded after, by a task that holds the claim until then.
         if let (Some(c), Some(claim)) = (&self.coordinator, claim) {
             let c = Arc::clone(c);
-            tokio::spawn(async move { c.finish_run(claim, Duration::ZERO).await.unwrap() });
+            tokio::spawn(async move { c.finish_run(claim, Duration::ZERO, None).await.unwrap() });
         }
     }
 }

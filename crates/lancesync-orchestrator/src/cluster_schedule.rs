@@ -85,46 +85,99 @@ impl Orchestrator {
         let schedule = coordinator.schedule().await.map_err(coordinator_error)?;
         let started = self.is_running();
         let now = SystemTime::now();
-        let sources = self.inner.sources.lock().expect("lock");
         let mut due = Vec::new();
         let mut due_anywhere = 0;
-        for (key, s) in sources.iter() {
-            if !s.spec.enabled {
-                continue;
-            }
-            let wait = schedule
-                .due_in
-                .get(&(key.user_id.clone(), key.source_id.clone()))
-                .copied()
-                .unwrap_or(Duration::ZERO);
-            let mut state = s.state.lock().expect("lock");
-            if state.running {
-                continue;
-            }
-            if wait.is_zero() {
-                due_anywhere += 1;
-                state.next_run = None;
-                state.pending = !started;
-                // The instance that holds the user runs its due sources; this one would
-                // only wait for it.
-                if schedule.held_elsewhere.contains(&key.user_id) {
+        let mut outdated = Vec::new();
+        {
+            let sources = self.inner.sources.lock().expect("lock");
+            for (key, s) in sources.iter() {
+                let cluster_key = (key.user_id.clone(), key.source_id.clone());
+                let mut state = s.state.lock().expect("lock");
+                state.running_on = schedule.running_elsewhere.get(&cluster_key).cloned();
+                if let Some(&version) = schedule.changed.get(&cluster_key)
+                    && version > state.cluster_version
+                {
+                    outdated.push((cluster_key.clone(), version));
+                }
+                if !s.spec.enabled || state.running || state.running_on.is_some() {
                     continue;
                 }
-                due.push((
-                    key.clone(),
-                    Arc::clone(&s.source),
-                    Arc::clone(&s.state),
-                    self.poll_interval(&s.spec),
-                ));
-            } else {
-                state.next_run = Some(now + wait);
-                state.pending = false;
+                let wait = schedule
+                    .due_in
+                    .get(&cluster_key)
+                    .copied()
+                    .unwrap_or(Duration::ZERO);
+                if wait.is_zero() {
+                    due_anywhere += 1;
+                    state.next_run = None;
+                    state.pending = !started;
+                    // The instance that holds the user runs its due sources; this one would
+                    // only wait for it.
+                    if schedule.held_elsewhere.contains(&key.user_id) {
+                        continue;
+                    }
+                    due.push((
+                        key.clone(),
+                        Arc::clone(&s.source),
+                        Arc::clone(&s.state),
+                        self.poll_interval(&s.spec),
+                    ));
+                } else {
+                    state.next_run = Some(now + wait);
+                    state.pending = false;
+                }
             }
         }
         self.inner
             .cluster_due
             .store(due_anywhere, Ordering::Relaxed);
+        if !outdated.is_empty() {
+            self.show_cluster_runs(coordinator, outdated).await?;
+        }
         Ok(due)
+    }
+
+    /// Show the cluster's record of the runs of the sources whose record changed (runs on
+    /// other instances, and this one's), as `/sources` and `/sync/status` answer them.
+    async fn show_cluster_runs(
+        &self,
+        coordinator: &SharedCoordinator,
+        outdated: Vec<((String, String), i64)>,
+    ) -> Result<()> {
+        let keys: Vec<(String, String)> = outdated.iter().map(|(k, _)| k.clone()).collect();
+        let versions: std::collections::HashMap<(String, String), i64> =
+            outdated.into_iter().collect();
+        let runs = coordinator
+            .run_details(&keys)
+            .await
+            .map_err(coordinator_error)?;
+        let sources = self.inner.sources.lock().expect("lock");
+        for run in runs {
+            let key = SourceKey {
+                user_id: run.user_id.clone(),
+                source_id: run.source_id.clone(),
+            };
+            let Some(s) = sources.get(&key) else { continue };
+            let mut state = s.state.lock().expect("lock");
+            let runs = u64::try_from(run.runs).unwrap_or(0);
+            // A run of this instance shows at once; the record is behind it until the
+            // run's end is written.
+            if state.running || runs < state.runs {
+                continue;
+            }
+            state.runs = runs;
+            state.last_run_at = run.last_run_at;
+            state.last_error = run.last_error;
+            state.last_report = run
+                .last_report
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok());
+            state.cluster_version = versions
+                .get(&(run.user_id, run.source_id))
+                .copied()
+                .unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// With a coordinator: the cluster's queue depth, the enabled sources due and not running
@@ -163,11 +216,23 @@ impl Orchestrator {
             let claim = match coordinator.claim_run(&key.user_id, &key.source_id).await {
                 Ok(Some(claim)) => {
                     let working = InProgress::new(&this.inner);
-                    let _ = this
-                        .run(&key, source.as_ref(), &state, &lancesync_engine::NoProgress)
+                    let (outcome, record) = this
+                        .run_recorded(&key, source.as_ref(), &state, &lancesync_engine::NoProgress)
                         .await;
                     drop(working);
-                    Some(claim)
+                    // A run that failed (or left documents waiting for a retry) comes back
+                    // after SYNC_INTERVAL, as the retry pass of a single instance does.
+                    let retry = this
+                        .inner
+                        .settings
+                        .sync
+                        .interval
+                        .max(Duration::from_secs(1));
+                    let next_in = match &outcome {
+                        Ok(report) if report.waiting_retry == 0 => interval,
+                        _ => interval.min(retry),
+                    };
+                    Some((claim, next_in, record))
                 }
                 Ok(None) => None,
                 Err(e) => {
@@ -178,8 +243,10 @@ impl Orchestrator {
             // The slot is free: the loop may claim the next due source now.
             in_flight.fetch_sub(1, Ordering::SeqCst);
             run_ended.notify_one();
-            if let Some(claim) = claim
-                && let Err(e) = coordinator.finish_run(claim, interval).await
+            if let Some((claim, next_in, record)) = claim
+                && let Err(e) = coordinator
+                    .finish_run(claim, next_in, record.as_ref())
+                    .await
             {
                 tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not record the run's end; the source stays due");
             }

@@ -1,18 +1,24 @@
 //! Jobs: long work (a source scan) answered at once with an id whose progress can be polled.
+//!
+//! With a coordinator, every change of a job is also saved in PostgreSQL (a few times a
+//! second at most, and at once when it finishes), so that any instance answers for it; ids
+//! are numbered from the instance's block of numbers, unique cluster-wide.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
+use lancesync_coordinator::SharedCoordinator;
 use lancesync_engine::{Progress, SyncReport};
-use serde::Serialize;
-use tokio::sync::watch;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
 
 /// Finished jobs kept for polling; older ones are forgotten first.
 const KEEP_FINISHED: usize = 1000;
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for a run slot.
@@ -33,7 +39,7 @@ impl JobState {
 }
 
 /// A job as seen by a poller.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// Id (`job-N`).
     pub id: String,
@@ -56,7 +62,7 @@ pub struct Job {
     /// The run's report, when it succeeded.
     pub report: Option<SyncReport>,
     /// What a backup or restore job did, when it succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
     /// Why it failed.
     pub error: Option<String>,
@@ -74,7 +80,15 @@ fn job_number(id: &str) -> u64 {
 pub(crate) struct Jobs {
     next: AtomicU64,
     table: Mutex<JobTable>,
+    /// With a coordinator: where every change goes to be saved in it.
+    mirror: OnceLock<mpsc::UnboundedSender<Job>>,
 }
+
+/// Progress of a job is saved in the coordinator at most this often.
+const SAVE_EVERY: Duration = Duration::from_millis(250);
+
+/// Numbers in one instance's block of job ids.
+const BLOCK: u64 = 1_000_000_000;
 
 #[derive(Debug, Default)]
 struct JobTable {
@@ -83,6 +97,24 @@ struct JobTable {
 }
 
 impl Jobs {
+    /// Save every job in `coordinator` from now on, numbering new jobs from this instance's
+    /// block. Call once, before the first job.
+    pub(crate) fn share(&self, coordinator: SharedCoordinator) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if self.mirror.set(tx).is_err() {
+            return;
+        }
+        let base = coordinator.job_block().saturating_mul(BLOCK);
+        self.next.fetch_max(base, Ordering::SeqCst);
+        tokio::spawn(save_jobs(coordinator, rx));
+    }
+
+    fn mirror(&self, job: &Job) {
+        if let Some(tx) = self.mirror.get() {
+            let _ = tx.send(job.clone());
+        }
+    }
+
     /// A new queued job.
     pub(crate) fn create(&self, kind: &str, user_id: &str, source_id: &str) -> String {
         let id = format!("job-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
@@ -100,6 +132,7 @@ impl Jobs {
             result: None,
             error: None,
         };
+        self.mirror(&job);
         let (tx, _) = watch::channel(job);
         self.table
             .lock()
@@ -155,6 +188,7 @@ impl Jobs {
             change(job);
             finished_now = !was && job.state.is_finished();
         });
+        self.mirror(&tx.borrow());
         if finished_now {
             table.finished.push_back(id.to_string());
             while table.finished.len() > KEEP_FINISHED {
@@ -223,5 +257,30 @@ impl Progress for JobHandle<'_> {
     }
     fn advance(&self, _uri: &str) {
         self.jobs.update(&self.id, |j| j.done += 1);
+    }
+}
+
+/// Save jobs' changes in the coordinator: the newest state of each, a few times a second.
+/// A failed save is logged; the next change of the job saves it again.
+async fn save_jobs(coordinator: SharedCoordinator, mut changes: mpsc::UnboundedReceiver<Job>) {
+    let mut newest: BTreeMap<String, Job> = BTreeMap::new();
+    while let Some(job) = changes.recv().await {
+        newest.insert(job.id.clone(), job);
+        while let Ok(job) = changes.try_recv() {
+            newest.insert(job.id.clone(), job);
+        }
+        for (id, job) in std::mem::take(&mut newest) {
+            let Ok(body) = serde_json::to_string(&job) else {
+                continue;
+            };
+            let finished = job.state.is_finished();
+            if let Err(e) = coordinator
+                .save_job(&id, &job.user_id, finished, &body)
+                .await
+            {
+                tracing::warn!(job = %id, error = %e, "could not save a job in the coordinator; other instances see it late");
+            }
+        }
+        tokio::time::sleep(SAVE_EVERY).await;
     }
 }

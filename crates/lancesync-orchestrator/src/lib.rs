@@ -29,6 +29,7 @@ mod cluster_schedule;
 mod counters;
 mod error;
 mod health;
+mod history;
 mod jobs;
 mod registry;
 mod reindex;

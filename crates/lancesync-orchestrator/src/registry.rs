@@ -64,11 +64,14 @@ pub struct SourceInfo {
     pub config: toml::Table,
     /// Seconds between scheduled runs.
     pub poll_interval_seconds: u64,
-    /// A run is in progress.
+    /// A run is in progress (with a coordinator: on any instance).
     pub running: bool,
+    /// With a coordinator: the instance running it, when another instance does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_on: Option<String>,
     /// A scheduled run is waiting for the pipeline to start again.
     pub pending: bool,
-    /// Runs since the orchestrator started.
+    /// Runs since the orchestrator started (with a coordinator: the cluster's runs of it).
     pub runs: u64,
     /// The last finished run's report.
     pub last_report: Option<SyncReport>,
@@ -113,8 +116,11 @@ impl Orchestrator {
     /// builds (its entry names an unknown type or key, say) is logged and skipped, not fatal,
     /// and stays in the user's sources file.
     pub async fn initialize(&self) -> Result<usize> {
-        // With a coordinator, the users' files are the cluster's first.
+        // With a coordinator, the users' files are the cluster's first, and jobs are shared.
         self.join_shared_registry().await?;
+        if let Some(coordinator) = self.coordinator() {
+            self.inner.jobs.share(coordinator);
+        }
         let users = self.users_with_sources();
         let mut loaded = 0;
         for user in users {
@@ -205,7 +211,8 @@ impl Orchestrator {
             enabled: s.spec.enabled,
             config: s.spec.redacted_config(),
             poll_interval_seconds: self.poll_interval(&s.spec).as_secs(),
-            running: state.running,
+            running: state.running || state.running_on.is_some(),
+            running_on: state.running_on.clone().filter(|_| !state.running),
             pending: state.pending,
             runs: state.runs,
             last_report: state.last_report.clone(),

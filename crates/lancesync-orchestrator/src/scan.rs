@@ -5,7 +5,21 @@ use std::time::Duration;
 
 use lancesync_engine::SyncOptions;
 
-use crate::{Error, InProgress, Job, Orchestrator, Result, SourceKey, jobs};
+use crate::{Error, InProgress, Job, JobState, Orchestrator, Result, SourceKey, jobs, shared};
+
+/// A job as another instance saved it; failed when that instance died before finishing it.
+fn shared_job(shared: lancesync_coordinator::SharedJob) -> Result<Job> {
+    let mut job: Job = serde_json::from_str(&shared.body)
+        .map_err(|e| Error::Invalid(format!("job {} as saved by the cluster: {e}", shared.id)))?;
+    if !shared.finished && !shared.instance_alive {
+        job.state = JobState::Failed;
+        job.error = Some(format!(
+            "the instance that ran this job ({}) stopped before it finished; scheduled runs continue on the other instances, and a scan can be asked for again",
+            shared.instance_id
+        ));
+    }
+    Ok(job)
+}
 
 impl Orchestrator {
     /// Scan a source now (whether or not the pipeline is started): returns a job id at once;
@@ -54,7 +68,15 @@ impl Orchestrator {
             let outcome = if dry_run {
                 this.dry_run(&key, source.as_ref(), &handle).await
             } else {
-                this.run(&key, source.as_ref(), &state, &handle).await
+                let (outcome, record) = this
+                    .run_recorded(&key, source.as_ref(), &state, &handle)
+                    .await;
+                if let (Some(coordinator), Some(record)) = (this.coordinator(), record)
+                    && let Err(e) = coordinator.record_run(&record).await
+                {
+                    tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not record the run in the coordinator; other instances show the previous one");
+                }
+                outcome
             }
             .map_err(|e| e.to_string());
             handle.finish(&outcome);
@@ -82,7 +104,8 @@ impl Orchestrator {
             .await?)
     }
 
-    /// A job's state.
+    /// A job's state, if this instance runs (or ran) it; see [`find_job`](Self::find_job)
+    /// for any instance's.
     pub fn job(&self, id: &str) -> Result<Job> {
         self.inner
             .jobs
@@ -90,12 +113,47 @@ impl Orchestrator {
             .ok_or_else(|| Error::NoSuchJob(id.into()))
     }
 
+    /// A job's state, whichever instance runs it (with a coordinator). A job whose instance
+    /// died before it finished is reported failed, saying so: it will never finish.
+    pub async fn find_job(&self, id: &str) -> Result<Job> {
+        if let Some(job) = self.inner.jobs.get(id) {
+            return Ok(job);
+        }
+        let Some(coordinator) = self.coordinator() else {
+            return Err(Error::NoSuchJob(id.into()));
+        };
+        let shared = coordinator
+            .job(id)
+            .await
+            .map_err(shared::coordinator_error)?
+            .ok_or_else(|| Error::NoSuchJob(id.into()))?;
+        shared_job(shared)
+    }
+
     /// The jobs not finished yet (scans, re-indexes, backups, restores), of one user or of
-    /// all, oldest first.
-    pub fn unfinished_jobs(&self, user_id: Option<&str>) -> Vec<Job> {
+    /// all, oldest first; with a coordinator, every instance's.
+    pub async fn unfinished_jobs(&self, user_id: Option<&str>) -> Result<Vec<Job>> {
         let mut jobs = self.inner.jobs.unfinished();
         jobs.retain(|job| user_id.is_none_or(|u| job.user_id == u));
-        jobs
+        if let Some(coordinator) = self.coordinator() {
+            let here: std::collections::BTreeSet<String> =
+                jobs.iter().map(|j| j.id.clone()).collect();
+            for shared in coordinator
+                .unfinished_jobs(user_id)
+                .await
+                .map_err(shared::coordinator_error)?
+            {
+                if here.contains(&shared.id) {
+                    continue;
+                }
+                let job = shared_job(shared)?;
+                if !job.state.is_finished() {
+                    jobs.push(job);
+                }
+            }
+            jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        }
+        Ok(jobs)
     }
 
     /// Wait up to `timeout` for a job to finish; returns its state either way.

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lancesync_coordinator::RunRecord;
 use lancesync_engine::{SyncOptions, SyncReport};
 use lancesync_sources::{DocumentSource, SourceSpec};
 use tokio::task::JoinHandle;
@@ -23,6 +24,11 @@ pub(crate) struct RunState {
     pub(crate) total: Option<usize>,
     /// When the schedule runs the source next (while it waits for that time).
     pub(crate) next_run: Option<std::time::SystemTime>,
+    /// With a coordinator: the instance running the source now, when it is another one.
+    pub(crate) running_on: Option<String>,
+    /// With a coordinator: the version of the cluster's record of the source's runs that
+    /// this state shows.
+    pub(crate) cluster_version: i64,
 }
 
 /// A run's progress, told to its caller and kept in the source's run state (so that runs
@@ -165,7 +171,22 @@ impl Orchestrator {
         state: &Mutex<RunState>,
         progress: &dyn lancesync_engine::Progress,
     ) -> Result<SyncReport> {
-        let _permit = self.run_permit(&key.user_id).await?;
+        self.run_recorded(key, source, state, progress).await.0
+    }
+
+    /// [`run`](Self::run), and the run's outcome as the cluster records it (`None` for a run
+    /// skipped because the user was busy).
+    pub(crate) async fn run_recorded(
+        &self,
+        key: &SourceKey,
+        source: &dyn DocumentSource,
+        state: &Mutex<RunState>,
+        progress: &dyn lancesync_engine::Progress,
+    ) -> (Result<SyncReport>, Option<RunRecord>) {
+        let _permit = match self.run_permit(&key.user_id).await {
+            Ok(permit) => permit,
+            Err(e) => return (Err(e), None),
+        };
         {
             let mut s = state.lock().expect("lock");
             s.running = true;
@@ -199,6 +220,7 @@ impl Orchestrator {
                 )))
             }
         };
+        let record = run_record(key, &outcome);
         let mut s = state.lock().expect("lock");
         s.running = false;
         let mut counters = self.inner.counters.lock().expect("lock");
@@ -240,12 +262,13 @@ impl Orchestrator {
                 tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "run failed");
             }
         }
-        outcome.map_err(|e| match e {
+        let outcome = outcome.map_err(|e| match e {
             lancesync_engine::Error::Busy { .. } | lancesync_engine::Error::Reindexing { .. } => {
                 Error::Conflict(e.to_string())
             }
             e => Error::Engine(e),
-        })
+        });
+        (outcome, record)
     }
 
     /// What anything that runs a source's work holds: one of the run slots, and the user's
@@ -296,7 +319,11 @@ impl Orchestrator {
                 if !this.is_running() {
                     continue;
                 }
-                let due: Vec<Runnable> = {
+                // With a coordinator, the cluster's schedule brings failed sources back sooner
+                // (on one instance, not on every one).
+                let due: Vec<Runnable> = if this.coordinator().is_some() {
+                    Vec::new()
+                } else {
                     let sources = this.inner.sources.lock().expect("lock");
                     sources
                         .iter()
@@ -339,4 +366,35 @@ impl Orchestrator {
 pub(crate) struct RunPermit<'a> {
     _slot: tokio::sync::SemaphorePermit<'a>,
     _no_restore: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+/// A run's outcome as the cluster records it; `None` for a run skipped because the user was
+/// busy (it did nothing).
+fn run_record(
+    key: &SourceKey,
+    outcome: &std::result::Result<SyncReport, lancesync_engine::Error>,
+) -> Option<RunRecord> {
+    let record = RunRecord {
+        user_id: key.user_id.clone(),
+        source_id: key.source_id.clone(),
+        finished_at: lancesync_engine::now_rfc3339(),
+        report: None,
+        summary: None,
+        error: None,
+    };
+    match outcome {
+        Ok(report) => Some(RunRecord {
+            finished_at: report.finished_at.clone(),
+            report: serde_json::to_string(report).ok(),
+            summary: serde_json::to_string(&lancesync_engine::RunSummary::from(report)).ok(),
+            ..record
+        }),
+        Err(lancesync_engine::Error::Busy { .. } | lancesync_engine::Error::Reindexing { .. }) => {
+            None
+        }
+        Err(e) => Some(RunRecord {
+            error: Some(e.to_string()),
+            ..record
+        }),
+    }
 }

@@ -125,7 +125,32 @@ async fn sources_added_changed_and_removed_through_one_instance_follow_on_the_ot
     let job = b.scan("alice", "local_filesystem", "notes").unwrap();
     let job = b.wait_job(&job.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(job.state, JobState::Succeeded, "{job:?}");
-    assert_eq!(job.report.unwrap().created, 3);
+    assert_eq!(job.report.as_ref().unwrap().created, 3);
+
+    // a answers for b's job and b's run as b does.
+    assert!(a.job(&job.id).is_err(), "not a's own job");
+    let started = Instant::now();
+    while a.find_job(&job.id).await.ok().as_ref() != Some(&job) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a finds b's job finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (b's schedule may run notes again meanwhile: it is due once scanned by hand too.)
+    eventually(Duration::from_secs(5), "a shows b's runs of notes", || {
+        a.source("alice", "local_filesystem", "notes")
+            .is_ok_and(|s| s.runs >= 1 && s.last_report.is_some())
+    })
+    .await;
+    let history = a.run_history("alice").await.unwrap();
+    assert!(
+        history.iter().all(|r| r.source_id == "notes") && history[0].created == 3,
+        "{history:?}"
+    );
+    let last = a.last_runs("alice").await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].source_id, "notes");
 
     // Changed through b: a follows, with the new interval.
     b.update_source(
@@ -165,7 +190,6 @@ async fn sources_added_changed_and_removed_through_one_instance_follow_on_the_ot
 /// (start, end) of each finished run of a user, from the run history both instances write.
 async fn runs(o: &Orchestrator, user: &str) -> Vec<(String, SystemTime, SystemTime)> {
     let mut runs: Vec<_> = o
-        .engine()
         .run_history(user)
         .await
         .unwrap()

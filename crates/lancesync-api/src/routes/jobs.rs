@@ -53,7 +53,7 @@ pub(super) async fn get_job(
     path: Result<Path<JobPath>, PathRejection>,
 ) -> ApiResult {
     let Path(JobPath { job_id: id }) = path?;
-    let job = api.orchestrator.job(&id)?;
+    let job = api.orchestrator.find_job(&id).await?;
     // Another user's job is reported as missing, not as forbidden: ids are not secrets,
     // but whose they are is.
     if let Principal::User(own) = &caller

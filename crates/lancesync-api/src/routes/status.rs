@@ -62,7 +62,7 @@ pub(super) async fn system_status(State(api): State<Api>, _: Admin) -> ApiResult
 pub(super) async fn sync_status(State(api): State<Api>, ForUser(user): ForUser) -> ApiResult {
     let engine = api.orchestrator.engine();
     let status = engine.status(&user).await?;
-    let last_runs = engine.last_runs(&user).await?;
+    let last_runs = api.orchestrator.last_runs(&user).await?;
     let previous = engine.previous_generation(&user).await?;
     let sources = api.orchestrator.sources(Some(&user));
     ok(json!({

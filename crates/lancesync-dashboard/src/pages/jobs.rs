@@ -16,8 +16,8 @@ use crate::layout::{Scope, Section, badge, when};
 
 /// The job, if the viewer may see its user's work (404 otherwise, as for a job that does
 /// not exist: ids are not secrets, but other users' work is none of a user's business).
-fn visible_job(ui: &Ui, scope: &Scope, id: &str) -> Result<Job, crate::Error> {
-    let job = ui.api.orchestrator().job(id)?;
+async fn visible_job(ui: &Ui, scope: &Scope, id: &str) -> Result<Job, crate::Error> {
+    let job = ui.api.orchestrator().find_job(id).await?;
     if scope
         .viewer
         .principal()
@@ -30,7 +30,7 @@ fn visible_job(ui: &Ui, scope: &Scope, id: &str) -> Result<Job, crate::Error> {
 }
 
 pub(crate) async fn show(State(ui): State<Ui>, scope: Scope, Path(id): Path<String>) -> PageResult {
-    let job = visible_job(&ui, &scope, &id)?;
+    let job = visible_job(&ui, &scope, &id).await?;
     let finished = job.state.is_finished();
     let source = ui
         .api
@@ -94,7 +94,7 @@ pub(crate) async fn progress(
     scope: Scope,
     Path(id): Path<String>,
 ) -> PageResult {
-    let job = visible_job(&ui, &scope, &id)?;
+    let job = visible_job(&ui, &scope, &id).await?;
     Ok(Json(json!({
         "state": job.state,
         "done": job.done,

@@ -27,7 +27,7 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
     let health = o.health().await;
     let status = o.engine().status(&scope.user).await?;
     let sources = o.sources(Some(&scope.user));
-    let jobs = o.unfinished_jobs(Some(&scope.user));
+    let jobs = o.unfinished_jobs(Some(&scope.user)).await?;
     let own_source = format!("source:{}/", scope.user);
     let components: Vec<_> = health
         .components
@@ -37,7 +37,7 @@ pub(crate) async fn show(State(ui): State<Ui>, scope: Scope) -> PageResult {
         })
         .collect();
     let running = o.is_running();
-    let by_day = runs_by_day(&o.engine().run_history(&scope.user).await?);
+    let by_day = runs_by_day(&o.run_history(&scope.user).await?);
     let content = html! {
         div.cards {
             div.card { div.figure #documents-count { (status.documents) } div.label { "documents" } }

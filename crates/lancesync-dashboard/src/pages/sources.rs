@@ -659,7 +659,7 @@ const RUNS_SHOWN: usize = 20;
 pub(crate) async fn runs(State(ui): State<Ui>, scope: Scope) -> PageResult {
     let o = ui.api.orchestrator();
     let sources = o.sources(Some(&scope.user));
-    let history = o.engine().run_history(&scope.user).await?;
+    let history = o.run_history(&scope.user).await?;
     let content = html! {
         p.muted { "Each source's runs, newest first, then its last run's full report. Runs in progress show on the overview." }
         @if sources.is_empty() { p.muted { "No sources yet." } }
