@@ -271,7 +271,10 @@ impl PostgresCoordinator {
         let summary = outcome.and_then(|o| o.summary.as_deref());
         let keep = i64::try_from(runs::RUNS_KEPT).unwrap_or(i64::MAX);
         let trim = outcome.is_some()
-            && inner.records.fetch_add(1, Ordering::Relaxed) % runs::TRIM_EVERY == 0;
+            && inner
+                .records
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(runs::TRIM_EVERY);
         inner
             .on_session(
                 session,
@@ -780,7 +783,10 @@ impl Coordination for PostgresCoordinator {
         let inner = &self.inner;
         let session = inner.wait_session(user_id, Instant::now()).await?;
         let application = format!("lancesync:{}", inner.instance_id);
-        let trim = inner.records.fetch_add(1, Ordering::Relaxed) % runs::TRIM_EVERY == 0;
+        let trim = inner
+            .records
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(runs::TRIM_EVERY);
         inner
             .on_session(
                 &session,
