@@ -129,8 +129,10 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     /// Every source entry changed after `version` (0: all), oldest change first.
     async fn sources_since(&self, version: i64) -> Result<Vec<SharedSource>>;
 
-    /// When each source runs next, and which users another instance holds now.
-    async fn schedule(&self) -> Result<ClusterSchedule>;
+    /// When each source runs next, and which users another instance holds now;
+    /// `taking_work`: whether this instance runs scheduled work now (its pipeline is started),
+    /// so that the others count it in [`ClusterSchedule::live_instances`].
+    async fn schedule(&self, taking_work: bool) -> Result<ClusterSchedule>;
 
     /// Claim the run of a source that is due: `None` when another instance holds the user
     /// now, or the source is not due. The claim holds the user, so no other instance runs
@@ -180,6 +182,10 @@ pub struct ClusterSchedule {
     /// Users another instance holds now: their due runs are best left to it (this instance
     /// would wait for the user).
     pub held_elsewhere: std::collections::HashSet<String>,
+    /// (user, source) → how long it has been due, for sources past their time.
+    pub overdue: std::collections::HashMap<(String, String), Duration>,
+    /// Instances that take scheduled work now, alive (this one included when it does).
+    pub live_instances: usize,
     /// (user, source) → the instance running it now, for runs on other live instances.
     pub running_elsewhere: std::collections::HashMap<(String, String), String>,
     /// (user, source) → the version of its recorded outcome: it grows with every change, so

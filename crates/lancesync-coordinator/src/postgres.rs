@@ -66,6 +66,8 @@ struct Inner {
     claimed: Mutex<BTreeSet<(String, String)>>,
     /// This instance's block of job numbers.
     job_block: AtomicU64,
+    /// The (session, taking work) last written to `lancesync_instances`.
+    announced: Mutex<Option<(u64, bool)>>,
     /// Runs and jobs recorded: old ones are trimmed every [`runs::TRIM_EVERY`].
     records: AtomicU64,
 }
@@ -167,6 +169,7 @@ impl PostgresCoordinator {
             held: Mutex::default(),
             claimed: Mutex::default(),
             job_block: AtomicU64::new(0),
+            announced: Mutex::new(None),
             records: AtomicU64::new(0),
         });
         let (client, done) = inner.open_session().await.map_err(|e| match e {
@@ -581,17 +584,41 @@ impl Coordination for PostgresCoordinator {
         rows.iter().map(shared_sources::from_row).collect()
     }
 
-    async fn schedule(&self) -> Result<ClusterSchedule> {
+    async fn schedule(&self, taking_work: bool) -> Result<ClusterSchedule> {
         let inner = &self.inner;
         let session = inner.wait_session("(schedule)", Instant::now()).await?;
         let client = &session.client;
+        // Say whether this instance takes work, once per session and change.
+        let state = (session.generation, taking_work);
+        if *lock(&inner.announced) != Some(state) {
+            inner
+                .on_session(
+                    &session,
+                    "(schedule)",
+                    client.query_one(
+                        "WITH mine AS ( \
+                             INSERT INTO lancesync_instances (session, pid, taking_work) \
+                             VALUES ($1, pg_backend_pid(), $2) \
+                             ON CONFLICT (session) DO UPDATE SET taking_work = EXCLUDED.taking_work \
+                             RETURNING 1), \
+                         gone AS ( \
+                             DELETE FROM lancesync_instances AS i WHERE NOT EXISTS ( \
+                                 SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = i.pid) \
+                             RETURNING 1) \
+                         SELECT (SELECT count(*) FROM mine), (SELECT count(*) FROM gone)",
+                        &[&session.name, &taking_work],
+                    ),
+                )
+                .await?;
+            *lock(&inner.announced) = Some(state);
+        }
         let rows = inner
             .on_session(
                 &session,
                 "(schedule)",
                 client.query(
                     "SELECT s.user_id, s.source_id, \
-                     greatest(0, extract(epoch FROM s.next_run_at - now()) * 1000)::bigint, \
+                     (extract(epoch FROM s.next_run_at - now()) * 1000)::bigint, \
                      s.changed, \
                      CASE WHEN s.running_by <> $1 AND EXISTS ( \
                          SELECT 1 FROM lancesync_writers AS w \
@@ -618,6 +645,11 @@ impl Coordination for PostgresCoordinator {
                     .to_string();
                 schedule.running_elsewhere.insert(key.clone(), instance);
             }
+            if ms < 0 {
+                schedule
+                    .overdue
+                    .insert(key.clone(), Duration::from_millis(ms.unsigned_abs()));
+            }
             schedule
                 .due_in
                 .insert(key, Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
@@ -636,6 +668,19 @@ impl Coordination for PostgresCoordinator {
         for row in writers {
             schedule.held_elsewhere.insert(row.try_get(0)?);
         }
+        let live: i64 = inner
+            .on_session(
+                &session,
+                "(schedule)",
+                client.query_one(
+                    "SELECT count(*) FROM lancesync_instances AS i WHERE i.taking_work \
+                     AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = i.pid)",
+                    &[],
+                ),
+            )
+            .await?
+            .try_get(0)?;
+        schedule.live_instances = usize::try_from(live).unwrap_or(1).max(1);
         Ok(schedule)
     }
 

@@ -50,7 +50,8 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
     // 5: what every instance shows of runs and jobs: each source's last outcome and which
     // session runs it now (`changed` grows with every change, so that instances fetch only
     // the outcomes that changed), the history of runs, and the jobs (with the session of
-    // the instance running them, to tell a job that never ends because its instance died).
+    // the instance running them, to tell a job that never ends because its instance died),
+    // and which instances take scheduled work (for each one's fair share).
     "CREATE SEQUENCE IF NOT EXISTS lancesync_schedule_change;
      ALTER TABLE lancesync_schedule
         ADD COLUMN IF NOT EXISTS running_by text,
@@ -78,7 +79,13 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
         body text NOT NULL,
         updated_at timestamptz NOT NULL DEFAULT now()
      );
-     CREATE INDEX IF NOT EXISTS lancesync_jobs_unfinished ON lancesync_jobs (user_id) WHERE NOT finished",
+     CREATE INDEX IF NOT EXISTS lancesync_jobs_unfinished ON lancesync_jobs (user_id) WHERE NOT finished;
+     CREATE TABLE IF NOT EXISTS lancesync_instances (
+        session text PRIMARY KEY,
+        pid integer NOT NULL,
+        taking_work boolean NOT NULL,
+        since timestamptz NOT NULL DEFAULT now()
+     )",
 ];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse one from a newer build.

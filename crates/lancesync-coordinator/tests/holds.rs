@@ -74,13 +74,13 @@ async fn a_user_is_written_by_one_instance_at_a_time() {
         vec!["alice".to_string(), "bob".to_string()]
     );
     assert!(a.status().users_held.is_empty());
-    let seen_by_a = a.schedule().await.unwrap().held_elsewhere;
+    let seen_by_a = a.schedule(true).await.unwrap().held_elsewhere;
     assert!(
         seen_by_a.contains("alice") && seen_by_a.contains("bob"),
         "{seen_by_a:?}"
     );
     assert!(
-        b.schedule().await.unwrap().held_elsewhere.is_empty(),
+        b.schedule(true).await.unwrap().held_elsewhere.is_empty(),
         "b's own users are not elsewhere"
     );
     drop(bob);
@@ -378,8 +378,16 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         instance(&pg.url(), "a").await,
         instance(&pg.url(), "b").await,
     );
-    let schedule = a.schedule().await.unwrap();
+    let schedule = a.schedule(true).await.unwrap();
     assert!(schedule.due_in.is_empty(), "nothing has run");
+    assert_eq!(schedule.live_instances, 1, "only a takes work yet");
+    assert_eq!(b.schedule(false).await.unwrap().live_instances, 1);
+    assert_eq!(b.schedule(true).await.unwrap().live_instances, 2);
+    assert_eq!(
+        a.schedule(true).await.unwrap().live_instances,
+        2,
+        "b's pipeline started"
+    );
     assert!(schedule.held_elsewhere.is_empty(), "nobody holds a user");
 
     // Never run: due. One instance gets it, and only once; the claim holds the user.
@@ -402,13 +410,13 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
 
     // Running on a: b sees it so.
     let notes = ("alice".to_string(), "notes".to_string());
-    let seen_by_b = b.schedule().await.unwrap();
+    let seen_by_b = b.schedule(true).await.unwrap();
     assert_eq!(
         seen_by_b.running_elsewhere.get(&notes).map(String::as_str),
         Some("a")
     );
     assert!(
-        !a.schedule()
+        !a.schedule(true)
             .await
             .unwrap()
             .running_elsewhere
@@ -421,7 +429,7 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         .await
         .unwrap();
     assert!(
-        !b.schedule()
+        !b.schedule(true)
             .await
             .unwrap()
             .running_elsewhere
@@ -432,7 +440,8 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         b.claim_run("alice", "notes").await.unwrap().is_none(),
         "ran just now"
     );
-    let due_in = a.schedule().await.unwrap().due_in[&("alice".to_string(), "notes".to_string())];
+    let due_in =
+        a.schedule(true).await.unwrap().due_in[&("alice".to_string(), "notes".to_string())];
     assert!(
         due_in > Duration::from_millis(500) && due_in <= Duration::from_millis(1500),
         "{due_in:?}"
@@ -497,7 +506,7 @@ async fn runs_and_jobs_recorded_by_one_instance_are_read_by_another() {
     a.finish_run(claim, Duration::from_secs(60), Some(&first))
         .await
         .unwrap();
-    let before = b.schedule().await.unwrap().changed[&notes];
+    let before = b.schedule(true).await.unwrap().changed[&notes];
     let failed = record(
         "alice",
         "notes",
@@ -505,7 +514,7 @@ async fn runs_and_jobs_recorded_by_one_instance_are_read_by_another() {
         Err("listing failed"),
     );
     a.record_run(&failed).await.unwrap();
-    let after = b.schedule().await.unwrap();
+    let after = b.schedule(true).await.unwrap();
     assert!(
         after.changed[&notes] > before,
         "a new record has a newer version"

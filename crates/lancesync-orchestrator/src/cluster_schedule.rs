@@ -11,12 +11,12 @@
 //!
 //! [`Coordination::claim_run`]: lancesync_coordinator::Coordination::claim_run
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use lancesync_coordinator::SharedCoordinator;
+use lancesync_coordinator::{ClusterSchedule, SharedCoordinator};
 use lancesync_sources::DocumentSource;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -82,8 +82,11 @@ impl Orchestrator {
     /// Read the cluster's schedule: show each source's next time, and list the due sources
     /// this instance may claim.
     async fn read_due(&self, coordinator: &SharedCoordinator) -> Result<Vec<Due>> {
-        let schedule = coordinator.schedule().await.map_err(coordinator_error)?;
         let started = self.is_running();
+        let schedule = coordinator
+            .schedule(started)
+            .await
+            .map_err(coordinator_error)?;
         let now = SystemTime::now();
         let mut due = Vec::new();
         let mut due_anywhere = 0;
@@ -131,6 +134,7 @@ impl Orchestrator {
         self.inner
             .cluster_due
             .store(due_anywhere, Ordering::Relaxed);
+        fair_share(&mut due, &schedule, coordinator.status().users_held);
         if !outdated.is_empty() {
             self.show_cluster_runs(coordinator, outdated).await?;
         }
@@ -257,4 +261,41 @@ impl Orchestrator {
                 .remove(&key.user_id);
         });
     }
+}
+
+/// How long a due source waits for an instance under its fair share before any instance
+/// takes it.
+const FAIR_SHARE_GRACE: Duration = Duration::from_secs(3);
+
+/// Leave new users to the other instances once this one holds its share of the users with
+/// work (those held anywhere and those due): users stay with the instance that holds them
+/// (their runs follow one another there), so without this the first instance to read the
+/// schedule would gather most of them. A source due for longer than [`FAIR_SHARE_GRACE`]
+/// is for anyone: the others may be full.
+fn fair_share(due: &mut Vec<Due>, schedule: &ClusterSchedule, mine: Vec<String>) {
+    let mine: HashSet<String> = mine.into_iter().collect();
+    let mut active: HashSet<&str> = schedule
+        .held_elsewhere
+        .iter()
+        .chain(mine.iter())
+        .map(String::as_str)
+        .collect();
+    active.extend(due.iter().map(|(key, ..)| key.user_id.as_str()));
+    let share = active.len().div_ceil(schedule.live_instances.max(1));
+    let mut taken: HashSet<String> = HashSet::new();
+    due.retain(|(key, ..)| {
+        if mine.contains(&key.user_id) || taken.contains(&key.user_id) {
+            return true;
+        }
+        let overdue = schedule
+            .overdue
+            .get(&(key.user_id.clone(), key.source_id.clone()))
+            .copied()
+            .unwrap_or_default();
+        if mine.len() + taken.len() < share || overdue > FAIR_SHARE_GRACE {
+            taken.insert(key.user_id.clone());
+            return true;
+        }
+        false
+    });
 }

@@ -261,11 +261,16 @@ impl Progress for JobHandle<'_> {
 }
 
 /// Save jobs' changes in the coordinator: the newest state of each, a few times a second.
-/// A failed save is logged; the next change of the job saves it again.
+/// A failed save is tried again with the next round (unless a newer state replaced it).
 async fn save_jobs(coordinator: SharedCoordinator, mut changes: mpsc::UnboundedReceiver<Job>) {
     let mut newest: BTreeMap<String, Job> = BTreeMap::new();
-    while let Some(job) = changes.recv().await {
-        newest.insert(job.id.clone(), job);
+    loop {
+        if newest.is_empty() {
+            let Some(job) = changes.recv().await else {
+                return;
+            };
+            newest.insert(job.id.clone(), job);
+        }
         while let Ok(job) = changes.try_recv() {
             newest.insert(job.id.clone(), job);
         }
@@ -278,7 +283,8 @@ async fn save_jobs(coordinator: SharedCoordinator, mut changes: mpsc::UnboundedR
                 .save_job(&id, &job.user_id, finished, &body)
                 .await
             {
-                tracing::warn!(job = %id, error = %e, "could not save a job in the coordinator; other instances see it late");
+                tracing::warn!(job = %id, error = %e, "could not save a job in the coordinator; trying again");
+                newest.insert(id, job);
             }
         }
         tokio::time::sleep(SAVE_EVERY).await;

@@ -130,10 +130,20 @@ async fn sources_added_changed_and_removed_through_one_instance_follow_on_the_ot
     // a answers for b's job and b's run as b does.
     assert!(a.job(&job.id).is_err(), "not a's own job");
     let started = Instant::now();
-    while a.find_job(&job.id).await.ok().as_ref() != Some(&job) {
+    loop {
+        let seen = a.find_job(&job.id).await;
+        // (Rates in the report are floats: compared by what they count.)
+        if let Ok(seen) = &seen
+            && (&seen.id, seen.state, seen.done, seen.total)
+                == (&job.id, job.state, job.done, job.total)
+            && seen.report.as_ref().map(|r| (r.created, r.chunks_written))
+                == job.report.as_ref().map(|r| (r.created, r.chunks_written))
+        {
+            break;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(5),
-            "a finds b's job finished"
+            "a finds b's job finished: {seen:?}, b has {job:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -152,18 +162,29 @@ async fn sources_added_changed_and_removed_through_one_instance_follow_on_the_ot
     assert_eq!(last.len(), 1);
     assert_eq!(last[0].source_id, "notes");
 
-    // Changed through b: a follows, with the new interval.
-    b.update_source(
-        "alice",
-        "local_filesystem",
-        "notes",
-        SourceChange {
+    // Changed through b (once b's scheduled run of it, if one is in progress, has ended):
+    // a follows, with the new interval.
+    b.stop();
+    let started = Instant::now();
+    loop {
+        let change = SourceChange {
             poll_interval: Some(120),
             ..SourceChange::default()
-        },
-    )
-    .await
-    .unwrap();
+        };
+        match b
+            .update_source("alice", "local_filesystem", "notes", change)
+            .await
+        {
+            Ok(_) => break,
+            Err(lancesync_orchestrator::Error::Conflict(e))
+                if started.elapsed() < Duration::from_secs(10) =>
+            {
+                eprintln!("waiting: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
     eventually(Duration::from_secs(10), "a follows the change", || {
         a.source("alice", "local_filesystem", "notes")
             .is_ok_and(|s| s.poll_interval_seconds == 120)
@@ -248,7 +269,8 @@ async fn each_source_runs_once_per_interval_on_one_instance_at_a_time() {
     a.stop();
     let killed = SystemTime::now();
     assert!(pg.end_sessions_of("a").await);
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Taking a's users over waits half the takeover time (2 s) once.
+    tokio::time::sleep(Duration::from_secs(9)).await;
     for user in users {
         let after: Vec<_> = runs(&b, user)
             .await

@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod cli;
+pub mod cluster;
 pub mod conformance;
 pub mod corpus;
 mod docx;
