@@ -109,7 +109,8 @@ pub struct CoordinatorStatus {
 /// A cluster-wide coordinator of writers.
 #[async_trait::async_trait]
 pub trait Coordination: Send + Sync + std::fmt::Debug {
-    /// Wait until this instance may write `user_id`'s tables, and hold that until the
+    /// Wait until this instance may write `user_id`'s tables (a user taken over from a
+    /// holder that never gave it back: until that holder has stopped), and hold that until the
     /// returned hold (and every other hold of the user in this instance) is dropped. Holds of
     /// one user in one instance share the cluster-wide lock.
     async fn hold(&self, user_id: &str) -> Result<UserHold>;
@@ -136,8 +137,9 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
 
     /// Claim the run of a source that is due: `None` when another instance holds the user
     /// now, or the source is not due. The claim holds the user, so no other instance runs
-    /// any of the user's sources meanwhile. Call [`Coordination::finish_run`] once the run
-    /// ends; a claim dropped without leaves the source due.
+    /// any of the user's sources meanwhile. A user taken over may be written only once
+    /// [`RunClaim::ready`]. Call [`Coordination::finish_run`] once the run ends; a claim
+    /// dropped without leaves the source due.
     async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>>;
 
     /// The claimed run ended (`outcome`, unless it was skipped): the source is due again in
@@ -213,6 +215,23 @@ impl std::fmt::Debug for RunClaim {
     }
 }
 
+impl RunClaim {
+    /// How long until the claimed user may be written (a user taken over from a holder that
+    /// never gave it back); `None` when it may be now.
+    pub fn ready_in(&self) -> Option<Duration> {
+        self.hold.as_ref().and_then(UserHold::ready_in)
+    }
+
+    /// Wait until the claimed user may be written; [`Error::Lost`] if the claim is lost
+    /// meanwhile.
+    pub async fn ready(&self) -> Result<()> {
+        match &self.hold {
+            Some(hold) => hold.ready().await,
+            None => Ok(()),
+        }
+    }
+}
+
 impl Drop for RunClaim {
     fn drop(&mut self) {
         if let Some(give_back) = self.on_drop.take() {
@@ -226,6 +245,7 @@ impl Drop for RunClaim {
 pub struct UserHold {
     user_id: String,
     takeover: Option<u64>,
+    writable_at: Option<std::time::Instant>,
     generation: u64,
     live: watch::Receiver<u64>,
     on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
@@ -255,10 +275,37 @@ impl UserHold {
         Self {
             user_id: user_id.to_string(),
             takeover,
+            writable_at: None,
             generation,
             live,
             on_drop: Some(on_drop),
         }
+    }
+
+    /// The same hold, writable only from `at` (a user taken over: the previous holder has
+    /// stopped writing by then).
+    pub fn writable_at(mut self, at: Option<std::time::Instant>) -> Self {
+        self.writable_at = at;
+        self
+    }
+
+    /// How long until the user may be written; `None` when it may be now.
+    pub fn ready_in(&self) -> Option<Duration> {
+        self.writable_at
+            .and_then(|at| at.checked_duration_since(std::time::Instant::now()))
+            .filter(|left| !left.is_zero())
+    }
+
+    /// Wait until the user may be written; [`Error::Lost`] if the hold is lost meanwhile.
+    pub async fn ready(&self) -> Result<()> {
+        let Some(left) = self.ready_in() else {
+            return if self.is_live() {
+                Ok(())
+            } else {
+                Err(self.lost())
+            };
+        };
+        self.fenced(tokio::time::sleep(left)).await
     }
 
     /// The user held.

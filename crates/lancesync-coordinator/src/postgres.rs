@@ -93,6 +93,8 @@ struct Slot {
     /// The id of this taking of the user, when it was taken over (shared by every hold
     /// until the user is given back).
     takeover: Option<u64>,
+    /// When a user taken over may be written: the previous holder has fenced itself by then.
+    writable_at: Option<Instant>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -230,6 +232,8 @@ impl PostgresCoordinator {
                         slot.generation = session.generation;
                         slot.takeover =
                             taken_over.then(|| inner.takeovers.fetch_add(1, Ordering::SeqCst) + 1);
+                        slot.writable_at =
+                            taken_over.then(|| Instant::now() + inner.options.takeover_wait());
                         lock(&inner.held).insert(user_id.to_string());
                     }
                     Ok(None) => return Ok(None),
@@ -244,13 +248,14 @@ impl PostgresCoordinator {
                 let generation = session.generation;
                 move || release_later(inner, user, generation)
             };
-            return Ok(Some(UserHold::new(
+            let hold = UserHold::new(
                 user_id,
                 slot.takeover,
                 session.generation,
                 inner.live.subscribe(),
                 Box::new(give_back),
-            )));
+            );
+            return Ok(Some(hold.writable_at(slot.writable_at)));
         }
     }
 }
@@ -410,9 +415,9 @@ impl Inner {
     }
 
     /// Take `user_id`'s cluster-wide lock on `session`, naming this session its holder;
-    /// whether it was taken over from a holder that never gave it back (after waiting for
-    /// that holder to have fenced itself). Without `wait`, `None` when another instance
-    /// holds the user.
+    /// whether it was taken over from a holder that never gave it back (the hold then waits
+    /// for that holder to have fenced itself before writing: [`UserHold::ready`]). Without
+    /// `wait`, `None` when another instance holds the user.
     async fn acquire(&self, session: &Session, user_id: &str, wait: bool) -> Result<Option<bool>> {
         let key = lock_key(user_id);
         let client = &session.client;
@@ -456,15 +461,6 @@ impl Inner {
                 user = user_id, previous = %previous, wait_ms = wait.as_millis() as u64,
                 "taking over a user whose writer never gave it back; waiting for it to have stopped"
             );
-            let mut live = self.live.subscribe();
-            let generation = session.generation;
-            tokio::select! {
-                biased;
-                _ = live.wait_for(|g| *g != generation) => {
-                    return Err(Error::Lost { user_id: user_id.to_string() });
-                }
-                () = tokio::time::sleep(wait) => {}
-            }
         }
         Ok(Some(taken_over))
     }
@@ -501,6 +497,7 @@ impl Inner {
         }
         slot.generation = 0;
         slot.takeover = None;
+        slot.writable_at = None;
         lock(&self.held).remove(user_id);
         let Some(session) = self.current().filter(|s| s.generation == generation) else {
             return;
@@ -535,8 +532,12 @@ impl Inner {
 #[async_trait::async_trait]
 impl Coordination for PostgresCoordinator {
     async fn hold(&self, user_id: &str) -> Result<UserHold> {
-        let hold = self.hold_user(user_id, true).await?;
-        hold.ok_or_else(|| Error::Query("a waiting hold came back empty".into()))
+        let hold = self
+            .hold_user(user_id, true)
+            .await?
+            .ok_or_else(|| Error::Query("a waiting hold came back empty".into()))?;
+        hold.ready().await?;
+        Ok(hold)
     }
 
     async fn publish_source(

@@ -465,6 +465,14 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
     })
     .await
     .expect("a runs what b left");
+    // b never gave alice back: the claim comes at once, but a writes only once b has
+    // stopped (half the takeover time), without holding a run slot meanwhile.
+    let left = claim.ready_in().expect("a user taken over waits");
+    assert!(left <= TAKEOVER / 2, "{left:?}");
+    let waited = Instant::now();
+    claim.ready().await.unwrap();
+    assert!(waited.elapsed() + Duration::from_millis(50) >= left);
+    assert!(claim.ready_in().is_none());
     drop(claim);
 
     // A claim dropped without finishing leaves the source due.

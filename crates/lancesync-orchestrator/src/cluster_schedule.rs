@@ -218,7 +218,30 @@ impl Orchestrator {
         let (in_flight, run_ended) = (Arc::clone(in_flight), Arc::clone(run_ended));
         tokio::spawn(async move {
             let claim = match coordinator.claim_run(&key.user_id, &key.source_id).await {
-                Ok(Some(claim)) => {
+                Ok(Some(claim)) if claim.ready_in().is_some() => {
+                    // A user taken over: its previous holder may still be writing for a
+                    // while. The wait takes no run slot, so other due sources go on.
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    run_ended.notify_one();
+                    let ready = claim.ready().await;
+                    in_flight.fetch_add(1, Ordering::SeqCst);
+                    match ready {
+                        Ok(()) => Some(claim),
+                        Err(e) => {
+                            tracing::warn!(user = %key.user_id, error = %e, "lost a claim while taking a user over; it stays due");
+                            None
+                        }
+                    }
+                }
+                Ok(Some(claim)) => Some(claim),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not claim a run; it stays due");
+                    None
+                }
+            };
+            let claim = match claim {
+                Some(claim) => {
                     let working = InProgress::new(&this.inner);
                     let (outcome, record) = this
                         .run_recorded(&key, source.as_ref(), &state, &lancesync_engine::NoProgress)
@@ -238,11 +261,7 @@ impl Orchestrator {
                     };
                     Some((claim, next_in, record))
                 }
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not claim a run; it stays due");
-                    None
-                }
+                None => None,
             };
             // The slot is free: the loop may claim the next due source now.
             in_flight.fetch_sub(1, Ordering::SeqCst);
