@@ -455,10 +455,10 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
 
     // b dies in the run: the run stays due, and a runs it.
     assert!(pg.end_sessions_of("b").await);
-    tokio::time::timeout(Duration::from_secs(5), async {
+    let taken = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            if let Some(claim) = a.claim_run("alice", "notes").await.unwrap() {
-                return claim;
+            if let Some(taken) = a.claim_run("alice", "notes").await.unwrap() {
+                return taken;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -467,12 +467,13 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
     .expect("a runs what b left");
     // b never gave alice back: the claim comes at once, but a writes only once b has
     // stopped (half the takeover time), without holding a run slot meanwhile.
-    let left = claim.ready_in().expect("a user taken over waits");
+    let left = taken.ready_in().expect("a user taken over waits");
     assert!(left <= TAKEOVER / 2, "{left:?}");
     let waited = Instant::now();
-    claim.ready().await.unwrap();
+    taken.ready().await.unwrap();
     assert!(waited.elapsed() + Duration::from_millis(50) >= left);
-    assert!(claim.ready_in().is_none());
+    assert!(taken.ready_in().is_none());
+    drop(taken);
     drop(claim);
 
     // A claim dropped without finishing leaves the source due.
