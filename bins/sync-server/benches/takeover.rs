@@ -15,12 +15,11 @@
 //!      [--takeover 10]
 //!      [--users 6]
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lancesync_testkit::Postgres;
-use lancesync_testkit::cluster::{ClusterSettings, Instance};
+use lancesync_testkit::cluster::{ClusterSettings, Instance, busiest, users_held_by};
 use lancesync_testkit::s3::S3Server;
 use reqwest::Method;
 use serde_json::json;
@@ -71,18 +70,6 @@ async fn wait_for<T>(limit: Duration, what: &str, mut check: impl AsyncFnMut() -
         assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn held_by(db: &tokio_postgres::Client, instance: &str) -> BTreeSet<String> {
-    db.query(
-        "SELECT user_id FROM lancesync_writers WHERE holder LIKE $1 || '#%'",
-        &[&instance],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.get(0))
-    .collect()
 }
 
 fn summary(name: &str, mut seconds: Vec<f64>) {
@@ -156,19 +143,7 @@ async fn main() {
         let victim = wait_for(
             Duration::from_secs(120),
             "an instance holds a user",
-            async || {
-                let mut best = (0.0, 0);
-                for (i, instance) in pair.iter().enumerate() {
-                    let held = instance
-                        .metric("lancesync_coordinator_users_held")
-                        .await
-                        .unwrap_or(0.0);
-                    if held > best.0 {
-                        best = (held, i);
-                    }
-                }
-                (best.0 >= 1.0).then_some(best.1)
-            },
+            async || busiest(&[&pair[0], &pair[1]]).await,
         )
         .await;
         let victim_id = pair[victim].instance_id();
@@ -179,12 +154,12 @@ async fn main() {
             .get(0);
         let killed = Instant::now();
         pair[victim].kill();
-        let orphaned = held_by(&db, &victim_id).await;
+        let orphaned = users_held_by(&db, &victim_id).await;
         let taken = wait_for(
             Duration::from_secs(args.takeover * 3),
             "takeover",
             async || {
-                held_by(&db, &victim_id)
+                users_held_by(&db, &victim_id)
                     .await
                     .is_empty()
                     .then(|| killed.elapsed())

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use lancesync_testkit::Postgres;
-use lancesync_testkit::cluster::{ClusterSettings, Instance};
+use lancesync_testkit::cluster::{ClusterSettings, Instance, busiest, users_held_by};
 use lancesync_testkit::s3::{Relay, S3Server};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -131,37 +131,17 @@ async fn damage(instance: &Instance) -> Vec<String> {
     found
 }
 
-/// Users whose writer row names `instance` (it holds them, or died holding them).
-async fn held_by(pg: &tokio_postgres::Client, instance: &str) -> Vec<String> {
-    pg.query(
-        "SELECT user_id FROM lancesync_writers WHERE holder LIKE $1 || '#%'",
-        &[&instance],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.get(0))
-    .collect()
+/// Users whose writer row names `instance`.
+async fn held_by(db: &tokio_postgres::Client, instance: &str) -> Vec<String> {
+    users_held_by(db, instance).await.into_iter().collect()
 }
 
-/// The instance with the most users held now (`/metrics`), once one holds any.
-async fn busiest(instances: &[&Instance]) -> usize {
+/// The instance with the most users held now, once one holds any.
+async fn busiest_of(instances: &[&Instance]) -> usize {
     eventually(
         Duration::from_secs(60),
         "an instance holds a user",
-        async || {
-            let mut best = (0.0, 0);
-            for (i, instance) in instances.iter().enumerate() {
-                let held = instance
-                    .metric("lancesync_coordinator_users_held")
-                    .await
-                    .unwrap_or(0.0);
-                if held > best.0 {
-                    best = (held, i);
-                }
-            }
-            (best.0 >= 1.0).then_some(best.1)
-        },
+        async || busiest(instances).await,
     )
     .await
 }
@@ -301,7 +281,7 @@ async fn three_instances_share_the_work_survive_a_kill_and_a_cut_and_lose_nothin
     // files.
     add_files(w, files, 40);
     files += 40;
-    let victim = busiest(&[&pair[0], &pair[1]]).await;
+    let victim = busiest_of(&[&pair[0], &pair[1]]).await;
     let victim_id = pair[victim].instance_id();
     let killed_at = Instant::now();
     pair[victim].kill();

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lancesync_coordinator::{Coordination, CoordinatorOptions, PostgresCoordinator};
-use lancesync_engine::{Engine, EngineConfig, NoProgress, SyncOptions};
+use lancesync_coordinator::{Coordination, CoordinatorOptions, PostgresCoordinator, RunRecord};
+use lancesync_engine::{Engine, EngineConfig, NoProgress, RunSummary, SyncOptions};
 use lancesync_ingest::HashingEmbedder;
 use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource};
 use lancesync_testkit::Postgres;
@@ -132,11 +132,24 @@ impl Instance {
             .await
             .unwrap();
         assert_eq!(report.unchanged, files, "a no-change pass");
-        // As sync-server does: the run's slot is free once the run ends; the source's next
-        // time is recorded after, by a task that holds the claim until then.
+        // As sync-server does: the run's slot is free once the run ends; its outcome (the
+        // report, its line in the history) and the source's next time are recorded after, by
+        // a task that holds the claim until then.
         if let (Some(c), Some(claim)) = (&self.coordinator, claim) {
             let c = Arc::clone(c);
-            tokio::spawn(async move { c.finish_run(claim, Duration::ZERO, None).await.unwrap() });
+            let record = RunRecord {
+                user_id: user.clone(),
+                source_id: source.id().to_string(),
+                finished_at: report.finished_at.clone(),
+                report: serde_json::to_string(&report).ok(),
+                summary: serde_json::to_string(&RunSummary::from(&report)).ok(),
+                error: None,
+            };
+            tokio::spawn(async move {
+                c.finish_run(claim, Duration::ZERO, Some(&record))
+                    .await
+                    .unwrap()
+            });
         }
     }
 }

@@ -62,6 +62,17 @@ pub fn start_server(command: Command) -> RunningServer {
     RunningServer { child, base }
 }
 
+/// The address a `sync-server` log line announces it listens on, if it is that line.
+pub fn listening_address(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("sync-server listening on ")?;
+    Some(
+        rest.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
 /// Spawn a `sync-server` command (stdout discarded, stderr read) and wait up to 60 s for the
 /// line it prints once it accepts requests (`sync-server listening on http://ADDR ...`).
 /// Returns the running child and its base URL (`http://ADDR`); with `API_PORT=0` the port is
@@ -79,13 +90,8 @@ pub fn spawn_server(mut command: Command) -> (std::process::Child, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sync-server listening on ") {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
+            if let Some(address) = listening_address(&line) {
+                let _ = tx.send(address);
             }
         }
     });

@@ -100,13 +100,8 @@ impl Instance {
         std::thread::spawn(move || {
             use std::io::{BufRead, BufReader};
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("sync-server listening on ") {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                    );
+                if let Some(address) = crate::cli::listening_address(&line) {
+                    let _ = tx.send(address);
                 }
                 lines.lock().expect("log").push((Instant::now(), line));
             }
@@ -210,4 +205,36 @@ impl Drop for Instance {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Users whose writer row in the coordinator's database names `instance` (it holds them, or
+/// died holding them).
+pub async fn users_held_by(
+    db: &tokio_postgres::Client,
+    instance: &str,
+) -> std::collections::BTreeSet<String> {
+    db.query(
+        "SELECT user_id FROM lancesync_writers WHERE holder LIKE $1 || '#%'",
+        &[&instance],
+    )
+    .await
+    .expect("read lancesync_writers")
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+/// Which of `instances` holds the most users now (`/metrics`), if any holds one.
+pub async fn busiest(instances: &[&Instance]) -> Option<usize> {
+    let mut best = (0.0, None);
+    for (i, instance) in instances.iter().enumerate() {
+        let held = instance
+            .metric("lancesync_coordinator_users_held")
+            .await
+            .unwrap_or(0.0);
+        if held > best.0 {
+            best = (held, Some(i));
+        }
+    }
+    best.1
 }
