@@ -349,6 +349,8 @@ pub struct ClusterSettings {
     pub coordinator_url: Option<SecretString>,
     /// `COORDINATOR_TAKEOVER_SECS`.
     pub takeover: Duration,
+    /// `COORDINATOR_CA_FILE`: the authorities PostgreSQL's certificate must chain to.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Parses settings from the layers, recording a problem for each bad value and using the
@@ -501,6 +503,9 @@ impl<'a> Reader<'a> {
                     }
                 }),
                 takeover: self.seconds("COORDINATOR_TAKEOVER_SECS"),
+                ca_file: self.get("COORDINATOR_CA_FILE", |s| {
+                    self.layers.expand_path(s, self.working_dir)
+                }),
             },
             integration: IntegrationSettings {
                 legacy_fallback: self.bool("ENABLE_LEGACY_FALLBACK"),

@@ -818,6 +818,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "How soon another instance writes the users of an instance that died or was cut off from the coordinator. An instance that hears nothing from PostgreSQL for a quarter of this stops writing; the next holder waits half of it. At least 2 s.",
         used_by: COORDINATION,
     },
+    SettingSpec {
+        name: "COORDINATOR_CA_FILE",
+        aliases: &[],
+        group: Group::Cluster,
+        kind: Kind::Path,
+        default: Default::Unset,
+        help: "With `sslmode=require` in COORDINATOR_URL (which makes the connection TLS, and refuses it otherwise): a PEM file of the certificate authorities PostgreSQL's certificate must chain to; the system's trusted roots when unset. The certificate must name the URL's host.",
+        used_by: COORDINATION,
+    },
 ];
 
 /// The setting called `name` (or one of its aliases), without regard to case.

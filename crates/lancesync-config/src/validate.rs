@@ -116,6 +116,26 @@ pub(crate) fn validate(
             "set S3_STORAGE_ENABLED=true, USE_S3_AS_PRIMARY=true and S3_BUCKET, or unset COORDINATOR_URL",
         );
     }
+    if let Some(ca_file) = &cluster.ca_file {
+        let requires_tls = cluster.coordinator_url.as_ref().is_some_and(|url| {
+            url.expose_secret()
+                .split_once('?')
+                .is_some_and(|(_, query)| query.split('&').any(|p| p == "sslmode=require"))
+        });
+        if !ca_file.is_file() {
+            err(
+                "COORDINATOR_CA_FILE",
+                format!("COORDINATOR_CA_FILE={} is not a file", ca_file.display()),
+                "give the PEM file of the authorities that signed PostgreSQL's certificate",
+            );
+        } else if !requires_tls {
+            err(
+                "COORDINATOR_CA_FILE",
+                "COORDINATOR_CA_FILE is set but COORDINATOR_URL does not ask for TLS: the connection would not be encrypted".to_string(),
+                "add ?sslmode=require to COORDINATOR_URL",
+            );
+        }
+    }
     if cluster.takeover < std::time::Duration::from_secs(2) {
         err(
             "COORDINATOR_TAKEOVER_SECS",

@@ -26,6 +26,7 @@ mod postgres;
 mod runs;
 mod schema;
 mod shared_sources;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub struct CoordinatorOptions {
     pub takeover: Duration,
     /// This instance's name in the cluster (host name and process id when `None`).
     pub instance_id: Option<String>,
+    /// `COORDINATOR_CA_FILE`: with `sslmode=require`, the authorities PostgreSQL's
+    /// certificate must chain to (the system's roots when `None`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for CoordinatorOptions {
@@ -58,6 +62,7 @@ impl std::fmt::Debug for CoordinatorOptions {
             .field("url", &mask_password(self.url.expose_secret()))
             .field("takeover", &self.takeover)
             .field("instance_id", &self.instance_id)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -69,6 +74,7 @@ impl CoordinatorOptions {
             url: SecretString::from(url.into()),
             takeover: DEFAULT_TAKEOVER,
             instance_id: None,
+            ca_file: None,
         }
     }
 
@@ -382,6 +388,7 @@ pub async fn from_settings(
         url: url.clone(),
         takeover: settings.cluster.takeover,
         instance_id: None,
+        ca_file: settings.cluster.ca_file.clone(),
     };
     let coordinator = PostgresCoordinator::connect(options).await?;
     Ok(Some(Arc::new(coordinator)))

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::ClusterRun;
+use crate::tls::Transport;
 use crate::{
     ClusterSchedule, Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, RunClaim,
     RunRecord, SharedJob, SharedSource, UserHold, runs, schema, shared_sources,
@@ -47,6 +47,7 @@ impl std::fmt::Debug for PostgresCoordinator {
 struct Inner {
     options: CoordinatorOptions,
     config: Config,
+    transport: Transport,
     instance_id: String,
     url_shown: String,
     /// The live session, `None` while reconnecting.
@@ -136,11 +137,11 @@ impl PostgresCoordinator {
                 "={url_shown} is not a PostgreSQL URL (postgres://user:password@host:port/database)"
             ))
         })?;
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(Error::BadUrl(format!(
-                "={url_shown} asks for TLS (sslmode=require), which this build does not speak yet: use sslmode=disable on a private network, or a TLS sidecar on loopback"
-            )));
-        }
+        let transport =
+            Transport::for_config(&config, options.ca_file.as_deref()).map_err(|e| match e {
+                Error::BadUrl(why) => Error::BadUrl(format!("={url_shown} {why}")),
+                other => other,
+            })?;
         let instance_id = options
             .instance_id
             .clone()
@@ -159,6 +160,7 @@ impl PostgresCoordinator {
         let inner = Arc::new(Inner {
             options,
             config,
+            transport,
             instance_id,
             url_shown,
             session: Mutex::new(None),
@@ -312,16 +314,8 @@ impl PostgresCoordinator {
 impl Inner {
     /// A new session: connected, its server-side timeouts set, the schema checked.
     async fn open_session(&self) -> Result<(Arc<Client>, JoinHandle<()>)> {
-        let connect = self.config.connect(NoTls);
         let wait = self.options.fence_after().max(Duration::from_secs(1));
-        let (mut client, connection) = tokio::time::timeout(wait, connect)
-            .await
-            .map_err(|_| Error::Query(format!("no answer within {} s", wait.as_secs())))??;
-        let done = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "coordinator connection ended");
-            }
-        });
+        let (mut client, done) = self.transport.connect(&self.config, wait).await?;
         // The server side of a cut: Postgres drops a session it cannot reach within half the
         // takeover time, which frees its locks.
         let takeover = self.options.takeover;

@@ -288,13 +288,6 @@ async fn an_unreachable_coordinator_names_the_setting_and_hides_the_password() {
     assert!(message.contains("COORDINATOR_URL"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
     assert!(message.contains("sync:****@127.0.0.1"), "{message}");
-
-    let err = PostgresCoordinator::connect(CoordinatorOptions::new(
-        "postgres://sync@db.internal/lancesync?sslmode=require",
-    ))
-    .await
-    .expect_err("TLS is not spoken yet");
-    assert!(err.to_string().contains("sslmode"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -616,4 +609,65 @@ async fn runs_and_jobs_recorded_by_one_instance_are_read_by_another() {
     let seen = b.job(&id).await.unwrap().expect("saved");
     assert!(seen.finished && seen.instance_alive);
     assert!(b.unfinished_jobs(None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_speaks_tls_and_checks_the_certificate() {
+    let pg = Postgres::start_tls();
+    let url = format!(
+        "postgres://lancesync@127.0.0.1:{}/postgres?sslmode=require",
+        pg.port()
+    );
+
+    // Trusting the authority that signed the server's certificate: the session is TLS.
+    let coordinator = PostgresCoordinator::connect(CoordinatorOptions {
+        takeover: TAKEOVER,
+        instance_id: Some("tls".into()),
+        ca_file: pg.ca_file(),
+        ..CoordinatorOptions::new(&url)
+    })
+    .await
+    .expect("TLS with the test authority");
+    drop(coordinator.hold("alice").await.expect("a hold over TLS"));
+    let admin = admin(&pg.url()).await;
+    let encrypted: bool = admin
+        .query_one(
+            "SELECT s.ssl FROM pg_stat_ssl AS s JOIN pg_stat_activity AS a USING (pid) \
+             WHERE a.application_name = 'lancesync:tls'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted, "the instance's session is encrypted");
+
+    // Trusting only the system's roots: refused, saying why, before anything is sent.
+    let refused = PostgresCoordinator::connect(CoordinatorOptions {
+        takeover: TAKEOVER,
+        instance_id: Some("untrusted".into()),
+        ..CoordinatorOptions::new(&url)
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("COORDINATOR_URL") && refused.to_lowercase().contains("certificate"),
+        "{refused}"
+    );
+
+    // A file that holds no certificate is named.
+    let empty = pg.dir().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let refused = PostgresCoordinator::connect(CoordinatorOptions {
+        takeover: TAKEOVER,
+        ca_file: Some(empty),
+        ..CoordinatorOptions::new(&url)
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("COORDINATOR_CA_FILE") && refused.contains("empty.pem"),
+        "{refused}"
+    );
 }

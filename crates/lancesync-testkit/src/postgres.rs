@@ -75,6 +75,21 @@ fn is_root() -> bool {
 impl Postgres {
     /// Create a cluster and start it; panics with what is missing if it cannot.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// [`start`](Self::start), with TLS on: a certificate for `localhost` and `127.0.0.1`
+    /// signed by a test authority ([`ca_file`](Self::ca_file)), made with `openssl`.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The test authority's certificate (PEM), when started with TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        Some(self.dir.join("ca.crt")).filter(|p| p.is_file())
+    }
+
+    fn start_with(tls: bool) -> Self {
         let program = |name: &str| match bin_dir() {
             Some(dir) => dir.join(name),
             None => PathBuf::from(name),
@@ -111,6 +126,23 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        let mut tls_settings = Vec::new();
+        if tls {
+            make_certificates(&dir);
+            if let Some((uid, gid)) = run_as {
+                for file in ["server.crt", "server.key"] {
+                    chown(dir.join(file), Some(uid), Some(gid)).expect("chown the certificate");
+                }
+            }
+            for (name, file) in [
+                ("ssl_cert_file", "server.crt"),
+                ("ssl_key_file", "server.key"),
+            ] {
+                tls_settings.push("-c".to_string());
+                tls_settings.push(format!("{name}={}", dir.join(file).display()));
+            }
+            tls_settings.extend(["-c".to_string(), "ssl=on".to_string()]);
+        }
         let port = free_port();
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
         if let Some((uid, gid)) = run_as {
@@ -133,6 +165,7 @@ impl Postgres {
                 "-c",
                 "max_connections=200",
             ])
+            .args(&tls_settings)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -213,4 +246,88 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// A test authority and a server certificate it signed for `localhost` and `127.0.0.1`, in
+/// `dir` (`ca.crt`, `server.crt`, `server.key`).
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=lancesync test authority",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("extensions file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("key permissions");
 }

@@ -219,6 +219,33 @@ fn every_validation_rule() {
             "only postgres:// and postgresql:// are accepted",
         ),
         (
+            "authorities for a connection that is not TLS",
+            vec![
+                ("S3_STORAGE_ENABLED", "true"),
+                ("S3_BUCKET", "primary"),
+                ("USE_S3_AS_PRIMARY", "true"),
+                ("COORDINATOR_URL", "postgres://sync:pw@db/lancesync"),
+                ("COORDINATOR_CA_FILE", "/etc/passwd"),
+            ],
+            "COORDINATOR_CA_FILE",
+            "would not be encrypted",
+        ),
+        (
+            "authorities that are not a file",
+            vec![
+                ("S3_STORAGE_ENABLED", "true"),
+                ("S3_BUCKET", "primary"),
+                ("USE_S3_AS_PRIMARY", "true"),
+                (
+                    "COORDINATOR_URL",
+                    "postgres://sync:pw@db/lancesync?sslmode=require",
+                ),
+                ("COORDINATOR_CA_FILE", "/nonexistent/ca.pem"),
+            ],
+            "COORDINATOR_CA_FILE",
+            "is not a file",
+        ),
+        (
             "a takeover time too short to tell",
             vec![("COORDINATOR_TAKEOVER_SECS", "1")],
             "COORDINATOR_TAKEOVER_SECS",
