@@ -17,7 +17,9 @@ use lancesync_testkit::s3::{Relay, S3Server};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const USERS: [&str; 4] = ["ann", "ben", "cat", "dan"];
+/// Six users for three instances: each instance's fair share is two, so the instance behind
+/// the relay always gets users of its own (with four, the other two could hold them all).
+const USERS: [&str; 6] = ["ann", "ben", "cat", "dan", "eve", "fay"];
 const SOURCES: [&str; 2] = ["notes", "mail"];
 /// Short timings: fence after 1 s, the next holder waits 2 s.
 const TAKEOVER_SECS: u64 = 4;

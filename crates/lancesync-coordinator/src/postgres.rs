@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Row};
 
 use crate::ClusterRun;
 use crate::tls::Transport;
@@ -49,6 +50,9 @@ struct Inner {
     config: Config,
     transport: Transport,
     instance_id: String,
+    /// The sessions' `application_name` (`lancesync:INSTANCE`), by which jobs tell whether
+    /// their instance lives.
+    application: String,
     url_shown: String,
     /// The live session, `None` while reconnecting.
     session: Mutex<Option<Session>>,
@@ -146,10 +150,11 @@ impl PostgresCoordinator {
             .instance_id
             .clone()
             .unwrap_or_else(default_instance_id);
+        let application = format!("lancesync:{instance_id}");
         let takeover = options.takeover;
         // The client side of a cut: connection attempts and dead sockets give up in time.
         config
-            .application_name(format!("lancesync:{instance_id}"))
+            .application_name(&application)
             .connect_timeout(options.fence_after().max(Duration::from_secs(1)))
             .keepalives(true)
             .keepalives_idle((takeover / 8).max(Duration::from_secs(1)))
@@ -162,6 +167,7 @@ impl PostgresCoordinator {
             config,
             transport,
             instance_id,
+            application,
             url_shown,
             session: Mutex::new(None),
             live,
@@ -260,9 +266,7 @@ impl PostgresCoordinator {
             return Ok(Some(hold.writable_at(slot.writable_at)));
         }
     }
-}
 
-impl PostgresCoordinator {
     /// A run's outcome (or none: a skipped run) with [`runs::FINISH`] or [`runs::RECORD`].
     async fn record(
         &self,
@@ -388,6 +392,19 @@ impl Inner {
             _ = live.wait_for(|g| *g != generation) => Err(Error::Lost { user_id: user_id.to_string() }),
             out = work => Ok(out?),
         }
+    }
+
+    /// One statement on the live session (waiting for one), its rows; `what`: the user or
+    /// the part of the coordinator it is for, in errors.
+    async fn query_now(
+        &self,
+        what: &str,
+        statement: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let session = self.wait_session(what, Instant::now()).await?;
+        self.on_session(&session, what, session.client.query(statement, params))
+            .await
     }
 
     /// A live session, waiting up to the takeover time for one.
@@ -567,14 +584,9 @@ impl Coordination for PostgresCoordinator {
     }
 
     async fn sources_since(&self, version: i64) -> Result<Vec<SharedSource>> {
-        let inner = &self.inner;
-        let session = inner.wait_session("(registry)", Instant::now()).await?;
-        let rows = inner
-            .on_session(
-                &session,
-                "(registry)",
-                session.client.query(shared_sources::SINCE, &[&version]),
-            )
+        let rows = self
+            .inner
+            .query_now("(registry)", shared_sources::SINCE, &[&version])
             .await?;
         rows.iter().map(shared_sources::from_row).collect()
     }
@@ -783,32 +795,22 @@ impl Coordination for PostgresCoordinator {
         if sources.is_empty() {
             return Ok(Vec::new());
         }
-        let inner = &self.inner;
-        let session = inner.wait_session("(runs)", Instant::now()).await?;
         let (users, ids): (Vec<&str>, Vec<&str>) = sources
             .iter()
             .map(|(u, s)| (u.as_str(), s.as_str()))
             .unzip();
-        let rows = inner
-            .on_session(
-                &session,
-                "(runs)",
-                session.client.query(runs::DETAILS, &[&users, &ids]),
-            )
+        let rows = self
+            .inner
+            .query_now("(runs)", runs::DETAILS, &[&users, &ids])
             .await?;
         rows.iter().map(runs::run_from_row).collect()
     }
 
     async fn run_history(&self, user_id: &str, keep: usize) -> Result<Vec<String>> {
-        let inner = &self.inner;
-        let session = inner.wait_session(user_id, Instant::now()).await?;
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let rows = inner
-            .on_session(
-                &session,
-                user_id,
-                session.client.query(runs::HISTORY, &[&user_id, &keep]),
-            )
+        let rows = self
+            .inner
+            .query_now(user_id, runs::HISTORY, &[&user_id, &keep])
             .await?;
         rows.iter()
             .map(|row| row.try_get(0).map_err(Error::from))
@@ -821,56 +823,38 @@ impl Coordination for PostgresCoordinator {
 
     async fn save_job(&self, id: &str, user_id: &str, finished: bool, body: &str) -> Result<()> {
         let inner = &self.inner;
-        let session = inner.wait_session(user_id, Instant::now()).await?;
-        let application = format!("lancesync:{}", inner.instance_id);
         let trim = inner
             .records
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(runs::TRIM_EVERY);
         inner
-            .on_session(
-                &session,
+            .query_now(
                 user_id,
-                session.client.query_one(
-                    runs::SAVE_JOB,
-                    &[
-                        &id,
-                        &user_id,
-                        &inner.instance_id,
-                        &application,
-                        &finished,
-                        &body,
-                        &trim,
-                        &runs::JOBS_KEPT_HOURS,
-                    ],
-                ),
+                runs::SAVE_JOB,
+                &[
+                    &id,
+                    &user_id,
+                    &inner.instance_id,
+                    &inner.application,
+                    &finished,
+                    &body,
+                    &trim,
+                    &runs::JOBS_KEPT_HOURS,
+                ],
             )
             .await?;
         Ok(())
     }
 
     async fn job(&self, id: &str) -> Result<Option<SharedJob>> {
-        let inner = &self.inner;
-        let session = inner.wait_session("(jobs)", Instant::now()).await?;
-        let row = inner
-            .on_session(
-                &session,
-                "(jobs)",
-                session.client.query_opt(&runs::job_query(), &[&id]),
-            )
-            .await?;
-        row.as_ref().map(runs::job_from_row).transpose()
+        let rows = self.inner.query_now("(jobs)", runs::JOB, &[&id]).await?;
+        rows.first().map(runs::job_from_row).transpose()
     }
 
     async fn unfinished_jobs(&self, user_id: Option<&str>) -> Result<Vec<SharedJob>> {
-        let inner = &self.inner;
-        let session = inner.wait_session("(jobs)", Instant::now()).await?;
-        let rows = inner
-            .on_session(
-                &session,
-                "(jobs)",
-                session.client.query(&runs::unfinished_query(), &[&user_id]),
-            )
+        let rows = self
+            .inner
+            .query_now("(jobs)", runs::UNFINISHED_JOBS, &[&user_id])
             .await?;
         rows.iter().map(runs::job_from_row).collect()
     }

@@ -75,17 +75,18 @@ pub(crate) const CLAIM: &str = "
     WHERE lancesync_schedule.next_run_at <= now()
     RETURNING 1";
 
-/// The columns `$5`.. of a run's outcome, shared by [`FINISH`] and [`RECORD`]: `$5` runs
-/// (0 or 1), `$6` finished at, `$7` report, `$8` error, `$9` history line, `$10` keep,
-/// `$11` trim.
+/// A run's outcome, [`FINISH`] and [`RECORD`] differing only in what else a conflict
+/// updates: `$1` user, `$2` source, `$3` seconds to the next time of a new row, `$4` the
+/// session, `$5` runs (0 or 1), `$6` finished at, `$7` report, `$8` error, `$9` history line,
+/// `$10` runs kept, `$11` whether to trim the history.
 macro_rules! outcome_sql {
-    ($schedule_insert:literal, $schedule_values:literal, $schedule_update:literal) => {
+    ($schedule_update:literal) => {
         concat!(
             "WITH s AS (
                 INSERT INTO lancesync_schedule (user_id, source_id, last_run_by, changed, runs,
-                    last_run_at, last_report, last_error, running_by", $schedule_insert, ")
-                VALUES ($1, $2, $4, nextval('lancesync_schedule_change'), $5, $6, $7, $8, NULL",
-                    $schedule_values, ")
+                    last_run_at, last_report, last_error, running_by, next_run_at)
+                VALUES ($1, $2, $4, nextval('lancesync_schedule_change'), $5, $6, $7, $8, NULL,
+                    now() + make_interval(secs => $3))
                 ON CONFLICT (user_id, source_id) DO UPDATE SET
                     last_run_by = EXCLUDED.last_run_by,
                     changed = EXCLUDED.changed,
@@ -111,16 +112,12 @@ macro_rules! outcome_sql {
 }
 
 /// A claimed run ended: its outcome, and the source's next time (`$3` seconds from now).
-pub(crate) const FINISH: &str = outcome_sql!(
-    ", next_run_at",
-    ", now() + make_interval(secs => $3)",
-    ", next_run_at = EXCLUDED.next_run_at, running_by = NULL"
-);
+pub(crate) const FINISH: &str =
+    outcome_sql!(", next_run_at = EXCLUDED.next_run_at, running_by = NULL");
 
-/// A run outside the schedule (a scan on request) ended: its outcome only (`$3` unused,
-/// 0); a source never scheduled stays due.
-pub(crate) const RECORD: &str =
-    outcome_sql!(", next_run_at", ", now() + make_interval(secs => $3)", "");
+/// A run outside the schedule (a scan on request) ended: its outcome only; its next time
+/// stays (`$3` 0: a source never scheduled is due).
+pub(crate) const RECORD: &str = outcome_sql!("");
 
 /// The outcome of the given sources (`$1` users, `$2` sources, pairwise).
 pub(crate) const DETAILS: &str = "
@@ -158,24 +155,23 @@ pub(crate) const SAVE_JOB: &str = "
     SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM t)";
 
 /// Jobs with whether their instance's session is still open.
-const JOB_COLUMNS: &str = "
-    SELECT j.id, j.user_id, j.finished, j.body, j.instance,
-           EXISTS (SELECT 1 FROM pg_stat_activity AS a
-                   WHERE a.pid = j.pid AND a.application_name = left(j.application, 63))
-    FROM lancesync_jobs AS j";
+macro_rules! job_columns {
+    () => {
+        "SELECT j.id, j.user_id, j.finished, j.body, j.instance,
+                EXISTS (SELECT 1 FROM pg_stat_activity AS a
+                        WHERE a.pid = j.pid AND a.application_name = left(j.application, 63))
+         FROM lancesync_jobs AS j"
+    };
+}
 
 /// One job.
-pub(crate) fn job_query() -> String {
-    format!("{JOB_COLUMNS} WHERE j.id = $1")
-}
+pub(crate) const JOB: &str = concat!(job_columns!(), " WHERE j.id = $1");
 
 /// The unfinished jobs, of one user (`$1`) or of all (`$1` NULL), oldest first.
-pub(crate) fn unfinished_query() -> String {
-    format!(
-        "{JOB_COLUMNS} WHERE NOT j.finished AND ($1::text IS NULL OR j.user_id = $1) \
-         ORDER BY j.updated_at"
-    )
-}
+pub(crate) const UNFINISHED_JOBS: &str = concat!(
+    job_columns!(),
+    " WHERE NOT j.finished AND ($1::text IS NULL OR j.user_id = $1) ORDER BY j.updated_at"
+);
 
 pub(crate) fn job_from_row(row: &tokio_postgres::Row) -> Result<SharedJob> {
     Ok(SharedJob {

@@ -11,7 +11,7 @@
 //!
 //! [`Coordination::claim_run`]: lancesync_coordinator::Coordination::claim_run
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -90,7 +90,7 @@ impl Orchestrator {
         let now = SystemTime::now();
         let mut due = Vec::new();
         let mut due_anywhere = 0;
-        let mut outdated = Vec::new();
+        let mut outdated = HashMap::new();
         {
             let sources = self.inner.sources.lock().expect("lock");
             for (key, s) in sources.iter() {
@@ -100,7 +100,7 @@ impl Orchestrator {
                 if let Some(&version) = schedule.changed.get(&cluster_key)
                     && version > state.cluster_version
                 {
-                    outdated.push((cluster_key.clone(), version));
+                    outdated.insert(cluster_key.clone(), version);
                 }
                 if !s.spec.enabled || state.running || state.running_on.is_some() {
                     continue;
@@ -146,11 +146,9 @@ impl Orchestrator {
     async fn show_cluster_runs(
         &self,
         coordinator: &SharedCoordinator,
-        outdated: Vec<((String, String), i64)>,
+        outdated: HashMap<(String, String), i64>,
     ) -> Result<()> {
-        let keys: Vec<(String, String)> = outdated.iter().map(|(k, _)| k.clone()).collect();
-        let versions: std::collections::HashMap<(String, String), i64> =
-            outdated.into_iter().collect();
+        let keys: Vec<(String, String)> = outdated.keys().cloned().collect();
         let runs = coordinator
             .run_details(&keys)
             .await
@@ -176,7 +174,7 @@ impl Orchestrator {
                 .last_report
                 .as_deref()
                 .and_then(|text| serde_json::from_str(text).ok());
-            state.cluster_version = versions
+            state.cluster_version = outdated
                 .get(&(run.user_id, run.source_id))
                 .copied()
                 .unwrap_or_default();

@@ -3,61 +3,28 @@
 //! Run: cargo test --workspace --test orchestrator
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lancesync_config::{Config, EnvFile, LoadOptions};
-use lancesync_engine::{Engine, EngineConfig, embedder_from_settings};
+use lancesync_config::Config;
 use lancesync_orchestrator::{HealthStatus, JobState, Orchestrator};
 use lancesync_sources::{LocalFsConfig, SourceSpec};
 
+mod common;
+
+use common::folder;
+
 fn config(work: &Path, extra: &[(&str, &str)]) -> Config {
-    let mut env = BTreeMap::new();
-    env.insert("HOME".to_string(), work.display().to_string());
-    env.insert("LANCEDB_URI".into(), work.join("db").display().to_string());
-    env.insert(
-        "SYNC_STATE_DIR".into(),
-        work.join("state").display().to_string(),
-    );
-    env.insert("CHUNK_CHARACTERS".into(), "300".into());
-    env.insert("CHUNK_OVERLAP".into(), "50".into());
-    for (k, v) in extra {
-        env.insert((*k).into(), (*v).into());
-    }
-    let opts = LoadOptions {
-        env,
-        config_file: None,
-        env_file: EnvFile::Disabled,
-        overrides: Vec::new(),
-        working_dir: work.to_path_buf(),
-    };
-    Config::load(&opts).expect("valid test configuration")
+    let mut settings = vec![("CHUNK_CHARACTERS", "300"), ("CHUNK_OVERLAP", "50")];
+    settings.extend_from_slice(extra);
+    common::config(work, "state", &settings)
 }
 
 fn orchestrator(work: &Path, extra: &[(&str, &str)]) -> Orchestrator {
     let settings = config(work, extra).settings().clone();
-    let engine = Arc::new(
-        Engine::new(
-            EngineConfig::from_settings(&settings),
-            embedder_from_settings(&settings).unwrap(),
-        )
-        .unwrap(),
-    );
+    let engine = Arc::new(common::engine(&settings));
     Orchestrator::new(settings, BTreeMap::new(), engine)
-}
-
-fn folder(work: &Path, name: &str, files: usize) -> PathBuf {
-    let dir = work.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for i in 0..files {
-        std::fs::write(
-            dir.join(format!("note-{i}.md")),
-            format!("# Note {i}\n\nabout gardens and tomatoes, number {i}"),
-        )
-        .unwrap();
-    }
-    dir
 }
 
 fn spec(id: &str, dir: &Path, poll: Option<u64>) -> SourceSpec {

@@ -5,35 +5,21 @@
 //! Run: cargo test --workspace --test shared_registry
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use lancesync_config::{Config, EnvFile, LoadOptions};
 use lancesync_coordinator::{CoordinatorOptions, PostgresCoordinator};
-use lancesync_engine::{Engine, EngineConfig, embedder_from_settings};
 use lancesync_orchestrator::{JobState, Orchestrator, SourceChange};
 use lancesync_sources::{LocalFsConfig, SourceRegistry, SourceSpec};
 use lancesync_testkit::Postgres;
 
+mod common;
+
+use common::folder;
+
 fn settings(work: &Path, state: &str) -> lancesync_config::Settings {
-    let mut env = BTreeMap::new();
-    env.insert("HOME".to_string(), work.display().to_string());
-    env.insert("LANCEDB_URI".into(), work.join("db").display().to_string());
-    env.insert(
-        "SYNC_STATE_DIR".into(),
-        work.join(state).display().to_string(),
-    );
-    env.insert("EMBEDDING_PROVIDER".into(), "builtin".into());
-    let opts = LoadOptions {
-        env,
-        config_file: None,
-        env_file: EnvFile::Disabled,
-        overrides: Vec::new(),
-        working_dir: work.to_path_buf(),
-    };
-    Config::load(&opts)
-        .expect("valid test configuration")
+    common::config(work, state, &[("EMBEDDING_PROVIDER", "builtin")])
         .settings()
         .clone()
 }
@@ -48,28 +34,10 @@ async fn instance(work: &Path, name: &str, url: &str) -> Orchestrator {
     })
     .await
     .expect("join the coordinator");
-    let engine = Engine::new(
-        EngineConfig::from_settings(&settings),
-        embedder_from_settings(&settings).unwrap(),
-    )
-    .unwrap()
-    .with_coordinator(Arc::new(coordinator));
+    let engine = common::engine(&settings).with_coordinator(Arc::new(coordinator));
     let orchestrator = Orchestrator::new(settings, BTreeMap::new(), Arc::new(engine));
     orchestrator.initialize().await.expect("initialize");
     orchestrator
-}
-
-fn folder(work: &Path, name: &str, files: usize) -> PathBuf {
-    let dir = work.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for i in 0..files {
-        std::fs::write(
-            dir.join(format!("note-{i}.md")),
-            format!("# Note {i}\n\nabout gardens and tomatoes, number {i}"),
-        )
-        .unwrap();
-    }
-    dir
 }
 
 fn spec(id: &str, dir: &Path) -> SourceSpec {
