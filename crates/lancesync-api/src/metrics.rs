@@ -160,7 +160,7 @@ impl Collector for OrchestratorCollector {
             counter(
                 &mut encoder,
                 "lancesync_coordinator_statements",
-                "Statements sent to the coordinator, heartbeats included.",
+                "Statements sent to the coordinator, heartbeats and preparations included.",
                 status.statements,
             )?;
             gauge(

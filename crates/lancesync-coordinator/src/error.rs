@@ -1,7 +1,7 @@
 //! The coordinator's errors.
 
 /// What can go wrong coordinating instances.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// `COORDINATOR_URL` is not a PostgreSQL URL this build can use.
     #[error("COORDINATOR_URL {0}")]

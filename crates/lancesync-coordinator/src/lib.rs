@@ -108,7 +108,7 @@ pub struct CoordinatorStatus {
     pub last_contact_ms: Option<u64>,
     /// The users whose writes this instance holds now.
     pub users_held: Vec<String>,
-    /// Statements sent to the coordinator so far (heartbeats included).
+    /// Statements sent to the coordinator so far (heartbeats and preparations included).
     pub statements: u64,
 }
 
@@ -141,15 +141,25 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     /// so that the others count it in [`ClusterSchedule::live_instances`].
     async fn schedule(&self, taking_work: bool) -> Result<ClusterSchedule>;
 
-    /// Claim the run of a source that is due: `None` when another instance holds the user
-    /// now, or the source is not due. The claim holds the user, so no other instance runs
-    /// any of the user's sources meanwhile. A user taken over may be written only once
-    /// [`RunClaim::ready`]. Call [`Coordination::finish_run`] once the run ends; a claim
-    /// dropped without leaves the source due.
-    async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>>;
+    /// Claim the runs of those of a user's sources that are due, in one statement: none when
+    /// another instance holds the user now, and none of the sources not due (or claimed by
+    /// this instance already). The claims hold the user, so no other instance runs any of the
+    /// user's sources meanwhile. A user taken over may be written only once
+    /// [`RunClaim::ready`]. Call [`Coordination::finish_run`] once each run ends; a claim
+    /// dropped without leaves its source due.
+    async fn claim_runs(&self, user_id: &str, source_ids: &[String]) -> Result<Vec<RunClaim>>;
+
+    /// [`Coordination::claim_runs`] of one source: `None` when it is not claimed.
+    async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>> {
+        Ok(self
+            .claim_runs(user_id, &[source_id.to_string()])
+            .await?
+            .pop())
+    }
 
     /// The claimed run ended (`outcome`, unless it was skipped): the source is due again in
-    /// `next_in`.
+    /// `next_in`. Runs that end together are written together (one statement while the
+    /// previous one is under way), so it returns once the run's end is written.
     async fn finish_run(
         &self,
         claim: RunClaim,
@@ -201,14 +211,15 @@ pub struct ClusterSchedule {
     pub changed: std::collections::HashMap<(String, String), i64>,
 }
 
-/// This instance's claim on one run of a source (see [`Coordination::claim_run`]).
+/// This instance's claim on one run of a source (see [`Coordination::claim_runs`]).
 /// It holds the user (as [`Coordination::hold`] does) until dropped.
 pub struct RunClaim {
     /// User.
     pub user_id: String,
     /// Source.
     pub source_id: String,
-    pub(crate) hold: Option<UserHold>,
+    /// The user's hold, shared by the claims made together.
+    pub(crate) hold: Option<std::sync::Arc<UserHold>>,
     pub(crate) on_drop: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
@@ -225,7 +236,7 @@ impl RunClaim {
     /// How long until the claimed user may be written (a user taken over from a holder that
     /// never gave it back); `None` when it may be now.
     pub fn ready_in(&self) -> Option<Duration> {
-        self.hold.as_ref().and_then(UserHold::ready_in)
+        self.hold.as_deref().and_then(UserHold::ready_in)
     }
 
     /// Wait until the claimed user may be written; [`Error::Lost`] if the claim is lost

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, Row};
+use tokio_postgres::{Client, Config, Row, Statement};
 
 use crate::ClusterRun;
 use crate::tls::Transport;
@@ -29,6 +29,68 @@ const LOCK_POLL: Duration = Duration::from_millis(200);
 /// give back the lock (three statements) for nothing. An eighth of the takeover time when
 /// that is shorter.
 const LINGER: Duration = Duration::from_millis(1500);
+
+/// Take a user's lock (`$1` its key), and name this session (`$3`) its writer (`$2` the user),
+/// in one statement: whether it was taken, the previous holder's name, and the row (written
+/// only with the lock).
+const ACQUIRE: &str = "
+    WITH got AS (SELECT pg_try_advisory_lock($1) AS ok),
+    previous AS (SELECT holder FROM lancesync_writers WHERE user_id = $2),
+    mine AS (
+        INSERT INTO lancesync_writers (user_id, holder, pid)
+        SELECT $2, $3, pg_backend_pid() FROM got WHERE got.ok
+        ON CONFLICT (user_id) DO UPDATE SET holder = EXCLUDED.holder,
+            pid = EXCLUDED.pid, since = now()
+        RETURNING 1)
+    SELECT got.ok, (SELECT holder FROM previous), (SELECT count(*) FROM mine) FROM got";
+
+/// Users given back: this session (`$2`) no longer writes them (`$1`).
+const FORGET_HOLDERS: &str =
+    "DELETE FROM lancesync_writers WHERE holder = $2 AND user_id = ANY($1::text[])";
+
+/// Users' locks given back (`$1` their keys).
+const UNLOCK: &str = "SELECT pg_advisory_unlock(key) FROM unnest($1::bigint[]) AS key";
+
+/// Say whether this session (`$1`) takes scheduled work (`$2`), and forget dead instances.
+const ANNOUNCE: &str = "
+    WITH mine AS (
+        INSERT INTO lancesync_instances (session, pid, taking_work)
+        VALUES ($1, pg_backend_pid(), $2)
+        ON CONFLICT (session) DO UPDATE SET taking_work = EXCLUDED.taking_work
+        RETURNING 1),
+    gone AS (
+        DELETE FROM lancesync_instances AS i WHERE NOT EXISTS (
+            SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = i.pid)
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM mine), (SELECT count(*) FROM gone)";
+
+/// Each source's time to its next run (ms, negative when overdue), its outcome's version,
+/// and the session running it when that is another (`$1` this one) and alive.
+const SCHEDULE: &str = "
+    SELECT s.user_id, s.source_id,
+        (extract(epoch FROM s.next_run_at - now()) * 1000)::bigint,
+        s.changed,
+        CASE WHEN s.running_by <> $1 AND EXISTS (
+            SELECT 1 FROM lancesync_writers AS w
+            JOIN pg_stat_activity AS a ON a.pid = w.pid
+            WHERE w.user_id = s.user_id AND w.holder = s.running_by)
+        THEN s.running_by END
+    FROM lancesync_schedule AS s";
+
+/// The users other live sessions than `$1` hold.
+const HELD_ELSEWHERE: &str = "
+    SELECT w.user_id FROM lancesync_writers AS w WHERE w.holder <> $1
+    AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = w.pid)";
+
+/// The live instances taking scheduled work.
+const LIVE_INSTANCES: &str = "
+    SELECT count(*) FROM lancesync_instances AS i WHERE i.taking_work
+    AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = i.pid)";
+
+/// How long the end of a run waits for others to be written with it: runs' ends are written
+/// to the schedule in one statement per this long at most (others read the schedule once a
+/// second), not one per run.
+const GATHER: Duration = Duration::from_millis(50);
 
 /// The coordinator of one instance, backed by PostgreSQL. Cheap to clone.
 #[derive(Clone)]
@@ -61,7 +123,7 @@ struct Inner {
     generations: AtomicU64,
     /// Numbers the takings over of users, for [`UserHold::takeover_id`].
     takeovers: AtomicU64,
-    /// Statements sent, heartbeats included.
+    /// Statements sent, heartbeats and preparations included.
     statements: AtomicU64,
     last_contact: Mutex<Option<Instant>>,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
@@ -75,6 +137,38 @@ struct Inner {
     announced: Mutex<Option<(u64, bool)>>,
     /// Runs and jobs recorded: old ones are trimmed every [`runs::TRIM_EVERY`].
     records: AtomicU64,
+    /// Ends of claimed runs waiting to be written ([`Inner::finish_together`]).
+    finishing: Mutex<Vec<Finishing>>,
+    /// Held while ends of runs are written.
+    finish_writer: tokio::sync::Mutex<()>,
+    /// Users waiting to be given back ([`Inner::release_together`]).
+    releasing: Mutex<Vec<Releasing>>,
+    /// Held while users are given back.
+    release_writer: tokio::sync::Mutex<()>,
+}
+
+/// A user given back, waiting to be written with others; its slot stays locked until then,
+/// so that the user is not taken again here meanwhile.
+struct Releasing {
+    user_id: String,
+    generation: u64,
+    _slot: tokio::sync::OwnedMutexGuard<Slot>,
+}
+
+/// One run's outcome to record (`record`: none for a run skipped).
+struct Outcome {
+    user_id: String,
+    source_id: String,
+    next_in: Duration,
+    record: Option<RunRecord>,
+}
+
+/// A claimed run's end, waiting to be written with others.
+struct Finishing {
+    outcome: Outcome,
+    /// The session its claim's hold was taken on.
+    generation: u64,
+    written: oneshot::Sender<Result<()>>,
 }
 
 #[derive(Clone)]
@@ -83,6 +177,8 @@ struct Session {
     generation: u64,
     /// This session's name in `lancesync_writers.holder`.
     name: String,
+    /// The statements prepared on this session, by their text.
+    prepared: Arc<Mutex<HashMap<&'static str, Statement>>>,
 }
 
 /// One user's holds in this instance.
@@ -181,6 +277,10 @@ impl PostgresCoordinator {
             job_block: AtomicU64::new(0),
             announced: Mutex::new(None),
             records: AtomicU64::new(0),
+            finishing: Mutex::default(),
+            finish_writer: tokio::sync::Mutex::new(()),
+            releasing: Mutex::default(),
+            release_writer: tokio::sync::Mutex::new(()),
         });
         let (client, done) = inner.open_session().await.map_err(|e| match e {
             Error::Query(reason) => Error::Unreachable {
@@ -213,28 +313,37 @@ impl PostgresCoordinator {
         &self.inner.instance_id
     }
 
-    /// Statements this instance has sent to PostgreSQL (heartbeats included): what the
-    /// coordination costs, for benchmarks and metrics.
+    /// Statements this instance has sent to PostgreSQL (heartbeats and preparations
+    /// included): what the coordination costs, for benchmarks and metrics.
     pub fn statements_sent(&self) -> u64 {
         self.inner.statements.load(Ordering::Relaxed)
     }
 
     /// The user's hold: waiting for another instance to give it back (`wait`), or `None`
-    /// when another instance holds it.
-    async fn hold_user(&self, user_id: &str, wait: bool) -> Result<Option<UserHold>> {
+    /// when another instance holds it. With `claim` (sources of the user), the due ones are
+    /// claimed too ([`runs::CLAIM`]) when that takes no round trip more (the user was not
+    /// held here): the claimed ones come back with the hold.
+    async fn hold_user(
+        &self,
+        user_id: &str,
+        wait: bool,
+        claim: &[&str],
+    ) -> Result<Option<(UserHold, Option<Vec<Row>>)>> {
         let inner = &self.inner;
         let started = Instant::now();
         let slot = inner.slot(user_id);
         let mut slot = slot.lock().await;
         loop {
             let session = inner.wait_session(user_id, started).await?;
+            let mut claimed = None;
             // Held here already (or still, lingering): share it.
             if slot.generation == session.generation {
                 slot.holders += 1;
                 slot.epoch += 1;
             } else {
-                match inner.acquire(&session, user_id, wait).await {
-                    Ok(Some(taken_over)) => {
+                match inner.acquire(&session, user_id, wait, claim).await {
+                    Ok(Some((taken_over, rows))) => {
+                        claimed = rows;
                         slot.holders = 1;
                         slot.epoch += 1;
                         slot.generation = session.generation;
@@ -263,59 +372,114 @@ impl PostgresCoordinator {
                 inner.live.subscribe(),
                 Box::new(give_back),
             );
-            return Ok(Some(hold.writable_at(slot.writable_at)));
+            return Ok(Some((hold.writable_at(slot.writable_at), claimed)));
         }
-    }
-
-    /// A run's outcome (or none: a skipped run) with [`runs::FINISH`] or [`runs::RECORD`].
-    async fn record(
-        &self,
-        session: &Session,
-        statement: &str,
-        user_id: &str,
-        source_id: &str,
-        next_in: Duration,
-        outcome: Option<&RunRecord>,
-    ) -> Result<()> {
-        let inner = &self.inner;
-        let runs_added: i64 = i64::from(outcome.is_some());
-        let finished_at = outcome.map(|o| o.finished_at.as_str());
-        let report = outcome.and_then(|o| o.report.as_deref());
-        let error = outcome.and_then(|o| o.error.as_deref());
-        let summary = outcome.and_then(|o| o.summary.as_deref());
-        let keep = i64::try_from(runs::RUNS_KEPT).unwrap_or(i64::MAX);
-        let trim = outcome.is_some()
-            && inner
-                .records
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(runs::TRIM_EVERY);
-        inner
-            .on_session(
-                session,
-                user_id,
-                session.client.query_one(
-                    statement,
-                    &[
-                        &user_id,
-                        &source_id,
-                        &next_in.as_secs_f64(),
-                        &session.name,
-                        &runs_added,
-                        &finished_at,
-                        &report,
-                        &error,
-                        &summary,
-                        &keep,
-                        &trim,
-                    ],
-                ),
-            )
-            .await?;
-        Ok(())
     }
 }
 
 impl Inner {
+    /// Runs' outcomes with [`runs::FINISH`] or [`runs::RECORD`], in one statement (one
+    /// source at most once).
+    async fn record(
+        &self,
+        session: &Session,
+        statement: &'static str,
+        outcomes: &[Outcome],
+    ) -> Result<()> {
+        let Some(first) = outcomes.first() else {
+            return Ok(());
+        };
+        let records = outcomes.iter().map(|o| o.record.as_ref());
+        let users: Vec<&str> = outcomes.iter().map(|o| o.user_id.as_str()).collect();
+        let sources: Vec<&str> = outcomes.iter().map(|o| o.source_id.as_str()).collect();
+        let next_in: Vec<f64> = outcomes.iter().map(|o| o.next_in.as_secs_f64()).collect();
+        let runs_added: Vec<i64> = records.clone().map(|r| i64::from(r.is_some())).collect();
+        let finished_at: Vec<Option<&str>> = records
+            .clone()
+            .map(|r| r.map(|r| r.finished_at.as_str()))
+            .collect();
+        let reports: Vec<Option<&str>> = records
+            .clone()
+            .map(|r| r.and_then(|r| r.report.as_deref()))
+            .collect();
+        let errors: Vec<Option<&str>> = records
+            .clone()
+            .map(|r| r.and_then(|r| r.error.as_deref()))
+            .collect();
+        let summaries: Vec<Option<&str>> = records
+            .clone()
+            .map(|r| r.and_then(|r| r.summary.as_deref()))
+            .collect();
+        let trim: Vec<bool> = records
+            .map(|r| {
+                r.is_some()
+                    && self
+                        .records
+                        .fetch_add(1, Ordering::Relaxed)
+                        .is_multiple_of(runs::TRIM_EVERY)
+            })
+            .collect();
+        let keep = i64::try_from(runs::RUNS_KEPT).unwrap_or(i64::MAX);
+        self.query_one(
+            session,
+            &first.user_id,
+            statement,
+            &[
+                &users,
+                &sources,
+                &next_in,
+                &runs_added,
+                &finished_at,
+                &reports,
+                &errors,
+                &summaries,
+                &trim,
+                &session.name,
+                &keep,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Write the ends of the claimed runs waiting, in one statement: those that end within
+    /// [`GATHER`] of the first, and while the write is under way, go together (a group
+    /// commit), so that a busy instance records many runs per statement.
+    async fn finish_together(&self) {
+        let _writer = self.finish_writer.lock().await;
+        if lock(&self.finishing).is_empty() {
+            // Written by the writer before.
+            return;
+        }
+        tokio::time::sleep(GATHER).await;
+        let waiting = std::mem::take(&mut *lock(&self.finishing));
+        let session = self.current();
+        let mut batch = Vec::with_capacity(waiting.len());
+        for finishing in waiting {
+            if session
+                .as_ref()
+                .is_some_and(|s| s.generation == finishing.generation)
+            {
+                batch.push((finishing.outcome, finishing.written));
+            } else {
+                // A hold lost with its session: the run stays due, for whoever claims it
+                // next.
+                let _ = finishing.written.send(Ok(()));
+            }
+        }
+        let Some(session) = session.filter(|_| !batch.is_empty()) else {
+            return;
+        };
+        // Claims are one per source (`claimed`), so no source comes twice; in order, so that
+        // instances writing at once lock rows in the same order.
+        batch.sort_by(|(a, _), (b, _)| (&a.user_id, &a.source_id).cmp(&(&b.user_id, &b.source_id)));
+        let (outcomes, written): (Vec<Outcome>, Vec<_>) = batch.into_iter().unzip();
+        let result = self.record(&session, runs::FINISH, &outcomes).await;
+        for done in written {
+            let _ = done.send(result.clone());
+        }
+    }
+
     /// A new session: connected, its server-side timeouts set, the schema checked.
     async fn open_session(&self) -> Result<(Arc<Client>, JoinHandle<()>)> {
         let wait = self.options.fence_after().max(Duration::from_secs(1));
@@ -357,6 +521,7 @@ impl Inner {
             client,
             generation,
             name: format!("{}#{generation}", self.instance_id),
+            prepared: Arc::default(),
         });
         *lock(&self.last_contact) = Some(Instant::now());
         self.live.send_replace(generation);
@@ -394,17 +559,61 @@ impl Inner {
         }
     }
 
-    /// One statement on the live session (waiting for one), its rows; `what`: the user or
-    /// the part of the coordinator it is for, in errors.
+    /// `sql` prepared on `session`: once per session, so that each later use of it is one
+    /// round trip (a statement given as text is prepared again every time, a round trip
+    /// more).
+    async fn prepared(
+        &self,
+        session: &Session,
+        what: &str,
+        sql: &'static str,
+    ) -> Result<Statement> {
+        if let Some(statement) = lock(&session.prepared).get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .on_session(session, what, session.client.prepare(sql))
+            .await?;
+        lock(&session.prepared).insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// `sql` on `session`, its rows; `what`: the user or the part of the coordinator it is
+    /// for, in errors.
+    async fn query(
+        &self,
+        session: &Session,
+        what: &str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let statement = self.prepared(session, what, sql).await?;
+        self.on_session(session, what, session.client.query(&statement, params))
+            .await
+    }
+
+    /// `sql` on `session`, its one row.
+    async fn query_one(
+        &self,
+        session: &Session,
+        what: &str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        let statement = self.prepared(session, what, sql).await?;
+        self.on_session(session, what, session.client.query_one(&statement, params))
+            .await
+    }
+
+    /// One statement on the live session (waiting for one), its rows.
     async fn query_now(
         &self,
         what: &str,
-        statement: &str,
+        sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
         let session = self.wait_session(what, Instant::now()).await?;
-        self.on_session(&session, what, session.client.query(statement, params))
-            .await
+        self.query(&session, what, sql, params).await
     }
 
     /// A live session, waiting up to the takeover time for one.
@@ -429,32 +638,48 @@ impl Inner {
     /// whether it was taken over from a holder that never gave it back (the hold then waits
     /// for that holder to have fenced itself before writing: [`UserHold::ready`]). Without
     /// `wait`, `None` when another instance holds the user.
-    async fn acquire(&self, session: &Session, user_id: &str, wait: bool) -> Result<Option<bool>> {
+    ///
+    /// With `claim` (sources of the user), [`runs::CLAIM`] is sent right behind the lock's
+    /// statement, in the same round trip; it claims nothing unless the lock was taken (it
+    /// runs after the lock's statement has committed this session's row). Its rows come
+    /// back with the lock.
+    async fn acquire(
+        &self,
+        session: &Session,
+        user_id: &str,
+        wait: bool,
+        claim: &[&str],
+    ) -> Result<Option<(bool, Option<Vec<Row>>)>> {
         let key = lock_key(user_id);
-        let client = &session.client;
         let mut waiting_logged = false;
-        // One statement: the lock, the previous holder, and this session's row (written only
-        // with the lock).
-        let previous = loop {
-            let row = self
-                .on_session(
-                    session,
-                    user_id,
-                    client.query_one(
-                        "WITH got AS (SELECT pg_try_advisory_lock($1) AS ok), \
-                         previous AS (SELECT holder FROM lancesync_writers WHERE user_id = $2), \
-                         mine AS (INSERT INTO lancesync_writers (user_id, holder, pid) \
-                             SELECT $2, $3, pg_backend_pid() FROM got WHERE got.ok \
-                             ON CONFLICT (user_id) DO UPDATE SET holder = EXCLUDED.holder, \
-                             pid = EXCLUDED.pid, since = now() \
-                             RETURNING 1) \
-                         SELECT got.ok, (SELECT holder FROM previous), (SELECT count(*) FROM mine) FROM got",
-                        &[&key, &user_id, &session.name],
-                    ),
-                )
-                .await?;
+        let mut claim = (!claim.is_empty()).then_some(claim);
+        let (previous, claimed) = loop {
+            let (row, claimed) = match claim.take() {
+                None => (
+                    self.query_one(session, user_id, ACQUIRE, &[&key, &user_id, &session.name])
+                        .await?,
+                    None,
+                ),
+                Some(sources) => {
+                    let acquire = self.prepared(session, user_id, ACQUIRE).await?;
+                    let claim = self.prepared(session, user_id, runs::CLAIM).await?;
+                    let acquire_params: [&(dyn ToSql + Sync); 3] = [&key, &user_id, &session.name];
+                    let claim_params: [&(dyn ToSql + Sync); 3] =
+                        [&user_id, &sources, &session.name];
+                    let client = &session.client;
+                    let (row, rows) = tokio::try_join!(
+                        self.on_session(
+                            session,
+                            user_id,
+                            client.query_one(&acquire, &acquire_params)
+                        ),
+                        self.on_session(session, user_id, client.query(&claim, &claim_params)),
+                    )?;
+                    (row, Some(rows))
+                }
+            };
             if row.try_get::<_, bool>(0)? {
-                break row.try_get::<_, Option<String>>(1)?;
+                break (row.try_get::<_, Option<String>>(1)?, claimed);
             }
             if !wait {
                 return Ok(None);
@@ -473,7 +698,7 @@ impl Inner {
                 "taking over a user whose writer never gave it back; waiting for it to have stopped"
             );
         }
-        Ok(Some(taken_over))
+        Ok(Some((taken_over, claimed)))
     }
 
     fn slot(&self, user_id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -502,7 +727,7 @@ impl Inner {
             slot.epoch
         };
         tokio::time::sleep(LINGER.min(self.options.takeover / 8)).await;
-        let mut slot = slot.lock().await;
+        let mut slot = slot.lock_owned().await;
         if slot.epoch != epoch || slot.holders > 0 || slot.generation != generation {
             return;
         }
@@ -510,32 +735,58 @@ impl Inner {
         slot.takeover = None;
         slot.writable_at = None;
         lock(&self.held).remove(user_id);
-        let Some(session) = self.current().filter(|s| s.generation == generation) else {
+        if self.current().is_none_or(|s| s.generation != generation) {
+            return;
+        }
+        lock(&self.releasing).push(Releasing {
+            user_id: user_id.to_string(),
+            generation,
+            _slot: slot,
+        });
+        self.release_together().await;
+    }
+
+    /// Give back the users waiting to be, in one round trip: those given back within
+    /// [`GATHER`] of the first, and while the write is under way, go together.
+    async fn release_together(&self) {
+        let _writer = self.release_writer.lock().await;
+        if lock(&self.releasing).is_empty() {
+            // Given back by the writer before.
+            return;
+        }
+        tokio::time::sleep(GATHER).await;
+        // Dropped at the end: the users are not taken again here before they are given back.
+        let waiting = std::mem::take(&mut *lock(&self.releasing));
+        // The locks of a session that ended went with it.
+        let Some(session) = self.current() else {
             return;
         };
-        // The row first: a row left behind only makes the next holder wait and repair (the
-        // unlock is not transactional: in one statement, another instance could take the
-        // lock before the row's deletion is committed).
-        let client = &session.client;
+        let users: Vec<&str> = waiting
+            .iter()
+            .filter(|r| r.generation == session.generation)
+            .map(|r| r.user_id.as_str())
+            .collect();
+        let Some(first) = users.first().copied() else {
+            return;
+        };
+        let keys: Vec<i64> = users.iter().map(|user| lock_key(user)).collect();
+        // The rows first: a row left behind only makes the next holder wait and repair (the
+        // unlock is not transactional: in one statement, another instance could take a lock
+        // before the row's deletion is committed). Both are sent at once (one round trip) and
+        // run one after the other, each its own transaction, in the order sent.
         let released = async {
-            self.on_session(
-                &session,
-                user_id,
-                client.execute(
-                    "DELETE FROM lancesync_writers WHERE user_id = $1 AND holder = $2",
-                    &[&user_id, &session.name],
-                ),
+            let forget = self.prepared(&session, first, FORGET_HOLDERS).await?;
+            let unlock = self.prepared(&session, first, UNLOCK).await?;
+            let client = &session.client;
+            let forget_params: [&(dyn ToSql + Sync); 2] = [&users, &session.name];
+            let unlock_params: [&(dyn ToSql + Sync); 1] = [&keys];
+            tokio::try_join!(
+                self.on_session(&session, first, client.execute(&forget, &forget_params)),
+                self.on_session(&session, first, client.query(&unlock, &unlock_params)),
             )
-            .await?;
-            self.on_session(
-                &session,
-                user_id,
-                client.query_one("SELECT pg_advisory_unlock($1)", &[&lock_key(user_id)]),
-            )
-            .await
         };
         if let Err(e) = released.await {
-            tracing::warn!(user = user_id, error = %e, "could not give a user back to the coordinator; it is freed with the session");
+            tracing::warn!(users = users.len(), error = %e, "could not give users back to the coordinator; they are freed with the session");
         }
     }
 }
@@ -543,8 +794,8 @@ impl Inner {
 #[async_trait::async_trait]
 impl Coordination for PostgresCoordinator {
     async fn hold(&self, user_id: &str) -> Result<UserHold> {
-        let hold = self
-            .hold_user(user_id, true)
+        let (hold, _) = self
+            .hold_user(user_id, true, &[])
             .await?
             .ok_or_else(|| Error::Query("a waiting hold came back empty".into()))?;
         hold.ready().await?;
@@ -560,23 +811,20 @@ impl Coordination for PostgresCoordinator {
         let inner = &self.inner;
         let session = inner.wait_session(user_id, Instant::now()).await?;
         let row = inner
-            .on_session(
+            .query_one(
                 &session,
                 user_id,
-                session.client.query_one(
-                    shared_sources::PUBLISH,
-                    &[&user_id, &source_id, &entry, &shared_sources::REGISTRY_LOCK],
-                ),
+                shared_sources::PUBLISH,
+                &[&user_id, &source_id, &entry, &shared_sources::REGISTRY_LOCK],
             )
             .await?;
         if entry.is_none() {
             inner
-                .on_session(
+                .query_one(
                     &session,
                     user_id,
-                    session
-                        .client
-                        .query_one(runs::FORGET_SOURCE, &[&user_id, &source_id]),
+                    runs::FORGET_SOURCE,
+                    &[&user_id, &source_id],
                 )
                 .await?;
         }
@@ -594,48 +842,21 @@ impl Coordination for PostgresCoordinator {
     async fn schedule(&self, taking_work: bool) -> Result<ClusterSchedule> {
         let inner = &self.inner;
         let session = inner.wait_session("(schedule)", Instant::now()).await?;
-        let client = &session.client;
         // Say whether this instance takes work, once per session and change.
         let state = (session.generation, taking_work);
         if *lock(&inner.announced) != Some(state) {
             inner
-                .on_session(
+                .query_one(
                     &session,
                     "(schedule)",
-                    client.query_one(
-                        "WITH mine AS ( \
-                             INSERT INTO lancesync_instances (session, pid, taking_work) \
-                             VALUES ($1, pg_backend_pid(), $2) \
-                             ON CONFLICT (session) DO UPDATE SET taking_work = EXCLUDED.taking_work \
-                             RETURNING 1), \
-                         gone AS ( \
-                             DELETE FROM lancesync_instances AS i WHERE NOT EXISTS ( \
-                                 SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = i.pid) \
-                             RETURNING 1) \
-                         SELECT (SELECT count(*) FROM mine), (SELECT count(*) FROM gone)",
-                        &[&session.name, &taking_work],
-                    ),
+                    ANNOUNCE,
+                    &[&session.name, &taking_work],
                 )
                 .await?;
             *lock(&inner.announced) = Some(state);
         }
         let rows = inner
-            .on_session(
-                &session,
-                "(schedule)",
-                client.query(
-                    "SELECT s.user_id, s.source_id, \
-                     (extract(epoch FROM s.next_run_at - now()) * 1000)::bigint, \
-                     s.changed, \
-                     CASE WHEN s.running_by <> $1 AND EXISTS ( \
-                         SELECT 1 FROM lancesync_writers AS w \
-                         JOIN pg_stat_activity AS a ON a.pid = w.pid \
-                         WHERE w.user_id = s.user_id AND w.holder = s.running_by) \
-                     THEN s.running_by END \
-                     FROM lancesync_schedule AS s",
-                    &[&session.name],
-                ),
-            )
+            .query(&session, "(schedule)", SCHEDULE, &[&session.name])
             .await?;
         let mut schedule = ClusterSchedule::default();
         for row in rows {
@@ -662,45 +883,37 @@ impl Coordination for PostgresCoordinator {
                 .insert(key, Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         }
         let writers = inner
-            .on_session(
-                &session,
-                "(schedule)",
-                client.query(
-                    "SELECT w.user_id FROM lancesync_writers AS w WHERE w.holder <> $1 \
-                     AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = w.pid)",
-                    &[&session.name],
-                ),
-            )
+            .query(&session, "(schedule)", HELD_ELSEWHERE, &[&session.name])
             .await?;
         for row in writers {
             schedule.held_elsewhere.insert(row.try_get(0)?);
         }
         let live: i64 = inner
-            .on_session(
-                &session,
-                "(schedule)",
-                client.query_one(
-                    "SELECT count(*) FROM lancesync_instances AS i WHERE i.taking_work \
-                     AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = i.pid)",
-                    &[],
-                ),
-            )
+            .query_one(&session, "(schedule)", LIVE_INSTANCES, &[])
             .await?
             .try_get(0)?;
         schedule.live_instances = usize::try_from(live).unwrap_or(1).max(1);
         Ok(schedule)
     }
 
-    async fn claim_run(&self, user_id: &str, source_id: &str) -> Result<Option<RunClaim>> {
+    async fn claim_runs(&self, user_id: &str, source_ids: &[String]) -> Result<Vec<RunClaim>> {
         let inner = &self.inner;
-        let run = (user_id.to_string(), source_id.to_string());
-        if !lock(&inner.claimed).insert(run.clone()) {
-            return Ok(None);
+        // Not the runs this instance has claimed already (nor one twice).
+        let wanted: Vec<&str> = {
+            let mut claimed = lock(&inner.claimed);
+            source_ids
+                .iter()
+                .filter(|s| claimed.insert((user_id.to_string(), s.to_string())))
+                .map(String::as_str)
+                .collect()
+        };
+        if wanted.is_empty() {
+            return Ok(Vec::new());
         }
         // The user's hold, without waiting: with it, no other instance runs any of the
-        // user's sources, so whether this one is due cannot change under the run.
+        // user's sources, so whether they are due cannot change under the runs.
         let claimed = async {
-            let Some(hold) = self.hold_user(user_id, false).await? else {
+            let Some((hold, claimed)) = self.hold_user(user_id, false, &wanted).await? else {
                 return Ok(None);
             };
             let Some(session) = inner
@@ -709,41 +922,60 @@ impl Coordination for PostgresCoordinator {
             else {
                 return Ok(None);
             };
-            // Due, and now marked as running here; not due: no row.
-            let due = inner
-                .on_session(
-                    &session,
-                    user_id,
-                    session
-                        .client
-                        .query_opt(runs::CLAIM, &[&user_id, &source_id, &session.name]),
-                )
-                .await?
-                .is_some();
-            Ok(due.then_some(hold))
+            // The due ones, now marked as running here (in the round trip that took the
+            // user, when it was taken now).
+            let rows = match claimed {
+                Some(rows) => rows,
+                None => {
+                    inner
+                        .query(
+                            &session,
+                            user_id,
+                            runs::CLAIM,
+                            &[&user_id, &wanted, &session.name],
+                        )
+                        .await?
+                }
+            };
+            let due = rows
+                .iter()
+                .map(|row| row.try_get::<_, String>(0))
+                .collect::<std::result::Result<BTreeSet<String>, _>>()?;
+            Ok(Some((Arc::new(hold), due)))
         };
-        match claimed.await {
-            Ok(Some(hold)) => {
-                let forget = {
-                    let inner = Arc::downgrade(&self.inner);
-                    move || {
-                        if let Some(inner) = inner.upgrade() {
-                            lock(&inner.claimed).remove(&run);
-                        }
-                    }
-                };
-                Ok(Some(RunClaim {
-                    user_id: user_id.to_string(),
-                    source_id: source_id.to_string(),
-                    hold: Some(hold),
-                    on_drop: Some(Box::new(forget)),
-                }))
-            }
+        let (hold, due) = match claimed.await {
+            Ok(Some(claimed)) => claimed,
             other => {
-                lock(&inner.claimed).remove(&run);
-                other.map(|_| None)
+                let mut claimed = lock(&inner.claimed);
+                for source in &wanted {
+                    claimed.remove(&(user_id.to_string(), source.to_string()));
+                }
+                return other.map(|_| Vec::new());
             }
+        };
+        let mut claims = Vec::with_capacity(due.len());
+        for source in wanted {
+            let run = (user_id.to_string(), source.to_string());
+            if !due.contains(source) {
+                lock(&inner.claimed).remove(&run);
+                continue;
+            }
+            let forget = {
+                let inner = Arc::downgrade(&self.inner);
+                move || {
+                    if let Some(inner) = inner.upgrade() {
+                        lock(&inner.claimed).remove(&run);
+                    }
+                }
+            };
+            claims.push(RunClaim {
+                user_id: user_id.to_string(),
+                source_id: source.to_string(),
+                hold: Some(Arc::clone(&hold)),
+                on_drop: Some(Box::new(forget)),
+            });
         }
+        Ok(claims)
     }
 
     async fn finish_run(
@@ -757,38 +989,39 @@ impl Coordination for PostgresCoordinator {
         let Some(hold) = claim.hold.as_ref().filter(|h| h.is_live()) else {
             return Ok(());
         };
-        let Some(session) = inner
-            .current()
-            .filter(|s| s.generation == hold.generation())
-        else {
-            return Ok(());
-        };
-        self.record(
-            &session,
-            runs::FINISH,
-            &claim.user_id,
-            &claim.source_id,
-            next_in,
-            outcome,
-        )
-        .await
-        // Dropping the claim gives the user's hold back (after the linger).
+        let (done, written) = oneshot::channel();
+        lock(&inner.finishing).push(Finishing {
+            outcome: Outcome {
+                user_id: claim.user_id.clone(),
+                source_id: claim.source_id.clone(),
+                next_in,
+                record: outcome.cloned(),
+            },
+            generation: hold.generation(),
+            written: done,
+        });
+        // In a task of its own: a caller that stops waiting does not stop the others' write.
+        let writer = Arc::clone(inner);
+        tokio::spawn(async move { writer.finish_together().await });
+        let result = written
+            .await
+            .unwrap_or_else(|_| Err(Error::Query("the run's end was not written".into())));
+        // Dropping the claim (only now: the source is not claimed again before its end is
+        // written) gives the user's hold back (after the linger).
+        drop(claim);
+        result
     }
 
     async fn record_run(&self, outcome: &RunRecord) -> Result<()> {
-        let session = self
-            .inner
-            .wait_session(&outcome.user_id, Instant::now())
-            .await?;
-        self.record(
-            &session,
-            runs::RECORD,
-            &outcome.user_id,
-            &outcome.source_id,
-            Duration::ZERO,
-            Some(outcome),
-        )
-        .await
+        let inner = &self.inner;
+        let session = inner.wait_session(&outcome.user_id, Instant::now()).await?;
+        let outcome = Outcome {
+            user_id: outcome.user_id.clone(),
+            source_id: outcome.source_id.clone(),
+            next_in: Duration::ZERO,
+            record: Some(outcome.clone()),
+        };
+        inner.record(&session, runs::RECORD, &[outcome]).await
     }
 
     async fn run_details(&self, sources: &[(String, String)]) -> Result<Vec<ClusterRun>> {

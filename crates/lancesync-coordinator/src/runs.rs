@@ -65,28 +65,38 @@ pub(crate) const TRIM_EVERY: u64 = 64;
 /// Finished jobs are forgotten after this long.
 pub(crate) const JOBS_KEPT_HOURS: i32 = 24;
 
-/// Mark a due source as running on this session (`$3`), in the statement that checks it is
-/// due: no row when it is not due. A source never scheduled is due.
+/// Mark the due ones among a user's sources (`$1` the user, `$2` the sources, distinct) as
+/// running on this session (`$3`), in the statement that checks they are due: a row for each
+/// source claimed. A source never scheduled is due. Nothing unless this session is the
+/// user's writer (its row is written only with the user's lock).
 pub(crate) const CLAIM: &str = "
     INSERT INTO lancesync_schedule (user_id, source_id, next_run_at, last_run_by, running_by, changed)
-    VALUES ($1, $2, now(), $3, $3, nextval('lancesync_schedule_change'))
+    SELECT $1, wanted.source_id, now(), $3, $3, nextval('lancesync_schedule_change')
+    FROM unnest($2::text[]) AS wanted (source_id)
+    WHERE EXISTS (SELECT 1 FROM lancesync_writers AS w WHERE w.user_id = $1 AND w.holder = $3)
     ON CONFLICT (user_id, source_id) DO UPDATE SET
         running_by = EXCLUDED.running_by, changed = EXCLUDED.changed
     WHERE lancesync_schedule.next_run_at <= now()
-    RETURNING 1";
+    RETURNING source_id";
 
-/// A run's outcome, [`FINISH`] and [`RECORD`] differing only in what else a conflict
-/// updates: `$1` user, `$2` source, `$3` seconds to the next time of a new row, `$4` the
-/// session, `$5` runs (0 or 1), `$6` finished at, `$7` report, `$8` error, `$9` history line,
-/// `$10` runs kept, `$11` whether to trim the history.
+/// Runs' outcomes, one row each from the arrays `$1`..`$9` (distinct sources), [`FINISH`] and
+/// [`RECORD`] differing only in what else a conflict updates: `$1` user, `$2` source, `$3`
+/// seconds to the next time of a new row, `$4` runs (0 or 1), `$5` finished at, `$6` report,
+/// `$7` error, `$8` history line, `$9` whether to trim the source's history; `$10` the
+/// session, `$11` runs kept.
 macro_rules! outcome_sql {
     ($schedule_update:literal) => {
         concat!(
-            "WITH s AS (
+            "WITH i AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::bigint[],
+                    $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[])
+                AS i (user_id, source_id, secs, runs, finished_at, report, error, summary, trim_history)),
+            s AS (
                 INSERT INTO lancesync_schedule (user_id, source_id, last_run_by, changed, runs,
                     last_run_at, last_report, last_error, running_by, next_run_at)
-                VALUES ($1, $2, $4, nextval('lancesync_schedule_change'), $5, $6, $7, $8, NULL,
-                    now() + make_interval(secs => $3))
+                SELECT i.user_id, i.source_id, $10, nextval('lancesync_schedule_change'), i.runs,
+                    i.finished_at, i.report, i.error, NULL, now() + make_interval(secs => i.secs)
+                FROM i
                 ON CONFLICT (user_id, source_id) DO UPDATE SET
                     last_run_by = EXCLUDED.last_run_by,
                     changed = EXCLUDED.changed,
@@ -99,24 +109,26 @@ macro_rules! outcome_sql {
                 RETURNING 1),
             h AS (
                 INSERT INTO lancesync_runs (user_id, source_id, summary, instance)
-                SELECT $1, $2, $9, $4 WHERE $9::text IS NOT NULL
+                SELECT i.user_id, i.source_id, i.summary, $10 FROM i WHERE i.summary IS NOT NULL
                 RETURNING 1),
             t AS (
-                DELETE FROM lancesync_runs WHERE $11 AND user_id = $1 AND source_id = $2
-                AND id <= (SELECT id FROM lancesync_runs WHERE user_id = $1 AND source_id = $2
-                           ORDER BY id DESC OFFSET $10 LIMIT 1)
+                DELETE FROM lancesync_runs AS r USING i
+                WHERE i.trim_history AND r.user_id = i.user_id AND r.source_id = i.source_id
+                AND r.id <= (SELECT k.id FROM lancesync_runs AS k
+                             WHERE k.user_id = i.user_id AND k.source_id = i.source_id
+                             ORDER BY k.id DESC OFFSET $11 LIMIT 1)
                 RETURNING 1)
             SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM h), (SELECT count(*) FROM t)"
         )
     };
 }
 
-/// A claimed run ended: its outcome, and the source's next time (`$3` seconds from now).
+/// Claimed runs ended: their outcomes, and each source's next time (`$3` seconds from now).
 pub(crate) const FINISH: &str =
     outcome_sql!(", next_run_at = EXCLUDED.next_run_at, running_by = NULL");
 
-/// A run outside the schedule (a scan on request) ended: its outcome only; its next time
-/// stays (`$3` 0: a source never scheduled is due).
+/// Runs outside the schedule (scans on request) ended: their outcomes only; their next times
+/// stay (`$3` 0: a source never scheduled is due).
 pub(crate) const RECORD: &str = outcome_sql!("");
 
 /// The outcome of the given sources (`$1` users, `$2` sources, pairwise).

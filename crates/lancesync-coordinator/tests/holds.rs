@@ -482,6 +482,138 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
     .expect("still due after a dropped claim");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_due_sources_are_claimed_together_and_runs_end_and_users_go_back_in_batches() {
+    let pg = Postgres::start();
+    // A takeover time of a minute: a heartbeat every 3 s, so that the statements counted
+    // below are the claims', the ends' and the givings back.
+    let quiet = |name: &str| {
+        PostgresCoordinator::connect(CoordinatorOptions {
+            takeover: Duration::from_secs(60),
+            instance_id: Some(name.into()),
+            ..CoordinatorOptions::new(pg.url())
+        })
+    };
+    let (a, b) = (quiet("a").await.unwrap(), quiet("b").await.unwrap());
+    let db = admin(&pg.url()).await;
+    let sources = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // mail ran a moment ago; notes and docs never ran: those two are claimed, together.
+    let mail = a.claim_run("alice", "mail").await.unwrap().expect("due");
+    a.finish_run(mail, Duration::from_secs(60), None)
+        .await
+        .unwrap();
+    let claims = a
+        .claim_runs("alice", &sources(&["notes", "mail", "docs", "notes"]))
+        .await
+        .unwrap();
+    let mut claimed: Vec<&str> = claims.iter().map(|c| c.source_id.as_str()).collect();
+    claimed.sort_unstable();
+    assert_eq!(claimed, ["docs", "notes"], "the due ones, once each");
+    assert!(
+        a.claim_runs("alice", &sources(&["notes", "docs"]))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not twice"
+    );
+
+    // b cannot claim a user a holds, and marks nothing as running (the claim sent with the
+    // lock's statement claims only with the lock).
+    assert!(
+        b.claim_runs("alice", &sources(&["mail", "photos"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let marked: Vec<(String, Option<String>)> = db
+        .query(
+            "SELECT source_id, running_by FROM lancesync_schedule WHERE user_id = 'alice' ORDER BY source_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(marked.len(), 3, "{marked:?}");
+    for (source, running_by) in &marked {
+        match source.as_str() {
+            "mail" => assert_eq!(running_by, &None, "finished, and not b's"),
+            _ => assert!(
+                running_by.as_deref().is_some_and(|r| r.starts_with("a#")),
+                "{source}: {running_by:?}"
+            ),
+        }
+    }
+    drop(claims);
+
+    // Twenty users' runs ending at once are written in a statement or two, not twenty.
+    let users: Vec<String> = (0..20).map(|i| format!("user{i:02}")).collect();
+    let mut runs = Vec::new();
+    for user in &users {
+        runs.push(a.claim_run(user, "notes").await.unwrap().expect("due"));
+    }
+    let before = a.statements_sent();
+    let ends: Vec<_> = runs
+        .into_iter()
+        .enumerate()
+        .map(|(i, claim)| {
+            let a = a.clone();
+            let at = format!("2026-12-07T10:00:{i:02}Z");
+            tokio::spawn(async move {
+                let outcome = record(&claim.user_id.clone(), "notes", &at, Ok(1));
+                a.finish_run(claim, Duration::from_secs(60), Some(&outcome))
+                    .await
+            })
+        })
+        .collect();
+    for end in ends {
+        end.await.unwrap().unwrap();
+    }
+    let ends_cost = a.statements_sent() - before;
+    assert!(ends_cost <= 3, "{ends_cost} statements for 20 ends");
+    let keys: Vec<(String, String)> = users
+        .iter()
+        .map(|u| (u.clone(), "notes".to_string()))
+        .collect();
+    let details = b.run_details(&keys).await.unwrap();
+    assert_eq!(details.len(), 20);
+    assert!(
+        details
+            .iter()
+            .all(|d| d.runs == 1 && d.last_report.is_some())
+    );
+    assert_eq!(b.run_history("user07", 10).await.unwrap().len(), 1);
+
+    // The claims are dropped with their ends written: the users are given back together
+    // once they linger no more (1.5 s), and b takes each of them at once.
+    let before = a.statements_sent();
+    let given_back = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !a.status().users_held.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("given back");
+    for user in &users {
+        tokio::time::timeout(Duration::from_secs(3), async {
+            while b.claim_run(user, "mail").await.unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("b takes {user}"));
+    }
+    assert!(given_back.elapsed() < Duration::from_secs(6));
+    let give_back_cost = a.statements_sent() - before;
+    assert!(
+        give_back_cost <= 6,
+        "{give_back_cost} statements to give 21 users back"
+    );
+}
+
 fn record(user: &str, source: &str, at: &str, outcome: Result<u32, &str>) -> RunRecord {
     RunRecord {
         user_id: user.into(),

@@ -1,16 +1,26 @@
 //! What the coordinator of several instances costs (docs/benchmarks.md, "Coordination"): a
 //! no-change pass over `--users` users × `--sources` local sources (`--files` small Markdown
-//! files each, 1 by default: the cheapest run, where coordination weighs most), in real LanceDB tables with the built-in embedder, against a real PostgreSQL server
-//! started here (Debian's package), run three ways, alternately, `--rounds` times:
+//! files each, 1 by default: the cheapest run, where coordination weighs most), in real
+//! LanceDB tables with the built-in embedder, against a real PostgreSQL server started here
+//! (Debian's package), run these ways, alternately, `--rounds` times:
 //!
 //! - `alone`: one engine without a coordinator (the embedded default);
-//! - `coordinated`: one engine whose writes hold each user in PostgreSQL, each run claimed and
-//!   finished through the cluster's schedule as `sync-server` does;
+//! - `coordinated`: one engine whose writes hold each user in PostgreSQL, runs claimed and
+//!   finished through the cluster's schedule as `sync-server` does (a user's due sources
+//!   claimed in the round trip that takes the user and run one after another, their ends
+//!   written together with other runs' ends);
 //! - `three`: three such engines (three instances, on this one machine) sharing the runs.
 //!
+//! And two ways that tell what is not the coordinator's: `alone, by user` (one engine, a
+//! user's runs one after another, as `coordinated` makes them) and `three alone` (three
+//! engines without a coordinator, each with its own users, as `three` deals them: what three
+//! instances on one machine cost without coordination).
+//!
 //! Every pass runs `--concurrency` runs at a time in all (MAX_CONCURRENT_PROCESSING's
-//! default), so the three ways do the same work with the same parallelism; PostgreSQL
-//! statements per run are counted by the coordinators (heartbeats included).
+//! default), so the ways do the same work with the same parallelism (alone, any runs,
+//! as one instance's scheduler does; coordinated, the runs of that many users); PostgreSQL
+//! statements per run are counted by the coordinators (heartbeats and preparations
+//! included).
 //!
 //! Run: cargo bench --locked --profile dev --workspace --bench coordination --
 //! [--users 1000] [--sources 5] [--files 1] [--rounds 2] [--concurrency 4]
@@ -59,12 +69,13 @@ fn args() -> Args {
     args
 }
 
-/// One run to do: user, source.
-type Work = (String, Arc<LocalFsSource>);
+/// One user's runs to do: the user, its sources.
+type Work = (String, Vec<Arc<LocalFsSource>>);
 
 fn work(root: &Path, args: &Args) -> Vec<Work> {
     let mut work = Vec::new();
     for u in 0..args.users {
+        let mut sources = Vec::new();
         for s in 0..args.sources {
             let dir = root.join(format!("u{u:04}/s{s}"));
             std::fs::create_dir_all(&dir).unwrap();
@@ -84,8 +95,9 @@ fn work(root: &Path, args: &Args) -> Vec<Work> {
                 &BTreeMap::new(),
             )
             .unwrap();
-            work.push((format!("u{u:04}"), Arc::new(source)));
+            sources.push(Arc::new(source));
         }
+        work.push((format!("u{u:04}"), sources));
     }
     work
 }
@@ -109,34 +121,56 @@ async fn coordinator(url: &str, name: &str) -> Arc<PostgresCoordinator> {
 struct Instance {
     engine: Engine,
     coordinator: Option<Arc<PostgresCoordinator>>,
+    /// The writes of runs' ends under way.
+    ends: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Instance {
-    /// One run as the server makes it: claimed through the cluster's schedule, synced,
-    /// finished (due again at once, so every pass finds every source due).
-    async fn run(&self, (user, source): &Work, files: usize) {
-        let claim = match &self.coordinator {
-            // Another instance may still hold the user for a moment after its last run (the
-            // schedule would try again at its next tick): ask again.
-            Some(c) => loop {
-                if let Some(claim) = c.claim_run(user, source.id()).await.unwrap() {
-                    break Some(claim);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            },
-            None => None,
+    fn new(engine: Engine, coordinator: Option<Arc<PostgresCoordinator>>) -> Self {
+        Self {
+            engine,
+            coordinator,
+            ends: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A user's runs as the server makes them: the user's due sources claimed through the
+    /// cluster's schedule in one statement, synced one after another, each finished (due
+    /// again at once, so that every pass finds every source due) while the next runs.
+    /// Without a coordinator, the same runs one after another, unclaimed.
+    async fn run_user(&self, (user, sources): &Work, files: usize) {
+        let Some(coordinator) = &self.coordinator else {
+            for source in sources {
+                let report = self
+                    .engine
+                    .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
+                    .await
+                    .unwrap();
+                assert_eq!(report.unchanged, files, "a no-change pass");
+            }
+            return;
         };
-        let report = self
-            .engine
-            .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
-            .await
-            .unwrap();
-        assert_eq!(report.unchanged, files, "a no-change pass");
-        // As sync-server does: the run's slot is free once the run ends; its outcome (the
-        // report, its line in the history) and the source's next time are recorded after, by
-        // a task that holds the claim until then.
-        if let (Some(c), Some(claim)) = (&self.coordinator, claim) {
-            let c = Arc::clone(c);
+        let ids: Vec<String> = sources.iter().map(|s| s.id().to_string()).collect();
+        // Another instance may still hold the user for a moment after its last run (the
+        // schedule would try again at its next tick): ask again.
+        let claims = loop {
+            let claims = coordinator.claim_runs(user, &ids).await.unwrap();
+            if !claims.is_empty() {
+                assert_eq!(claims.len(), ids.len(), "every source is due");
+                break claims;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut ends = Vec::new();
+        for (claim, source) in claims.into_iter().zip(sources) {
+            assert_eq!(claim.source_id, source.id());
+            let report = self
+                .engine
+                .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
+                .await
+                .unwrap();
+            assert_eq!(report.unchanged, files, "a no-change pass");
+            let coordinator = Arc::clone(coordinator);
             let record = RunRecord {
                 user_id: user.clone(),
                 source_id: source.id().to_string(),
@@ -145,11 +179,23 @@ impl Instance {
                 summary: serde_json::to_string(&RunSummary::from(&report)).ok(),
                 error: None,
             };
-            tokio::spawn(async move {
-                c.finish_run(claim, Duration::ZERO, Some(&record))
+            ends.push(tokio::spawn(async move {
+                coordinator
+                    .finish_run(claim, Duration::ZERO, Some(&record))
                     .await
                     .unwrap()
-            });
+            }));
+        }
+        // As sync-server does: the slot is free once the runs end; their ends are written
+        // meanwhile (the pass waits for them before it ends).
+        self.ends.lock().unwrap().extend(ends);
+    }
+
+    /// Wait until the ends of the runs made so far are written.
+    async fn ends_written(&self) {
+        let ends = std::mem::take(&mut *self.ends.lock().unwrap());
+        for end in ends {
+            end.await.unwrap();
         }
     }
 }
@@ -162,14 +208,13 @@ fn statements(instances: &[Instance]) -> u64 {
         .sum()
 }
 
-/// A no-change pass over `work` by `instances`, `concurrency` at a time in all; each user's
-/// runs go to one instance (users dealt round-robin), as the cluster's schedule leaves a
-/// user's due runs to the instance that holds the user; (seconds, PostgreSQL statements per
+/// A no-change pass over `work` by `instances`, `concurrency` users at a time in all; each
+/// user's runs go to one instance (users dealt round-robin), as the cluster's schedule leaves
+/// a user's due runs to the instance that holds the user; (seconds, PostgreSQL statements per
 /// run).
-async fn pass(
+async fn coordinated_pass(
     instances: &[Instance],
     work: &[Work],
-    sources: usize,
     files: usize,
     concurrency: usize,
 ) -> (f64, f64) {
@@ -179,12 +224,44 @@ async fn pass(
     let started = Instant::now();
     futures::stream::iter(work.iter().enumerate())
         .for_each_concurrent(concurrency, |(i, w)| {
-            instances[(i / sources) % instances.len()].run(w, files)
+            instances[i % instances.len()].run_user(w, files)
         })
         .await;
+    for instance in instances {
+        instance.ends_written().await;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let spent = statements(instances) - before;
-    (seconds, spent as f64 / work.len() as f64)
+    let runs: usize = work.iter().map(|(_, sources)| sources.len()).sum();
+    (seconds, spent as f64 / runs as f64)
+}
+
+/// A no-change pass over `work` by one engine alone, `concurrency` runs at a time, as one
+/// instance's scheduler runs them; (seconds, 0 statements).
+async fn alone_pass(
+    engine: &Engine,
+    work: &[Work],
+    files: usize,
+    concurrency: usize,
+) -> (f64, f64) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    futures::stream::iter(runs(work))
+        .for_each_concurrent(concurrency, |(user, source)| async move {
+            let report = engine
+                .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
+                .await
+                .unwrap();
+            assert_eq!(report.unchanged, files, "a no-change pass");
+        })
+        .await;
+    (started.elapsed().as_secs_f64(), 0.0)
+}
+
+/// Every (user, source) run of `work`.
+fn runs(work: &[Work]) -> impl Iterator<Item = (&String, &Arc<LocalFsSource>)> {
+    work.iter()
+        .flat_map(|(user, sources)| sources.iter().map(move |source| (user, source)))
 }
 
 fn main() {
@@ -200,14 +277,11 @@ fn main() {
         let db = dir.path().join("db");
         let work = work(&dir.path().join("docs"), &args);
 
-        let alone = [Instance {
-            engine: engine(&db),
-            coordinator: None,
-        }];
+        let alone = engine(&db);
         let started = Instant::now();
-        futures::stream::iter(work.iter())
+        futures::stream::iter(runs(&work))
             .for_each_concurrent(args.concurrency, |(user, source)| {
-                let engine = &alone[0].engine;
+                let engine = &alone;
                 async move {
                     engine
                         .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
@@ -224,53 +298,84 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
         let one_coordinator = coordinator(&pg.url(), "one").await;
-        let coordinated = [Instance {
-            engine: engine(&db).with_coordinator(one_coordinator.clone()),
-            coordinator: Some(one_coordinator),
-        }];
+        let coordinated = [Instance::new(
+            engine(&db).with_coordinator(one_coordinator.clone()),
+            Some(one_coordinator),
+        )];
         let mut three = Vec::new();
         for name in ["i1", "i2", "i3"] {
             let c = coordinator(&pg.url(), name).await;
-            three.push(Instance {
-                engine: engine(&db).with_coordinator(c.clone()),
-                coordinator: Some(c),
-            });
+            three.push(Instance::new(
+                engine(&db).with_coordinator(c.clone()),
+                Some(c),
+            ));
         }
 
-        let ways: [(&str, &[Instance]); 3] = [
-            ("alone", &alone),
+        let by_user = [Instance::new(engine(&db), None)];
+        let three_alone = [
+            Instance::new(engine(&db), None),
+            Instance::new(engine(&db), None),
+            Instance::new(engine(&db), None),
+        ];
+        let ways: [(&str, &[Instance]); 5] = [
+            ("alone", &[]),
+            ("alone, by user", &by_user),
             ("coordinated", &coordinated),
+            ("three alone", &three_alone),
             ("three", &three),
         ];
+        let runs = runs(&work).count() as f64;
         let mut results: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for round in 0..args.rounds {
-            for (name, instances) in ways {
-                let (seconds, per_run) = pass(instances, &work, args.sources, args.files, args.concurrency).await;
+            // Each round starts with another way: the machine's drift over a run (it slows
+            // as the bench goes on) falls on every way alike.
+            for k in 0..ways.len() {
+                let (name, instances) = ways[(round + k) % ways.len()];
+                let (seconds, per_run) = if instances.is_empty() {
+                    alone_pass(&alone, &work, args.files, args.concurrency).await
+                } else {
+                    coordinated_pass(instances, &work, args.files, args.concurrency).await
+                };
                 eprintln!(
                     "round {round} {name}: {seconds:.2} s, {:.0} runs/s, {per_run:.1} statements/run",
-                    work.len() as f64 / seconds
+                    runs / seconds
                 );
                 results.entry(name).or_default().push((seconds, per_run));
             }
         }
-        let runs = work.len() as f64;
         let best = |name: &str| {
             results[name]
                 .iter()
                 .map(|r| r.0)
                 .fold(f64::INFINITY, f64::min)
         };
+        // Each round's pass against the same round's pass alone, the median over rounds.
+        let median_ratio = |name: &str| {
+            let mut ratios: Vec<f64> = results[name]
+                .iter()
+                .zip(&results["alone"])
+                .map(|(way, alone)| way.0 / alone.0)
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            let mid = ratios.len() / 2;
+            if ratios.len().is_multiple_of(2) {
+                (ratios[mid - 1] + ratios[mid]) / 2.0
+            } else {
+                ratios[mid]
+            }
+        };
         println!(
-            "| way | runs | best pass (s) | runs/s | vs alone | PostgreSQL statements per run |"
+            "| way | runs | best pass (s) | runs/s | vs alone, best passes | vs alone, median of rounds | PostgreSQL statements per run |"
         );
-        println!("| --- | --- | --- | --- | --- | --- |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
         for (name, _) in ways {
             let per_run = results[name].iter().map(|r| r.1).sum::<f64>() / args.rounds as f64;
             println!(
-                "| {name} | {runs} | {:.2} | {:.0} | {:.2}× | {per_run:.1} |",
+                "| {name} | {runs} | {:.2} | {:.0} | {:.2}× | {:.2}× | {per_run:.1} |",
                 best(name),
                 runs / best(name),
-                best(name) / best("alone")
+                best(name) / best("alone"),
+                median_ratio(name)
             );
         }
     });

@@ -1,15 +1,17 @@
 //! With a coordinator: one schedule for the whole cluster instead of one per instance.
 //!
 //! Every [`TICK`], an instance reads when each source is due (one query), and claims the due
-//! sources it has a free run slot for, and more from that list as soon as one of its runs
-//! ends ([`Coordination::claim_run`]: the source's run lock in
-//! PostgreSQL, taken only while the source is due). The instance that ends a run moves the
-//! source's next time on by its poll interval, on the server's clock. So each source runs once
-//! per interval cluster-wide, on one instance at a time, wherever a slot is free first, with no
-//! static sharding; a run cut short (its instance died or lost PostgreSQL) leaves the source
-//! due, and another instance runs it once the lock is freed.
+//! sources of as many users as it has free run slots, and more from that list as soon as one
+//! of its users' runs end ([`Coordination::claim_runs`]: the user's hold in PostgreSQL, and
+//! each source marked as running, taken only while it is due, all of a user's due sources in
+//! one statement). A user's claimed runs follow one another in one slot, as a user's runs do
+//! on one instance anyway. The instance that ends a run moves the source's next time on by its
+//! poll interval, on the server's clock (runs ending together are written in one statement).
+//! So each source runs once per interval cluster-wide, on one instance at a time, wherever a
+//! slot is free first, with no static sharding; a run cut short (its instance died or lost
+//! PostgreSQL) leaves the source due, and another instance runs it once the lock is freed.
 //!
-//! [`Coordination::claim_run`]: lancesync_coordinator::Coordination::claim_run
+//! [`Coordination::claim_runs`]: lancesync_coordinator::Coordination::claim_runs
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,7 +75,17 @@ impl Orchestrator {
                 // Claim no more than this instance has slots for: another may have them.
                 while in_flight.load(Ordering::SeqCst) < slots {
                     let Some(next) = due.pop_front() else { break };
-                    this.claim_and_run(&coordinator, next, &in_flight, &run_ended);
+                    let user = next.0.user_id.clone();
+                    let mut of_user = vec![next];
+                    due.retain(|d| {
+                        if d.0.user_id == user {
+                            of_user.push(d.clone());
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    this.claim_and_run(&coordinator, of_user, &in_flight, &run_ended);
                 }
             }
         }))
@@ -189,16 +201,19 @@ impl Orchestrator {
             .map(|_| self.inner.cluster_due.load(Ordering::Relaxed))
     }
 
-    /// Claim one due source and run it, in a task of its own (a claim may wait for a user
-    /// taken over from a dead instance); nothing when another instance (or a run of the same
-    /// user here) has it.
+    /// Claim a user's due sources (`due`, all of one user) and run them one after another, in
+    /// a task of its own (a claim may wait for a user taken over from a dead instance);
+    /// nothing when another instance (or a run of the same user here) has the user.
     fn claim_and_run(
         &self,
         coordinator: &SharedCoordinator,
-        (key, source, state, interval): Due,
+        due: Vec<Due>,
         in_flight: &Arc<AtomicUsize>,
         run_ended: &Arc<Notify>,
     ) {
+        let Some(user_id) = due.first().map(|d| d.0.user_id.clone()) else {
+            return;
+        };
         // One scheduled run of a user at a time here too: the cluster's runs of a user never
         // overlap (another instance waits for the user's hold anyway).
         if !self
@@ -206,7 +221,7 @@ impl Orchestrator {
             .cluster_runs
             .lock()
             .expect("lock")
-            .insert(key.user_id.clone())
+            .insert(user_id.clone())
         {
             return;
         }
@@ -215,67 +230,86 @@ impl Orchestrator {
         let coordinator = Arc::clone(coordinator);
         let (in_flight, run_ended) = (Arc::clone(in_flight), Arc::clone(run_ended));
         tokio::spawn(async move {
-            let claim = match coordinator.claim_run(&key.user_id, &key.source_id).await {
-                Ok(Some(claim)) if claim.ready_in().is_some() => {
-                    // A user taken over: its previous holder may still be writing for a
-                    // while. The wait takes no run slot, so other due sources go on.
+            let source_ids: Vec<String> = due.iter().map(|d| d.0.source_id.clone()).collect();
+            let claims = match coordinator.claim_runs(&user_id, &source_ids).await {
+                Ok(claims) => claims,
+                Err(e) => {
+                    tracing::warn!(user = %user_id, error = %e, "could not claim runs; they stay due");
+                    Vec::new()
+                }
+            };
+            // A user taken over: its previous holder may still be writing for a while. The
+            // wait takes no run slot, so other due sources go on. (The claims share one hold.)
+            if let Some(first) = claims.first()
+                && first.ready_in().is_some()
+            {
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                run_ended.notify_one();
+                let ready = first.ready().await;
+                in_flight.fetch_add(1, Ordering::SeqCst);
+                if let Err(e) = ready {
+                    tracing::warn!(user = %user_id, error = %e, "lost a claim while taking a user over; its sources stay due");
                     in_flight.fetch_sub(1, Ordering::SeqCst);
                     run_ended.notify_one();
-                    let ready = claim.ready().await;
-                    in_flight.fetch_add(1, Ordering::SeqCst);
-                    match ready {
-                        Ok(()) => Some(claim),
-                        Err(e) => {
-                            tracing::warn!(user = %key.user_id, error = %e, "lost a claim while taking a user over; it stays due");
-                            None
-                        }
+                    this.inner
+                        .cluster_runs
+                        .lock()
+                        .expect("lock")
+                        .remove(&user_id);
+                    return;
+                }
+            }
+            let mut ends = Vec::with_capacity(claims.len());
+            for claim in claims {
+                // A claim left unrun (the instance is stopping) leaves its source due.
+                if !this.is_running() || *this.inner.shutdown.borrow() {
+                    break;
+                }
+                let Some((key, source, state, interval)) =
+                    due.iter().find(|d| d.0.source_id == claim.source_id)
+                else {
+                    continue;
+                };
+                let working = InProgress::new(&this.inner);
+                let (outcome, record) = this
+                    .run_recorded(key, source.as_ref(), state, &lancesync_engine::NoProgress)
+                    .await;
+                drop(working);
+                // A run that failed (or left documents waiting for a retry) comes back after
+                // SYNC_INTERVAL, as the retry pass of a single instance does.
+                let retry = this
+                    .inner
+                    .settings
+                    .sync
+                    .interval
+                    .max(Duration::from_secs(1));
+                let next_in = match &outcome {
+                    Ok(report) if report.waiting_retry == 0 => *interval,
+                    _ => (*interval).min(retry),
+                };
+                // Written while the next run goes on (and with other runs' ends).
+                let coordinator = Arc::clone(&coordinator);
+                let key = key.clone();
+                ends.push(tokio::spawn(async move {
+                    if let Err(e) = coordinator
+                        .finish_run(claim, next_in, record.as_ref())
+                        .await
+                    {
+                        tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not record the run's end; the source stays due");
                     }
-                }
-                Ok(Some(claim)) => Some(claim),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not claim a run; it stays due");
-                    None
-                }
-            };
-            let claim = match claim {
-                Some(claim) => {
-                    let working = InProgress::new(&this.inner);
-                    let (outcome, record) = this
-                        .run_recorded(&key, source.as_ref(), &state, &lancesync_engine::NoProgress)
-                        .await;
-                    drop(working);
-                    // A run that failed (or left documents waiting for a retry) comes back
-                    // after SYNC_INTERVAL, as the retry pass of a single instance does.
-                    let retry = this
-                        .inner
-                        .settings
-                        .sync
-                        .interval
-                        .max(Duration::from_secs(1));
-                    let next_in = match &outcome {
-                        Ok(report) if report.waiting_retry == 0 => interval,
-                        _ => interval.min(retry),
-                    };
-                    Some((claim, next_in, record))
-                }
-                None => None,
-            };
-            // The slot is free: the loop may claim the next due source now.
+                }));
+            }
+            // The slot is free: the loop may claim the next due sources now.
             in_flight.fetch_sub(1, Ordering::SeqCst);
             run_ended.notify_one();
-            if let Some((claim, next_in, record)) = claim
-                && let Err(e) = coordinator
-                    .finish_run(claim, next_in, record.as_ref())
-                    .await
-            {
-                tracing::warn!(user = %key.user_id, source = %key.source_id, error = %e, "could not record the run's end; the source stays due");
+            for end in ends {
+                let _ = end.await;
             }
             this.inner
                 .cluster_runs
                 .lock()
                 .expect("lock")
-                .remove(&key.user_id);
+                .remove(&user_id);
         });
     }
 }
