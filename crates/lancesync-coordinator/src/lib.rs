@@ -136,8 +136,9 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     /// Every source entry changed after `version` (0: all), oldest change first.
     async fn sources_since(&self, version: i64) -> Result<Vec<SharedSource>>;
 
-    /// When each source runs next, and which users another instance holds now;
-    /// `taking_work`: whether this instance runs scheduled work now (its pipeline is started),
+    /// When each source runs next, and which users another instance holds now (one round
+    /// trip; only the schedule's rows written since the last call are read, the whole table
+    /// now and then); `taking_work`: whether this instance runs scheduled work now (its pipeline is started),
     /// so that the others count it in [`ClusterSchedule::live_instances`].
     async fn schedule(&self, taking_work: bool) -> Result<ClusterSchedule>;
 

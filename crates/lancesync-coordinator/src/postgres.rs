@@ -64,22 +64,38 @@ const ANNOUNCE: &str = "
         RETURNING 1)
     SELECT (SELECT count(*) FROM mine), (SELECT count(*) FROM gone)";
 
-/// Each source's time to its next run (ms, negative when overdue), its outcome's version,
-/// and the session running it when that is another (`$1` this one) and alive.
-const SCHEDULE: &str = "
-    SELECT s.user_id, s.source_id,
-        (extract(epoch FROM s.next_run_at - now()) * 1000)::bigint,
-        s.changed,
-        CASE WHEN s.running_by <> $1 AND EXISTS (
-            SELECT 1 FROM lancesync_writers AS w
-            JOIN pg_stat_activity AS a ON a.pid = w.pid
-            WHERE w.user_id = s.user_id AND w.holder = s.running_by)
-        THEN s.running_by END
-    FROM lancesync_schedule AS s";
+/// A reading of the schedule: the oldest transaction still running (rows it and later ones
+/// write are read again next time), the server's time (ms since the epoch), and the rows
+/// (`$rows_written` chooses which): each source's next time (ms since the epoch), its
+/// outcome's version and the session running it. One row with no source when none match.
+macro_rules! schedule_sql {
+    ($rows_written:literal) => {
+        concat!(
+            "WITH reading AS (
+                SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS from_xid,
+                    (extract(epoch FROM now()) * 1000)::bigint AS now_ms)
+            SELECT reading.from_xid, reading.now_ms, s.user_id, s.source_id,
+                (extract(epoch FROM s.next_run_at) * 1000)::bigint, s.changed, s.running_by
+            FROM reading LEFT JOIN (SELECT * FROM lancesync_schedule",
+            $rows_written,
+            ") AS s ON true"
+        )
+    };
+}
 
-/// The users other live sessions than `$1` hold.
+/// The whole schedule.
+const SCHEDULE_WHOLE: &str = schedule_sql!("");
+
+/// The schedule's rows written by transactions from `$1` on.
+const SCHEDULE_SINCE: &str = schedule_sql!(" WHERE written >= $1::bigint::text::xid8");
+
+/// The schedule is read whole at least this often (rows removed, a session replaced); in
+/// between, only the rows written since the last reading.
+const WHOLE_READ_EVERY: Duration = Duration::from_secs(30);
+
+/// The users other live sessions than `$1` hold, and the session holding each.
 const HELD_ELSEWHERE: &str = "
-    SELECT w.user_id FROM lancesync_writers AS w WHERE w.holder <> $1
+    SELECT w.user_id, w.holder FROM lancesync_writers AS w WHERE w.holder <> $1
     AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = w.pid)";
 
 /// The live instances taking scheduled work.
@@ -145,6 +161,69 @@ struct Inner {
     releasing: Mutex<Vec<Releasing>>,
     /// Held while users are given back.
     release_writer: tokio::sync::Mutex<()>,
+    /// The schedule as last read.
+    schedule_copy: tokio::sync::Mutex<Option<ScheduleCopy>>,
+}
+
+/// This instance's copy of the schedule table, kept up to date by reading the rows written
+/// since the last reading ([`SCHEDULE_SINCE`]), and read whole on a new session and every
+/// [`WHOLE_READ_EVERY`].
+struct ScheduleCopy {
+    /// The session it was read on.
+    generation: u64,
+    /// Rows written by transactions from this one on may not have been read yet (it was
+    /// the oldest running at the last reading; every older one had ended and was read).
+    from_xid: i64,
+    read_whole_at: Instant,
+    rows: HashMap<(String, String), ScheduleRow>,
+}
+
+/// One source's row in [`ScheduleCopy`].
+struct ScheduleRow {
+    /// Its next time, ms since the epoch on the server's clock.
+    next_run_ms: i64,
+    changed: i64,
+    running_by: Option<String>,
+}
+
+impl ScheduleCopy {
+    /// The schedule as of a reading at `now_ms` (the server's clock), by `session`, with
+    /// `held_elsewhere` the users other live sessions hold (user → session).
+    fn schedule(
+        &self,
+        now_ms: i64,
+        session: &str,
+        held_elsewhere: HashMap<String, String>,
+    ) -> ClusterSchedule {
+        let mut schedule = ClusterSchedule::default();
+        for (key, row) in &self.rows {
+            schedule.changed.insert(key.clone(), row.changed);
+            // Running elsewhere: by another session that holds the user now (alive).
+            if let Some(running_by) = &row.running_by {
+                if running_by != session && held_elsewhere.get(&key.0) == Some(running_by) {
+                    // The session's name is the instance's and a generation number.
+                    let instance = running_by
+                        .rsplit_once('#')
+                        .map_or(running_by.as_str(), |(instance, _)| instance);
+                    schedule
+                        .running_elsewhere
+                        .insert(key.clone(), instance.to_string());
+                }
+            }
+            let ms = row.next_run_ms - now_ms;
+            if ms < 0 {
+                schedule
+                    .overdue
+                    .insert(key.clone(), Duration::from_millis(ms.unsigned_abs()));
+            }
+            schedule.due_in.insert(
+                key.clone(),
+                Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+            );
+        }
+        schedule.held_elsewhere = held_elsewhere.into_keys().collect();
+        schedule
+    }
 }
 
 /// A user given back, waiting to be written with others; its slot stays locked until then,
@@ -281,6 +360,7 @@ impl PostgresCoordinator {
             finish_writer: tokio::sync::Mutex::new(()),
             releasing: Mutex::default(),
             release_writer: tokio::sync::Mutex::new(()),
+            schedule_copy: tokio::sync::Mutex::new(None),
         });
         let (client, done) = inner.open_session().await.map_err(|e| match e {
             Error::Query(reason) => Error::Unreachable {
@@ -855,43 +935,71 @@ impl Coordination for PostgresCoordinator {
                 .await?;
             *lock(&inner.announced) = Some(state);
         }
-        let rows = inner
-            .query(&session, "(schedule)", SCHEDULE, &[&session.name])
-            .await?;
-        let mut schedule = ClusterSchedule::default();
-        for row in rows {
-            let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
-            let ms: i64 = row.try_get(2)?;
-            schedule
-                .changed
-                .insert(key.clone(), row.try_get::<_, i64>(3)?);
-            if let Some(running_by) = row.try_get::<_, Option<String>>(4)? {
-                // The session's name is the instance's and a generation number.
-                let instance = running_by
-                    .rsplit_once('#')
-                    .map_or(running_by.as_str(), |(instance, _)| instance)
-                    .to_string();
-                schedule.running_elsewhere.insert(key.clone(), instance);
+        let mut kept = inner.schedule_copy.lock().await;
+        let since = match kept.as_ref() {
+            Some(copy)
+                if copy.generation == session.generation
+                    && copy.read_whole_at.elapsed() < WHOLE_READ_EVERY =>
+            {
+                Some(copy.from_xid)
             }
-            if ms < 0 {
-                schedule
-                    .overdue
-                    .insert(key.clone(), Duration::from_millis(ms.unsigned_abs()));
+            _ => None,
+        };
+        let read_rows = async {
+            match since {
+                Some(from_xid) => {
+                    inner
+                        .query(&session, "(schedule)", SCHEDULE_SINCE, &[&from_xid])
+                        .await
+                }
+                None => {
+                    inner
+                        .query(&session, "(schedule)", SCHEDULE_WHOLE, &[])
+                        .await
+                }
             }
-            schedule
-                .due_in
-                .insert(key, Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        };
+        // Three statements, sent together: one round trip.
+        let held_params: [&(dyn ToSql + Sync); 1] = [&session.name];
+        let (rows, writers, live) = tokio::try_join!(
+            read_rows,
+            inner.query(&session, "(schedule)", HELD_ELSEWHERE, &held_params),
+            inner.query_one(&session, "(schedule)", LIVE_INSTANCES, &[]),
+        )?;
+        let Some(first) = rows.first() else {
+            return Err(Error::Query("reading the schedule returned no row".into()));
+        };
+        let (from_xid, now_ms): (i64, i64) = (first.try_get(0)?, first.try_get(1)?);
+        if since.is_none() {
+            *kept = None;
         }
-        let writers = inner
-            .query(&session, "(schedule)", HELD_ELSEWHERE, &[&session.name])
-            .await?;
-        for row in writers {
-            schedule.held_elsewhere.insert(row.try_get(0)?);
+        let copy = kept.get_or_insert_with(|| ScheduleCopy {
+            generation: session.generation,
+            from_xid,
+            read_whole_at: Instant::now(),
+            rows: HashMap::with_capacity(rows.len()),
+        });
+        copy.from_xid = from_xid;
+        for row in &rows {
+            // The one row of a reading that found no source has none.
+            let Some(user_id) = row.try_get::<_, Option<String>>(2)? else {
+                continue;
+            };
+            copy.rows.insert(
+                (user_id, row.try_get(3)?),
+                ScheduleRow {
+                    next_run_ms: row.try_get(4)?,
+                    changed: row.try_get(5)?,
+                    running_by: row.try_get(6)?,
+                },
+            );
         }
-        let live: i64 = inner
-            .query_one(&session, "(schedule)", LIVE_INSTANCES, &[])
-            .await?
-            .try_get(0)?;
+        let held_elsewhere = writers
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<HashMap<String, String>>>()?;
+        let mut schedule = copy.schedule(now_ms, &session.name, held_elsewhere);
+        let live: i64 = live.try_get(0)?;
         schedule.live_instances = usize::try_from(live).unwrap_or(1).max(1);
         Ok(schedule)
     }

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use crate::{Error, Result};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// Key of the advisory lock held while the schema is changed ("lancesync" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c61_6e63_6573_796e;
@@ -86,6 +86,16 @@ const STEPS: [&str; SCHEMA_VERSION as usize] = [
         taking_work boolean NOT NULL,
         since timestamptz NOT NULL DEFAULT now()
      )",
+    // 6: the transaction that last wrote each schedule row (set by a trigger, so that no
+    // statement can forget it), indexed: an instance reads only the rows written since the
+    // oldest transaction still running at its last reading, not the whole table every second.
+    "ALTER TABLE lancesync_schedule ADD COLUMN IF NOT EXISTS written xid8 NOT NULL DEFAULT '0';
+     CREATE OR REPLACE FUNCTION lancesync_schedule_written() RETURNS trigger
+        LANGUAGE plpgsql AS $$ BEGIN NEW.written := pg_current_xact_id(); RETURN NEW; END $$;
+     DROP TRIGGER IF EXISTS lancesync_schedule_written ON lancesync_schedule;
+     CREATE TRIGGER lancesync_schedule_written BEFORE INSERT OR UPDATE ON lancesync_schedule
+        FOR EACH ROW EXECUTE FUNCTION lancesync_schedule_written();
+     CREATE INDEX IF NOT EXISTS lancesync_schedule_by_written ON lancesync_schedule (written)",
 ];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse one from a newer build.

@@ -803,3 +803,85 @@ async fn sslmode_require_speaks_tls_and_checks_the_certificate() {
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_reading_of_the_schedule_brings_what_changed_even_what_was_committed_late() {
+    let pg = Postgres::start();
+    let (a, b) = (
+        instance(&pg.url(), "a").await,
+        instance(&pg.url(), "b").await,
+    );
+    let key = |user: &str, source: &str| (user.to_string(), source.to_string());
+    let ran_recently =
+        |due_in: Option<&Duration>| due_in.is_some_and(|d| *d > Duration::from_secs(500));
+
+    // b runs alice's notes: a sees it running there, then (reading only what changed) its
+    // next time.
+    let notes = b.claim_run("alice", "notes").await.unwrap().expect("due");
+    let seen = a.schedule(true).await.unwrap();
+    assert_eq!(
+        seen.running_elsewhere
+            .get(&key("alice", "notes"))
+            .map(String::as_str),
+        Some("b")
+    );
+    b.finish_run(notes, Duration::from_secs(600), None)
+        .await
+        .unwrap();
+    let seen = a.schedule(true).await.unwrap();
+    assert!(
+        seen.running_elsewhere.is_empty(),
+        "{:?}",
+        seen.running_elsewhere
+    );
+    assert!(ran_recently(seen.due_in.get(&key("alice", "notes"))));
+    assert!(!seen.overdue.contains_key(&key("alice", "notes")));
+
+    // A transaction still open at a reading, while a later one has committed: the later one
+    // is read at once, the open one at the first reading after it commits (a reading that
+    // went only by what it had seen last would skip it for good).
+    let mut db = admin(&pg.url()).await;
+    let late = db.transaction().await.unwrap();
+    late.execute(
+        "UPDATE lancesync_schedule SET next_run_at = now() - interval '1 minute'
+         WHERE user_id = 'alice' AND source_id = 'notes'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let docs = b.claim_run("bob", "docs").await.unwrap().expect("due");
+    b.finish_run(docs, Duration::from_secs(600), None)
+        .await
+        .unwrap();
+    let seen = a.schedule(true).await.unwrap();
+    assert!(ran_recently(seen.due_in.get(&key("bob", "docs"))));
+    assert!(
+        !seen.overdue.contains_key(&key("alice", "notes")),
+        "not committed yet"
+    );
+    late.commit().await.unwrap();
+    let seen = a.schedule(true).await.unwrap();
+    let overdue = seen.overdue.get(&key("alice", "notes")).copied();
+    assert!(
+        overdue.is_some_and(|d| d >= Duration::from_secs(50)),
+        "committed after a later transaction was read, and read now: {overdue:?}"
+    );
+    assert!(ran_recently(seen.due_in.get(&key("bob", "docs"))), "kept");
+
+    // The readings between whole ones read only rows written since: a row removed stays in
+    // this instance's copy until the next whole reading (a new session, or every 30 s).
+    db.execute("DELETE FROM lancesync_schedule WHERE user_id = 'bob'", &[])
+        .await
+        .unwrap();
+    assert!(
+        a.schedule(true)
+            .await
+            .unwrap()
+            .due_in
+            .contains_key(&key("bob", "docs"))
+    );
+    let fresh = instance(&pg.url(), "c").await;
+    let whole = fresh.schedule(true).await.unwrap();
+    assert!(!whole.due_in.contains_key(&key("bob", "docs")));
+    assert!(whole.overdue.contains_key(&key("alice", "notes")));
+}

@@ -24,6 +24,13 @@
 //!
 //! Run: cargo bench --locked --profile dev --workspace --bench coordination --
 //! [--users 1000] [--sources 5] [--files 1] [--rounds 2] [--concurrency 4]
+//! [--schedule-rows N]...
+//!
+//! `--schedule-rows N` (repeatable) then fills the schedule up to N sources (rows as runs
+//! leave them, with a report each) and times the reading of it that every instance makes
+//! each tick (`Coordination::schedule`, the server's query and this process's handling):
+//! once with every row new (as costly as the whole reading made every 30 s), then with 500
+//! rows changed before each reading.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,6 +50,8 @@ struct Args {
     files: usize,
     rounds: usize,
     concurrency: usize,
+    /// Schedule sizes at which to time one reading of the cluster's schedule.
+    schedule_rows: Vec<usize>,
 }
 
 fn args() -> Args {
@@ -52,6 +61,7 @@ fn args() -> Args {
         files: 1,
         rounds: 2,
         concurrency: 4,
+        schedule_rows: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +72,7 @@ fn args() -> Args {
             "--files" => args.files = value(),
             "--rounds" => args.rounds = value(),
             "--concurrency" => args.concurrency = value(),
+            "--schedule-rows" => args.schedule_rows.push(value()),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -324,7 +335,7 @@ fn main() {
             ("three alone", &three_alone),
             ("three", &three),
         ];
-        let runs = runs(&work).count() as f64;
+        let mut runs = runs(&work).count() as f64;
         let mut results: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for round in 0..args.rounds {
             // Each round starts with another way: the machine's drift over a run (it slows
@@ -377,6 +388,46 @@ fn main() {
                 best(name) / best("alone"),
                 median_ratio(name)
             );
+        }
+        for rows in &args.schedule_rows {
+            let have = runs as usize;
+            pg.execute(&format!(
+                "INSERT INTO lancesync_schedule (user_id, source_id, next_run_at, last_run_by,
+                     changed, runs, last_run_at, last_report)
+                 SELECT 'many' || (i / 5), 's' || (i % 5), now() + (i % 300) * interval '1 second',
+                     'filler#1', nextval('lancesync_schedule_change'), 1, '2026-12-08T00:00:00Z',
+                     repeat('{{\"unchanged\":1}}', 60)
+                 FROM generate_series({have} + 1, {rows}) AS i
+                 ON CONFLICT DO NOTHING"
+            ))
+            .await;
+            pg.execute("VACUUM ANALYZE lancesync_schedule").await;
+            let coordinator = coordinated[0].coordinator.as_ref().expect("coordinated");
+            let read = || async {
+                let started = Instant::now();
+                let schedule = coordinator.schedule(true).await.unwrap();
+                assert!(schedule.due_in.len() >= *rows);
+                started.elapsed().as_secs_f64() * 1000.0
+            };
+            // The first reading after filling reads every row (as the whole reading every
+            // 30 s does); then 500 rows change before each reading, as ending runs change them.
+            let every_row = read().await;
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                pg.execute(
+                    "UPDATE lancesync_schedule SET next_run_at = now() + interval '5 minutes',
+                         changed = nextval('lancesync_schedule_change')
+                     WHERE ctid IN (SELECT ctid FROM lancesync_schedule ORDER BY random() LIMIT 500)",
+                )
+                .await;
+                times.push(read().await);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "reading the schedule of {rows} sources: every row {every_row:.0} ms; 500 rows changed: median {:.0} ms (min {:.0}, max {:.0})",
+                times[2], times[0], times[4]
+            );
+            runs = runs.max(*rows as f64);
         }
     });
 }

@@ -205,6 +205,15 @@ impl Postgres {
         &self.dir
     }
 
+    /// Run `sql` (statements separated by `;`) as the superuser.
+    pub async fn execute(&self, sql: &str) {
+        let (admin, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect as the superuser");
+        tokio::spawn(connection);
+        admin.batch_execute(sql).await.expect("run the statements");
+    }
+
     /// End the session(s) of lancesync instance `instance` from the server's side, as
     /// PostgreSQL does when the instance's process dies; whether there was one.
     pub async fn end_sessions_of(&self, instance: &str) -> bool {
