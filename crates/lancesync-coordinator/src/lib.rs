@@ -192,24 +192,101 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     async fn unfinished_jobs(&self, user_id: Option<&str>) -> Result<Vec<SharedJob>>;
 }
 
-/// The cluster's schedule as one instance reads it.
+/// The cluster's schedule as one instance reads it, looked up by user and source. Cheap to
+/// make at any size: the sources' rows are shared with the coordinator's copy of the table.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterSchedule {
-    /// (user, source) → time until it is due (zero when due). A source missing has never
-    /// run: it is due.
-    pub due_in: std::collections::HashMap<(String, String), Duration>,
     /// Users another instance holds now: their due runs are best left to it (this instance
     /// would wait for the user).
     pub held_elsewhere: std::collections::HashSet<String>,
-    /// (user, source) → how long it has been due, for sources past their time.
-    pub overdue: std::collections::HashMap<(String, String), Duration>,
     /// Instances that take scheduled work now, alive (this one included when it does).
     pub live_instances: usize,
-    /// (user, source) → the instance running it now, for runs on other live instances.
-    pub running_elsewhere: std::collections::HashMap<(String, String), String>,
-    /// (user, source) → the version of its recorded outcome: it grows with every change, so
-    /// an instance fetches [`Coordination::run_details`] only for what changed.
-    pub changed: std::collections::HashMap<(String, String), i64>,
+    /// user → source → its row.
+    pub(crate) sources: std::sync::Arc<ScheduleRows>,
+    /// The server's time at the reading, ms since the epoch.
+    pub(crate) now_ms: i64,
+    /// The session this instance read it on.
+    pub(crate) session: String,
+    /// user → the live session (another one) holding it.
+    pub(crate) holders: std::collections::HashMap<String, String>,
+}
+
+/// The schedule's rows: user → source → row.
+pub(crate) type ScheduleRows =
+    std::collections::HashMap<String, std::collections::HashMap<String, ScheduledSource>>;
+
+/// One source's row of the schedule.
+#[derive(Debug, Clone)]
+pub(crate) struct ScheduledSource {
+    /// Its next time, ms since the epoch on the server's clock.
+    pub(crate) next_run_ms: i64,
+    /// The version of its recorded outcome.
+    pub(crate) changed: i64,
+    /// The session running it, if one is.
+    pub(crate) running_by: Option<String>,
+}
+
+impl ClusterSchedule {
+    fn row(&self, user_id: &str, source_id: &str) -> Option<&ScheduledSource> {
+        self.sources.get(user_id)?.get(source_id)
+    }
+
+    /// Time until the source is due: zero when it is, or when it never ran (it has no row).
+    pub fn due_in(&self, user_id: &str, source_id: &str) -> Duration {
+        self.row(user_id, source_id).map_or(Duration::ZERO, |row| {
+            Duration::from_millis(u64::try_from(row.next_run_ms - self.now_ms).unwrap_or(0))
+        })
+    }
+
+    /// How long the source has been due, when it is past its time (`None` when it is not,
+    /// or never ran).
+    pub fn overdue(&self, user_id: &str, source_id: &str) -> Option<Duration> {
+        let row = self.row(user_id, source_id)?;
+        (row.next_run_ms < self.now_ms)
+            .then(|| Duration::from_millis((self.now_ms - row.next_run_ms).unsigned_abs()))
+    }
+
+    /// Whether the source has run (or been claimed) somewhere: it has a row.
+    pub fn has_run(&self, user_id: &str, source_id: &str) -> bool {
+        self.row(user_id, source_id).is_some()
+    }
+
+    /// The version of the source's recorded outcome: it grows with every change, so an
+    /// instance fetches [`Coordination::run_details`] only for what changed.
+    pub fn changed(&self, user_id: &str, source_id: &str) -> Option<i64> {
+        self.row(user_id, source_id).map(|row| row.changed)
+    }
+
+    /// The instance running the source now, when that is another live instance.
+    pub fn running_elsewhere(&self, user_id: &str, source_id: &str) -> Option<&str> {
+        let running_by = self.row(user_id, source_id)?.running_by.as_deref()?;
+        if running_by == self.session
+            || self.holders.get(user_id).map(String::as_str) != Some(running_by)
+        {
+            return None;
+        }
+        // The session's name is the instance's and a generation number.
+        Some(
+            running_by
+                .rsplit_once('#')
+                .map_or(running_by, |(instance, _)| instance),
+        )
+    }
+
+    /// How many sources have rows.
+    pub fn len(&self) -> usize {
+        self.sources
+            .values()
+            .map(std::collections::HashMap::len)
+            .sum()
+    }
+
+    /// Whether no source has a row.
+    pub fn is_empty(&self) -> bool {
+        self.sources
+            .values()
+            .all(std::collections::HashMap::is_empty)
+    }
 }
 
 /// This instance's claim on one run of a source (see [`Coordination::claim_runs`]).

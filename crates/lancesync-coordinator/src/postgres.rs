@@ -18,7 +18,8 @@ use crate::ClusterRun;
 use crate::tls::Transport;
 use crate::{
     ClusterSchedule, Coordination, CoordinatorOptions, CoordinatorStatus, Error, Result, RunClaim,
-    RunRecord, SharedJob, SharedSource, UserHold, runs, schema, shared_sources,
+    RunRecord, ScheduleRows, ScheduledSource, SharedJob, SharedSource, UserHold, runs, schema,
+    shared_sources,
 };
 
 /// How often a waiting instance asks again for a user another instance holds.
@@ -167,7 +168,8 @@ struct Inner {
 
 /// This instance's copy of the schedule table, kept up to date by reading the rows written
 /// since the last reading ([`SCHEDULE_SINCE`]), and read whole on a new session and every
-/// [`WHOLE_READ_EVERY`].
+/// [`WHOLE_READ_EVERY`]. The rows are shared with the [`ClusterSchedule`]s handed out
+/// (changed in place once those are dropped, as they are between readings).
 struct ScheduleCopy {
     /// The session it was read on.
     generation: u64,
@@ -175,55 +177,7 @@ struct ScheduleCopy {
     /// the oldest running at the last reading; every older one had ended and was read).
     from_xid: i64,
     read_whole_at: Instant,
-    rows: HashMap<(String, String), ScheduleRow>,
-}
-
-/// One source's row in [`ScheduleCopy`].
-struct ScheduleRow {
-    /// Its next time, ms since the epoch on the server's clock.
-    next_run_ms: i64,
-    changed: i64,
-    running_by: Option<String>,
-}
-
-impl ScheduleCopy {
-    /// The schedule as of a reading at `now_ms` (the server's clock), by `session`, with
-    /// `held_elsewhere` the users other live sessions hold (user → session).
-    fn schedule(
-        &self,
-        now_ms: i64,
-        session: &str,
-        held_elsewhere: HashMap<String, String>,
-    ) -> ClusterSchedule {
-        let mut schedule = ClusterSchedule::default();
-        for (key, row) in &self.rows {
-            schedule.changed.insert(key.clone(), row.changed);
-            // Running elsewhere: by another session that holds the user now (alive).
-            if let Some(running_by) = &row.running_by {
-                if running_by != session && held_elsewhere.get(&key.0) == Some(running_by) {
-                    // The session's name is the instance's and a generation number.
-                    let instance = running_by
-                        .rsplit_once('#')
-                        .map_or(running_by.as_str(), |(instance, _)| instance);
-                    schedule
-                        .running_elsewhere
-                        .insert(key.clone(), instance.to_string());
-                }
-            }
-            let ms = row.next_run_ms - now_ms;
-            if ms < 0 {
-                schedule
-                    .overdue
-                    .insert(key.clone(), Duration::from_millis(ms.unsigned_abs()));
-            }
-            schedule.due_in.insert(
-                key.clone(),
-                Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
-            );
-        }
-        schedule.held_elsewhere = held_elsewhere.into_keys().collect();
-        schedule
-    }
+    rows: Arc<ScheduleRows>,
 }
 
 /// A user given back, waiting to be written with others; its slot stays locked until then,
@@ -977,28 +931,36 @@ impl Coordination for PostgresCoordinator {
             generation: session.generation,
             from_xid,
             read_whole_at: Instant::now(),
-            rows: HashMap::with_capacity(rows.len()),
+            rows: Arc::default(),
         });
         copy.from_xid = from_xid;
+        let sources = Arc::make_mut(&mut copy.rows);
         for row in &rows {
             // The one row of a reading that found no source has none.
             let Some(user_id) = row.try_get::<_, Option<String>>(2)? else {
                 continue;
             };
-            copy.rows.insert(
-                (user_id, row.try_get(3)?),
-                ScheduleRow {
+            sources.entry(user_id).or_default().insert(
+                row.try_get(3)?,
+                ScheduledSource {
                     next_run_ms: row.try_get(4)?,
                     changed: row.try_get(5)?,
                     running_by: row.try_get(6)?,
                 },
             );
         }
-        let held_elsewhere = writers
+        let holders = writers
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect::<Result<HashMap<String, String>>>()?;
-        let mut schedule = copy.schedule(now_ms, &session.name, held_elsewhere);
+        let mut schedule = ClusterSchedule {
+            held_elsewhere: holders.keys().cloned().collect(),
+            sources: Arc::clone(&copy.rows),
+            now_ms,
+            session: session.name.clone(),
+            holders,
+            ..ClusterSchedule::default()
+        };
         let live: i64 = live.try_get(0)?;
         schedule.live_instances = usize::try_from(live).unwrap_or(1).max(1);
         Ok(schedule)

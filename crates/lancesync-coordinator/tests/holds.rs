@@ -372,7 +372,7 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         instance(&pg.url(), "b").await,
     );
     let schedule = a.schedule(true).await.unwrap();
-    assert!(schedule.due_in.is_empty(), "nothing has run");
+    assert!(schedule.is_empty(), "nothing has run");
     assert_eq!(schedule.live_instances, 1, "only a takes work yet");
     assert_eq!(b.schedule(false).await.unwrap().live_instances, 1);
     assert_eq!(b.schedule(true).await.unwrap().live_instances, 2);
@@ -402,18 +402,14 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
     drop(bobs);
 
     // Running on a: b sees it so.
-    let notes = ("alice".to_string(), "notes".to_string());
     let seen_by_b = b.schedule(true).await.unwrap();
-    assert_eq!(
-        seen_by_b.running_elsewhere.get(&notes).map(String::as_str),
-        Some("a")
-    );
+    assert_eq!(seen_by_b.running_elsewhere("alice", "notes"), Some("a"));
     assert!(
-        !a.schedule(true)
+        a.schedule(true)
             .await
             .unwrap()
-            .running_elsewhere
-            .contains_key(&notes),
+            .running_elsewhere("alice", "notes")
+            .is_none(),
         "a's own run is not elsewhere"
     );
 
@@ -422,19 +418,18 @@ async fn a_due_run_is_claimed_once_and_a_cut_short_one_stays_due() {
         .await
         .unwrap();
     assert!(
-        !b.schedule(true)
+        b.schedule(true)
             .await
             .unwrap()
-            .running_elsewhere
-            .contains_key(&notes),
+            .running_elsewhere("alice", "notes")
+            .is_none(),
         "no longer running"
     );
     assert!(
         b.claim_run("alice", "notes").await.unwrap().is_none(),
         "ran just now"
     );
-    let due_in =
-        a.schedule(true).await.unwrap().due_in[&("alice".to_string(), "notes".to_string())];
+    let due_in = a.schedule(true).await.unwrap().due_in("alice", "notes");
     assert!(
         due_in > Duration::from_millis(500) && due_in <= Duration::from_millis(1500),
         "{due_in:?}"
@@ -640,7 +635,7 @@ async fn runs_and_jobs_recorded_by_one_instance_are_read_by_another() {
     a.finish_run(claim, Duration::from_secs(60), Some(&first))
         .await
         .unwrap();
-    let before = b.schedule(true).await.unwrap().changed[&notes];
+    let before = b.schedule(true).await.unwrap().changed("alice", "notes");
     let failed = record(
         "alice",
         "notes",
@@ -650,11 +645,11 @@ async fn runs_and_jobs_recorded_by_one_instance_are_read_by_another() {
     a.record_run(&failed).await.unwrap();
     let after = b.schedule(true).await.unwrap();
     assert!(
-        after.changed[&notes] > before,
+        after.changed("alice", "notes") > before,
         "a new record has a newer version"
     );
     assert!(
-        after.due_in[&notes] > Duration::from_secs(50),
+        after.due_in("alice", "notes") > Duration::from_secs(50),
         "a scan on request does not move the schedule"
     );
     let details = b.run_details(std::slice::from_ref(&notes)).await.unwrap();
@@ -811,31 +806,20 @@ async fn each_reading_of_the_schedule_brings_what_changed_even_what_was_committe
         instance(&pg.url(), "a").await,
         instance(&pg.url(), "b").await,
     );
-    let key = |user: &str, source: &str| (user.to_string(), source.to_string());
-    let ran_recently =
-        |due_in: Option<&Duration>| due_in.is_some_and(|d| *d > Duration::from_secs(500));
+    let ran_recently = |due_in: Duration| due_in > Duration::from_secs(500);
 
     // b runs alice's notes: a sees it running there, then (reading only what changed) its
     // next time.
     let notes = b.claim_run("alice", "notes").await.unwrap().expect("due");
     let seen = a.schedule(true).await.unwrap();
-    assert_eq!(
-        seen.running_elsewhere
-            .get(&key("alice", "notes"))
-            .map(String::as_str),
-        Some("b")
-    );
+    assert_eq!(seen.running_elsewhere("alice", "notes"), Some("b"));
     b.finish_run(notes, Duration::from_secs(600), None)
         .await
         .unwrap();
     let seen = a.schedule(true).await.unwrap();
-    assert!(
-        seen.running_elsewhere.is_empty(),
-        "{:?}",
-        seen.running_elsewhere
-    );
-    assert!(ran_recently(seen.due_in.get(&key("alice", "notes"))));
-    assert!(!seen.overdue.contains_key(&key("alice", "notes")));
+    assert_eq!(seen.running_elsewhere("alice", "notes"), None);
+    assert!(ran_recently(seen.due_in("alice", "notes")));
+    assert_eq!(seen.overdue("alice", "notes"), None);
 
     // A transaction still open at a reading, while a later one has committed: the later one
     // is read at once, the open one at the first reading after it commits (a reading that
@@ -854,34 +838,25 @@ async fn each_reading_of_the_schedule_brings_what_changed_even_what_was_committe
         .await
         .unwrap();
     let seen = a.schedule(true).await.unwrap();
-    assert!(ran_recently(seen.due_in.get(&key("bob", "docs"))));
-    assert!(
-        !seen.overdue.contains_key(&key("alice", "notes")),
-        "not committed yet"
-    );
+    assert!(ran_recently(seen.due_in("bob", "docs")));
+    assert_eq!(seen.overdue("alice", "notes"), None, "not committed yet");
     late.commit().await.unwrap();
     let seen = a.schedule(true).await.unwrap();
-    let overdue = seen.overdue.get(&key("alice", "notes")).copied();
+    let overdue = seen.overdue("alice", "notes");
     assert!(
         overdue.is_some_and(|d| d >= Duration::from_secs(50)),
         "committed after a later transaction was read, and read now: {overdue:?}"
     );
-    assert!(ran_recently(seen.due_in.get(&key("bob", "docs"))), "kept");
+    assert!(ran_recently(seen.due_in("bob", "docs")), "kept");
 
     // The readings between whole ones read only rows written since: a row removed stays in
     // this instance's copy until the next whole reading (a new session, or every 30 s).
     db.execute("DELETE FROM lancesync_schedule WHERE user_id = 'bob'", &[])
         .await
         .unwrap();
-    assert!(
-        a.schedule(true)
-            .await
-            .unwrap()
-            .due_in
-            .contains_key(&key("bob", "docs"))
-    );
+    assert!(a.schedule(true).await.unwrap().has_run("bob", "docs"));
     let fresh = instance(&pg.url(), "c").await;
     let whole = fresh.schedule(true).await.unwrap();
-    assert!(!whole.due_in.contains_key(&key("bob", "docs")));
-    assert!(whole.overdue.contains_key(&key("alice", "notes")));
+    assert!(!whole.has_run("bob", "docs"));
+    assert!(whole.overdue("alice", "notes").is_some());
 }

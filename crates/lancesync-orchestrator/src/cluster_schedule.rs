@@ -122,22 +122,20 @@ impl Orchestrator {
         {
             let sources = self.inner.sources.lock().expect("lock");
             for (key, s) in sources.iter() {
-                let cluster_key = (key.user_id.clone(), key.source_id.clone());
+                let (user_id, source_id) = (key.user_id.as_str(), key.source_id.as_str());
                 let mut state = s.state.lock().expect("lock");
-                state.running_on = schedule.running_elsewhere.get(&cluster_key).cloned();
-                if let Some(&version) = schedule.changed.get(&cluster_key)
+                state.running_on = schedule
+                    .running_elsewhere(user_id, source_id)
+                    .map(str::to_string);
+                if let Some(version) = schedule.changed(user_id, source_id)
                     && version > state.cluster_version
                 {
-                    outdated.insert(cluster_key.clone(), version);
+                    outdated.insert((user_id.to_string(), source_id.to_string()), version);
                 }
                 if !s.spec.enabled || state.running || state.running_on.is_some() {
                     continue;
                 }
-                let wait = schedule
-                    .due_in
-                    .get(&cluster_key)
-                    .copied()
-                    .unwrap_or(Duration::ZERO);
+                let wait = schedule.due_in(user_id, source_id);
                 if wait.is_zero() {
                     due_anywhere += 1;
                     state.next_run = None;
@@ -355,9 +353,7 @@ fn fair_share(due: &mut Vec<Due>, schedule: &ClusterSchedule, mine: Vec<String>)
             return true;
         }
         let overdue = schedule
-            .overdue
-            .get(&(key.user_id.clone(), key.source_id.clone()))
-            .copied()
+            .overdue(&key.user_id, &key.source_id)
             .unwrap_or_default();
         if mine.len() + taken.len() < share || overdue > FAIR_SHARE_GRACE {
             taken.insert(key.user_id.clone());
