@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use lancesync_coordinator::{Coordination, CoordinatorOptions, PostgresCoordinator, RunRecord};
-use lancesync_engine::{Engine, EngineConfig, NoProgress, RunSummary, SyncOptions};
+use lancesync_engine::{Engine, EngineConfig, NoProgress, RunSummary, SyncOptions, SyncReport};
 use lancesync_ingest::HashingEmbedder;
 use lancesync_sources::{DocumentSource, LocalFsConfig, LocalFsSource};
 use lancesync_testkit::Postgres;
@@ -152,12 +152,7 @@ impl Instance {
     async fn run_user(&self, (user, sources): &Work, files: usize) {
         let Some(coordinator) = &self.coordinator else {
             for source in sources {
-                let report = self
-                    .engine
-                    .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
-                    .await
-                    .unwrap();
-                assert_eq!(report.unchanged, files, "a no-change pass");
+                sync_unchanged(&self.engine, user, source.as_ref(), files).await;
             }
             return;
         };
@@ -175,12 +170,7 @@ impl Instance {
         let mut ends = Vec::new();
         for (claim, source) in claims.into_iter().zip(sources) {
             assert_eq!(claim.source_id, source.id());
-            let report = self
-                .engine
-                .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
-                .await
-                .unwrap();
-            assert_eq!(report.unchanged, files, "a no-change pass");
+            let report = sync_unchanged(&self.engine, user, source.as_ref(), files).await;
             let coordinator = Arc::clone(coordinator);
             let record = RunRecord {
                 user_id: user.clone(),
@@ -259,14 +249,25 @@ async fn alone_pass(
     let started = Instant::now();
     futures::stream::iter(runs(work))
         .for_each_concurrent(concurrency, |(user, source)| async move {
-            let report = engine
-                .sync(user, source.as_ref(), SyncOptions::default(), &NoProgress)
-                .await
-                .unwrap();
-            assert_eq!(report.unchanged, files, "a no-change pass");
+            sync_unchanged(engine, user, source.as_ref(), files).await;
         })
         .await;
     (started.elapsed().as_secs_f64(), 0.0)
+}
+
+/// One no-change run of `source`: every one of its `files` found unchanged.
+async fn sync_unchanged(
+    engine: &Engine,
+    user: &str,
+    source: &dyn DocumentSource,
+    files: usize,
+) -> SyncReport {
+    let report = engine
+        .sync(user, source, SyncOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.unchanged, files, "a no-change pass");
+    report
 }
 
 /// Every (user, source) run of `work`.
