@@ -196,9 +196,6 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
 /// make at any size: the sources' rows are shared with the coordinator's copy of the table.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterSchedule {
-    /// Users another instance holds now: their due runs are best left to it (this instance
-    /// would wait for the user).
-    pub held_elsewhere: std::collections::HashSet<String>,
     /// Instances that take scheduled work now, alive (this one included when it does).
     pub live_instances: usize,
     /// user → source → its row.
@@ -271,6 +268,17 @@ impl ClusterSchedule {
                 .rsplit_once('#')
                 .map_or(running_by, |(instance, _)| instance),
         )
+    }
+
+    /// Whether another instance holds the user now: its due runs are best left to that
+    /// instance (this one would wait for the user).
+    pub fn is_held_elsewhere(&self, user_id: &str) -> bool {
+        self.holders.contains_key(user_id)
+    }
+
+    /// The users other instances hold now.
+    pub fn users_held_elsewhere(&self) -> impl Iterator<Item = &str> {
+        self.holders.keys().map(String::as_str)
     }
 
     /// How many sources have rows.

@@ -155,13 +155,9 @@ struct Inner {
     /// Runs and jobs recorded: old ones are trimmed every [`runs::TRIM_EVERY`].
     records: AtomicU64,
     /// Ends of claimed runs waiting to be written ([`Inner::finish_together`]).
-    finishing: Mutex<Vec<Finishing>>,
-    /// Held while ends of runs are written.
-    finish_writer: tokio::sync::Mutex<()>,
+    finishing: Gathering<Finishing>,
     /// Users waiting to be given back ([`Inner::release_together`]).
-    releasing: Mutex<Vec<Releasing>>,
-    /// Held while users are given back.
-    release_writer: tokio::sync::Mutex<()>,
+    releasing: Gathering<Releasing>,
     /// The schedule as last read.
     schedule_copy: tokio::sync::Mutex<Option<ScheduleCopy>>,
 }
@@ -178,6 +174,39 @@ struct ScheduleCopy {
     from_xid: i64,
     read_whole_at: Instant,
     rows: Arc<ScheduleRows>,
+}
+
+/// Writes gathered into one (a group commit): what comes while a write is under way waits
+/// for it, and the next write takes everything that came within [`GATHER`] of its start.
+struct Gathering<T> {
+    waiting: Mutex<Vec<T>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl<T> Default for Gathering<T> {
+    fn default() -> Self {
+        Self {
+            waiting: Mutex::default(),
+            writer: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl<T> Gathering<T> {
+    fn push(&self, item: T) {
+        lock(&self.waiting).push(item);
+    }
+
+    /// What to write now, with the writer's turn (held until the guard is dropped); `None`
+    /// when an earlier write took it all.
+    async fn gather(&self) -> Option<(tokio::sync::MutexGuard<'_, ()>, Vec<T>)> {
+        let writer = self.writer.lock().await;
+        if lock(&self.waiting).is_empty() {
+            return None;
+        }
+        tokio::time::sleep(GATHER).await;
+        Some((writer, std::mem::take(&mut *lock(&self.waiting))))
+    }
 }
 
 /// A user given back, waiting to be written with others; its slot stays locked until then,
@@ -310,10 +339,8 @@ impl PostgresCoordinator {
             job_block: AtomicU64::new(0),
             announced: Mutex::new(None),
             records: AtomicU64::new(0),
-            finishing: Mutex::default(),
-            finish_writer: tokio::sync::Mutex::new(()),
-            releasing: Mutex::default(),
-            release_writer: tokio::sync::Mutex::new(()),
+            finishing: Gathering::default(),
+            releasing: Gathering::default(),
             schedule_copy: tokio::sync::Mutex::new(None),
         });
         let (client, done) = inner.open_session().await.map_err(|e| match e {
@@ -480,13 +507,9 @@ impl Inner {
     /// [`GATHER`] of the first, and while the write is under way, go together (a group
     /// commit), so that a busy instance records many runs per statement.
     async fn finish_together(&self) {
-        let _writer = self.finish_writer.lock().await;
-        if lock(&self.finishing).is_empty() {
-            // Written by the writer before.
+        let Some((_writer, waiting)) = self.finishing.gather().await else {
             return;
-        }
-        tokio::time::sleep(GATHER).await;
-        let waiting = std::mem::take(&mut *lock(&self.finishing));
+        };
         let session = self.current();
         let mut batch = Vec::with_capacity(waiting.len());
         for finishing in waiting {
@@ -772,7 +795,7 @@ impl Inner {
         if self.current().is_none_or(|s| s.generation != generation) {
             return;
         }
-        lock(&self.releasing).push(Releasing {
+        self.releasing.push(Releasing {
             user_id: user_id.to_string(),
             generation,
             _slot: slot,
@@ -783,14 +806,10 @@ impl Inner {
     /// Give back the users waiting to be, in one round trip: those given back within
     /// [`GATHER`] of the first, and while the write is under way, go together.
     async fn release_together(&self) {
-        let _writer = self.release_writer.lock().await;
-        if lock(&self.releasing).is_empty() {
-            // Given back by the writer before.
-            return;
-        }
-        tokio::time::sleep(GATHER).await;
         // Dropped at the end: the users are not taken again here before they are given back.
-        let waiting = std::mem::take(&mut *lock(&self.releasing));
+        let Some((_writer, waiting)) = self.releasing.gather().await else {
+            return;
+        };
         // The locks of a session that ended went with it.
         let Some(session) = self.current() else {
             return;
@@ -953,17 +972,14 @@ impl Coordination for PostgresCoordinator {
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect::<Result<HashMap<String, String>>>()?;
-        let mut schedule = ClusterSchedule {
-            held_elsewhere: holders.keys().cloned().collect(),
+        let live: i64 = live.try_get(0)?;
+        Ok(ClusterSchedule {
+            live_instances: usize::try_from(live).unwrap_or(1).max(1),
             sources: Arc::clone(&copy.rows),
             now_ms,
             session: session.name.clone(),
             holders,
-            ..ClusterSchedule::default()
-        };
-        let live: i64 = live.try_get(0)?;
-        schedule.live_instances = usize::try_from(live).unwrap_or(1).max(1);
-        Ok(schedule)
+        })
     }
 
     async fn claim_runs(&self, user_id: &str, source_ids: &[String]) -> Result<Vec<RunClaim>> {
@@ -1060,7 +1076,7 @@ impl Coordination for PostgresCoordinator {
             return Ok(());
         };
         let (done, written) = oneshot::channel();
-        lock(&inner.finishing).push(Finishing {
+        inner.finishing.push(Finishing {
             outcome: Outcome {
                 user_id: claim.user_id.clone(),
                 source_id: claim.source_id.clone(),

@@ -142,7 +142,7 @@ impl Orchestrator {
                     state.pending = !started;
                     // The instance that holds the user runs its due sources; this one would
                     // only wait for it.
-                    if schedule.held_elsewhere.contains(&key.user_id) {
+                    if schedule.is_held_elsewhere(&key.user_id) {
                         continue;
                     }
                     due.push((
@@ -245,7 +245,7 @@ impl Orchestrator {
         let (in_flight, run_ended) = (Arc::clone(in_flight), Arc::clone(run_ended));
         tokio::spawn(async move {
             let source_ids: Vec<String> = due.iter().map(|d| d.0.source_id.clone()).collect();
-            let claims = match coordinator.claim_runs(&user_id, &source_ids).await {
+            let mut claims = match coordinator.claim_runs(&user_id, &source_ids).await {
                 Ok(claims) => claims,
                 Err(e) => {
                     tracing::warn!(user = %user_id, error = %e, "could not claim runs; they stay due");
@@ -263,14 +263,7 @@ impl Orchestrator {
                 in_flight.fetch_add(1, Ordering::SeqCst);
                 if let Err(e) = ready {
                     tracing::warn!(user = %user_id, error = %e, "lost a claim while taking a user over; its sources stay due");
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                    run_ended.notify_one();
-                    this.inner
-                        .cluster_runs
-                        .lock()
-                        .expect("lock")
-                        .remove(&user_id);
-                    return;
+                    claims.clear();
                 }
             }
             let mut ends = Vec::with_capacity(claims.len());
@@ -340,10 +333,8 @@ const FAIR_SHARE_GRACE: Duration = Duration::from_secs(3);
 fn fair_share(due: &mut Vec<Due>, schedule: &ClusterSchedule, mine: Vec<String>) {
     let mine: HashSet<String> = mine.into_iter().collect();
     let mut active: HashSet<&str> = schedule
-        .held_elsewhere
-        .iter()
-        .chain(mine.iter())
-        .map(String::as_str)
+        .users_held_elsewhere()
+        .chain(mine.iter().map(String::as_str))
         .collect();
     active.extend(due.iter().map(|(key, ..)| key.user_id.as_str()));
     let share = active.len().div_ceil(schedule.live_instances.max(1));
